@@ -1,0 +1,42 @@
+# AIWS — two commands: `make serve` and `make test`. Everything else is set up on the way.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_TOOLS := Orthanc storescu echoscu dsrdump dcmdump dciodvfy
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-deps serve test test-fast bench train-lung clean
+
+setup: system-deps $(STAMP)
+
+# Debian packages: Orthanc (the PACS in tests), dcmtk (independent DICOM peers), dicom3tools (dciodvfy).
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing orthanc dcmtk dicom3tools (missing:$$missing)"; \
+	  $(SUDO) apt-get install -y orthanc dcmtk dicom3tools >/dev/null || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y orthanc dcmtk dicom3tools >/dev/null; }; \
+	fi
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found"; exit 1; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
+	$(BIN)/python -m pip install -q torch==2.13.0 2>&1 | grep -v -i warning || true
+	$(BIN)/python -m pip install -q -e '.[test]' 2>&1 | grep -v -i warning || true
+	$(BIN)/python -c "import aiws, pynetdicom, highdicom, torch, monai, onnxruntime" 
+	@touch $@
+
+serve: setup
+	$(BIN)/aiws serve
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): health, studies, jobs, sends, configuration, plugins, metrics, web page."""

@@ -1,0 +1,59 @@
+"""The ``aiws`` command line. Configuration is read here, once, and passed down."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from aiws.config import Config, load_config
+from aiws.errors import AiwsError, ConfigError
+
+LOGGER = logging.getLogger("aiws")
+
+#: Modules that add sub-commands: each has ``register(subparsers)``; handlers get (args, config).
+_COMMAND_MODULES = ("aiws.cli_admin",)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("pynetdicom", "uvicorn.access", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aiws", description="AIWS imaging-AI workstation service")
+    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file (default: embedded defaults)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        config = load_config(args.config, os.environ)
+    except ConfigError as exc:
+        print(f"aiws: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    handler: Callable[[argparse.Namespace, Config], int] = args.handler
+    try:
+        return handler(args, config)
+    except AiwsError as exc:
+        print(f"aiws: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Configuration: one TOML file, validated at start-up, plus a few ``AIWS_…`` environment overrides.
+
+Read once in :func:`aiws.cli.main` and passed down; nothing here is global.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aiws.errors import ConfigError
+from imaging.errors import RuleError
+from imaging.rules import MatchRules
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+_AE_RE = re.compile(r"^[\x21-\x5b\x5d-\x7e][\x20-\x5b\x5d-\x7e]{0,15}$")  # PS3.5 AE VR, no backslash
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_UID_ROOT_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+
+def check_ae_title(value: str) -> str:
+    value = value.strip()
+    if not _AE_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid AE title (1–16 printable characters, no backslash)")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Model):
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+
+
+class SourceConfig(_Model):
+    ae_title: str
+    host: str | None = None
+
+    _ae = field_validator("ae_title")(check_ae_title)
+
+
+class DestinationConfig(_Model):
+    name: str
+    ae_title: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+    pdf_report: bool = False  # also send an Encapsulated PDF report to this destination
+
+    _ae = field_validator("ae_title")(check_ae_title)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(f"{value!r}: use letters, digits, '_', '.', '-' (max 64)")
+        return value
+
+
+class DicomConfig(_Model):
+    ae_title: str = "AIWS"
+    host: str = "0.0.0.0"
+    port: int = Field(default=11112, ge=0, le=65535)
+    require_known_source: bool = True
+    max_associations: int = Field(default=16, ge=1)
+    max_pdu_bytes: int = Field(default=1_048_576, ge=0)
+    network_timeout_seconds: float = Field(default=60.0, gt=0)
+    tls: TlsConfig | None = None
+    sources: tuple[SourceConfig, ...] = ()
+    destinations: tuple[DestinationConfig, ...] = ()
+
+    _ae = field_validator("ae_title")(check_ae_title)
+
+    @model_validator(mode="after")
+    def _unique_destinations(self) -> DicomConfig:
+        names = [d.name for d in self.destinations]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"destination names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+
+class StudyConfig(_Model):
+    quiet_seconds: float = Field(default=30.0, ge=0)
+
+
+class RouteConfig(_Model):
+    pipeline: str
+    send_to: tuple[str, ...] = ()
+    match: dict[str, str | tuple[float, float]] = Field(default_factory=dict)
+
+    @field_validator("match")
+    @classmethod
+    def _rules(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            MatchRules.parse(value)
+        except RuleError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    def rules(self) -> MatchRules:
+        return MatchRules.parse(self.match)
+
+
+class HttpConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    admin_token: str | None = None  # None: generated once, kept in <data_dir>/admin_token
+
+
+class RuntimeConfig(_Model):
+    backend: Literal["onnxruntime", "triton"] = "onnxruntime"
+    triton_url: str = "127.0.0.1:8001"
+    triton_protocol: Literal["grpc", "http"] = "grpc"
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    model_repository: Path = PROJECT_ROOT / "triton_repo"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class StorageConfig(_Model):
+    data_dir: Path = Path("./var")
+    min_free_mb: int = Field(default=512, ge=0)
+    retention_days: float = Field(default=30.0, gt=0)
+
+
+class SenderConfig(_Model):
+    max_tries: int = Field(default=8, ge=1)
+    backoff_seconds: float = Field(default=5.0, ge=0)
+    backoff_max_seconds: float = Field(default=600.0, ge=0)
+
+
+class WorkersConfig(_Model):
+    count: int = Field(default=1, ge=1, le=64)
+    max_job_tries: int = Field(default=5, ge=1)
+    retry_seconds: float = Field(default=30.0, ge=0)
+
+
+class ImagingConfig(_Model):
+    uid_root: str = "2.25"  # UUID-derived UIDs (PS3.5 B.2); set your organisation's root here
+    manufacturer: str = "AIWS open-source project"
+    institution_name: str = ""
+
+    @field_validator("uid_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        value = value.rstrip(".")
+        if not _UID_ROOT_RE.match(value) or len(value) > 24:
+            raise ValueError(f"{value!r} is not a UID root (digits and dots, at most 24 characters)")
+        return value
+
+
+class Config(_Model):
+    dicom: DicomConfig = DicomConfig()
+    study: StudyConfig = StudyConfig()
+    routes: tuple[RouteConfig, ...] = ()
+    http: HttpConfig = HttpConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    storage: StorageConfig = StorageConfig()
+    sender: SenderConfig = SenderConfig()
+    workers: WorkersConfig = WorkersConfig()
+    imaging: ImagingConfig = ImagingConfig()
+    pipelines: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _routes_name_destinations(self) -> Config:
+        known = {d.name for d in self.dicom.destinations}
+        for i, route in enumerate(self.routes):
+            for name in route.send_to:
+                if name not in known:
+                    raise ValueError(f"routes[{i}].send_to: unknown destination {name!r}")
+        return self
+
+
+#: Environment overrides: variable -> dotted key.
+ENV_OVERRIDES: dict[str, str] = {
+    "AIWS_AE_TITLE": "dicom.ae_title",
+    "AIWS_DICOM_HOST": "dicom.host",
+    "AIWS_DICOM_PORT": "dicom.port",
+    "AIWS_HTTP_HOST": "http.host",
+    "AIWS_HTTP_PORT": "http.port",
+    "AIWS_ADMIN_TOKEN": "http.admin_token",
+    "AIWS_DATA_DIR": "storage.data_dir",
+    "AIWS_QUIET_SECONDS": "study.quiet_seconds",
+    "AIWS_RUNTIME_BACKEND": "runtime.backend",
+    "AIWS_TRITON_URL": "runtime.triton_url",
+    "AIWS_WORKERS": "workers.count",
+}
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: str) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: cannot override, {key} is not a table")
+    node[leaf] = value
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{origin}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_mapping(raw: Mapping[str, Any], origin: str = "configuration") -> Config:
+    """Validate a parsed TOML mapping.
+
+    Raises:
+        ConfigError: one line per problem, each naming the dotted key.
+    """
+    try:
+        return Config.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, origin)) from None
+
+
+def load_config(path: Path | None, env: Mapping[str, str]) -> Config:
+    """Build the configuration from an optional TOML file and environment overrides.
+
+    Relative ``storage.data_dir`` is kept as given (relative to the working directory).
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, or invalid values.
+    """
+    raw: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        origin = str(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    for var, dotted in ENV_OVERRIDES.items():
+        if var in env:
+            _set_dotted(raw, dotted, env[var])
+    return config_from_mapping(raw, origin)

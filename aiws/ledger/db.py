@@ -1,0 +1,251 @@
+"""Ledger connection handling, instances and studies. Jobs and sends: :mod:`aiws.ledger.work`."""
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from aiws.ledger.rows import InstanceRow, NewJob, StudyRow
+from aiws.ledger.schema import SCHEMA, SCHEMA_VERSION
+from aiws.ledger.work import WorkMixin
+
+LOGGER = logging.getLogger(__name__)
+
+
+class Ledger(WorkMixin):
+    """Thread-safe (one connection per thread) and multi-process safe (SQLite WAL, immediate transactions).
+
+    Durability: instance files are fsynced in the spool before they are
+    recorded here, and :func:`aiws.recovery.recover` re-registers any spooled
+    file the ledger lacks, so ``synchronous=NORMAL`` is enough (a kill -9
+    loses no committed row; a power cut loses at most rows the spool restores).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        con = self._conn()
+        con.executescript(SCHEMA)
+        con.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    # -- connections ------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            con.execute("PRAGMA busy_timeout=30000")
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: the write lock is taken at BEGIN, so read-then-write is atomic."""
+        con = self._conn()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- instances and studies -----------------------------------------------------
+    def record_instance(self, row: InstanceRow) -> bool:
+        """Record a spooled instance and open (or re-open) its study. False for a duplicate."""
+        with self.transaction() as con:
+            cur = con.execute(
+                "INSERT OR IGNORE INTO instances VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                (row.sop_instance_uid, row.study_uid, row.series_uid, row.sop_class_uid, row.modality,
+                 row.transfer_syntax, row.path, row.size_bytes, row.calling_ae, row.peer_ip, row.received_at),
+            )
+            if cur.rowcount == 0:
+                return False
+            study = con.execute("SELECT state FROM studies WHERE study_uid=?", (row.study_uid,)).fetchone()
+            if study is None:
+                con.execute(
+                    "INSERT INTO studies(study_uid, state, generation, first_received_at, last_received_at,"
+                    " n_instances, calling_ae) VALUES(?, 'receiving', 1, ?, ?, 1, ?)",
+                    (row.study_uid, row.received_at, row.received_at, row.calling_ae),
+                )
+            else:
+                reopen = study["state"] != "receiving"
+                con.execute(
+                    "UPDATE studies SET state='receiving', last_received_at=MAX(last_received_at, ?),"
+                    " n_instances=n_instances+1, generation=generation+?, purged_at=NULL WHERE study_uid=?",
+                    (row.received_at, 1 if reopen else 0, row.study_uid),
+                )
+                if reopen:
+                    LOGGER.info("study %s re-opened by instance %s", row.study_uid, row.sop_instance_uid)
+        return True
+
+    def known_instance_uids(self) -> set[str]:
+        return {r[0] for r in self.query("SELECT sop_instance_uid FROM instances")}
+
+    def instances_of_study(self, study_uid: str) -> list[InstanceRow]:
+        rows = self.query(
+            "SELECT * FROM instances WHERE study_uid=? ORDER BY series_uid, received_at", (study_uid,)
+        )
+        return [InstanceRow.of(r) for r in rows]
+
+    def studies_quiet_since(self, before: float) -> list[tuple[str, float]]:
+        rows = self.query(
+            "SELECT study_uid, last_received_at FROM studies WHERE state='receiving' AND last_received_at<=?"
+            " ORDER BY last_received_at",
+            (before,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def complete_study(self, study_uid: str, last_seen: float, jobs: list[NewJob], now: float) -> bool:
+        """Mark a study complete and create its jobs in one transaction.
+
+        Returns False (and changes nothing) when an instance arrived after
+        *last_seen*. Older unfinished jobs of the same pipeline are superseded.
+        """
+        with self.transaction() as con:
+            study = con.execute(
+                "SELECT state, generation, last_received_at FROM studies WHERE study_uid=?", (study_uid,)
+            ).fetchone()
+            if study is None or study["state"] != "receiving" or study["last_received_at"] > last_seen:
+                return False
+            for job in jobs:
+                con.execute(
+                    "UPDATE jobs SET state='superseded', finished_at=? WHERE study_uid=? AND pipeline=?"
+                    " AND state='pending'",
+                    (now, study_uid, job.pipeline),
+                )
+                con.execute(
+                    "INSERT INTO jobs(study_uid, generation, pipeline, series_uids, send_to, state, created_at)"
+                    " VALUES(?,?,?,?,?, 'pending', ?)",
+                    (study_uid, study["generation"], job.pipeline, json.dumps(list(job.series_uids)),
+                     json.dumps(list(job.send_to)), now),
+                )
+            con.execute(
+                "UPDATE studies SET state='complete', completed_at=?, n_jobs=n_jobs+?, unrouted=? WHERE study_uid=?",
+                (now, len(jobs), 1 if not jobs else 0, study_uid),
+            )
+        return True
+
+    def get_study(self, study_uid: str) -> StudyRow | None:
+        rows = self.query("SELECT * FROM studies WHERE study_uid=?", (study_uid,))
+        return StudyRow.of(rows[0]) if rows else None
+
+    def list_studies(self, state: str | None = None, limit: int = 100, offset: int = 0) -> list[StudyRow]:
+        if state:
+            rows = self.query(
+                "SELECT * FROM studies WHERE state=? ORDER BY last_received_at DESC LIMIT ? OFFSET ?",
+                (state, limit, offset),
+            )
+        else:
+            rows = self.query(
+                "SELECT * FROM studies ORDER BY last_received_at DESC LIMIT ? OFFSET ?", (limit, offset)
+            )
+        return [StudyRow.of(r) for r in rows]
+
+    def purgeable_studies(self, before: float) -> list[str]:
+        """Studies older than *before* whose every job and send is finished."""
+        rows = self.query(
+            "SELECT s.study_uid FROM studies s WHERE s.state='complete' AND s.last_received_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.study_uid=s.study_uid"
+            "                 AND j.state IN ('pending','running'))"
+            " AND NOT EXISTS (SELECT 1 FROM sends d JOIN jobs j ON d.job_id=j.id"
+            "                 WHERE j.study_uid=s.study_uid AND d.state IN ('pending','sending'))",
+            (before,),
+        )
+        return [r[0] for r in rows]
+
+    def mark_purged(self, study_uid: str, now: float) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM instances WHERE study_uid=?", (study_uid,))
+            con.execute(
+                "UPDATE studies SET state='purged', purged_at=?, n_instances=0 WHERE study_uid=?", (now, study_uid)
+            )
+            con.execute(
+                "UPDATE results SET path='' WHERE job_id IN (SELECT id FROM jobs WHERE study_uid=?)", (study_uid,)
+            )
+            self._audit(con, "retention", "study purged", {"study_uid": study_uid})
+
+    # -- associations, audit, network configuration -----------------------------------
+    def record_association(self, rec: dict[str, Any]) -> None:
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO associations(started_at, ended_at, calling_ae, called_ae, peer_ip, outcome,"
+                " received, duplicates, failed, reason) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (rec["started_at"], rec["ended_at"], rec["calling_ae"], rec["called_ae"], rec["peer_ip"],
+                 rec["outcome"], rec["received"], rec["duplicates"], rec["failed"], rec["reason"]),
+            )
+
+    def list_associations(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.query("SELECT * FROM associations ORDER BY id DESC LIMIT ?", (limit,))]
+
+    @staticmethod
+    def _audit(con: sqlite3.Connection, actor: str, action: str, detail: dict[str, Any]) -> None:
+        con.execute(
+            "INSERT INTO audit(at, actor, action, detail) VALUES(?,?,?,?)",
+            (time.time(), actor, action, json.dumps(detail, sort_keys=True)),
+        )
+
+    def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        with self.transaction() as con:
+            self._audit(con, actor, action, detail)
+
+    def list_audit(self, limit: int = 100, action_prefix: str = "") -> list[dict[str, Any]]:
+        rows = self.query(
+            "SELECT * FROM audit WHERE action LIKE ? ORDER BY id DESC LIMIT ?", (action_prefix + "%", limit)
+        )
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def network_doc(self) -> tuple[dict[str, Any], str, int] | None:
+        """(document, hash of the file it was seeded from, version) or None before the first seed."""
+        rows = self.query("SELECT doc, file_hash, version FROM network_config WHERE id=1")
+        if not rows:
+            return None
+        return json.loads(rows[0]["doc"]), rows[0]["file_hash"], int(rows[0]["version"])
+
+    def network_version(self) -> int:
+        rows = self.query("SELECT version FROM network_config WHERE id=1")
+        return int(rows[0][0]) if rows else 0
+
+    def save_network(self, doc: dict[str, Any], file_hash: str, actor: str, action: str,
+                     detail: dict[str, Any]) -> int:
+        """Store the live network configuration; audit who changed what. Returns the new version."""
+        with self.transaction() as con:
+            row = con.execute("SELECT version FROM network_config WHERE id=1").fetchone()
+            version = (int(row[0]) if row else 0) + 1
+            con.execute(
+                "INSERT INTO network_config(id, doc, file_hash, version) VALUES(1, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET doc=excluded.doc, file_hash=excluded.file_hash,"
+                " version=excluded.version",
+                (json.dumps(doc, sort_keys=True), file_hash, version),
+            )
+            self._audit(con, actor, action, detail)
+        return version
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Row counts by state, for /metrics and ``aiws status``."""
+        out: dict[str, dict[str, int]] = {}
+        for table in ("studies", "jobs", "sends"):
+            out[table] = {r[0]: r[1] for r in self.query(f"SELECT state, COUNT(*) FROM {table} GROUP BY state")}
+        out["instances"] = {"total": int(self.query("SELECT COUNT(*) FROM instances")[0][0])}
+        return out

@@ -1,0 +1,114 @@
+"""SQLite schema of the ledger. Every state change of the service is a row here."""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS instances(
+    sop_instance_uid TEXT PRIMARY KEY,
+    study_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    modality TEXT NOT NULL DEFAULT '',
+    transfer_syntax TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL DEFAULT 0,
+    calling_ae TEXT NOT NULL DEFAULT '',
+    peer_ip TEXT NOT NULL DEFAULT '',
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_instances_study ON instances(study_uid, series_uid);
+
+CREATE TABLE IF NOT EXISTS studies(
+    study_uid TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK(state IN ('receiving', 'complete', 'purged')),
+    generation INTEGER NOT NULL DEFAULT 1,
+    first_received_at REAL NOT NULL,
+    last_received_at REAL NOT NULL,
+    completed_at REAL,
+    n_instances INTEGER NOT NULL DEFAULT 0,
+    calling_ae TEXT NOT NULL DEFAULT '',
+    n_jobs INTEGER NOT NULL DEFAULT 0,
+    unrouted INTEGER NOT NULL DEFAULT 0,
+    purged_at REAL
+);
+CREATE INDEX IF NOT EXISTS ix_studies_state ON studies(state, last_received_at);
+
+CREATE TABLE IF NOT EXISTS jobs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_uid TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    pipeline TEXT NOT NULL,
+    series_uids TEXT NOT NULL,
+    send_to TEXT NOT NULL,
+    state TEXT NOT NULL CHECK(state IN ('pending', 'running', 'done', 'failed', 'superseded')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    worker TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS ix_jobs_state ON jobs(state, not_before);
+CREATE INDEX IF NOT EXISTS ix_jobs_study ON jobs(study_uid, pipeline);
+
+CREATE TABLE IF NOT EXISTS results(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    kind TEXT NOT NULL,
+    sop_instance_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    sop_class_uid TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE(job_id, sop_instance_uid)
+);
+
+CREATE TABLE IF NOT EXISTS sends(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    destination TEXT NOT NULL,
+    state TEXT NOT NULL CHECK(state IN ('pending', 'sending', 'done', 'dead', 'superseded')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    n_files INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS ix_sends_state ON sends(state, next_attempt_at);
+
+CREATE TABLE IF NOT EXISTS associations(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT NOT NULL,
+    calling_ae TEXT NOT NULL,
+    called_ae TEXT NOT NULL,
+    peer_ip TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE IF NOT EXISTS audit(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE IF NOT EXISTS network_config(
+    id INTEGER PRIMARY KEY CHECK(id = 1),
+    doc TEXT NOT NULL,
+    file_hash TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+"""

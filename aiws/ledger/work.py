@@ -1,0 +1,196 @@
+"""Ledger: jobs, their results, and the sends of those results."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from aiws.ledger.rows import JobRow, NewResult, ResultRow, SendRow
+
+
+class WorkMixin:
+    """Job and send state machines (used by :class:`aiws.ledger.Ledger`).
+
+    Jobs: pending → running → done | pending (retry) | failed; pending → superseded.
+    Sends: pending → sending → done | pending (retry, with backoff) | dead.
+    """
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by Ledger
+        raise NotImplementedError
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:  # provided by Ledger
+        raise NotImplementedError
+
+    @staticmethod
+    def _audit(con: sqlite3.Connection, actor: str, action: str, detail: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- jobs -----------------------------------------------------------------------
+    def claim_job(self, worker: str, now: float) -> JobRow | None:
+        """Take the oldest due pending job with one atomic update."""
+        with self.transaction() as con:
+            row = con.execute(
+                "UPDATE jobs SET state='running', worker=?, started_at=?, attempts=attempts+1"
+                " WHERE id=(SELECT id FROM jobs WHERE state='pending' AND not_before<=? ORDER BY id LIMIT 1)"
+                " RETURNING *",
+                (worker, now, now),
+            ).fetchone()
+        return JobRow.of(row) if row else None
+
+    def finish_job(
+        self, job_id: int, results: Sequence[NewResult], summary: dict[str, Any],
+        sends: Sequence[tuple[str, int]], now: float,
+    ) -> bool:
+        """Record results and queue their sends, atomically.
+
+        *sends* is ``[(destination, n_files)]``. When a newer generation of the
+        same study and pipeline exists, the results are kept but not sent
+        (the newer job sends the same UIDs with newer content). Returns False then.
+        """
+        with self.transaction() as con:
+            job = con.execute("SELECT study_uid, pipeline, generation FROM jobs WHERE id=?", (job_id,)).fetchone()
+            newer = con.execute(
+                "SELECT 1 FROM jobs WHERE study_uid=? AND pipeline=? AND generation>? AND state!='superseded'",
+                (job["study_uid"], job["pipeline"], job["generation"]),
+            ).fetchone()
+            for res in results:
+                con.execute(
+                    "INSERT OR REPLACE INTO results(job_id, kind, sop_instance_uid, series_uid, sop_class_uid,"
+                    " path, created_at) VALUES(?,?,?,?,?,?,?)",
+                    (job_id, res.kind, res.sop_instance_uid, res.series_uid, res.sop_class_uid, res.path, now),
+                )
+            state = "superseded" if newer else "done"
+            con.execute(
+                "UPDATE jobs SET state=?, finished_at=?, error='', summary=? WHERE id=?",
+                (state, now, json.dumps(summary, sort_keys=True, default=str), job_id),
+            )
+            if newer:
+                return False
+            for destination, n_files in sends:
+                con.execute(
+                    "INSERT INTO sends(job_id, destination, state, n_files, created_at, updated_at)"
+                    " VALUES(?, ?, 'pending', ?, ?, ?)",
+                    (job_id, destination, n_files, now, now),
+                )
+        return True
+
+    def fail_job(self, job_id: int, error: str, retry_at: float | None, now: float) -> None:
+        """Back to pending (due at *retry_at*), or failed for good when *retry_at* is None."""
+        with self.transaction() as con:
+            if retry_at is None:
+                con.execute(
+                    "UPDATE jobs SET state='failed', finished_at=?, error=? WHERE id=?", (now, error[:2000], job_id)
+                )
+                self._audit(con, "worker", "job failed", {"job_id": job_id, "error": error[:500]})
+            else:
+                con.execute(
+                    "UPDATE jobs SET state='pending', not_before=?, error=?, worker='' WHERE id=?",
+                    (retry_at, error[:2000], job_id),
+                )
+
+    def requeue_running_jobs(self, worker: str | None = None) -> int:
+        """Jobs whose worker died (or all running jobs at start-up) become pending again."""
+        with self.transaction() as con:
+            if worker is None:
+                cur = con.execute("UPDATE jobs SET state='pending', worker='' WHERE state='running'")
+            else:
+                cur = con.execute(
+                    "UPDATE jobs SET state='pending', worker='' WHERE state='running' AND worker=?", (worker,)
+                )
+            return cur.rowcount
+
+    def get_job(self, job_id: int) -> JobRow | None:
+        rows = self.query("SELECT * FROM jobs WHERE id=?", (job_id,))
+        return JobRow.of(rows[0]) if rows else None
+
+    def list_jobs(self, state: str | None = None, study_uid: str | None = None, limit: int = 100) -> list[JobRow]:
+        sql, params = "SELECT * FROM jobs WHERE 1=1", []
+        if state:
+            sql += " AND state=?"
+            params.append(state)
+        if study_uid:
+            sql += " AND study_uid=?"
+            params.append(study_uid)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [JobRow.of(r) for r in self.query(sql, tuple(params))]
+
+    def results_of_job(self, job_id: int) -> list[ResultRow]:
+        return [ResultRow.of(r) for r in self.query("SELECT * FROM results WHERE job_id=? ORDER BY id", (job_id,))]
+
+    def results_of_study(self, study_uid: str) -> list[ResultRow]:
+        rows = self.query(
+            "SELECT r.* FROM results r JOIN jobs j ON r.job_id=j.id WHERE j.study_uid=? ORDER BY r.id", (study_uid,)
+        )
+        return [ResultRow.of(r) for r in rows]
+
+    def job_ids_of_study(self, study_uid: str) -> list[int]:
+        return [r[0] for r in self.query("SELECT id FROM jobs WHERE study_uid=?", (study_uid,))]
+
+    # -- sends -----------------------------------------------------------------------
+    def claim_send(self, now: float) -> SendRow | None:
+        with self.transaction() as con:
+            row = con.execute(
+                "UPDATE sends SET state='sending', attempts=attempts+1, updated_at=?"
+                " WHERE id=(SELECT id FROM sends WHERE state='pending' AND next_attempt_at<=?"
+                "           ORDER BY next_attempt_at, id LIMIT 1) RETURNING *",
+                (now, now),
+            ).fetchone()
+        return SendRow.of(row) if row else None
+
+    def send_done(self, send_id: int, now: float) -> None:
+        with self.transaction() as con:
+            con.execute(
+                "UPDATE sends SET state='done', done_at=?, updated_at=?, last_error='' WHERE id=?",
+                (now, now, send_id),
+            )
+
+    def send_failed(self, send_id: int, error: str, next_attempt_at: float | None, now: float) -> None:
+        """Retry at *next_attempt_at*, or dead-letter when it is None."""
+        with self.transaction() as con:
+            if next_attempt_at is None:
+                con.execute(
+                    "UPDATE sends SET state='dead', last_error=?, updated_at=? WHERE id=?",
+                    (error[:2000], now, send_id),
+                )
+                self._audit(con, "sender", "send dead-lettered", {"send_id": send_id, "error": error[:500]})
+            else:
+                con.execute(
+                    "UPDATE sends SET state='pending', next_attempt_at=?, last_error=?, updated_at=? WHERE id=?",
+                    (next_attempt_at, error[:2000], now, send_id),
+                )
+
+    def retry_send(self, send_id: int, actor: str, now: float) -> bool:
+        """Put a dead-lettered send back in the queue (admin action)."""
+        with self.transaction() as con:
+            cur = con.execute(
+                "UPDATE sends SET state='pending', attempts=0, next_attempt_at=?, updated_at=?"
+                " WHERE id=? AND state='dead'",
+                (now, now, send_id),
+            )
+            if cur.rowcount:
+                self._audit(con, actor, "send requeued", {"send_id": send_id})
+            return cur.rowcount == 1
+
+    def requeue_sending(self) -> int:
+        """At start-up: sends that were in flight when the process died are retried."""
+        with self.transaction() as con:
+            return con.execute("UPDATE sends SET state='pending' WHERE state='sending'").rowcount
+
+    def get_send(self, send_id: int) -> SendRow | None:
+        rows = self.query("SELECT * FROM sends WHERE id=?", (send_id,))
+        return SendRow.of(rows[0]) if rows else None
+
+    def list_sends(self, state: str | None = None, job_id: int | None = None, limit: int = 100) -> list[SendRow]:
+        sql, params = "SELECT * FROM sends WHERE 1=1", []
+        if state:
+            sql += " AND state=?"
+            params.append(state)
+        if job_id is not None:
+            sql += " AND job_id=?"
+            params.append(job_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [SendRow.of(r) for r in self.query(sql, tuple(params))]

@@ -1,0 +1,46 @@
+"""The contract between the service and a pipeline: what a job hands in and gets back.
+
+A pipeline is any object with ``name``, ``version`` and ``run(request)``. It
+reads the instance files it is given, writes its DICOM results into
+``request.out_dir`` (durably) and lists them. It never talks to the network
+(except a runtime's Triton client) and never touches the ledger.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class PipelineRequest:
+    study_uid: str
+    series: Mapping[str, tuple[Path, ...]]  # SeriesInstanceUID -> instance files, as routed
+    out_dir: Path
+    uid_root: str
+    manufacturer: str = "AIWS open-source project"
+    institution_name: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One written result object. ``kind``: sr, seg, sc, pdf, gsps, …"""
+
+    kind: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class PipelineOutput:
+    files: tuple[OutputFile, ...]
+    summary: dict[str, Any] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)  # stage -> seconds (load, network, measures, writing)
+
+
+class Pipeline(Protocol):
+    name: str
+    version: str
+
+    def run(self, request: PipelineRequest) -> PipelineOutput: ...

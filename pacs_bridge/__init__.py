@@ -1,0 +1,1 @@
+"""DICOM networking, task-agnostic: storage SCP, durable spool, study assembly, SCU sender."""

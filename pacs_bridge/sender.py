@@ -1,0 +1,110 @@
+"""C-STORE SCU and C-ECHO to destinations. Retries and dead-lettering live in the caller."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pynetdicom import AE, build_context
+from pynetdicom.association import Association
+from pynetdicom.sop_class import Verification
+
+from pacs_bridge.errors import SendError
+from pacs_bridge.settings import Destination, SenderSettings
+from pacs_bridge.tls import client_context
+
+LOGGER = logging.getLogger(__name__)
+
+_MAX_CONTEXTS = 128
+
+
+@dataclass(frozen=True)
+class SendReport:
+    destination: str
+    sent: int
+    seconds: float
+
+
+def _make_ae(settings: SenderSettings) -> AE:
+    ae = AE(ae_title=settings.ae_title)
+    ae.acse_timeout = settings.connect_timeout_s
+    ae.connection_timeout = settings.connect_timeout_s
+    ae.network_timeout = settings.dimse_timeout_s
+    ae.dimse_timeout = settings.dimse_timeout_s
+    ae.maximum_pdu_size = settings.max_pdu_bytes
+    return ae
+
+
+def _associate(ae: AE, dest: Destination, settings: SenderSettings, contexts: list) -> Association:  # type: ignore[type-arg]
+    tls_args = None
+    if dest.tls:
+        if settings.tls is None:
+            raise SendError(f"destination {dest.name}: TLS requested but no TLS settings configured")
+        tls_args = (client_context(settings.tls), "")
+    assoc = ae.associate(
+        dest.host, dest.port, ae_title=dest.ae_title, contexts=contexts, tls_args=tls_args
+    )
+    if not assoc.is_established:
+        why = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "could not connect"
+        raise SendError(f"destination {dest.name} ({dest.ae_title}@{dest.host}:{dest.port}): association {why}")
+    return assoc
+
+
+def echo(dest: Destination, settings: SenderSettings) -> float:
+    """C-ECHO *dest*; return the round trip in milliseconds.
+
+    Raises:
+        SendError: association failed or the status is not success.
+    """
+    t0 = time.perf_counter()
+    assoc = _associate(_make_ae(settings), dest, settings, [build_context(Verification)])
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    code = int(getattr(status, "Status", -1)) if status else -1
+    if code != 0:
+        raise SendError(f"destination {dest.name}: C-ECHO status {code:#06x}" if code >= 0 else
+                        f"destination {dest.name}: no C-ECHO response")
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def send_files(dest: Destination, paths: Sequence[Path], settings: SenderSettings) -> SendReport:
+    """C-STORE every file in *paths* to *dest* over one association.
+
+    Raises:
+        SendError: association failed, or any instance got a non-success status
+            (the caller retries the whole set; a PACS stores duplicates idempotently).
+    """
+    t0 = time.perf_counter()
+    headers = [dcmread(p, stop_before_pixels=True) for p in paths]
+    pairs = sorted({(str(h.SOPClassUID), str(h.file_meta.TransferSyntaxUID)) for h in headers})
+    by_class: dict[str, list[str]] = {}
+    for sop_class, ts in pairs:
+        by_class.setdefault(sop_class, []).append(ts)
+    if len(by_class) > _MAX_CONTEXTS:
+        raise SendError(f"destination {dest.name}: {len(by_class)} SOP classes in one send, max {_MAX_CONTEXTS}")
+    contexts = [build_context(c, ts) for c, ts in by_class.items()]
+    assoc = _associate(_make_ae(settings), dest, settings, contexts)
+    failures: list[str] = []
+    try:
+        for path in paths:
+            ds = dcmread(path)
+            status = assoc.send_c_store(ds)
+            code = int(getattr(status, "Status", -1)) if status else -1
+            if code not in (0x0000, 0xB000, 0xB006, 0xB007):
+                failures.append(f"{ds.SOPInstanceUID}: status {code:#06x}" if code >= 0 else
+                                f"{ds.SOPInstanceUID}: no response")
+                if not assoc.is_established:
+                    break
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    if failures:
+        raise SendError(f"destination {dest.name}: {len(failures)} of {len(paths)} failed: {failures[0]}")
+    seconds = time.perf_counter() - t0
+    LOGGER.info("sent %d instances to %s in %.2f s", len(paths), dest.name, seconds)
+    return SendReport(dest.name, len(paths), seconds)

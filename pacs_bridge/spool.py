@@ -1,0 +1,137 @@
+"""Durable spool: nothing is acknowledged before it is written, fsynced and renamed.
+
+Layout under the spool root::
+
+    instances/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
+    tmp/<random>.part
+
+Every path component is a UID that passed :func:`pacs_bridge.uids.validate_uid`,
+so no peer can make us write outside the root.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pacs_bridge.errors import SpoolFull
+from pacs_bridge.inspect import InstanceInfo
+from pacs_bridge.uids import is_valid_uid, validate_uid
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpooledFile:
+    path: Path
+    size_bytes: int
+    created: bool  # False when the SOP Instance UID was already in the spool
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in directory *path* durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
+    """Write *data* to *path* through a temporary file: write, fsync, rename, fsync dir.
+
+    A reader (or a restart after kill -9 or power loss) sees either no file
+    or the whole file, never a part of it.
+    """
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fdatasync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+class Spool:
+    """The received-instance store. Thread-safe: each write uses its own temporary file."""
+
+    def __init__(self, root: Path, min_free_bytes: int) -> None:
+        self.root = root
+        self.instances_dir = root / "instances"
+        self.tmp_dir = root / "tmp"
+        self.min_free_bytes = min_free_bytes
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._clean_tmp()
+
+    def _clean_tmp(self) -> None:
+        """Remove partial files left by a process that died mid-write (never acknowledged)."""
+        for part in self.tmp_dir.glob("*.part"):
+            LOGGER.info("removing unacknowledged partial file %s", part.name)
+            part.unlink(missing_ok=True)
+
+    def path_for(self, study_uid: str, series_uid: str, sop_uid: str) -> Path:
+        """Return the spool path of an instance; every component is validated."""
+        return (
+            self.instances_dir
+            / validate_uid(study_uid, "StudyInstanceUID")
+            / validate_uid(series_uid, "SeriesInstanceUID")
+            / f"{validate_uid(sop_uid, 'SOPInstanceUID')}.dcm"
+        )
+
+    def check_space(self, incoming_bytes: int) -> None:
+        """Raise :class:`SpoolFull` when writing *incoming_bytes* would cross the watermark."""
+        free = shutil.disk_usage(self.root).free
+        if free - incoming_bytes < self.min_free_bytes:
+            raise SpoolFull(
+                f"spool {self.root}: {free // 2**20} MiB free, watermark is "
+                f"{self.min_free_bytes // 2**20} MiB; instance refused"
+            )
+
+    def store(self, info: InstanceInfo, encoded_file: bytes) -> SpooledFile:
+        """Keep one instance (DICOM file bytes, with meta). Idempotent on SOP Instance UID.
+
+        Raises:
+            SpoolFull: below the free-space watermark; nothing is written.
+            OSError: the write failed; the temporary file is removed.
+        """
+        path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
+        if path.exists():
+            return SpooledFile(path, path.stat().st_size, created=False)
+        self.check_space(len(encoded_file))
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fsync_dir(path.parent.parent)
+            fsync_dir(path.parent.parent.parent)
+        write_durably(path, encoded_file, self.tmp_dir)
+        return SpooledFile(path, len(encoded_file), created=True)
+
+    def iter_files(self) -> Iterator[tuple[str, str, str, Path]]:
+        """Yield (study, series, sop, path) for every complete file in the spool."""
+        for study_dir in self.instances_dir.iterdir():
+            if not (study_dir.is_dir() and is_valid_uid(study_dir.name)):
+                continue
+            for series_dir in study_dir.iterdir():
+                if not (series_dir.is_dir() and is_valid_uid(series_dir.name)):
+                    continue
+                for f in series_dir.glob("*.dcm"):
+                    if is_valid_uid(f.stem):
+                        yield study_dir.name, series_dir.name, f.stem, f
+
+    def remove_study(self, study_uid: str) -> None:
+        """Delete every instance of a study (retention)."""
+        study_dir = self.instances_dir / validate_uid(study_uid, "StudyInstanceUID")
+        if study_dir.exists():
+            shutil.rmtree(study_dir)

@@ -1,0 +1,1 @@
+"""What ML engineers run: phantoms, dataset readers, training, evaluation, export to triton_repo/."""
