@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiws.config import Config, load_config
 from aiws.errors import AiwsError, ConfigError
+from pacs_bridge.errors import BridgeError
 
 LOGGER = logging.getLogger("aiws")
 
@@ -39,8 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # --config and -v are accepted anywhere on the line (`aiws serve --config FILE`).
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path, default=None)
+    pre.add_argument("-v", "--verbose", action="store_true")
+    common, rest = pre.parse_known_args(argv)
+    args = build_parser().parse_args(rest)
+    args.config = common.config or args.config
+    args.verbose = common.verbose or args.verbose
     _setup_logging(args.verbose)
     try:
         config = load_config(args.config, os.environ)
@@ -50,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace, Config], int] = args.handler
     try:
         return handler(args, config)
-    except AiwsError as exc:
+    except (AiwsError, BridgeError) as exc:
         print(f"aiws: {exc}", file=sys.stderr)
         return 1
 

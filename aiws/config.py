@@ -138,7 +138,7 @@ class SenderConfig(_Model):
 
 
 class WorkersConfig(_Model):
-    count: int = Field(default=1, ge=1, le=64)
+    count: int = Field(default=1, ge=0, le=64)  # 0: receive and route only; jobs wait for a worker
     max_job_tries: int = Field(default=5, ge=1)
     retry_seconds: float = Field(default=30.0, ge=0)
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from io import BytesIO
 
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
@@ -31,13 +31,13 @@ class InstanceInfo:
     transfer_syntax_uid: str
 
 
-def parse_instance(dataset_bytes: bytes, file_meta: FileMetaDataset) -> tuple[InstanceInfo, Dataset]:
-    """Decode *dataset_bytes* (encoded in the meta's transfer syntax) and check it.
+def parse_instance(dataset_bytes: bytes, transfer_syntax: str) -> tuple[InstanceInfo, Dataset]:
+    """Decode *dataset_bytes* (encoded in *transfer_syntax*) and check it.
 
     Raises:
         InvalidInstance: with the status and a reason naming the attribute and rule.
     """
-    tsyntax = UID(str(file_meta.TransferSyntaxUID))
+    tsyntax = UID(transfer_syntax)
     try:
         ds = _read_raw(dataset_bytes, tsyntax)
         sop_class = ds.get("SOPClassUID")

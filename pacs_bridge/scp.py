@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +12,6 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from pydicom.dataset import Dataset
-from pydicom.filewriter import write_file_meta_info
 from pynetdicom import AE, evt
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
@@ -27,6 +27,8 @@ from pacs_bridge.tls import server_context
 LOGGER = logging.getLogger(__name__)
 
 _PREAMBLE = b"\x00" * 128 + b"DICM"
+_IMPLEMENTATION_UID = "2.25.153407088511627224327848676915951499683"  # UUID-derived (PS3.5 B.2)
+_IMPLEMENTATION_VERSION = "AIWS_010"
 
 
 @dataclass
@@ -71,13 +73,34 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _encode_file(event: Event) -> bytes:
-    """DICOM file bytes (preamble, meta, data set) without decoding the data set."""
-    from io import BytesIO
+def _element(group_elem: tuple[int, int], vr: bytes, value: bytes) -> bytes:
+    """One explicit-VR little-endian element of the file meta group (short-length VRs and OB)."""
+    if len(value) % 2:
+        value += b"\x00" if vr in (b"UI", b"OB") else b" "
+    tag = struct.pack("<HH", *group_elem)
+    if vr == b"OB":
+        return tag + vr + b"\x00\x00" + struct.pack("<I", len(value)) + value
+    return tag + vr + struct.pack("<H", len(value)) + value
 
-    meta = BytesIO()
-    write_file_meta_info(meta, event.file_meta, enforce_standard=True)  # type: ignore[arg-type]
-    return b"".join((_PREAMBLE, meta.getvalue(), event.request.DataSet.getvalue()))  # type: ignore[union-attr]
+
+def encode_file(dataset_bytes: bytes, sop_class: str, sop_instance: str, transfer_syntax: str,
+                source_ae: str) -> bytes:
+    """DICOM file bytes (preamble, File Meta Information, data set as received).
+
+    The meta group is packed directly (PS3.10 7.1): the data set is never
+    decoded or re-encoded.
+    """
+    body = b"".join((
+        _element((0x0002, 0x0001), b"OB", b"\x00\x01"),
+        _element((0x0002, 0x0002), b"UI", sop_class.encode()),
+        _element((0x0002, 0x0003), b"UI", sop_instance.encode()),
+        _element((0x0002, 0x0010), b"UI", transfer_syntax.encode()),
+        _element((0x0002, 0x0012), b"UI", _IMPLEMENTATION_UID.encode()),
+        _element((0x0002, 0x0013), b"SH", _IMPLEMENTATION_VERSION.encode()),
+        _element((0x0002, 0x0016), b"AE", source_ae.encode("ascii", "replace")[:16]),
+    ))
+    length = struct.pack("<HH", 0x0002, 0x0000) + b"UL" + struct.pack("<HI", 4, len(body))
+    return b"".join((_PREAMBLE, length, body, dataset_bytes))
 
 
 class StorageSCP:
@@ -129,6 +152,7 @@ class StorageSCP:
         )
         thread = threading.Thread(target=server.serve_forever, name="aiws-scp", daemon=True)
         thread.start()
+        ae._servers.append(server)  # as AE.start_server does; server.shutdown() removes it
         self._server = server
         LOGGER.info(
             "storage SCP %s listening on %s:%d%s",
@@ -144,10 +168,10 @@ class StorageSCP:
     def _on_requested(self, event: Event) -> None:
         assoc = event.assoc
         rq = assoc.requestor
-        calling, called, ip = rq.ae_title.strip(), str(assoc.acceptor.ae_title).strip(), str(rq.address)
-        primitive = rq.primitive
-        if primitive is not None:
-            called = str(primitive.called_ae_title).strip()
+        primitive = rq.primitive  # requestor.ae_title is only filled in after this event
+        calling = str(primitive.calling_ae_title).strip() if primitive else ""
+        called = str(primitive.called_ae_title).strip() if primitive else ""
+        ip = str(rq.address)
         policy = self._policy()
         reason = policy.refusal(calling, called, ip)
         if reason is None:
@@ -202,13 +226,16 @@ class StorageSCP:
         affected = str(event.request.AffectedSOPInstanceUID or "")
         try:
             raw = event.request.DataSet.getvalue()  # type: ignore[union-attr]
-            info, _ = parse_instance(raw, event.file_meta)
+            tsyntax = str(event.context.transfer_syntax)
+            info, _ = parse_instance(raw, tsyntax)
             if affected and affected != info.sop_instance_uid:
                 raise InvalidInstance(
                     StoreStatus.DATASET_MISMATCH,
                     f"SOPInstanceUID {info.sop_instance_uid} differs from the command's {affected}",
                 )
-            spooled = self._spool.store(info, _encode_file(event))
+            spooled = self._spool.store(
+                info, encode_file(raw, info.sop_class_uid, info.sop_instance_uid, tsyntax, calling)
+            )
             self._listener.instance_stored(info, spooled, calling, ip)
         except InvalidInstance as exc:
             return self._failure(record, calling, affected, exc.status, exc.reason)

@@ -43,12 +43,12 @@ def _associate(ae: AE, dest: Destination, settings: SenderSettings, contexts: li
     if dest.tls:
         if settings.tls is None:
             raise SendError(f"destination {dest.name}: TLS requested but no TLS settings configured")
-        tls_args = (client_context(settings.tls), "")
+        tls_args = (client_context(settings.tls), None)
     assoc = ae.associate(
         dest.host, dest.port, ae_title=dest.ae_title, contexts=contexts, tls_args=tls_args
     )
     if not assoc.is_established:
-        why = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "could not connect"
+        why = "rejected" if assoc.is_rejected else "refused or aborted (is the destination up?)"
         raise SendError(f"destination {dest.name} ({dest.ae_title}@{dest.host}:{dest.port}): association {why}")
     return assoc
 

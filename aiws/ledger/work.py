@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -90,15 +91,23 @@ class WorkMixin:
                     (retry_at, error[:2000], job_id),
                 )
 
-    def requeue_running_jobs(self, worker: str | None = None) -> int:
-        """Jobs whose worker died (or all running jobs at start-up) become pending again."""
+    def requeue_running_jobs(self, worker: str | None = None, max_attempts: int | None = None) -> int:
+        """Jobs whose worker died (or every running job at start-up) become pending again.
+
+        A job that has already been attempted *max_attempts* times fails instead
+        (a pipeline that kills its worker every time must not loop forever).
+        """
+        where, params = "state='running'", []
+        if worker is not None:
+            where += " AND worker=?"
+            params.append(worker)
         with self.transaction() as con:
-            if worker is None:
-                cur = con.execute("UPDATE jobs SET state='pending', worker='' WHERE state='running'")
-            else:
-                cur = con.execute(
-                    "UPDATE jobs SET state='pending', worker='' WHERE state='running' AND worker=?", (worker,)
+            if max_attempts is not None:
+                con.execute(
+                    f"UPDATE jobs SET state='failed', finished_at=?, error=? WHERE {where} AND attempts>=?",
+                    (time.time(), f"worker died during each of {max_attempts} attempts", *params, max_attempts),
                 )
+            cur = con.execute(f"UPDATE jobs SET state='pending', worker='' WHERE {where}", tuple(params))
             return cur.rowcount
 
     def get_job(self, job_id: int) -> JobRow | None:

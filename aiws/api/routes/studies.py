@@ -1,0 +1,82 @@
+"""What came in and what went out: studies, jobs, sends, associations, audit."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from aiws.api.deps import AdminDep, LedgerDep
+
+router = APIRouter(prefix="/api", tags=["studies"])
+
+StudyState = Literal["receiving", "complete", "purged"]
+JobState = Literal["pending", "running", "done", "failed", "superseded"]
+SendState = Literal["pending", "sending", "done", "dead", "superseded"]
+
+
+@router.get("/studies")
+def list_studies(ledger: LedgerDep, state: StudyState | None = None,
+                 limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(s) for s in ledger.list_studies(state, limit, offset)]
+
+
+@router.get("/studies/{study_uid}")
+def get_study(study_uid: str, ledger: LedgerDep) -> dict[str, Any]:
+    study = ledger.get_study(study_uid)
+    if study is None:
+        raise HTTPException(404, f"study {study_uid} not found")
+    instances = ledger.instances_of_study(study_uid)
+    per_series = Counter(i.series_uid for i in instances)
+    modality = {i.series_uid: i.modality for i in instances}
+    jobs = ledger.list_jobs(study_uid=study_uid, limit=1000)
+    return {
+        **dataclasses.asdict(study),
+        "series": [{"series_uid": uid, "modality": modality[uid], "instances": n} for uid, n in per_series.items()],
+        "jobs": [dataclasses.asdict(j) for j in jobs],
+        "results": [dataclasses.asdict(r) for r in ledger.results_of_study(study_uid)],
+        "sends": [dataclasses.asdict(s) for j in jobs for s in ledger.list_sends(job_id=j.id)],
+    }
+
+
+@router.get("/jobs")
+def list_jobs(ledger: LedgerDep, state: JobState | None = None, study_uid: str | None = None,
+              limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(j) for j in ledger.list_jobs(state, study_uid, limit)]
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: int, ledger: LedgerDep) -> dict[str, Any]:
+    job = ledger.get_job(job_id)
+    if job is None:
+        raise HTTPException(404, f"job {job_id} not found")
+    return {**dataclasses.asdict(job), "results": [dataclasses.asdict(r) for r in ledger.results_of_job(job_id)],
+            "sends": [dataclasses.asdict(s) for s in ledger.list_sends(job_id=job_id)]}
+
+
+@router.get("/sends")
+def list_sends(ledger: LedgerDep, state: SendState | None = None,
+               limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(s) for s in ledger.list_sends(state, limit=limit)]
+
+
+@router.post("/sends/{send_id}/retry")
+def retry_send(send_id: int, ledger: LedgerDep, actor: AdminDep) -> dict[str, Any]:
+    send = ledger.get_send(send_id)
+    if send is None:
+        raise HTTPException(404, f"send {send_id} not found")
+    if not ledger.retry_send(send_id, actor, time.time()):
+        raise HTTPException(409, f"send {send_id} is {send.state}, only dead sends can be retried")
+    return {"id": send_id, "state": "pending"}
+
+
+@router.get("/associations")
+def list_associations(ledger: LedgerDep, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+    return ledger.list_associations(limit)
+
+
+@router.get("/audit")
+def list_audit(ledger: LedgerDep, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+    return ledger.list_audit(limit)

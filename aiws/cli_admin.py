@@ -1,0 +1,154 @@
+"""Administration commands: serve, ae, echo, send, status."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from aiws.config import Config
+from aiws.errors import NotFound
+from aiws.ledger import Ledger
+from aiws.netconfig import NetworkStore
+from pacs_bridge.sender import echo, send_files
+
+_ACTOR = "cli"
+
+
+def _network(config: Config) -> tuple[Ledger, NetworkStore]:
+    ledger = Ledger(config.storage.data_dir / "aiws.db")
+    network = NetworkStore(ledger)
+    network.seed(config)
+    return ledger, network
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from aiws.service import Service
+
+    Service(config).serve_forever()
+    return 0
+
+
+def cmd_ae(args: argparse.Namespace, config: Config) -> int:
+    ledger, network = _network(config)
+    if args.ae_command == "list":
+        doc = network.doc()
+        print(f"local AE: {doc['ae_title']} (port {config.dicom.port}, known sources only: "
+              f"{doc['require_known_source']})")
+        for s in doc["sources"]:
+            print(f"source       {s['ae_title']:<16} {s.get('host') or 'any host'}")
+        for d in doc["destinations"]:
+            print(f"destination  {d['name']:<16} {d['ae_title']}@{d['host']}:{d['port']}"
+                  f"{' tls' if d['tls'] else ''}{' pdf' if d['pdf_report'] else ''}")
+    elif args.ae_command == "add" and args.kind == "source":
+        network.add_source({"ae_title": args.ae_title, "host": args.host}, _ACTOR)
+        print(f"source {args.ae_title} added")
+    elif args.ae_command == "add":
+        if args.host is None or args.port is None or args.name is None:
+            print("aiws ae add destination needs NAME (--name), --host and --port")
+            return 2
+        network.add_destination({"name": args.name, "ae_title": args.ae_title, "host": args.host,
+                                 "port": args.port, "tls": args.tls, "pdf_report": args.pdf_report}, _ACTOR)
+        print(f"destination {args.name} added")
+    elif args.ae_command == "remove" and args.kind == "source":
+        network.remove_source(args.ae_title, _ACTOR)
+        print(f"source {args.ae_title} removed")
+    elif args.ae_command == "remove":
+        network.remove_destination(args.ae_title, _ACTOR)
+        print(f"destination {args.ae_title} removed")
+    elif args.ae_command == "set-local":
+        network.set_ae(args.ae_title, None, _ACTOR)
+        print(f"local AE title is now {args.ae_title}")
+    return 0
+
+
+def _destination(network: NetworkStore, name: str) -> Any:
+    dest = network.destinations().get(name)
+    if dest is None:
+        raise NotFound(f"destination {name!r} is not configured (see 'aiws ae list')")
+    return dest
+
+
+def cmd_echo(args: argparse.Namespace, config: Config) -> int:
+    from aiws.service import sender_settings
+
+    ledger, network = _network(config)
+    dest = _destination(network, args.destination)
+    ms = echo(dest, sender_settings(config, network.policy().ae_title))
+    ledger.audit(_ACTOR, "echo", {"destination": args.destination, "ms": round(ms, 1)})
+    print(f"C-ECHO {dest.ae_title}@{dest.host}:{dest.port}: success in {ms:.1f} ms")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace, config: Config) -> int:
+    from aiws.service import sender_settings
+
+    ledger, network = _network(config)
+    dest = _destination(network, args.destination)
+    paths: list[Path] = []
+    for p in args.paths:
+        paths.extend(sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p])
+    report = send_files(dest, paths, sender_settings(config, network.policy().ae_title))
+    ledger.audit(_ACTOR, "manual send", {"destination": args.destination, "files": report.sent})
+    print(f"sent {report.sent} instances to {args.destination} in {report.seconds:.2f} s")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    ledger, network = _network(config)
+    counts = ledger.counts()
+    if args.json:
+        print(json.dumps(counts, indent=2))
+        return 0
+    print(f"AIWS data in {config.storage.data_dir.resolve()}  (local AE {network.policy().ae_title})")
+    for table, states in counts.items():
+        print(f"  {table:<10} " + ", ".join(f"{k}: {v}" for k, v in sorted(states.items())))
+    now = time.time()
+    for s in ledger.list_sends("dead", limit=10):
+        print(f"  dead send {s.id} → {s.destination} ({s.attempts} tries): {s.last_error[:100]}")
+    for j in ledger.list_jobs("failed", limit=10):
+        print(f"  failed job {j.id} {j.pipeline} study {j.study_uid}: {j.error.splitlines()[0][:100]}")
+    for st in ledger.list_studies("receiving", limit=10):
+        print(f"  receiving study {st.study_uid}: {st.n_instances} instances, quiet {now - st.last_received_at:.0f} s")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run the service (SCP, HTTP API, workers)")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("ae", help="local AE title, allowed sources, destinations")
+    ae = p.add_subparsers(dest="ae_command", required=True)
+    ae.add_parser("list", help="show the live network configuration").set_defaults(handler=cmd_ae)
+    add = ae.add_parser("add", help="add a source or a destination")
+    add.add_argument("kind", choices=["source", "destination"])
+    add.add_argument("ae_title")
+    add.add_argument("--name", help="destination name (used in routes' send_to)")
+    add.add_argument("--host")
+    add.add_argument("--port", type=int)
+    add.add_argument("--tls", action="store_true")
+    add.add_argument("--pdf-report", action="store_true", help="also send the PDF report")
+    add.set_defaults(handler=cmd_ae)
+    rm = ae.add_parser("remove", help="remove a source (by AE title) or a destination (by name)")
+    rm.add_argument("kind", choices=["source", "destination"])
+    rm.add_argument("ae_title", metavar="AE_TITLE_OR_NAME")
+    rm.set_defaults(handler=cmd_ae)
+    loc = ae.add_parser("set-local", help="change our own AE title")
+    loc.add_argument("ae_title")
+    loc.set_defaults(handler=cmd_ae)
+
+    p = sub.add_parser("echo", help="C-ECHO a destination")
+    p.add_argument("destination")
+    p.set_defaults(handler=cmd_echo)
+
+    p = sub.add_parser("send", help="C-STORE files or folders to a destination")
+    p.add_argument("destination")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.set_defaults(handler=cmd_send)
+
+    p = sub.add_parser("status", help="what is receiving, pending, failed or dead-lettered")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+
+

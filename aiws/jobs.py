@@ -1,0 +1,121 @@
+"""Running one job: routed series in, durable result files and queued sends out."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+
+from aiws.config import Config
+from aiws.ledger import JobRow, Ledger, NewResult
+from aiws.netconfig import NetworkStore
+from aiws.pipelines import PIPELINES
+from models.errors import ModelError, RetryLater
+from models.pipeline import Pipeline, PipelineRequest
+from pacs_bridge.spool import fsync_dir
+
+LOGGER = logging.getLogger(__name__)
+
+_MAX_RETRY_DELAY_S = 600.0
+
+
+@dataclass
+class JobRunner:
+    """Runs jobs in one worker process; pipelines are built once and reused (sessions stay warm)."""
+
+    config: Config
+    ledger: Ledger
+    network: NetworkStore
+
+    def __post_init__(self) -> None:
+        self._pipelines: dict[str, Pipeline] = {}
+        self.outbox = self.config.storage.data_dir / "outbox"
+
+    def pipeline(self, name: str) -> Pipeline:
+        if name not in self._pipelines:
+            self._pipelines[name] = PIPELINES[name](self.config)
+        return self._pipelines[name]
+
+    def run(self, job: JobRow) -> None:
+        """Run *job* and record the outcome in the ledger. Never raises for pipeline errors."""
+        t0 = time.time()
+        try:
+            results, summary = self._execute(job)
+        except RetryLater as exc:
+            delay = min(self.config.workers.retry_seconds * 2 ** min(job.attempts - 1, 6), _MAX_RETRY_DELAY_S)
+            LOGGER.warning("job %d (%s) will be retried in %.0f s: %s", job.id, job.pipeline, delay, exc)
+            self.ledger.fail_job(job.id, f"retrying: {exc}", time.time() + delay, time.time())
+            return
+        except ModelError as exc:
+            LOGGER.error("job %d (%s) study %s failed: %s", job.id, job.pipeline, job.study_uid, exc)
+            self.ledger.fail_job(job.id, str(exc), None, time.time())
+            return
+        except Exception as exc:  # a pipeline bug: keep the traceback, retry a few times, then fail
+            LOGGER.exception("job %d (%s) crashed", job.id, job.pipeline)
+            retry = job.attempts < self.config.workers.max_job_tries
+            retry_at = time.time() + self.config.workers.retry_seconds if retry else None
+            self.ledger.fail_job(job.id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+                                 retry_at, time.time())
+            return
+        sends = self._sends(job, results)
+        sent = self.ledger.finish_job(job.id, results, summary, sends, time.time())
+        LOGGER.info(
+            "job %d (%s) study %s done in %.1f s: %d objects%s",
+            job.id, job.pipeline, job.study_uid, time.time() - t0, len(results),
+            "" if sent else " (superseded by a newer run, not sent)",
+        )
+
+    def _execute(self, job: JobRow) -> tuple[list[NewResult], dict[str, object]]:
+        instances = self.ledger.instances_of_study(job.study_uid)
+        series = {
+            uid: tuple(Path(i.path) for i in instances if i.series_uid == uid) for uid in job.series_uids
+        }
+        out_dir = self.outbox / str(job.id)
+        if out_dir.exists():  # a previous attempt's partial output
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        pipeline = self.pipeline(job.pipeline)
+        request = PipelineRequest(
+            study_uid=job.study_uid,
+            series=series,
+            out_dir=out_dir,
+            uid_root=self.config.imaging.uid_root,
+            manufacturer=self.config.imaging.manufacturer,
+            institution_name=self.config.imaging.institution_name,
+            params=self.config.pipelines.get(job.pipeline, {}),
+        )
+        output = pipeline.run(request)
+        results = []
+        for item in output.files:
+            _fsync_file(item.path)
+            ds = dcmread(item.path, stop_before_pixels=True)
+            results.append(NewResult(item.kind, str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID),
+                                     str(ds.SOPClassUID), str(item.path)))
+        fsync_dir(out_dir)
+        summary = {**output.summary, "pipeline_version": pipeline.version,
+                   "timings_s": {k: round(v, 3) for k, v in output.timings_s.items()}}
+        return results, summary
+
+    def _sends(self, job: JobRow, results: list[NewResult]) -> list[tuple[str, int]]:
+        sends = []
+        for name in job.send_to:
+            try:
+                wants_pdf = bool(self.network.destination_options(name).get("pdf_report", False))
+            except KeyError:
+                wants_pdf = False  # the send will be dead-lettered with the reason
+            n = sum(1 for r in results if r.kind != "pdf" or wants_pdf)
+            sends.append((name, n))
+        return sends
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,33 @@
+"""The pipeline registry: an explicit dict of name -> factory. Pipelines live in :mod:`models`."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiws.config import Config
+from aiws.errors import ConfigError
+from models.pipeline import Pipeline
+
+PipelineFactory = Callable[[Config], Pipeline]
+
+
+def _echo_summary(config: Config) -> Pipeline:
+    from aiws.pipelines.echo_summary import EchoSummary
+
+    return EchoSummary()
+
+
+PIPELINES: dict[str, PipelineFactory] = {
+    "echo_summary": _echo_summary,
+}
+
+
+def check_routes(config: Config) -> None:
+    """Every route names a known pipeline.
+
+    Raises:
+        ConfigError: naming the route index and the known pipelines.
+    """
+    for i, route in enumerate(config.routes):
+        if route.pipeline not in PIPELINES:
+            known = ", ".join(sorted(PIPELINES))
+            raise ConfigError(f"routes[{i}].pipeline: unknown pipeline {route.pipeline!r} (known: {known})")

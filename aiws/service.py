@@ -1,0 +1,140 @@
+"""The running service: SCP, scheduler, senders, workers and HTTP API in one process tree."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import threading
+from pathlib import Path
+
+import uvicorn
+
+from aiws.api.app import create_app
+from aiws.api.deps import ApiContext
+from aiws.config import Config
+from aiws.intake import LedgerListener, recover_spool
+from aiws.ledger import Ledger
+from aiws.netconfig import NetworkStore
+from aiws.pipelines import check_routes
+from aiws.routing import Route
+from aiws.scheduler import Scheduler
+from aiws.sending import SendDispatcher
+from aiws.workers import WorkerPool
+from pacs_bridge.scp import StorageSCP
+from pacs_bridge.settings import ScpSettings, SenderSettings, TlsSettings
+from pacs_bridge.spool import Spool
+
+LOGGER = logging.getLogger(__name__)
+
+
+def admin_token(config: Config) -> str:
+    """The configured admin token, or one generated once and kept in ``<data_dir>/admin_token`` (0600)."""
+    if config.http.admin_token:
+        return config.http.admin_token
+    path = config.storage.data_dir / "admin_token"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    LOGGER.info("admin token generated in %s", path)
+    return token
+
+
+def tls_settings(config: Config) -> TlsSettings | None:
+    tls = config.dicom.tls
+    return TlsSettings(tls.cert_file, tls.key_file, tls.ca_file) if tls else None
+
+
+def sender_settings(config: Config, ae_title: str) -> SenderSettings:
+    return SenderSettings(ae_title=ae_title, max_pdu_bytes=config.dicom.max_pdu_bytes, tls=tls_settings(config))
+
+
+class Service:
+    """Everything ``aiws serve`` runs. ``start()`` resumes from the ledger; ``stop()`` is orderly."""
+
+    def __init__(self, config: Config) -> None:
+        check_routes(config)
+        self.config = config
+        data = config.storage.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self.ledger = Ledger(data / "aiws.db")
+        self.network = NetworkStore(self.ledger)
+        self.network.seed(config)
+        self.spool = Spool(data / "spool", config.storage.min_free_mb * 2**20)
+        (data / "outbox").mkdir(exist_ok=True)
+        self.scp = StorageSCP(
+            ScpSettings(
+                host=config.dicom.host, port=config.dicom.port,
+                max_associations=config.dicom.max_associations, max_pdu_bytes=config.dicom.max_pdu_bytes,
+                network_timeout_s=config.dicom.network_timeout_seconds, tls=tls_settings(config),
+            ),
+            self.network.policy, self.spool, LedgerListener(self.ledger),
+        )
+        self.sender_settings = sender_settings(config, self.network.policy().ae_title)
+        self.dispatcher = SendDispatcher(self.ledger, self.network, config.sender, self.sender_settings)
+        self.scheduler = Scheduler(config, self.ledger, self.spool, self.dispatcher,
+                                   [Route.of(r) for r in config.routes])
+        self.workers = WorkerPool(config, self._worker_died)
+        self.api_context = ApiContext(config, self.ledger, self.network, admin_token(config), self.sender_settings)
+        self._http: uvicorn.Server | None = None
+        self._http_thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def _worker_died(self, name: str) -> None:
+        n = self.ledger.requeue_running_jobs(name, max_attempts=self.config.workers.max_job_tries)
+        if n:
+            LOGGER.warning("%d job(s) of dead worker %s re-queued", n, name)
+
+    def start(self) -> None:
+        recovered = recover_spool(self.spool, self.ledger)
+        jobs = self.ledger.requeue_running_jobs(max_attempts=self.config.workers.max_job_tries)
+        sends = self.ledger.requeue_sending()
+        if recovered or jobs or sends:
+            LOGGER.info("resuming: %d instances recovered, %d jobs and %d sends re-queued", recovered, jobs, sends)
+        self.ledger.audit("service", "service started", {"recovered": recovered, "jobs": jobs, "sends": sends})
+        self.scp.start()
+        self.workers.start()
+        self.scheduler.start()
+        self._start_http()
+
+    def _start_http(self) -> None:
+        app = create_app(self.api_context)
+        cfg = uvicorn.Config(app, host=self.config.http.host, port=self.config.http.port,
+                             log_level="warning", access_log=False, lifespan="off")
+        self._http = uvicorn.Server(cfg)
+        self._http_thread = threading.Thread(target=self._http.run, name="aiws-http", daemon=True)
+        self._http_thread.start()
+        LOGGER.info("HTTP API on http://%s:%d", self.config.http.host, self.config.http.port)
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        LOGGER.info("stopping")
+        if self._http is not None:
+            self._http.should_exit = True
+        self.scp.stop()
+        self.scheduler.stop()
+        self.workers.stop()
+        self.dispatcher.stop()
+        if self._http_thread is not None:
+            self._http_thread.join(10)
+        self.ledger.audit("service", "service stopped", {})
+
+    def serve_forever(self) -> None:
+        """Run until SIGINT or SIGTERM."""
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        done.wait()
+        self.stop()
+
+
+def data_paths(config: Config) -> dict[str, Path]:
+    data = config.storage.data_dir
+    return {"db": data / "aiws.db", "spool": data / "spool", "outbox": data / "outbox"}
