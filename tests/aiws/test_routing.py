@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
@@ -101,6 +102,17 @@ def test_late_instance_reopens_study_and_replaces_result(tmp_path: Path) -> None
         uids = {r["sop_instance_uid"] for r in info["results"]}
         assert len(uids) == 1, "the re-run must reuse the deterministic result UID"
         assert len(list((tmp_path / "sink").iterdir())) == 1  # replaced, not duplicated
+
+        other = generate_uid()
+        mr = make_ct_series(tmp_path / "mr", 2, study_uid=other)
+        for f in mr:  # a modality no route matches
+            ds = dcmread(f)
+            ds.Modality = "MR"
+            ds.save_as(f)
+        assert storescu("127.0.0.1", aiws.dicom_port, "AIWS", "X", mr).returncode == 0
+        unrouted = wait_for(lambda: aiws.api("/api/studies?unrouted=true"), timeout=30, what="unrouted study")
+        assert [s["study_uid"] for s in unrouted] == [other]
+        assert unrouted[0]["state"] == "complete" and unrouted[0]["n_instances"] == 2
     finally:
         aiws.stop()
         sink.terminate()

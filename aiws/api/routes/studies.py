@@ -18,9 +18,13 @@ SendState = Literal["pending", "sending", "done", "dead", "superseded"]
 
 
 @router.get("/studies")
-def list_studies(ledger: LedgerDep, state: StudyState | None = None,
+def list_studies(ledger: LedgerDep, state: StudyState | None = None, unrouted: bool | None = None,
                  limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(s) for s in ledger.list_studies(state, limit, offset)]
+    """Studies, newest first; ``unrouted=true`` lists the complete studies no route matched."""
+    studies = ledger.list_studies(state, limit, offset)
+    if unrouted is not None:
+        studies = [s for s in studies if s.unrouted == unrouted]
+    return [dataclasses.asdict(s) for s in studies]
 
 
 @router.get("/studies/{study_uid}")
