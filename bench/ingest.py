@@ -26,6 +26,7 @@ AIWS_CONFIG = """
 host = "127.0.0.1"
 port = {dicom_port}
 require_known_source = false
+max_pdu_bytes = MAX_PDU
 [study]
 quiet_seconds = 3600
 [http]
@@ -48,8 +49,8 @@ def send(port: int, called: str, files: list[Path]) -> float:
     return seconds
 
 
-def run_aiws(work: Path, files: list[Path]) -> float:
-    aiws = AiwsProcess(work, AIWS_CONFIG).start()
+def run_aiws(work: Path, files: list[Path], max_pdu: int = 1_048_576) -> float:
+    aiws = AiwsProcess(work, AIWS_CONFIG.replace("MAX_PDU", str(max_pdu))).start()
     try:
         seconds = send(aiws.dicom_port, "AIWS", files)
         n = aiws.api("/health")["counts"]["instances"]["total"]
@@ -91,6 +92,8 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only-aiws", action="store_true", help="skip the baselines")
+    parser.add_argument("--max-pdu", type=int, default=1_048_576, help="AIWS maximum PDU size")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="aiws-bench-ingest-"))
     try:
@@ -99,7 +102,9 @@ def main() -> int:
         print(f"series: {args.slices} × {args.size}² CT, {mb:.0f} MiB; TCP_NODELAY=1 for dcmtk and Orthanc;"
               f" median of {args.repeat} runs")
         receivers: dict[str, Callable[[Path, list[Path]], float]] = {
-            "AIWS (fsync)": run_aiws, "dcmtk storescp": run_storescp, "Orthanc": run_orthanc}
+            "AIWS (fsync)": lambda w, f: run_aiws(w, f, args.max_pdu)}
+        if not args.only_aiws:
+            receivers |= {"dcmtk storescp": run_storescp, "Orthanc": run_orthanc}
         results: dict[str, float] = {}
         for name, fn in receivers.items():
             times = []
@@ -112,6 +117,8 @@ def main() -> int:
         print(f"{'receiver':<16} {'seconds':>8} {'images/s':>9}")
         for name, s in results.items():
             print(f"{name:<16} {s:8.2f} {args.slices / s:9.0f}")
+        if args.only_aiws:
+            return 0
         ours = results["AIWS (fsync)"]
         print(f"ratio AIWS/storescp = {ours / results['dcmtk storescp']:.2f} (target <= 1.5)")
         print(f"ratio AIWS/Orthanc  = {ours / results['Orthanc']:.2f} (target <= 1.0)")

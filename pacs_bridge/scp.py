@@ -29,6 +29,7 @@ LOGGER = logging.getLogger(__name__)
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 _IMPLEMENTATION_UID = "2.25.153407088511627224327848676915951499683"  # UUID-derived (PS3.5 B.2)
 _IMPLEMENTATION_VERSION = "AIWS_010"
+_DUL_POLL_S = 0.0001
 
 
 @dataclass
@@ -187,6 +188,9 @@ class StorageSCP:
         assoc.kill()
 
     def _on_accepted(self, event: Event) -> None:
+        # pynetdicom's transport loop sleeps 1 ms whenever it finds nothing to do, which adds
+        # up to a millisecond to every response; poll faster while an association is open.
+        event.assoc.dul._run_loop_delay = _DUL_POLL_S
         rq = event.assoc.requestor
         record = AssociationRecord(
             calling_ae=rq.ae_title.strip(),
