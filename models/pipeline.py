@@ -14,6 +14,20 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
+class PriorStudy:
+    """An earlier study of the same patient, fetched by the service for comparison.
+
+    ``results`` are result objects (e.g. an SR) a pipeline already produced
+    for it, so a prior can be compared without being measured again.
+    """
+
+    study_uid: str
+    study_date: str  # YYYYMMDD
+    series: Mapping[str, tuple[Path, ...]]
+    results: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
 class PipelineRequest:
     study_uid: str
     series: Mapping[str, tuple[Path, ...]]  # SeriesInstanceUID -> instance files, as routed
@@ -22,6 +36,7 @@ class PipelineRequest:
     manufacturer: str = "AIWS open-source project"
     institution_name: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
+    priors: tuple[PriorStudy, ...] = ()  # only for pipelines whose ``uses_priors`` is True
 
 
 @dataclass(frozen=True)

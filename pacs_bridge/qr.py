@@ -1,0 +1,147 @@
+"""Query/retrieve SCU: find a patient's earlier studies (C-FIND) and fetch one (C-GET).
+
+Used to get priors (an earlier chest CT for nodule growth). C-GET brings the
+instances over the same association into a folder outside the spool, so a
+retrieved prior never enters the ledger as a new study to be routed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_role, evt
+from pynetdicom.events import Event
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+)
+
+from pacs_bridge.contexts import STORAGE_TRANSFER_SYNTAXES
+from pacs_bridge.errors import SendError
+from pacs_bridge.scp import encode_file
+from pacs_bridge.settings import SenderSettings
+from pacs_bridge.spool import write_durably
+from pacs_bridge.uids import is_valid_uid
+
+LOGGER = logging.getLogger(__name__)
+
+_PENDING = (0xFF00, 0xFF01)
+
+
+@dataclass(frozen=True)
+class QueryTarget:
+    """A PACS that answers C-FIND and C-GET (Study Root)."""
+
+    ae_title: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class StudyMatch:
+    study_uid: str
+    study_date: str
+    study_time: str
+    modalities: tuple[str, ...]
+    description: str
+
+
+def _ae(settings: SenderSettings) -> AE:
+    ae = AE(ae_title=settings.ae_title)
+    ae.acse_timeout = settings.connect_timeout_s
+    ae.connection_timeout = settings.connect_timeout_s
+    ae.dimse_timeout = settings.dimse_timeout_s
+    ae.network_timeout = settings.dimse_timeout_s
+    return ae
+
+
+def find_studies(target: QueryTarget, settings: SenderSettings, patient_id: str,
+                 modality: str | None = None) -> list[StudyMatch]:
+    """Studies of *patient_id* (optionally with a series of *modality*), oldest first.
+
+    Raises:
+        SendError: association or C-FIND failure.
+    """
+    ae = _ae(settings)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.PatientID = patient_id
+    query.StudyInstanceUID = ""
+    query.StudyDate = ""
+    query.StudyTime = ""
+    query.StudyDescription = ""
+    query.ModalitiesInStudy = modality or ""
+    assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
+    if not assoc.is_established:
+        raise SendError(f"C-FIND to {target.ae_title}@{target.host}:{target.port}: association failed")
+    matches: list[StudyMatch] = []
+    try:
+        for status, ident in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            code = int(getattr(status, "Status", -1)) if status else -1
+            if code in _PENDING and ident is not None:
+                uid = str(ident.get("StudyInstanceUID", ""))
+                if is_valid_uid(uid):
+                    mods = ident.get("ModalitiesInStudy", "")
+                    matches.append(StudyMatch(uid, str(ident.get("StudyDate", "")), str(ident.get("StudyTime", "")),
+                                              tuple(mods) if not isinstance(mods, str) else (mods,) if mods else (),
+                                              str(ident.get("StudyDescription", ""))))
+            elif code != 0x0000:
+                raise SendError(f"C-FIND to {target.ae_title}: status {code:#06x}")
+    finally:
+        assoc.release()
+    LOGGER.info("C-FIND on %s: %d studies", target.ae_title, len(matches))
+    return sorted(matches, key=lambda m: (m.study_date, m.study_time))
+
+
+def get_study(target: QueryTarget, settings: SenderSettings, study_uid: str, out_dir: Path,
+              sop_classes: Sequence[str]) -> list[Path]:
+    """C-GET every instance of *study_uid* whose SOP class is in *sop_classes* into *out_dir*.
+
+    Raises:
+        SendError: association failure or a failed/incomplete retrieve.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    received: list[Path] = []
+
+    def on_store(event: Event) -> int:
+        ds_bytes = event.request.DataSet.getvalue()  # type: ignore[union-attr]
+        sop = str(event.request.AffectedSOPInstanceUID)
+        if not is_valid_uid(sop):
+            return 0xC002
+        path = out_dir / f"{sop}.dcm"
+        data = encode_file(ds_bytes, str(event.request.AffectedSOPClassUID), sop,
+                           str(event.context.transfer_syntax), target.ae_title)
+        write_durably(path, data, out_dir)
+        received.append(path)
+        return 0x0000
+
+    ae = _ae(settings)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    roles = []
+    for sop_class in sop_classes:
+        ae.add_requested_context(sop_class, list(STORAGE_TRANSFER_SYNTAXES[:4]))
+        roles.append(build_role(sop_class, scp_role=True))
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    assoc = ae.associate(target.host, target.port, ae_title=target.ae_title, ext_neg=roles,
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    if not assoc.is_established:
+        raise SendError(f"C-GET from {target.ae_title}@{target.host}:{target.port}: association failed")
+    final = -1
+    try:
+        for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+            final = int(getattr(status, "Status", -1)) if status else -1
+    finally:
+        assoc.release()
+    if final not in (0x0000, 0xB000):
+        for p in received:
+            p.unlink(missing_ok=True)
+        raise SendError(f"C-GET of study {study_uid} from {target.ae_title}: final status {final:#06x}")
+    LOGGER.info("C-GET study %s from %s: %d instances", study_uid, target.ae_title, len(received))
+    return sorted(received, key=os.fspath)
