@@ -11,6 +11,7 @@ from aiws.config import Config
 from aiws.errors import NotFound
 from aiws.ledger import Ledger
 from aiws.netconfig import NetworkStore
+from aiws.netsettings import sender_settings
 from pacs_bridge.sender import echo, send_files
 
 _ACTOR = "cli"
@@ -71,8 +72,6 @@ def _destination(network: NetworkStore, name: str) -> Any:
 
 
 def cmd_echo(args: argparse.Namespace, config: Config) -> int:
-    from aiws.service import sender_settings
-
     ledger, network = _network(config)
     dest = _destination(network, args.destination)
     ms = echo(dest, sender_settings(config, network.policy().ae_title))
@@ -82,8 +81,6 @@ def cmd_echo(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_send(args: argparse.Namespace, config: Config) -> int:
-    from aiws.service import sender_settings
-
     ledger, network = _network(config)
     dest = _destination(network, args.destination)
     paths: list[Path] = []

@@ -43,6 +43,14 @@ class TlsConfig(_Model):
 class SourceConfig(_Model):
     ae_title: str
     host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)  # its SCP, for query/retrieve of priors
+    query_retrieve: Literal["none", "c-get"] = "none"
+
+    @model_validator(mode="after")
+    def _qr_needs_address(self) -> SourceConfig:
+        if self.query_retrieve != "none" and (self.host is None or self.port is None):
+            raise ValueError(f"source {self.ae_title}: query_retrieve needs host and port")
+        return self
 
     _ae = field_validator("ae_title")(check_ae_title)
 

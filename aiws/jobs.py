@@ -14,7 +14,9 @@ from pydicom import dcmread
 from aiws.config import Config
 from aiws.ledger import JobRow, Ledger, NewResult
 from aiws.netconfig import NetworkStore
+from aiws.netsettings import sender_settings
 from aiws.pipelines import PIPELINES
+from aiws.priors import fetch_latest_prior
 from models.errors import ModelError, RetryLater
 from models.pipeline import Pipeline, PipelineRequest
 from pacs_bridge.spool import fsync_dir
@@ -80,6 +82,14 @@ class JobRunner:
             shutil.rmtree(out_dir)
         out_dir.mkdir(parents=True)
         pipeline = self.pipeline(job.pipeline)
+        priors = ()
+        if getattr(pipeline, "uses_priors", False):
+            settings = sender_settings(self.config, self.network.policy().ae_title)
+            priors = fetch_latest_prior(
+                self.ledger, self.network.doc(), settings, job.study_uid, job.pipeline,
+                getattr(pipeline, "prior_modality", ""), list(getattr(pipeline, "prior_sop_classes", [])),
+                self.config.storage.data_dir / "priors",
+            )
         request = PipelineRequest(
             study_uid=job.study_uid,
             series=series,
@@ -88,6 +98,7 @@ class JobRunner:
             manufacturer=self.config.imaging.manufacturer,
             institution_name=self.config.imaging.institution_name,
             params=self.config.pipelines.get(job.pipeline, {}),
+            priors=priors,
         )
         output = pipeline.run(request)
         results = []

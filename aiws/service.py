@@ -6,7 +6,6 @@ import os
 import secrets
 import signal
 import threading
-from pathlib import Path
 
 import uvicorn
 
@@ -16,13 +15,14 @@ from aiws.config import Config
 from aiws.intake import LedgerListener, recover_spool
 from aiws.ledger import Ledger
 from aiws.netconfig import NetworkStore
+from aiws.netsettings import sender_settings, tls_settings
 from aiws.pipelines import check_routes
 from aiws.routing import Route
 from aiws.scheduler import Scheduler
 from aiws.sending import SendDispatcher
 from aiws.workers import WorkerPool
 from pacs_bridge.scp import StorageSCP
-from pacs_bridge.settings import ScpSettings, SenderSettings, TlsSettings
+from pacs_bridge.settings import ScpSettings
 from pacs_bridge.spool import Spool
 
 LOGGER = logging.getLogger(__name__)
@@ -42,15 +42,6 @@ def admin_token(config: Config) -> str:
         f.write(token + "\n")
     LOGGER.info("admin token generated in %s", path)
     return token
-
-
-def tls_settings(config: Config) -> TlsSettings | None:
-    tls = config.dicom.tls
-    return TlsSettings(tls.cert_file, tls.key_file, tls.ca_file) if tls else None
-
-
-def sender_settings(config: Config, ae_title: str) -> SenderSettings:
-    return SenderSettings(ae_title=ae_title, max_pdu_bytes=config.dicom.max_pdu_bytes, tls=tls_settings(config))
 
 
 class Service:
@@ -133,8 +124,3 @@ class Service:
         self.start()
         done.wait()
         self.stop()
-
-
-def data_paths(config: Config) -> dict[str, Path]:
-    data = config.storage.data_dir
-    return {"db": data / "aiws.db", "spool": data / "spool", "outbox": data / "outbox"}

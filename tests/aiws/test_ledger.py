@@ -121,3 +121,41 @@ def test_spool_refuses_paths_outside_the_root(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", 0)
     with pytest.raises(InvalidInstance, match="not a valid DICOM UID"):
         spool.path_for("../../etc", "1.2", "1.3")
+
+
+@pytest.mark.network
+def test_latest_prior_is_fetched_with_its_stored_result(tmp_path: Path, orthanc_factory) -> None:
+    from pydicom.uid import CTImageStorage, generate_uid
+
+    from aiws.priors import fetch_latest_prior
+    from pacs_bridge.settings import SenderSettings
+
+    orthanc = orthanc_factory({"AIWS": ("AIWS", "127.0.0.1", 1)})
+    dates = {"20230101": generate_uid(), "20240601": generate_uid(), "20990101": generate_uid()}
+    for date, uid in dates.items():
+        files = make_ct_series(tmp_path / date, 2, study_uid=uid)
+        for f in files:
+            ds = dcmread(f)
+            ds.StudyDate = date
+            ds.save_as(f)
+        orthanc.upload(files)
+    current = make_ct_series(tmp_path / "current", 2)
+    for f in current:
+        ds = dcmread(f)
+        ds.StudyDate = "20250101"
+        ds.save_as(f)
+    ledger = Ledger(tmp_path / "aiws.db")
+    cur = dcmread(current[0])
+    ledger.record_instance(InstanceRow(cur.SOPInstanceUID, cur.StudyInstanceUID, cur.SeriesInstanceUID,
+                                       CTImageStorage, "CT", "", str(current[0]), 1, "ORTHANC", "", 1.0))
+    doc = {"sources": [{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": orthanc.dicom_port,
+                        "query_retrieve": "c-get"}]}
+    priors = fetch_latest_prior(ledger, doc, SenderSettings(ae_title="AIWS"), cur.StudyInstanceUID, "lung",
+                                "CT", [CTImageStorage], tmp_path / "priors")
+    assert len(priors) == 1
+    assert (priors[0].study_uid, priors[0].study_date) == (dates["20240601"], "20240601")
+    assert sum(len(v) for v in priors[0].series.values()) == 2
+    assert priors[0].results == ()
+    no_qr = {"sources": [{"ae_title": "ORTHANC", "host": "127.0.0.1"}]}
+    assert fetch_latest_prior(ledger, no_qr, SenderSettings(), cur.StudyInstanceUID, "lung", "CT",
+                              [CTImageStorage], tmp_path / "p2") == ()
