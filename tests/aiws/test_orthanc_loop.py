@@ -75,5 +75,9 @@ def test_orthanc_study_round_trip(tmp_path: Path, orthanc_factory) -> None:
         assert dciodvfy_errors(sc_path) == []
         associations = aiws.api("/api/associations")
         assert any(a["calling_ae"] == "ORTHANC" and a["received"] == 10 for a in associations)
+        log = aiws.log()
+        assert study_uid in log  # UIDs are logged …
+        for identifier in ("PHANTOM^TEST", "PHANTOM001", "19600101", "ACC0001"):
+            assert identifier not in log  # … patient data never
     finally:
         aiws.stop()

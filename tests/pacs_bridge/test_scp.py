@@ -217,3 +217,21 @@ def test_tls_association(tmp_path: Path) -> None:
         server.stop()
 
 
+
+
+def test_max_associations(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 0)
+    server = StorageSCP(ScpSettings(host="127.0.0.1", port=free_port(), max_associations=1),
+                        lambda: AcceptPolicy("AIWS", False), spool, Recorder())
+    server.start()
+    try:
+        first = _assoc(server.port)
+        assert first.is_established
+        second = _assoc(server.port)
+        assert second.is_rejected  # local limit exceeded (transient)
+        first.release()
+        third = _assoc(server.port)
+        assert third.is_established
+        third.release()
+    finally:
+        server.stop()
