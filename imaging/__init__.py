@@ -1,1 +1,24 @@
-"""DICOM and image data, task-agnostic: series, volumes, result objects (SR, SEG, SC)."""
+"""DICOM and image data, task-agnostic: series, volumes, result objects (SR, SEG, SC, PDF).
+
+Conventions: arrays are ``(k, r, c)`` (slice, row, column); an affine maps
+``(k, r, c, 1)`` to patient LPS in mm; region points are ``(row, column)``.
+
+Reading
+    ``imaging.series``   group_series(paths) -> {uid: SeriesInfo}; select_series(series, MatchRules)
+    ``imaging.volume``   load_volume(paths, LoadOptions) -> Volume; load_phases(paths) -> tuple[Volume, ...]
+    ``imaging.cine``     load_cine(paths) -> Cine (slices of 2D+t; Cine.phase_volume(i) -> Volume)
+    ``imaging.mammo``    load_mammogram(path) -> Mammogram (laterality, view, spacing at the breast)
+    ``imaging.nifti``    save_nifti / load_nifti / to_nifti / from_nifti (the one LPS<->RAS flip)
+Preprocessing
+    ``imaging.backend``  ArrayBackend.select("auto" | "numpy" | "cupy"), built once and passed down
+    ``imaging.preprocess`` resample_to_spacing, resample_like, window, crop, bounding_box
+Writing (values in ``imaging.results``: ResultContext, Finding, Measurement, QualitativeEvaluation,
+ImageRegion2D, Segment, Code, AlgorithmId)
+    ``imaging.seg``      write_seg(source, segments, context) -> Dataset
+    ``imaging.segread``  read_seg(seg, volume) -> [SegmentMask] (any SEG, frames placed by position)
+    ``imaging.sr``       write_sr(source, findings, context, seg=...) -> Dataset (TID 1500)
+    ``imaging.capture``  write_summary_capture(source, findings, context, segments=...) -> [Dataset]
+    ``imaging.pdf``      write_pdf_report(source, findings, context) -> Dataset
+    ``imaging.bundle``   write_bundle(...) -> [WrittenObject]: all of the above, saved
+    ``imaging.provenance`` save_dataset(ds, directory) -> Path (temp file, fsync, rename)
+"""

@@ -8,3 +8,15 @@ class ImagingError(Exception):
 
 class RuleError(ImagingError, ValueError):
     """A selection rule is malformed (unknown keyword, bad regex, bad range)."""
+
+
+class ReadError(ImagingError):
+    """A file cannot be read as the image it claims to be (missing attribute, unsupported pixel format)."""
+
+
+class GeometryError(ImagingError):
+    """Slices do not form the requested volume (mixed orientations, duplicate positions, irregular spacing)."""
+
+
+class WriteError(ImagingError):
+    """A result object cannot be built from the given source and findings."""

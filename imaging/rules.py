@@ -4,6 +4,11 @@ A rule maps a DICOM keyword to either a regular expression (for text values;
 ``re.search``, multi-valued attributes joined with a backslash) or a
 ``[min, max]`` inclusive numeric range. An absent attribute never matches.
 No ``eval``: only these two forms exist.
+
+Besides DICOM keywords, a rule may use the derived keyword ``Orientation``
+(a regex over ``AXIAL``, ``CORONAL``, ``SAGITTAL``, ``OBLIQUE``), computed
+from Image Orientation (Patient) (or the shared functional groups of an
+enhanced instance) when the attributes do not carry it.
 """
 from __future__ import annotations
 
@@ -15,9 +20,32 @@ from typing import Any
 from pydicom.datadict import dictionary_VR, keyword_dict
 from pydicom.multival import MultiValue
 
-from imaging.errors import RuleError
+from imaging.errors import GeometryError, RuleError
+from imaging.geometry import orientation_label
 
 _NUMERIC_VRS = {"DS", "IS", "FL", "FD", "SS", "US", "SL", "UL", "SV", "UV"}
+#: Keywords that are not DICOM attributes but are derived from them (regex rules only).
+DERIVED_KEYWORDS = frozenset({"Orientation"})
+
+
+def derived_orientation(attributes: Any) -> str | None:
+    """``AXIAL``/``CORONAL``/``SAGITTAL``/``OBLIQUE`` of a dataset-like object, None without an orientation."""
+    getter = getattr(attributes, "get", None)
+    if getter is None:
+        return None
+    iop = getter("ImageOrientationPatient")
+    if iop is None:
+        shared = getter("SharedFunctionalGroupsSequence")
+        try:
+            iop = shared[0].PlaneOrientationSequence[0].ImageOrientationPatient
+        except (AttributeError, IndexError, TypeError):
+            return None
+    if hasattr(iop, "value") and not isinstance(iop, (str, bytes, list, tuple, MultiValue)):
+        iop = iop.value
+    try:
+        return orientation_label([float(v) for v in iop])
+    except (GeometryError, TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,14 @@ class MatchRules:
         """
         conditions = []
         for keyword, spec in raw.items():
+            if keyword in DERIVED_KEYWORDS:
+                if not isinstance(spec, str):
+                    raise RuleError(f"{keyword}: a derived keyword takes a regex string, got {spec!r}")
+                try:
+                    conditions.append(Condition(keyword, pattern=re.compile(spec)))
+                except re.error as exc:
+                    raise RuleError(f"{keyword}: invalid regular expression {spec!r}: {exc}") from exc
+                continue
             if keyword not in keyword_dict:
                 raise RuleError(f"{keyword!r} is not a DICOM keyword")
             if isinstance(spec, str):
@@ -90,6 +126,8 @@ class MatchRules:
             value = getter(cond.keyword) if getter else None
             if hasattr(value, "value") and not isinstance(value, (str, bytes)):
                 value = value.value
+            if value is None and cond.keyword == "Orientation":
+                value = derived_orientation(attributes)
             if not cond.matches(value):
                 return False
         return True
