@@ -15,7 +15,7 @@ from pacs_bridge.errors import BridgeError
 LOGGER = logging.getLogger("aiws")
 
 #: Modules that add sub-commands: each has ``register(subparsers)``; handlers get (args, config).
-_COMMAND_MODULES = ("aiws.cli_admin",)
+_COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_plugin")
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -1,6 +1,84 @@
-"""Plugin routes: POST /api/plugins/{name}, GET /api/plugins (filled in by the plugins work)."""
+"""Plugin routes: ``GET /api/plugins``, ``GET /api/plugins/{name}`` (with the input schema) and
+``POST /api/plugins/{name}`` (flat JSON, a FHIR R4 Bundle, or CSV with ``Content-Type: text/csv``).
+
+Invalid input answers 422 with ``errors: [{field, rule, value}]``. Every run, valid or not, is
+recorded in the ledger's audit (plugin, version, SHA-256 of the input, status, time) — never a
+patient identifier.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from aiws.api.deps import ContextDep
+from plugins.errors import InvalidInput, PluginError, UnknownPlugin
+from plugins.registry import Registry
+from plugins.runner import audit_detail, run_plugin
+
+LOGGER = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/plugins", tags=["plugins"])
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+AUDIT_ACTION = "plugin.run"
+
+
+def get_registry(request: Request) -> Registry:
+    """One registry per application (plugins load their knowledge base or model once)."""
+    registry: Registry | None = getattr(request.app.state, "plugin_registry", None)
+    if registry is None:
+        registry = Registry()
+        request.app.state.plugin_registry = registry
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def _plugin(registry: Registry, name: str) -> Any:
+    try:
+        return registry.get(name)
+    except UnknownPlugin as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except PluginError as exc:
+        LOGGER.error("plugin %s cannot be loaded: %s", name, exc)
+        raise HTTPException(status_code=503, detail=str(exc)) from exc
+
+
+@router.get("")
+def list_plugins(registry: RegistryDep) -> list[dict[str, Any]]:
+    out = []
+    for name in registry.names():
+        info = _plugin(registry, name).describe()
+        out.append({k: info[k] for k in ("name", "version", "summary", "formats")})
+    return out
+
+
+@router.get("/{name}")
+def describe_plugin(name: str, registry: RegistryDep) -> dict[str, Any]:
+    return dict(_plugin(registry, name).describe())
+
+
+@router.post("/{name}")
+async def run(name: str, request: Request, ctx: ContextDep, registry: RegistryDep) -> JSONResponse:
+    plugin = _plugin(registry, name)
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise HTTPException(status_code=413, detail=f"input of {len(body)} bytes above {MAX_BODY_BYTES}")
+    actor = f"api:{request.client.host if request.client else '?'}"
+    try:
+        result = await run_in_threadpool(run_plugin, plugin, body, request.headers.get("content-type"))
+    except InvalidInput as exc:
+        ctx.ledger.audit(actor, AUDIT_ACTION, audit_detail(plugin.name, plugin.version, body, "invalid",
+                                                           problems=len(exc.problems)))
+        return JSONResponse({"detail": str(exc), "errors": [p.as_dict() for p in exc.problems]}, status_code=422)
+    ctx.ledger.audit(actor, AUDIT_ACTION, audit_detail(
+        plugin.name, plugin.version, body, "ok", format=result.input_format, records=len(result.outputs),
+        seconds=round(result.seconds, 4)))
+    LOGGER.info("plugin %s %s: %d record(s) in %.3f s", plugin.name, plugin.version, len(result.outputs),
+                result.seconds)
+    return JSONResponse(result.body())

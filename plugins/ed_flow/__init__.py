@@ -1,0 +1,1 @@
+"""The ed_flow plugin (see plugins/README.md)."""

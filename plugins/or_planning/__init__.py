@@ -1,0 +1,1 @@
+"""The or_planning plugin (see plugins/README.md)."""

@@ -1,0 +1,1 @@
+"""The pharmacy plugin (see plugins/README.md)."""

@@ -1,0 +1,1 @@
+"""The sepsis plugin (see plugins/README.md)."""
