@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_TOOLS := Orthanc storescu echoscu dsrdump dcmdump dciodvfy
+VENV_TRITON := .venv-triton
+TRITON_STAMP := $(VENV_TRITON)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-deps serve test test-fast bench train-lung clean
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) $(TRITON_STAMP)
 
 # Debian packages: Orthanc (the PACS in tests), dcmtk (independent DICOM peers), dicom3tools (dciodvfy).
 system-deps:
@@ -40,3 +42,15 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# A real Triton server for tests and bench/infer.py: nvidia-pytriton bundles tritonserver 2.51 with the
+# Python backend only, so scripts/triton_local.py serves triton_repo/ through Python-backend twins
+# that run the ONNX files with onnxruntime. Separate venv: pytriton needs numpy<2.
+$(TRITON_STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found"; exit 1; }
+	@[ -x $(VENV_TRITON)/bin/python ] || $(PYTHON) -m venv $(VENV_TRITON)
+	$(VENV_TRITON)/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
+	$(VENV_TRITON)/bin/python -m pip install -q "nvidia-pytriton==0.7.0" "numpy<2" onnxruntime 2>&1 | grep -v -i warning || true
+	$(VENV_TRITON)/bin/python -c "import numpy, onnxruntime, pytriton; assert numpy.__version__ < '2'"
+	@touch $@
+

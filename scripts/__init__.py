@@ -1,0 +1,1 @@
+"""Developer and test scripts (not part of the installed packages)."""
