@@ -15,7 +15,7 @@ from pacs_bridge.errors import BridgeError
 LOGGER = logging.getLogger("aiws")
 
 #: Modules that add sub-commands: each has ``register(subparsers)``; handlers get (args, config).
-_COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_plugin")
+_COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_plugin", "aiws.cli_train")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -39,12 +39,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose own --config is not the service configuration.
+_OWN_CONFIG_COMMANDS = ("train",)
+
+
+def _own_config_command(tokens: list[str]) -> int:
+    """Index of the command word when it is one of ``_OWN_CONFIG_COMMANDS``, else len(tokens)."""
+    i = 0
+    while i < len(tokens):
+        if tokens[i] == "--config":
+            i += 2
+        elif tokens[i].startswith("-"):
+            i += 1
+        else:
+            return i if tokens[i] in _OWN_CONFIG_COMMANDS else len(tokens)
+    return len(tokens)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # --config and -v are accepted anywhere on the line (`aiws serve --config FILE`).
+    # --config and -v are accepted anywhere on the line (`aiws serve --config FILE`), except after a
+    # command that has its own --config (`aiws train TASK --config RUN.toml`): there they go before it.
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", type=Path, default=None)
     pre.add_argument("-v", "--verbose", action="store_true")
-    common, rest = pre.parse_known_args(argv)
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    split = _own_config_command(tokens)
+    common, rest = pre.parse_known_args(tokens[:split])
+    rest += tokens[split:]
     args = build_parser().parse_args(rest)
     args.config = common.config or args.config
     args.verbose = common.verbose or args.verbose

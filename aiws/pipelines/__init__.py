@@ -16,8 +16,17 @@ def _echo_summary(config: Config) -> Pipeline:
     return EchoSummary()
 
 
+def _lung_nodules(config: Config) -> Pipeline:
+    from models.lung_nodules.pipeline import LungNodulePipeline, LungSettings
+    from models.runtime import RuntimeSettings, make_runtime
+
+    runtime = make_runtime(RuntimeSettings(**config.runtime.model_dump()))
+    return LungNodulePipeline(runtime, LungSettings.from_mapping(config.pipelines.get("lung_nodules", {})))
+
+
 PIPELINES: dict[str, PipelineFactory] = {
     "echo_summary": _echo_summary,
+    "lung_nodules": _lung_nodules,
 }
 
 

@@ -1,0 +1,136 @@
+"""Retraining loop commands: ``aiws train``, ``aiws evaluate``, ``aiws export``.
+
+    aiws train lung_nodules --data DIR --config FILE [--run NAME] [--runs-dir runs]
+    aiws evaluate RUN --data DIR        # unseen phantoms, through ONNX Runtime; writes RUN/evaluation.json
+    aiws export RUN                     # next version in [runtime] model_repository (triton_repo/)
+
+A running service picks the new version up at its next job (hot reload: versions are listed
+per job; see models/runtime/repository.py). With Triton in poll mode the server loads it by itself;
+in explicit mode load it with ``POST /v2/repository/models/<model>/load``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+from aiws.config import Config
+from aiws.errors import ConfigError, NotFound
+
+LOGGER = logging.getLogger(__name__)
+
+TASKS = ("lung_nodules", "coronary_ct", "cardiac_mri")
+#: Tasks trained on phantoms generated from seeds (no --data): their commands module.
+PHANTOM_TASKS = ("coronary_ct", "cardiac_mri")
+
+
+def _phantom_commands(task: str):  # type: ignore[no-untyped-def]
+    if task == "coronary_ct":
+        from training.coronary_ct import commands
+    else:
+        from training.cardiac_mri import commands
+    return commands
+
+
+def _phantom_task_of(run: Path) -> str | None:
+    return next((t for t in PHANTOM_TASKS if _phantom_commands(t).is_run(run)), None)
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    name = args.run or f"{args.task}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return Path(args.runs_dir) / name
+
+
+def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    if args.task in PHANTOM_TASKS:
+        for line in _phantom_commands(args.task).train_run(args.config_file, _run_dir(args)):
+            print(line)
+        return 0
+    from training.lung_nodules.config import TrainConfigError, load_config
+    from training.lung_nodules.train import train
+
+    if args.config_file is None:
+        raise ConfigError(f"train {args.task}: --config FILE is required")
+    if args.data is None or not (args.data / "dataset.json").is_file():
+        raise NotFound(f"{args.data}: no dataset.json (MSD layout: imagesTr/, labelsTr/, dataset.json)")
+    try:
+        train_config = load_config(args.config_file)
+    except TrainConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    run_dir = _run_dir(args)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir}: run folder exists and is not empty; choose another --run")
+    result = train(train_config, args.data, run_dir, progress=not args.no_progress)
+    val = result["validation"]
+    print(f"run {run_dir}: best step {result['best_step']} of {train_config.train.iterations} "
+          f"in {result['seconds']:.0f} s; validation sensitivity(>=5 mm)@1FP "
+          f"{val.get('froc', {}).get('1.0', {}).get('sensitivity')}, Dice {val.get('dice_net_grid')}")
+    print(f"exported candidate: {result['onnx']}; next: aiws evaluate {run_dir} --data DIR; aiws export {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
+    phantom_task = None if (args.run / "run.json").is_file() else _phantom_task_of(args.run)
+    if phantom_task is not None:
+        seeds = tuple(int(v) for v in args.seeds.split(":")) if args.seeds else None
+        lines, met = _phantom_commands(phantom_task).evaluate_run(args.run, *([seeds] if seeds else []))
+        print("\n".join(lines))
+        return 0 if met or not args.strict else 3
+    from training.lung_nodules.evaluate import EvaluationError, evaluate_run, report_lines
+
+    if args.data is None:
+        raise ConfigError("evaluate: --data DIR is required for this run")
+    if not (args.run / "run.json").is_file():
+        raise NotFound(f"{args.run}: not a training run (no run.json)")
+    try:
+        result = evaluate_run(args.run, args.data, threads=args.threads)
+    except EvaluationError as exc:
+        raise ConfigError(str(exc)) from None
+    for line in report_lines(result):
+        print(line)
+    print(f"written {args.run / 'evaluation.json'}")
+    return 0 if all(b["met"] for b in result["bars"].values()) or not args.strict else 3
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from models.runtime.errors import ModelConfigError
+    from training.lung_nodules.export import export_run
+
+    repo = args.repository or config.runtime.model_repository
+    try:
+        model, version = export_run(args.run, repo)
+    except FileNotFoundError as exc:
+        raise NotFound(str(exc)) from None
+    except ModelConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    card = json.loads((repo / model / str(version) / "model_card.json").read_text(encoding="utf-8"))
+    print(f"published {model} version {version} in {repo} (config sha256 "
+          f"{card['provenance']['training_config_sha256'][:12]}); the service uses it from its next job")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("train", help="train a network on a dataset (MSD layout) with a run configuration")
+    p.add_argument("task", choices=TASKS)
+    p.add_argument("--data", type=Path, help="dataset folder (imagesTr/, labelsTr/, dataset.json); "
+                   "not for phantom tasks (coronary_ct, cardiac_mri)")
+    p.add_argument("--config", dest="config_file", type=Path, help="run configuration (TOML or JSON)")
+    p.add_argument("--run", help="run name (default: TASK-date-time)")
+    p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a training run on unseen data; prints the quality bars")
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--data", type=Path, help="evaluation dataset (MSD layout, unseen seeds); not for phantom tasks")
+    p.add_argument("--seeds", help="phantom tasks: unseen seeds START:STOP (default 10000:10050 / 10000:10020)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: automatic)")
+    p.add_argument("--strict", action="store_true", help="exit 3 when a quality bar is not met")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--repository", type=Path, default=None, help="model repository (default: [runtime] model_repository)")
+    p.set_defaults(handler=cmd_export)

@@ -1,0 +1,157 @@
+"""Inference benchmark for the lung-nodule network on a 300-slice chest CT (1 mm slices).
+
+In one run, the same sliding-window code (same patches, same batches) with three backends:
+(a) torch eager (the trained MONAI module, weights read back from the shipped ONNX file),
+(b) ONNX Runtime in-process (the service default), (c) Triton over gRPC (when the pytriton server
+in ``.venv-triton`` can be started; Python-backend twin running the same ONNX file).
+Prints seconds and the ratios eager/ORT (target >= 1.5 on the CPU) and Triton/ORT (target: overhead
+<= 15 %), and checks the three outputs agree.
+
+Run: ``make bench`` or ``.venv/bin/python bench/infer.py [--repeat 2] [--no-triton] [--version N]``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from models.lung_nodules.inference import MODEL_NAME, input_spec  # noqa: E402
+from models.lung_nodules.geometry import Grid  # noqa: E402
+from models.lung_nodules.preprocess import to_network_grid  # noqa: E402
+from models.runtime import ModelRepository, SlidingWindow, sliding_window_inference  # noqa: E402
+from models.runtime.base import Arrays, InferenceRuntime  # noqa: E402
+from models.runtime.model_config import ModelSpec  # noqa: E402
+from models.runtime.ort import OnnxRuntime  # noqa: E402
+from training.lung_nodules.phantom import PhantomConfig, generate_phantom  # noqa: E402
+
+SLICES = 300
+
+
+class TorchRuntime(InferenceRuntime):
+    """torch eager behind the runtime interface, so the sliding window is identical for every backend."""
+
+    backend = "torch"
+
+    def __init__(self, repository: ModelRepository, module: Any, threads: int) -> None:
+        import torch
+
+        super().__init__(repository)
+        torch.set_num_threads(threads)
+        self.module = module.eval()
+
+    def _run_batch(self, spec: ModelSpec, version: int, inputs: Arrays) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(np.ascontiguousarray(inputs[spec.inputs[0].name])))
+        return {spec.outputs[0].name: out.numpy()}
+
+
+def ct_volume(seed: int) -> tuple[np.ndarray, Grid]:
+    """A whole-chest phantom with 1 mm slices, padded or cut to exactly 300 slices."""
+    phantom = generate_phantom(seed, PhantomConfig(slice_mm=(1.0, 1.0), pixel_mm=(0.75, 0.75), nodules=(3, 3)))
+    hu = phantom.hu
+    if hu.shape[0] < SLICES:
+        hu = np.pad(hu, [(0, SLICES - hu.shape[0]), (0, 0), (0, 0)], mode="edge")
+    hu = hu[:SLICES]
+    return hu, Grid(hu.shape, phantom.grid.affine)  # type: ignore[arg-type]
+
+
+def torch_module(repo: ModelRepository, version: int) -> Any:
+    """The MONAI network of the shipped version, weights loaded from its ONNX file."""
+    import json
+
+    from models.lung_nodules.network import NetworkConfig, build_network, probability_head
+    from training.lung_nodules.export import load_weights_from_onnx
+
+    card = json.loads(repo.card_path(MODEL_NAME, version).with_name("model_card.json").read_text())
+    raw = card["provenance"]["training_config"]["network"]
+    net = build_network(NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}))
+    head = probability_head(net)
+    load_weights_from_onnx(head, repo.model_path(MODEL_NAME, version))
+    return head
+
+
+def timed(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    assert out is not None  # noqa: S101 - bench script, repeat >= 1
+    return statistics.median(times), out
+
+
+def triton_runtime(repo_root: Path, work: Path) -> tuple[Any, Any] | None:
+    from triton_server import TritonServer, triton_available
+
+    from models.runtime.triton import TritonRuntime
+
+    if not triton_available():
+        print("triton: skipped (no .venv-triton; run 'make setup')")
+        return None
+    server = TritonServer(work / "triton", repo_root).start(wait_models=(MODEL_NAME,))
+    return server, TritonRuntime(ModelRepository(repo_root), server.grpc_url, "grpc", timeout_seconds=300)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch and ONNX Runtime")
+    parser.add_argument("--version", type=int, default=None, help="model version (default: latest)")
+    parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument("--repository", type=Path, default=ROOT / "triton_repo")
+    args = parser.parse_args()
+    repo = ModelRepository(args.repository)
+    version = repo.resolve_version(MODEL_NAME, args.version)
+    hu, grid = ct_volume(4242)
+    image, net_grid = to_network_grid(hu, grid, input_spec(repo.spec(MODEL_NAME)))
+    window = SlidingWindow(overlap=0.25, batch_size=repo.spec(MODEL_NAME).max_batch_size)
+    print(f"CT: {hu.shape[0]} slices x {hu.shape[1]}x{hu.shape[2]}, network grid {image.shape} (1 mm); "
+          f"{MODEL_NAME} v{version}; {args.threads} threads; median of {args.repeat}")
+    ort_rt = OnnxRuntime(repo, "cpu", args.threads)
+    eager = TorchRuntime(repo, torch_module(repo, version), args.threads)
+
+    def run(rt: InferenceRuntime) -> Callable[[], np.ndarray]:
+        return lambda: sliding_window_inference(rt, MODEL_NAME, image, window, version).output
+
+    run(ort_rt)()  # session creation and warm-up outside the timing
+    results = {"torch eager": timed(run(eager), args.repeat), "onnxruntime": timed(run(ort_rt), args.repeat)}
+    server = None
+    with tempfile.TemporaryDirectory(prefix="aiws-bench-infer-") as tmp:
+        started = None if args.no_triton else triton_runtime(args.repository, Path(tmp))
+        try:
+            if started is not None:
+                server, triton = started
+                run(triton)()
+                results["triton grpc"] = timed(run(triton), args.repeat)
+        finally:
+            if server is not None:
+                server.stop()
+    base_s, base_out = results["onnxruntime"]
+    print(f"{'backend':<14} {'seconds':>8} {'max |diff| vs ORT':>18}")
+    for name, (seconds, out) in results.items():
+        print(f"{name:<14} {seconds:8.2f} {float(np.abs(out - base_out).max()):18.2e}")
+    ratio = results["torch eager"][0] / base_s
+    print(f"ratio torch eager / ONNX Runtime = {ratio:.2f} (target >= 1.5)")
+    if "triton grpc" in results:
+        overhead = results["triton grpc"][0] / base_s - 1.0
+        print(f"Triton overhead over in-process ONNX Runtime = {overhead * 100:+.1f} % (target <= 15 %)")
+    # END-TO-END (lead, with the DICOM pipeline): time from "study complete" to "results sent",
+    # for the same 300-slice series pushed from Orthanc, printed here beside the network figures.
+    print("end-to-end study complete -> results sent: not measured yet (added with the DICOM pipeline)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""From the network's probability map to measured nodule candidates.
+
+``find_nodules(prob, prob_grid, hu, grid, lung)``: connected components of the probability
+map (on the network grid) become candidates scored by their peak probability; each is measured
+on the native CT grid: outline, centroid (LPS mm), long and short axis on the axial image of
+largest extent, Lung-RADS mean diameter, volume, solid component, type, side, zone, and whether
+it is juxtapleural. Pure numpy/scipy; the DICOM pipeline only wires it.
+
+Conventions (model card): the outline is the probability 0.5 iso-surface refined by the HU
+boundary (half way between the nodule's median HU and the surrounding lung); the solid
+component is HU >= -300 inside the outline; type: ground-glass when the solid component's mean
+diameter is < 1.5 mm, solid when it is >= 80 % of the nodule's, part-solid otherwise.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from models.lung_nodules.axes import ZERO, Axes2D, axes_of
+from models.lung_nodules.geometry import Grid, resample
+from models.lung_nodules.lungrads import NoduleType
+from models.lung_nodules.measures import mean_diameter_mm
+from models.lung_nodules.shape import Location, is_oval, locate
+
+LOGGER = logging.getLogger(__name__)
+
+FULL = np.ones((3, 3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class CandidateSettings:
+    """Post-processing parameters (probabilities in [0, 1], HU, mm)."""
+
+    prob_threshold: float = 0.5
+    min_score: float = 0.5
+    min_diameter_mm: float = 2.5
+    solid_hu: float = -300.0
+    solid_ratio: float = 0.8
+    min_solid_mm: float = 1.5
+    margin_mm: float = 4.0
+    refine_hu: bool = True
+    refine_min_prob: float = 0.25
+    max_candidates: int = 50
+    max_volume_ml: float = 100.0  # larger components are not nodules (a 30 mm nodule is 14 ml)
+
+
+@dataclass(frozen=True, eq=False)
+class Nodule:
+    """One measured candidate. Axes on the axial slice ``slice_index`` of the native grid."""
+
+    score: float
+    centre_mm: tuple[float, float, float]
+    long_axis_mm: float
+    short_axis_mm: float
+    mean_diameter_mm: float
+    volume_mm3: float
+    nodule_type: NoduleType
+    solid_diameter_mm: float
+    mean_hu: float
+    location: Location
+    slice_index: int
+    axes: Axes2D = ZERO
+    box: tuple[slice, slice, slice] = (slice(0), slice(0), slice(0))  # native-grid box of ``mask``
+    mask: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=bool))
+
+    def axis_points_mm(self, grid: Grid) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+        """LPS end points of the long and short axis (for SR polylines and drawings)."""
+        row0, col0 = self.box[1].start, self.box[2].start
+        sy, sx = grid.spacing[1], grid.spacing[2]
+        out = {}
+        for name, ends in (("long", self.axes.long_ends), ("short", self.axes.short_ends)):
+            pts = [grid.to_mm(np.array([self.slice_index, row0 + r / sy, col0 + c / sx])) for r, c in ends]
+            out[name] = (tuple(float(v) for v in pts[0]), tuple(float(v) for v in pts[1]))
+        return out
+
+
+def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings
+                ) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    """Labelled components and (label, peak) of those scoring >= min_score, not too big, best first."""
+    labels, _ = ndimage.label(prob >= settings.prob_threshold, structure=FULL)
+    found = []
+    max_voxels = settings.max_volume_ml * 1e3 / grid.voxel_volume_mm3
+    for k, obj in enumerate(ndimage.find_objects(labels), start=1):
+        if obj is None:
+            continue
+        inside = labels[obj] == k
+        if inside.sum() > max_voxels:
+            continue
+        peak = float(prob[obj][inside].max())
+        if peak >= settings.min_score:
+            found.append((k, peak))
+    return labels, sorted(found, key=lambda kp: -kp[1])[: settings.max_candidates]
+
+
+def _local_prob(prob: np.ndarray, labels: np.ndarray, label: int, obj: tuple[slice, ...], prob_grid: Grid
+                ) -> tuple[np.ndarray, Grid]:
+    """The component's probabilities (others zeroed) in its box grown by 3 voxels, and that box's grid."""
+    lo = [max(s.start - 3, 0) for s in obj]
+    hi = [min(s.stop + 3, n) for s, n in zip(obj, prob.shape, strict=True)]
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    local = np.where(labels[sl] == label, prob[sl], 0.0).astype(np.float32)
+    return local, prob_grid.crop(tuple(lo), tuple(hi))  # type: ignore[arg-type]
+
+
+def _native_box(obj: tuple[slice, ...], prob_grid: Grid, grid: Grid, margin_mm: float) -> tuple[slice, ...]:
+    corners = np.array([[s.start - 0.5 if i else s.stop - 0.5 for i, s in zip(bits, obj, strict=True)]
+                        for bits in np.ndindex(2, 2, 2)], dtype=np.float64)
+    idx = grid.to_index(prob_grid.to_mm(corners))
+    margin = margin_mm / np.array(grid.spacing)
+    lo = np.maximum(np.floor(idx.min(0) - margin).astype(int), 0)
+    hi = np.minimum(np.ceil(idx.max(0) + margin).astype(int) + 1, grid.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def _hu_outline(hu: np.ndarray, core: np.ndarray, allowed: np.ndarray, spacing: tuple[float, float, float]
+                ) -> np.ndarray:
+    """Normalised field (0.5 at the HU boundary) from the nodule's median HU and the lung around it."""
+    ring = ndimage.binary_dilation(core, structure=FULL, iterations=3) & ~core & (hu < -600)
+    if ring.sum() < 10 or core.sum() == 0:
+        return core.astype(np.float32)
+    inside, background = float(np.median(hu[core])), float(np.median(hu[ring]))
+    if inside - background < 60.0:
+        return core.astype(np.float32)
+    field_ = (hu - background) / (inside - background)
+    return np.where(allowed, field_, 0.0).astype(np.float32)
+
+
+def _largest_slice(mask: np.ndarray) -> int:
+    areas = mask.sum(axis=(1, 2))
+    return int(np.argmax(areas))
+
+
+def _axes_on(field_: np.ndarray, mask: np.ndarray, k: int, pixel: tuple[float, float]) -> Axes2D:
+    return axes_of(np.where(ndimage.binary_dilation(mask[k], iterations=2), field_[k], 0.0), pixel)
+
+
+def _measure(hu: np.ndarray, prob: np.ndarray, lung: np.ndarray | None, crop: Grid, settings: CandidateSettings
+             ) -> tuple[np.ndarray, np.ndarray, Axes2D, int, float] | None:
+    """(outline mask, continuous field, axes, slice, solid mean diameter) of one candidate crop."""
+    core = prob >= settings.prob_threshold
+    labels, n = ndimage.label(core, structure=FULL)
+    if n == 0:
+        return None
+    if n > 1:
+        core = labels == int(np.argmax(ndimage.sum_labels(core, labels, np.arange(1, n + 1)))) + 1
+    field_ = prob
+    allowed = core
+    if settings.refine_hu:
+        allowed = (prob >= settings.refine_min_prob) & ndimage.binary_dilation(core, structure=FULL, iterations=2)
+        if lung is not None:
+            allowed &= lung | core
+        field_ = np.maximum(_hu_outline(hu, core, allowed, crop.spacing) * allowed, 0.0)
+    mask = (field_ >= 0.5) & allowed
+    if not mask.any():
+        return None
+    k = _largest_slice(mask)
+    pixel = (crop.spacing[1], crop.spacing[2])
+    axes = _axes_on(field_, mask, k, pixel)
+    solid = mask & (hu >= settings.solid_hu)
+    solid_mean = 0.0
+    if solid.any():
+        ks = _largest_slice(solid)
+        sa = axes_of(np.where(mask[ks], (hu[ks] - settings.solid_hu) / 200.0 + 0.5, 0.0), pixel)
+        solid_mean = mean_diameter_mm(sa.long_mm, sa.short_mm)
+    return mask, field_, axes, k, solid_mean
+
+
+def _type(mean: float, solid_mean: float, settings: CandidateSettings) -> NoduleType:
+    if solid_mean < settings.min_solid_mm:
+        return NoduleType.GROUND_GLASS
+    if solid_mean >= settings.solid_ratio * mean:
+        return NoduleType.SOLID
+    return NoduleType.PART_SOLID
+
+
+def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, lung: np.ndarray | None = None,
+                 settings: CandidateSettings = CandidateSettings()) -> list[Nodule]:
+    """Candidates of *prob* (on *prob_grid*, e.g. the network grid) measured on *hu* (on *grid*).
+
+    *lung*: optional lung mask on *prob_grid*; candidates whose centroid is outside it are dropped
+    and it gives side, zone and the juxtapleural flag. Sorted by score, highest first.
+
+    Raises:
+        GeometryError: the grids are not aligned or the arrays do not match their grids.
+    """
+    labels, found = _components(prob, prob_grid, settings)
+    objects = ndimage.find_objects(labels)
+    lung_extent = _lung_extent(lung, prob_grid)
+    nodules = []
+    for label, score in found:
+        box = _native_box(objects[label - 1], prob_grid, grid, settings.margin_mm)
+        crop = grid.crop(tuple(s.start for s in box), tuple(s.stop for s in box))  # type: ignore[arg-type]
+        local, local_grid = _local_prob(prob, labels, label, objects[label - 1], prob_grid)
+        prob_crop = resample(local, local_grid, crop, fill=0.0)
+        lung_crop = None if lung is None else _lung_crop(lung, objects[label - 1], prob_grid, crop)
+        hu_crop = hu[box].astype(np.float32)
+        measured = _measure(hu_crop, prob_crop, lung_crop, crop, settings)
+        if measured is None:
+            continue
+        mask, _, axes, k, solid_mean = measured
+        mean = mean_diameter_mm(round(axes.long_mm, 2), round(min(axes.short_mm, axes.long_mm), 2))
+        if mean < settings.min_diameter_mm:
+            continue
+        centre = crop.to_mm(np.argwhere(mask).mean(axis=0))
+        location = locate(centre, mask, lung_crop, hu_crop, lung_extent, crop.spacing[2])
+        if lung is not None and not location.in_lung:
+            continue
+        ntype = _type(mean, min(solid_mean, mean), settings)
+        location = Location(location.side, location.zone, location.juxtapleural,
+                            location.juxtapleural and ntype is NoduleType.SOLID and is_oval(mask, crop.spacing),
+                            location.in_lung)
+        nodules.append(Nodule(
+            score=score, centre_mm=(float(centre[0]), float(centre[1]), float(centre[2])),
+            long_axis_mm=round(axes.long_mm, 2), short_axis_mm=round(min(axes.short_mm, axes.long_mm), 2),
+            mean_diameter_mm=mean, volume_mm3=round(float(mask.sum()) * grid.voxel_volume_mm3, 1),
+            nodule_type=ntype, solid_diameter_mm=min(solid_mean, mean) if ntype is not NoduleType.GROUND_GLASS
+            else 0.0, mean_hu=round(float(hu_crop[mask].mean()), 1), location=location,
+            slice_index=box[0].start + k, axes=axes, box=box, mask=mask))  # type: ignore[arg-type]
+    LOGGER.debug("%d candidate(s) from %d component(s)", len(nodules), len(found))
+    return nodules
+
+
+def _lung_crop(lung: np.ndarray, obj: tuple[slice, ...], prob_grid: Grid, crop: Grid) -> np.ndarray:
+    """Lung mask resampled onto the native crop (from a box around the component on the network grid)."""
+    grow = 12
+    lo = [max(s.start - grow, 0) for s in obj]
+    hi = [min(s.stop + grow, n) for s, n in zip(obj, lung.shape, strict=True)]
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    sub = prob_grid.crop(tuple(lo), tuple(hi))  # type: ignore[arg-type]
+    return resample(lung[sl].astype(np.float32), sub, crop, fill=0.0) >= 0.5
+
+
+def _lung_extent(lung: np.ndarray | None, grid: Grid) -> tuple[float, float, float] | None:
+    """(midline x, lowest z, highest z) of the lungs in LPS mm, or None without a mask."""
+    if lung is None or not lung.any():
+        return None
+    idx = np.argwhere(lung[::2, ::2, ::2]) * 2
+    mm = grid.to_mm(idx)
+    return (float((mm[:, 0].min() + mm[:, 0].max()) / 2), float(mm[:, 2].min()), float(mm[:, 2].max()))

@@ -1,0 +1,158 @@
+"""Voxel grids in patient space (LPS, mm) and separable resampling between aligned grids.
+
+Convention: an array ``a[i0, i1, i2]`` comes with a 4x4 ``affine`` mapping the homogeneous index
+``(i0, i1, i2, 1)`` (the array's own axis order) to LPS millimetres. For an axial CT sorted from
+feet to head, ``i0`` is the slice (+z), ``i1`` the row (+y, posterior) and ``i2`` the column
+(+x, patient left). Spacing along each array axis is the norm of the affine's column.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import ModelError
+
+
+class GeometryError(ModelError):
+    """Grids that do not fit together (different orientation, bad affine)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """Shape of a 3D array and its index -> LPS mm affine."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise GeometryError(f"grid shape {self.shape}: need three sizes >= 1")
+        if self.affine.shape != (4, 4) or abs(np.linalg.det(self.affine[:3, :3])) < 1e-9:
+            raise GeometryError("grid affine must be an invertible 4x4 matrix")
+
+    @classmethod
+    def axial(cls, shape: tuple[int, int, int], spacing_mm: tuple[float, float, float],
+              origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Grid:
+        """Axial grid: i0 -> +z (slice), i1 -> +y (row), i2 -> +x (column); *origin_mm* is voxel (0,0,0) in (x, y, z)."""
+        sz, sy, sx = spacing_mm
+        affine = np.array([[0.0, 0.0, sx, origin_mm[0]],
+                           [0.0, sy, 0.0, origin_mm[1]],
+                           [sz, 0.0, 0.0, origin_mm[2]],
+                           [0.0, 0.0, 0.0, 1.0]])
+        return cls(tuple(int(s) for s in shape), affine)  # type: ignore[arg-type]
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size along the array axes (mm)."""
+        s = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return float(s[0]), float(s[1]), float(s[2])
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+    def to_mm(self, index: np.ndarray) -> np.ndarray:
+        """LPS mm of voxel indices ``(..., 3)`` (fractional allowed)."""
+        index = np.asarray(index, dtype=np.float64)
+        return index @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def to_index(self, mm: np.ndarray) -> np.ndarray:
+        """Fractional voxel indices ``(..., 3)`` of LPS points."""
+        inv = np.linalg.inv(self.affine)
+        mm = np.asarray(mm, dtype=np.float64)
+        return mm @ inv[:3, :3].T + inv[:3, 3]
+
+    def crop(self, start: tuple[int, int, int], stop: tuple[int, int, int]) -> Grid:
+        """The sub-grid ``[start, stop)`` (same orientation, shifted origin)."""
+        affine = self.affine.copy()
+        affine[:3, 3] = self.to_mm(np.array(start, dtype=np.float64))
+        return Grid(tuple(b - a for a, b in zip(start, stop, strict=True)), affine)  # type: ignore[arg-type]
+
+    def resampled(self, spacing_mm: tuple[float, float, float]) -> Grid:
+        """Same orientation and first voxel, new spacing; stays within the same extent (sizes rounded down)."""
+        old = np.array(self.spacing)
+        new = np.array(spacing_mm, dtype=np.float64)
+        shape = tuple(max(1, int(np.floor((n - 1) * o / s + 1e-6)) + 1) for n, o, s in zip(self.shape, old, new, strict=True))
+        affine = self.affine.copy()
+        affine[:3, :3] = self.affine[:3, :3] * (new / old)
+        return Grid(shape, affine)  # type: ignore[arg-type]
+
+
+def index_map(source: Grid, target: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis (scale, offset) with ``source_index = scale * target_index + offset``.
+
+    Raises:
+        GeometryError: the grids are not axis-aligned with each other (one is rotated or permuted).
+    """
+    m = np.linalg.inv(source.affine) @ target.affine
+    lin = m[:3, :3]
+    if np.abs(lin - np.diag(np.diag(lin))).max() > 1e-6 * np.abs(lin).max():
+        raise GeometryError("grids are not aligned (rotated or permuted axes); cannot resample separably")
+    return np.diag(lin).copy(), m[:3, 3].copy()
+
+
+def _interp_axis(array: np.ndarray, axis: int, positions: np.ndarray, fill: float) -> np.ndarray:
+    """Linear interpolation of *array* along *axis* at fractional *positions*; *fill* outside."""
+    n = array.shape[axis]
+    lo = np.floor(positions).astype(np.int64)
+    w = (positions - lo).astype(np.float32)
+    inside = (positions >= -1e-6) & (positions <= n - 1 + 1e-6)
+    lo_c = np.clip(lo, 0, n - 1)
+    hi_c = np.clip(lo + 1, 0, n - 1)
+    shape = [1] * array.ndim
+    shape[axis] = len(positions)
+    a = np.take(array, lo_c, axis=axis).astype(np.float32, copy=False)
+    b = np.take(array, hi_c, axis=axis).astype(np.float32, copy=False)
+    out = a * (1.0 - w.reshape(shape)) + b * w.reshape(shape)
+    if not inside.all():
+        idx = [slice(None)] * array.ndim
+        idx[axis] = ~inside  # type: ignore[call-overload]
+        out[tuple(idx)] = fill
+    return out
+
+
+def resample(array: np.ndarray, source: Grid, target: Grid, fill: float = 0.0) -> np.ndarray:
+    """Trilinear (separable) resampling of *array* on *source* onto the aligned *target* grid, float32.
+
+    Raises:
+        GeometryError: grids not aligned, or *array* does not have the source shape.
+    """
+    if tuple(array.shape) != tuple(source.shape):
+        raise GeometryError(f"array shape {array.shape} differs from its grid {source.shape}")
+    scale, offset = index_map(source, target)
+    out = array
+    for axis in range(3):
+        positions = scale[axis] * np.arange(target.shape[axis], dtype=np.float64) + offset[axis]
+        out = _interp_axis(out, axis, positions, fill)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def reorient_axial(array: np.ndarray, grid: Grid) -> tuple[np.ndarray, Grid]:
+    """Permute and flip array axes so that i0 runs to +z (feet to head), i1 to +y and i2 to +x.
+
+    The voxel values are not interpolated; the affine is rewritten to match. For an oblique
+    acquisition the nearest axes are chosen.
+
+    Raises:
+        GeometryError: *array* does not have the grid's shape, or two axes point the same way.
+    """
+    if tuple(array.shape) != tuple(grid.shape):
+        raise GeometryError(f"array shape {array.shape} differs from its grid {grid.shape}")
+    directions = grid.affine[:3, :3] / np.array(grid.spacing)
+    world_of_axis = [int(np.argmax(np.abs(directions[:, k]))) for k in range(3)]
+    if sorted(world_of_axis) != [0, 1, 2]:
+        raise GeometryError(f"array axes point along world axes {world_of_axis}: cannot make them axial")
+    order = [world_of_axis.index(w) for w in (2, 1, 0)]  # array axis for z, y, x
+    out = np.transpose(array, order)
+    affine = grid.affine.copy()
+    affine[:, :3] = grid.affine[:, order]
+    flips = []
+    for new_axis, world in enumerate((2, 1, 0)):
+        if affine[world, new_axis] < 0:
+            flips.append(new_axis)
+            affine[:3, 3] = affine[:3, 3] + affine[:3, new_axis] * (out.shape[new_axis] - 1)
+            affine[:3, new_axis] = -affine[:3, new_axis]
+    if flips:
+        out = np.flip(out, axis=tuple(flips))
+    return np.ascontiguousarray(out), Grid(tuple(out.shape), affine)  # type: ignore[arg-type]

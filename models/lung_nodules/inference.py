@@ -1,0 +1,120 @@
+"""Nodule detection on a CT volume in HU: preprocess -> runtime (sliding window) -> candidates.
+
+The DICOM pipeline loads the Volume and calls :func:`detect_nodules`; evaluation calls it on
+phantoms. Everything the network needs is read from the model repository:
+``config.pbtxt`` (tensors, ROI, ``spacing_mm`` and ``hu_window`` parameters) and the version's
+``model_card.json`` (post-processing settings, including the operating score threshold).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from models.errors import ModelError
+from models.lung_nodules.candidates import CandidateSettings, Nodule, find_nodules
+from models.lung_nodules.geometry import Grid, reorient_axial
+from models.lung_nodules.lungmask import lung_mask
+from models.lung_nodules.preprocess import InputSpec, to_network_grid
+from models.runtime.base import InferenceRuntime
+from models.runtime.model_config import ModelSpec
+from models.runtime.sliding_window import SlidingWindow, sliding_window_inference
+
+LOGGER = logging.getLogger(__name__)
+
+MODEL_NAME = "lung_nodules"
+CARD_JSON = "model_card.json"
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """Nodules (sorted by score) on the axial-ordered *grid*; the probability map and lung mask on *net_grid*."""
+
+    nodules: list[Nodule]
+    model: str
+    version: int
+    grid: Grid
+    net_grid: Grid
+    probability: np.ndarray
+    lung: np.ndarray
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def input_spec(spec: ModelSpec) -> InputSpec:
+    """Network spacing and HU window from the ``config.pbtxt`` parameters.
+
+    Raises:
+        ModelConfigError: a parameter is missing or not a list of numbers.
+    """
+    spacing = spec.float_list_parameter("spacing_mm")
+    window = spec.float_list_parameter("hu_window")
+    return InputSpec((spacing[0], spacing[1], spacing[2]), (window[0], window[1]))
+
+
+def candidate_settings(runtime: InferenceRuntime, model: str, version: int) -> CandidateSettings:
+    """Post-processing settings of a model version (``postprocess`` in its ``model_card.json``).
+
+    Raises:
+        ModelError: the card is missing or has unknown keys.
+    """
+    path = runtime.repository.card_path(model, version).with_name(CARD_JSON)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model {model} version {version}: cannot read {path}: {exc}") from None
+    raw = card.get("postprocess", {})
+    known = {f.name for f in fields(CandidateSettings)}
+    if set(raw) - known:
+        raise ModelError(f"{path}: unknown postprocess keys {sorted(set(raw) - known)}")
+    return CandidateSettings(**raw)
+
+
+def probability_map(runtime: InferenceRuntime, image: np.ndarray, model: str = MODEL_NAME,
+                    version: int | None = None, window: SlidingWindow = SlidingWindow()) -> tuple[np.ndarray, int]:
+    """Nodule probability of a preprocessed *image* (network grid, [0, 1]): (probability, version used)."""
+    result = sliding_window_inference(runtime, model, image, window, version)
+    return result.output[0], result.version
+
+
+def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model: str = MODEL_NAME,
+                   version: int | None = None, settings: CandidateSettings | None = None,
+                   window: SlidingWindow = SlidingWindow()) -> Detection:
+    """Find and measure nodules in *hu* (any axis order; reoriented to axial first).
+
+    The version is resolved once (hot reload never mixes versions within a volume).
+    *settings* None: the version's own post-processing settings (operating point).
+
+    Raises:
+        ModelError: model/config problems; RetryLater: Triton down or model not ready.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    hu, grid = reorient_axial(hu, grid)
+    resolved = runtime.resolve_version(model, version)
+    settings = settings or candidate_settings(runtime, model, resolved)
+    spec = input_spec(runtime.spec(model))
+    image, net_grid = to_network_grid(hu, grid, spec)
+    timings["preprocess"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    prob, used = probability_map(runtime, image, model, resolved, window)
+    timings["network"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    lo, hi = spec.hu_window
+    lung = lung_mask(image * (hi - lo) + lo, net_grid)
+    nodules = find_nodules(prob, net_grid, hu, grid, lung, settings)
+    timings["candidates"] = time.perf_counter() - t2
+    LOGGER.info("lung nodules: %d candidate(s) above %.2f with %s v%d in %.1f s", len(nodules),
+                settings.min_score, model, used, sum(timings.values()))
+    return Detection(nodules, model, used, grid, net_grid, prob, lung, timings)
+
+
+def card_summary(runtime: InferenceRuntime, model: str, version: int) -> dict[str, Any]:
+    """The version's ``model_card.json`` (empty dict when absent)."""
+    path = runtime.repository.card_path(model, version).with_name(CARD_JSON)
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")))

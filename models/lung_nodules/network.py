@@ -1,0 +1,64 @@
+"""The lung-nodule network: a small MONAI 3D U-Net (training and export only; inference runs the ONNX file).
+
+Input: one channel, HU windowed to [0, 1] on a 1 mm grid (see :mod:`preprocess`). Output of
+the trained module: 2 logits (background, nodule). The exported graph appends a softmax and
+keeps the nodule channel, so ``config.pbtxt`` declares ``nodule_prob`` with one channel.
+LeakyReLU (slope 0.01) + instance norm. Not plain ReLU: in MONAI's UNet the top up-sampling block
+ends with norm + activation on the 2 output channels, and a ReLU there caps the nodule probability
+at a constant (both channels clipped to 0 leaves only the last bias). ONNX Runtime fuses
+Conv+LeakyRelu, which is part of why it beats torch eager on the CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+INPUT_NAME = "ct"
+OUTPUT_NAME = "nodule_prob"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    channels: tuple[int, ...] = (8, 16, 32, 64)
+    strides: tuple[int, ...] = (2, 2, 2)
+    num_res_units: int = 1
+    norm: str = "instance"
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.strides) != len(self.channels) - 1:
+            raise ValueError(f"network strides {self.strides}: need len(channels) - 1 = {len(self.channels) - 1}")
+        if self.norm not in ("instance", "batch"):
+            raise ValueError(f"network norm {self.norm!r}: 'instance' or 'batch'")
+
+    @property
+    def divisor(self) -> int:
+        """Patch sizes must be multiples of this (the product of the strides)."""
+        out = 1
+        for s in self.strides:
+            out *= s
+        return out
+
+
+def build_network(config: NetworkConfig) -> Any:
+    """The MONAI UNet (a ``torch.nn.Module``) with 2 output channels (logits)."""
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=config.channels, strides=config.strides,
+                num_res_units=config.num_res_units, norm=config.norm,
+                act=("leakyrelu", {"negative_slope": 0.01, "inplace": True}), dropout=config.dropout)
+
+
+def probability_head(network: Any) -> Any:
+    """Module mapping the input to the nodule probability (softmax channel 1, kept as 1 channel)."""
+    import torch
+
+    class _Head(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.net(x), dim=1)[:, 1:2]
+
+    return _Head(network)

@@ -1,0 +1,176 @@
+"""Pipeline ``lung_nodules``: chest CT -> nodules, Lung-RADS v2022, Fleischner 2017 -> SR + SEG + SC (+ PDF).
+
+Stages (timed in ``PipelineOutput.timings_s``): ``load`` (series selection and volume),
+``network`` (sliding-window probability map), ``measures`` (candidates, axes, types, prior
+comparison, categories) and ``writing`` (SEG, SR, summary SC, PDF).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydicom.uid import CTImageStorage
+
+from imaging.bundle import BundleOptions, write_bundle
+from imaging.results import AlgorithmId, ResultContext
+from imaging.rules import MatchRules
+from imaging.series import SeriesInfo, group_series, select_series
+from imaging.volume import Volume, load_volume
+from models.errors import ModelError, NoSuitableSeries
+from models.lung_nodules.candidates import Nodule
+from models.lung_nodules.compare import compare, interval_days
+from models.lung_nodules.fleischner import Risk, fleischner_recommendation
+from models.lung_nodules.geometry import Grid
+from models.lung_nodules.inference import MODEL_NAME, Detection, detect_nodules
+from models.lung_nodules.lungrads import NoduleForRads, NoduleStatus, exam_category, nodule_category
+from models.lung_nodules.report import AssessedNodule, exam_finding, nodule_finding, nodule_segment, summary
+from models.pipeline import OutputFile, PipelineOutput, PipelineRequest, PriorStudy
+from models.runtime.base import InferenceRuntime
+
+LOGGER = logging.getLogger(__name__)
+
+#: Chest CT, primary axial, slices of at most 2.5 mm.
+DEFAULT_SELECT: dict[str, Any] = {"Modality": "CT", "Orientation": "AXIAL", "SliceThickness": [0.0, 2.5]}
+
+
+@dataclass(frozen=True)
+class LungSettings:
+    """``[pipelines.lung_nodules]``: series rule, model version (None = latest), Fleischner risk, match distance."""
+
+    select: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SELECT))
+    model_version: int | None = None
+    risk: Risk = Risk.UNKNOWN
+    match_mm: float = 10.0
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> LungSettings:
+        """Raises: ModelError on an unknown key or value."""
+        unknown = set(raw) - {"select", "model_version", "risk", "match_mm"}
+        if unknown:
+            raise ModelError(f"pipelines.lung_nodules: unknown keys {sorted(unknown)}")
+        try:
+            return cls(select=dict(raw.get("select", DEFAULT_SELECT)), model_version=raw.get("model_version"),
+                       risk=Risk(raw.get("risk", "unknown")), match_mm=float(raw.get("match_mm", 10.0)))
+        except ValueError as exc:
+            raise ModelError(f"pipelines.lung_nodules: {exc}") from None
+
+
+def choose_series(series: Mapping[str, tuple[Any, ...]], select: Mapping[str, Any], study_uid: str) -> SeriesInfo:
+    """The thinnest primary original series matching *select* (then the one with most images).
+
+    Raises:
+        NoSuitableSeries: naming the series seen.
+    """
+    files = [p for paths in series.values() for p in paths]
+    grouped = group_series(files)
+    fitting = [s for s in select_series(grouped.values(), MatchRules.parse(select))
+               if "DERIVED" not in [str(v).upper() for v in (s.get("ImageType") or [])]]
+    if not fitting:
+        seen = ", ".join(f"{s.modality} {s.orientation or '?'} {s.get('SliceThickness', '?')} mm" for s in grouped.values())
+        raise NoSuitableSeries(f"study {study_uid}: no chest CT series matching {dict(select)} (seen: {seen})")
+    return min(fitting, key=lambda s: (float(s.get("SliceThickness", 99) or 99), -len(s.files)))
+
+
+def mask_on_source(nodule: Nodule, detection: Detection, volume: Volume) -> np.ndarray:
+    """The nodule's mask (on the reoriented detection grid) on the source volume's voxels.
+
+    The detection grid is the source grid with axes permuted/flipped, so every voxel maps
+    exactly onto one source voxel.
+    """
+    out = np.zeros(volume.shape, dtype=bool)
+    idx = np.argwhere(nodule.mask) + np.array([s.start for s in nodule.box])
+    if idx.size == 0:
+        return out
+    src = np.rint(volume.lps_to_index(detection.grid.to_mm(idx))).astype(int)
+    inside = np.all((src >= 0) & (src < np.array(volume.shape)), axis=1)
+    out[tuple(src[inside].T)] = True
+    return out
+
+
+def _for_rads(nodule: Nodule, status: NoduleStatus) -> NoduleForRads:
+    return NoduleForRads(nodule.nodule_type, nodule.mean_diameter_mm,
+                         min(nodule.solid_diameter_mm, nodule.mean_diameter_mm), status,
+                         nodule.location.juxtapleural, nodule.location.benign_features)
+
+
+class LungNodulePipeline:
+    """Lung nodule detection and categorisation; holds the runtime (sessions reused across studies)."""
+
+    name = "lung_nodules"
+    version = "1.0.0"
+    uses_priors = True
+    prior_modality = "CT"
+    prior_sop_classes = (CTImageStorage,)
+
+    def __init__(self, runtime: InferenceRuntime, settings: LungSettings = LungSettings()) -> None:
+        self.runtime = runtime
+        self.settings = settings
+
+    def _detect(self, volume: Volume, version: int) -> Detection:
+        grid = Grid(volume.shape, np.asarray(volume.affine, dtype=float))
+        return detect_nodules(self.runtime, volume.voxels, grid, MODEL_NAME, version)
+
+    def _prior(self, prior: PriorStudy | None, version: int) -> list[Nodule] | None:
+        if prior is None:
+            return None
+        info = choose_series(prior.series, self.settings.select, prior.study_uid)
+        return self._detect(load_volume(info.files), version).nodules
+
+    def run(self, request: PipelineRequest) -> PipelineOutput:
+        """Find, measure and categorise nodules; write SEG, SR, SC and PDF into ``request.out_dir``.
+
+        Raises:
+            NoSuitableSeries: no axial chest CT <= 2.5 mm among the routed series.
+            ModelError: model problems; RetryLater when Triton is unavailable.
+        """
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        info = choose_series(request.series, self.settings.select, request.study_uid)
+        volume = load_volume(info.files)
+        version = self.runtime.resolve_version(MODEL_NAME, self.settings.model_version)
+        timings["load"] = time.perf_counter() - t
+
+        detection = self._detect(volume, version)
+        timings["network"] = detection.timings_s.get("network", 0.0)
+        t = time.perf_counter()
+        prior = request.priors[0] if request.priors else None
+        prior_nodules = self._prior(prior, version)
+        days = interval_days(prior.study_date, str(info.header.get("StudyDate", ""))) if prior else 0.0
+        comparisons = compare(detection.nodules, prior_nodules, days, self.settings.match_mm)
+        assessed: list[AssessedNodule] = []
+        for nodule, cmp in zip(detection.nodules, comparisons, strict=True):
+            mask = mask_on_source(nodule, detection, volume)
+            if not mask.any():
+                LOGGER.warning("study %s: a nodule of %.1f mm has no voxel on the source grid; dropped",
+                               request.study_uid, nodule.mean_diameter_mm)
+                continue
+            category = nodule_category(_for_rads(nodule, cmp.status))
+            assessed.append(AssessedNodule(nodule, cmp, category, mask, len(assessed) + 1))
+        exam = exam_category(_for_rads(a.nodule, a.comparison.status) for a in assessed)
+        fleischner = fleischner_recommendation([(a.nodule.nodule_type, a.nodule.mean_diameter_mm) for a in assessed],
+                                               self.settings.risk)
+        timings["measures"] = time.perf_counter() - t + sum(
+            v for k, v in detection.timings_s.items() if k != "network")
+
+        t = time.perf_counter()
+        context = ResultContext(
+            uid_root=request.uid_root, pipeline=self.name, model_version=f"{self.version}-m{version}",
+            manufacturer=request.manufacturer, institution_name=request.institution_name,
+            algorithm=AlgorithmId(self.name, f"{self.version}-m{version}",
+                                  (("network", f"{MODEL_NAME} v{version}"), ("lung_rads", "v2022"))),
+        )
+        findings = [nodule_finding(a) for a in assessed] + [exam_finding(exam, len(assessed), prior is not None)]
+        segments = [nodule_segment(a) for a in assessed]
+        written = write_bundle(volume, findings, context, request.out_dir, segments=segments,
+                               options=BundleOptions(pdf=True, window=(-600.0, 1500.0)))
+        timings["writing"] = time.perf_counter() - t
+        LOGGER.info("study %s: %s found %d nodule(s), Lung-RADS %s, series %s", request.study_uid, self.name,
+                    len(assessed), exam.value, info.series_uid)
+        result = {**summary(assessed, exam, fleischner), "series_uid": info.series_uid, "model_version": version,
+                  "prior_study_uid": prior.study_uid if prior else None}
+        return PipelineOutput(files=tuple(OutputFile(w.kind, w.path) for w in written), summary=result,
+                              timings_s=timings)

@@ -1,0 +1,49 @@
+"""Matching nodules with a prior exam: new, growing, stable, VDT."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from models.lung_nodules.candidates import Nodule
+from models.lung_nodules.compare import compare, interval_days
+from models.lung_nodules.lungrads import NoduleStatus, NoduleType
+from models.lung_nodules.measures import MeasureError, sphere_volume_mm3
+from models.lung_nodules.shape import Location
+
+
+def _nodule(centre: tuple[float, float, float], mean_mm: float) -> Nodule:
+    return Nodule(score=0.9, centre_mm=centre, long_axis_mm=mean_mm, short_axis_mm=mean_mm, mean_diameter_mm=mean_mm,
+                  volume_mm3=sphere_volume_mm3(mean_mm), nodule_type=NoduleType.SOLID, solid_diameter_mm=mean_mm,
+                  mean_hu=20.0, location=Location("left", "upper", False), slice_index=0)
+
+
+def test_interval_days() -> None:
+    assert interval_days("20250105", "20260110") == 370.0
+    with pytest.raises(MeasureError, match="not before"):
+        interval_days("20260110", "20260110")
+    with pytest.raises(MeasureError, match="YYYYMMDD"):
+        interval_days("2025-01-05", "20260110")
+
+
+def test_no_prior_is_baseline() -> None:
+    assert [c.status for c in compare([_nodule((0, 0, 0), 6.0)], None, 0.0)] == [NoduleStatus.BASELINE]
+
+
+def test_new_growing_stable_and_vdt() -> None:
+    prior = [_nodule((10, 0, 0), 6.0), _nodule((-40, 20, 0), 8.0)]
+    current = [_nodule((11, 1, 0), 8.0),    # +2.0 mm: growing
+               _nodule((-40, 20, 1), 9.5),  # +1.5 mm exactly: not growth
+               _nodule((60, 60, 60), 5.0)]  # nowhere near: new
+    out = compare(current, prior, 365.0)
+    assert [c.status for c in out] == [NoduleStatus.GROWING, NoduleStatus.STABLE, NoduleStatus.NEW]
+    assert out[0].delta_mean_mm == 2.0 and out[0].prior_index == 0
+    expected_vdt = 365.0 * math.log(2) / math.log((8.0 / 6.0) ** 3)
+    assert out[0].vdt_days == pytest.approx(expected_vdt)
+    assert out[2].vdt_days is None
+
+
+def test_each_prior_nodule_matches_once() -> None:
+    prior = [_nodule((0, 0, 0), 6.0)]
+    out = compare([_nodule((1, 0, 0), 6.0), _nodule((2, 0, 0), 6.0)], prior, 100.0)
+    assert [c.status for c in out] == [NoduleStatus.STABLE, NoduleStatus.NEW]

@@ -1,0 +1,135 @@
+"""End to end: a phantom chest CT pushed from Orthanc comes back as SEG + SR + SC + PDF in the same study,
+with the phantom's nodules, their growth against a prior fetched from Orthanc (C-FIND + C-GET), and
+their Lung-RADS categories."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.uid import generate_uid
+from scipy import ndimage
+
+from imaging.segread import read_seg
+from imaging.volume import load_volume
+from peers import AiwsProcess, dciodvfy_errors, free_port, wait_for
+from training.ct_dicom import CtSeriesInfo, write_ct_series
+from training.lung_nodules.phantom import PhantomConfig, generate_phantom
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[3] / "triton_repo"
+PHANTOM = PhantomConfig(pixel_mm=(0.8, 0.8), slice_mm=(1.25, 1.25), z_extent_mm=60, nodules=(2, 2),
+                        diameter_mm=(9, 13), kind_weights=(0.5, 0.5, 0.0, 0.0))
+SEED = 7
+
+CONFIG = """
+[dicom]
+host = "127.0.0.1"
+port = {dicom_port}
+[[dicom.sources]]
+ae_title = "ORTHANC"
+host = "127.0.0.1"
+port = ORTHANC_PORT
+query_retrieve = "c-get"
+[[dicom.destinations]]
+name = "pacs"
+ae_title = "ORTHANC"
+host = "127.0.0.1"
+port = ORTHANC_PORT
+pdf_report = true
+[study]
+quiet_seconds = 1
+[[routes]]
+pipeline = "lung_nodules"
+send_to = ["pacs"]
+[routes.match]
+Modality = "CT"
+[http]
+port = {http_port}
+[storage]
+data_dir = "{data_dir}"
+min_free_mb = 1
+"""
+
+
+def _prior_hu(hu: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The same chest a year earlier: nodule 1 absent (it is new now), nodule 2 smaller (it grew)."""
+    prior = hu.astype(np.float32).copy()
+    lung_hu = float(np.median(hu[(labels == 0) & (hu < -700) & (hu > -950)]))
+    rng = np.random.default_rng(1)
+    prior[labels == 1] = lung_hu + rng.normal(0, 10, int((labels == 1).sum()))
+    shell = (labels == 2) & ~ndimage.binary_erosion(labels == 2, np.ones((1, 3, 3)), iterations=3)
+    prior[shell] = lung_hu + rng.normal(0, 10, int(shell.sum()))
+    return prior
+
+
+@pytest.mark.skipif(not (REPO / "lung_nodules" / "config.pbtxt").exists(), reason="no lung_nodules model exported")
+def test_chest_ct_with_prior_round_trip(tmp_path: Path, orthanc_factory) -> None:
+    phantom = generate_phantom(SEED, PHANTOM)
+    truth = {n["label"]: n for n in phantom.nodules}
+    patient = CtSeriesInfo(seed_text="lung-e2e", patient_id="PHANTOM-LUNG-E2E")
+    current_uid, prior_uid = generate_uid(), generate_uid()
+    current = write_ct_series(phantom.hu.astype(np.float32), phantom.affine, tmp_path / "current",
+                              CtSeriesInfo(**{**patient.__dict__, "seed_text": "cur", "study_uid": current_uid,
+                                              "study_date": "20260110"}))
+    prior = write_ct_series(_prior_hu(phantom.hu, phantom.labels), phantom.affine, tmp_path / "prior",
+                            CtSeriesInfo(**{**patient.__dict__, "seed_text": "pri", "study_uid": prior_uid,
+                                            "study_date": "20250105"}))
+    aiws_port = free_port()
+    orthanc = orthanc_factory({"AIWS": ("AIWS", "127.0.0.1", aiws_port)})
+    orthanc.upload(current + prior)
+    (tmp_path / "aiws").mkdir()
+    aiws = AiwsProcess(tmp_path / "aiws", CONFIG.replace("ORTHANC_PORT", str(orthanc.dicom_port)),
+                       dicom_port=aiws_port).start()
+    try:
+        orthanc_id = orthanc.post("/tools/lookup", current_uid.encode())[0]["ID"]
+        orthanc.post("/modalities/AIWS/store", {"Resources": [orthanc_id], "Synchronous": True})
+        wait_for(lambda: aiws.api("/api/sends?state=done") or aiws.api("/api/jobs?state=failed"),
+                 timeout=600, interval=1, what="lung results sent back")
+        job = aiws.api("/api/jobs")[0]
+        assert job["state"] == "done", job["error"]
+        summary = job["summary"]
+        assert summary["prior_study_uid"] == prior_uid
+
+        found = {}
+        for n in summary["nodules"]:
+            near = min(truth.values(), key=lambda t: np.linalg.norm(np.subtract(t["centre_mm"], n["centre_mm"])))
+            assert np.linalg.norm(np.subtract(near["centre_mm"], n["centre_mm"])) < 5.0, "false positive"
+            found[near["label"]] = n
+        assert sorted(found) == [1, 2], "both nodules found"
+        for label, n in found.items():
+            assert n["type"] == truth[label]["type"]
+            assert abs(n["mean_diameter_mm"] - truth[label]["mean_diameter_mm"]) <= 2.0
+        assert found[1]["status"] == "new" and found[2]["status"] == "growing"
+        assert found[2]["growth_mm"] > 1.5 and found[2]["vdt_days"] > 0
+        assert summary["lung_rads"] == "4B"  # a new part-solid or a growing >= 8 mm solid nodule
+
+        back = orthanc.instances_of_study(current_uid)
+        ours = {i["ID"]: dcmread_bytes(orthanc.file_of(i["ID"]), tmp_path / f"{i['ID']}.dcm")
+                for i in back if i["MainDicomTags"].get("SOPInstanceUID") in
+                {r["sop_instance_uid"] for r in aiws.api(f"/api/jobs/{job['id']}")["results"]}}
+        modalities = sorted(dcmread(p).Modality for p in ours.values())
+        assert modalities == ["DOC", "OT", "SEG", "SR"]
+        for path in ours.values():
+            assert dciodvfy_errors(path) == [], path
+        sr = next(p for p in ours.values() if dcmread(p).Modality == "SR")
+        assert subprocess.run(["dsrdump", str(sr)], capture_output=True).returncode == 0
+        seg = next(p for p in ours.values() if dcmread(p).Modality == "SEG")
+        volume = load_volume(current)
+        for segment in read_seg(dcmread(seg), volume):
+            centre = volume.index_to_lps(np.argwhere(segment.mask).mean(axis=0)[None])[0]
+            assert min(np.linalg.norm(centre - np.array(t["centre_mm"])) for t in truth.values()) < 2.0
+        log = aiws.log()
+        assert "PHANTOM-LUNG-E2E" not in log
+        json.dumps(summary)
+    finally:
+        aiws.stop()
+
+
+def dcmread_bytes(data: bytes, path: Path) -> Path:
+    path.write_bytes(data)
+    return path

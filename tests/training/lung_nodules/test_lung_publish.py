@@ -1,0 +1,54 @@
+"""Publishing versions into a model repository: atomic, numbered, compatible with config.pbtxt."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from models.runtime import ModelConfigError, ModelRepository
+from training.lung_nodules.config import ExportSettings
+from training.lung_nodules.export import config_text
+from training.publish import publish_version
+
+ROI = (16, 16, 16)
+
+
+def _onnx(path: Path) -> Path:
+    x = helper.make_tensor_value_info("ct", TensorProto.FLOAT, ["b", 1, *ROI])
+    y = helper.make_tensor_value_info("nodule_prob", TensorProto.FLOAT, ["b", 1, *ROI])
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["ct"], ["nodule_prob"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_versions_are_numbered_and_carded(tmp_path: Path) -> None:
+    onnx_path = _onnx(tmp_path / "m.onnx")
+    text = config_text(ExportSettings(roi=ROI))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    card = {"intended_use": "test", "provenance": {"training_config_sha256": "0" * 64}}
+    assert publish_version(repo, "lung_nodules", onnx_path, text, card) == 1
+    assert publish_version(repo, "lung_nodules", onnx_path, text, card) == 2
+    assert ModelRepository(repo).versions("lung_nodules") == [1, 2]
+    saved = json.loads((repo / "lung_nodules" / "2" / "model_card.json").read_text())
+    assert saved["version"] == 2 and saved["model"] == "lung_nodules"
+    assert "# Model card: lung_nodules version 2" in (repo / "lung_nodules" / "2" / "model_card.md").read_text()
+    assert not list(tmp_path.glob(".aiws-publish-*")), "staging folder left behind"
+    with pytest.raises(ModelConfigError, match="already exists"):
+        publish_version(repo, "lung_nodules", onnx_path, text, card, version=2)
+
+
+def test_incompatible_configuration_is_refused(tmp_path: Path) -> None:
+    onnx_path = _onnx(tmp_path / "m.onnx")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    publish_version(repo, "lung_nodules", onnx_path, config_text(ExportSettings(roi=ROI)), {})
+    other = config_text(ExportSettings(roi=ROI, spacing_mm=(2.0, 2.0, 2.0)))
+    with pytest.raises(ModelConfigError, match="parameters"):
+        publish_version(repo, "lung_nodules", onnx_path, other, {})
+    with pytest.raises(ModelConfigError, match="dim 3: config.pbtxt 32, ONNX 16"):
+        publish_version(repo, "lung_nodules", onnx_path, config_text(ExportSettings(roi=(16, 32, 16))), {})
+    assert ModelRepository(repo).versions("lung_nodules") == [1]

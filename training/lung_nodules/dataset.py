@@ -1,0 +1,68 @@
+"""Phantom datasets in the MSD layout: the input of ``aiws train lung_nodules --data DIR``.
+
+``python -m training.lung_nodules.dataset --out DIR --seeds 0:40 [--slab-mm 120]`` writes
+``imagesTr/lung_<seed>.nii.gz`` (HU), ``labelsTr/`` (1 = nodule), ``nodulesTr/`` (ground-truth
+JSON) and ``dataset.json`` (with the seeds and the phantom configuration).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.lung_nodules.phantom import PhantomConfig, generate_phantom
+from training.msd import Case, read_dataset_json, write_case, write_dataset_json
+
+LOGGER = logging.getLogger(__name__)
+
+
+def write_phantom_dataset(root: Path, seeds: Sequence[int], config: PhantomConfig) -> list[str]:
+    """Generate one phantom per seed into *root* (MSD layout); returns the case names."""
+    names = []
+    for seed in seeds:
+        phantom = generate_phantom(seed, config)
+        name = f"lung_{seed:05d}"
+        meta = json.loads(phantom.truth_json())
+        write_case(root, Case(name, phantom.hu, phantom.grid, (phantom.labels > 0).astype("uint8"), meta))
+        names.append(name)
+        LOGGER.info("phantom %s: %s slices of %.2f mm, %d nodules", name, phantom.hu.shape[0],
+                    phantom.spacing[0], len(phantom.nodules))
+    write_dataset_json(root, names, "AIWS chest CT phantoms with lung nodules (synthetic)",
+                       {"0": "background", "1": "nodule"})
+    doc = read_dataset_json(root)
+    doc["phantom"] = {"seeds": list(seeds), "config": json.loads(json.dumps(config.__dict__, default=list))}
+    (root / "dataset.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return names
+
+
+def dataset_seeds(root: Path) -> list[int]:
+    """Phantom seeds of a dataset written by :func:`write_phantom_dataset` (empty for other datasets)."""
+    return [int(s) for s in read_dataset_json(root).get("phantom", {}).get("seeds", [])]
+
+
+def _seeds(text: str) -> list[int]:
+    start, _, stop = text.partition(":")
+    return list(range(int(start), int(stop))) if stop else [int(v) for v in text.split(",")]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="write lung-nodule phantoms in the MSD layout")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", required=True, help="START:STOP or a comma list")
+    parser.add_argument("--slab-mm", type=float, default=None, help="height of a lung slab (default: whole chest)")
+    parser.add_argument("--nodules", default="1:5", help="MIN:MAX nodules per phantom")
+    parser.add_argument("--max-matrix", type=int, default=512)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lo, hi = (int(v) for v in args.nodules.split(":"))
+    config = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix)
+    names = write_phantom_dataset(args.out, _seeds(args.seeds), config)
+    print(f"wrote {len(names)} phantoms to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Export a trained lung-nodule network to ONNX, with its ``config.pbtxt`` and model card.
+
+Training ends by exporting the best checkpoint into ``RUN/export/`` (a one-model repository,
+version 1) which ``aiws evaluate`` runs through ONNX Runtime exactly as the service would.
+``aiws export RUN`` then publishes that file as the next version of ``triton_repo/<model>/``
+with a model card holding the evaluation figures.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tritonclient.grpc import model_config_pb2 as pb
+
+from models.lung_nodules.network import INPUT_NAME, OUTPUT_NAME, probability_head
+from models.runtime.model_config import message_to_text
+from models.runtime.repository import MODEL_FILENAME, ModelRepository
+from training.lung_nodules.config import ExportSettings, TrainConfig
+from training.publish import CARD_JSON, publish_version
+
+LOGGER = logging.getLogger(__name__)
+
+CANDIDATE_DIR = "export"
+
+
+def onnx_from_network(network: Any, path: Path, roi: tuple[int, int, int], opset: int = 17) -> None:
+    """Write the probability head of *network* as ONNX: input ``ct`` [N,1,*roi], output ``nodule_prob`` [N,1,*roi]."""
+    import onnx
+    import torch
+
+    head = probability_head(network).eval()
+    dummy = torch.zeros(1, 1, *roi)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(head, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+    onnx.checker.check_model(str(path))
+
+
+def config_text(settings: ExportSettings, instance_count: int = 1) -> str:
+    """``config.pbtxt`` for the exported network (ONNX Runtime platform, dynamic batching, CPU/GPU instances)."""
+    msg = pb.ModelConfig(name=settings.model_name, platform="onnxruntime_onnx",
+                         max_batch_size=settings.max_batch_size)
+    msg.input.add(name=INPUT_NAME, data_type=pb.TYPE_FP32, dims=[1, *settings.roi])
+    msg.output.add(name=OUTPUT_NAME, data_type=pb.TYPE_FP32, dims=[1, *settings.roi])
+    msg.version_policy.latest.num_versions = 1
+    msg.dynamic_batching.max_queue_delay_microseconds = 2000
+    msg.dynamic_batching.preferred_batch_size.append(settings.max_batch_size)
+    msg.instance_group.add(count=instance_count, kind=pb.ModelInstanceGroup.KIND_AUTO)
+    msg.parameters["spacing_mm"].string_value = ",".join(f"{v:g}" for v in settings.spacing_mm)
+    msg.parameters["hu_window"].string_value = ",".join(f"{v:g}" for v in settings.hu_window)
+    return message_to_text(msg)
+
+
+INTENDED_USE = ("Detection, measurement and Lung-RADS v2022 categorisation of pulmonary nodules on chest CT "
+                "(slices <= 2.5 mm), as a computer-aided second reader for radiologists. Not a diagnosis; "
+                "every finding must be reviewed.")
+LIMITATIONS = [
+    "Trained and evaluated on synthetic phantoms only (ellipsoid nodules, tube vessels and airways); "
+    "performance on patient CT is unknown until validated on local data.",
+    "No perifissural, calcified, cavitary or spiculated nodules in training; calcification and margins are not "
+    "assessed (no 4X, no benign-calcification category 1/2 rules).",
+    "Juxtapleural benign-feature rule: a solid juxtapleural nodule filling its moment-equivalent ellipsoid is "
+    "treated as smooth and oval.",
+    "Location is side and cranio-caudal third, not lobe.",
+]
+CONVENTIONS = [
+    "Mean diameter = (long + short axis) / 2 on the axial image of largest area, one decimal, round half up.",
+    "Solid component: HU >= -300 inside the outline; ground-glass when its mean diameter < 1.5 mm; solid when "
+    ">= 80 % of the nodule's mean diameter.",
+    "Lung-RADS v2022 per nodule (baseline) and exam = highest category; see models/lung_nodules/lungrads.py.",
+]
+
+
+def candidate_card(config: TrainConfig, trained_on: dict[str, Any], validation: dict[str, Any],
+                   threshold: float) -> dict[str, Any]:
+    """The model card of a freshly trained network (evaluation figures are added by ``aiws evaluate``)."""
+    post = {**asdict(config.postprocess), "min_score": round(threshold, 4)}
+    return {
+        "model": config.export.model_name, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "summary": "3D U-Net (MONAI) nodule segmentation, sliding window on a 1 mm grid, then measured outlines.",
+        "intended_use": INTENDED_USE, "trained_on": trained_on, "metrics": {"validation": validation},
+        "operating_point": {"score_threshold": round(threshold, 4),
+                            "chosen_for_max_fp_per_scan": config.export.max_fp_per_scan},
+        "conventions": CONVENTIONS, "limitations": LIMITATIONS,
+        "provenance": {"training_config_sha256": config.config_hash(), "training_config": config.to_dict()},
+        "postprocess": post,
+    }
+
+
+def write_candidate(run_dir: Path, network: Any, config: TrainConfig, card: dict[str, Any]) -> Path:
+    """Export *network* into ``RUN/export/<model>/1/`` (replacing an earlier candidate); returns the ONNX path."""
+    import shutil
+
+    root = run_dir / CANDIDATE_DIR
+    if root.exists():
+        shutil.rmtree(root)
+    onnx_tmp = run_dir / "model.onnx.tmp"
+    onnx_from_network(network, onnx_tmp, config.export.roi, config.export.opset)
+    publish_version(root, config.export.model_name, onnx_tmp, config_text(config.export), card, version=1)
+    onnx_tmp.unlink()
+    return root / config.export.model_name / "1" / MODEL_FILENAME
+
+
+def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:
+    """Publish the run's candidate as the next version of its model in *repo_root*; returns (model, version).
+
+    The model card gets the run's ``evaluation.json`` figures when ``aiws evaluate`` was run.
+
+    Raises:
+        FileNotFoundError: the run has no exported candidate.
+        ModelConfigError: incompatible with the model's existing ``config.pbtxt``.
+    """
+    candidates = ModelRepository(run_dir / CANDIDATE_DIR)
+    models = candidates.models()
+    if not models:
+        raise FileNotFoundError(f"{run_dir}: no exported candidate in {run_dir / CANDIDATE_DIR} (train first)")
+    model = models[0]
+    version = candidates.resolve_version(model)
+    folder = candidates.root / model / str(version)
+    card = json.loads((folder / CARD_JSON).read_text(encoding="utf-8"))
+    evaluation = run_dir / "evaluation.json"
+    if evaluation.is_file():
+        card.setdefault("metrics", {})["evaluation"] = json.loads(evaluation.read_text(encoding="utf-8"))
+    card["provenance"]["run"] = run_dir.name
+    card["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    config = candidates.config_path(model).read_text(encoding="utf-8")
+    published = publish_version(repo_root, model, folder / MODEL_FILENAME, config, card)
+    return model, published
+
+
+def load_weights_from_onnx(module: Any, path: Path) -> None:
+    """Copy the ONNX initializers of *path* into *module*'s parameters and buffers (same names).
+
+    Used by the benchmark to run the shipped weights in torch eager.
+
+    Raises:
+        ValueError: a parameter of *module* has no initializer of the same name and shape.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    state = module.state_dict()
+    missing = [k for k, v in state.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
+    if missing:
+        raise ValueError(f"{path}: no initializer for {missing[:5]} ({len(missing)} of {len(state)} tensors)")
+    module.load_state_dict({k: torch.from_numpy(weights[k].copy()) for k in state})

@@ -1,0 +1,115 @@
+"""Publishing a model version into a Triton model repository, atomically.
+
+The version folder is assembled in a staging folder next to the repository (same file system)
+and renamed into ``<repo>/<model>/<version>/`` in one step, so a running service (which lists
+the version folders at every job: hot reload) never sees a half-written version. The model's
+``config.pbtxt`` is written once; a later version must be compatible with it (same tensors,
+dims, batch size and parameters), otherwise publishing stops with the differences.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from models.runtime.errors import ModelConfigError
+from models.runtime.model_config import parse_model_config
+from models.runtime.repository import CARD_NAME, MODEL_FILENAME, ModelRepository, check_model_name
+from models.runtime.validate import check_against_onnx
+
+LOGGER = logging.getLogger(__name__)
+
+CARD_JSON = "model_card.json"
+
+
+def _comparable(text: str, origin: str) -> dict[str, Any]:
+    spec = parse_model_config(text, origin)
+    doc = asdict(spec)
+    doc.pop("version_policy", None)
+    doc.pop("instance_count", None)
+    doc.pop("dynamic_batching", None)
+    return dict(json.loads(json.dumps(doc, default=str)))
+
+
+def ensure_config(repo: ModelRepository, model: str, config_text: str) -> None:
+    """Write ``<model>/config.pbtxt`` if absent; else check the new version fits it.
+
+    Raises:
+        ModelConfigError: the existing configuration differs in tensors, dims, batch size or parameters.
+    """
+    path = repo.config_path(model)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(config_text, encoding="utf-8")
+        os.replace(tmp, path)
+        return
+    old = _comparable(path.read_text(encoding="utf-8"), str(path))
+    new = _comparable(config_text, "new version")
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        raise ModelConfigError(f"{path}: the new version needs a different configuration ({', '.join(diff)}); "
+                               f"publish it under a new model name")
+
+
+def publish_version(repo_root: Path, model: str, onnx_path: Path, config_text: str, card: Mapping[str, Any],
+                    version: int | None = None) -> int:
+    """Copy *onnx_path* with its model card (markdown and JSON) into ``<repo_root>/<model>/<version>/``.
+
+    Returns the version.
+
+    *version* None: the next free number. The ONNX file is checked against the configuration
+    before anything becomes visible.
+
+    Raises:
+        ModelConfigError: incompatible configuration, ONNX/config mismatch, or the version exists.
+    """
+    check_model_name(model)
+    repo = ModelRepository(repo_root)
+    check_against_onnx(parse_model_config(config_text, "new version"), onnx_path)
+    ensure_config(repo, model, config_text)
+    version = version or repo.next_version(model)
+    target = repo_root / model / str(version)
+    if target.exists():
+        raise ModelConfigError(f"{target}: version {version} of {model} already exists")
+    staging = Path(tempfile.mkdtemp(prefix=f".aiws-publish-{model}-", dir=repo_root.resolve().parent))
+    try:
+        shutil.copyfile(onnx_path, staging / MODEL_FILENAME)
+        full = {**card, "model": model, "version": version}
+        (staging / CARD_NAME).write_text(render_card(full), encoding="utf-8")
+        (staging / CARD_JSON).write_text(json.dumps(full, indent=2), encoding="utf-8")
+        for f in staging.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(staging, 0o755)
+        os.rename(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    LOGGER.info("published %s version %d in %s", model, version, repo_root)
+    return version
+
+
+def render_card(card: Mapping[str, Any]) -> str:
+    """Markdown model card from the card dictionary (sections in a fixed order)."""
+    lines = [f"# Model card: {card['model']} version {card.get('version', '?')}", ""]
+    for key, title in (("summary", "Summary"), ("intended_use", "Intended use"), ("trained_on", "Trained on"),
+                       ("metrics", "Metrics"), ("operating_point", "Operating point"),
+                       ("conventions", "Conventions"), ("limitations", "Limitations"), ("provenance", "Provenance")):
+        if key not in card:
+            continue
+        lines += [f"## {title}", ""]
+        value = card[key]
+        if isinstance(value, str):
+            lines += [value, ""]
+        elif isinstance(value, list):
+            lines += [f"- {item}" for item in value] + [""]
+        else:
+            lines += ["```json", json.dumps(value, indent=2), "```", ""]
+    return "\n".join(lines)
