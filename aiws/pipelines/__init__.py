@@ -16,6 +16,22 @@ def _echo_summary(config: Config) -> Pipeline:
     return EchoSummary()
 
 
+def _coronary_ct(config: Config) -> Pipeline:
+    from models.coronary_ct.pipeline import CoronaryCalciumPipeline, CoronarySettings
+    from models.runtime import RuntimeSettings, make_runtime
+
+    runtime = make_runtime(RuntimeSettings(**config.runtime.model_dump()))
+    return CoronaryCalciumPipeline(runtime, CoronarySettings.from_mapping(config.pipelines.get("coronary_ct", {})))
+
+
+def _cardiac_mri(config: Config) -> Pipeline:
+    from models.cardiac_mri.pipeline import CardiacFunctionPipeline, CardiacSettings
+    from models.runtime import RuntimeSettings, make_runtime
+
+    runtime = make_runtime(RuntimeSettings(**config.runtime.model_dump()))
+    return CardiacFunctionPipeline(runtime, CardiacSettings.from_mapping(config.pipelines.get("cardiac_mri", {})))
+
+
 def _lung_nodules(config: Config) -> Pipeline:
     from models.lung_nodules.pipeline import LungNodulePipeline, LungSettings
     from models.runtime import RuntimeSettings, make_runtime
@@ -27,6 +43,8 @@ def _lung_nodules(config: Config) -> Pipeline:
 PIPELINES: dict[str, PipelineFactory] = {
     "echo_summary": _echo_summary,
     "lung_nodules": _lung_nodules,
+    "coronary_ct": _coronary_ct,
+    "cardiac_mri": _cardiac_mri,
 }
 
 

@@ -1,0 +1,122 @@
+"""The calcium result as DICOM: TID 1500 SR, SEG (one segment per calcified vessel), summary SC.
+
+SR: one measurement group per coronary artery (finding site coded: LM, LAD, LCx, RCA; Agatston
+at 3 mm equivalent with the Agatston method code, volume, mass when calibrated, lesion count),
+referencing that vessel's SEG segment when it has calcium, and a total group with the CAC-DRS
+category. The Agatston method, the 130 HU / 1 mm² rules and the 3 mm normalisation
+(raw x increment / 3) are stated as algorithm parameters on every group and measurement.
+Written through :mod:`imaging` (SR, SEG, key-image SC, durable saving).
+"""
+from __future__ import annotations
+
+import logging
+import numpy as np
+
+from imaging.capture import write_summary_capture
+from imaging.provenance import save_dataset
+from imaging.results import AlgorithmId, Code, Finding, Measurement, QualitativeEvaluation, ResultContext, Segment
+from imaging.seg import write_seg
+from imaging.sr import write_sr
+from imaging.volume import Volume
+from models.coronary_ct.calcium import CORONARIES, MIN_AREA_MM2, THRESHOLD_HU, Vessel, VesselScore
+from models.coronary_ct.findings import CalciumFindings
+from models.coronary_ct.volume_io import Canonical
+from models.pipeline import OutputFile, PipelineRequest
+
+LOGGER = logging.getLogger(__name__)
+
+SITES: dict[Vessel, Code] = {
+    Vessel.LM: Code("3227004", "SCT", "Left Main Coronary Artery"),
+    Vessel.LAD: Code("59438005", "SCT", "Anterior Descending Branch of Left Coronary Artery"),
+    Vessel.LCX: Code("57396003", "SCT", "Circumflex Coronary Artery"),
+    Vessel.RCA: Code("13647002", "SCT", "Right Coronary Artery"),
+}
+CORONARY_ARTERY = Code("41801008", "SCT", "Coronary artery")
+CALCIFIED_PLAQUE = Code("29483008", "SCT", "Calcified atheromatous plaque")
+CALCIFICATION = Code("237897009", "SCT", "Vascular calcification")
+MORPHOLOGY = Code("49755003", "SCT", "Morphologically Altered Structure")
+CALCIUM_SCORE = Code("112058", "DCM", "Calcium score")
+CALCIUM_VOLUME = Code("122660", "DCM", "Calcium Volume")
+CALCIUM_MASS = Code("122661", "DCM", "Calcium Mass")
+LESION_COUNT = Code("246206008", "SCT", "Number of lesions")
+AGATSTON_METHOD = Code("112055", "DCM", "Agatston scoring method")
+VOLUME_METHOD = Code("112056", "DCM", "Volume scoring method")
+MASS_METHOD = Code("112057", "DCM", "Mass scoring method")
+CAC_DRS = Code("CACDRS", "99AIWS", "CAC-DRS category")
+PROCEDURE = Code("426005005", "SCT", "Cardiac CT for calcium scoring")
+NO_UNITS, MM3, MG, LESIONS = (Code("1", "UCUM", "no units"), Code("mm3", "UCUM", "cubic millimeter"),
+                              Code("mg", "UCUM", "milligram"), Code("{lesions}", "UCUM", "lesions"))
+#: CT window for the key images (centre, width) in HU: calcium bright, soft tissue grey.
+CALCIUM_WINDOW = (200.0, 1000.0)
+
+
+def _measurements(v: VesselScore) -> tuple[Measurement, ...]:
+    out = [Measurement(CALCIUM_SCORE, round(v.agatston, 2), NO_UNITS, method=AGATSTON_METHOD),
+           Measurement(CALCIUM_VOLUME, round(v.volume_mm3, 2), MM3, method=VOLUME_METHOD)]
+    if v.mass_mg is not None:
+        out.append(Measurement(CALCIUM_MASS, round(v.mass_mg, 2), MG, method=MASS_METHOD))
+    out.append(Measurement(LESION_COUNT, float(v.lesion_count), LESIONS))
+    return tuple(out)
+
+
+def context_for(request: PipelineRequest, pipeline: str, version: str, model_version: int,
+                increment_mm: float) -> ResultContext:
+    """Provenance of the result: algorithm name/version and the scoring conventions as parameters."""
+    params = (("model", f"coronary_calcium_labeller v{model_version}"),
+              ("method", "Agatston 1990"),
+              ("threshold_hu", f"{THRESHOLD_HU:g}"), ("min_lesion_area_mm2", f"{MIN_AREA_MM2:g}"),
+              ("connectivity", "2D per slice, 8-connected"),
+              ("normalisation", f"3 mm equivalent = raw x ({increment_mm:g} mm / 3 mm)"))
+    return ResultContext(uid_root=request.uid_root, pipeline=pipeline, model_version=f"{version}+m{model_version}",
+                         manufacturer=request.manufacturer, institution_name=request.institution_name,
+                         algorithm=AlgorithmId(pipeline, f"{version}+m{model_version}", params))
+
+
+def segments_and_findings(findings: CalciumFindings, shape: tuple[int, int, int], canon: Canonical
+                          ) -> tuple[list[Segment], list[Finding]]:
+    """One SEG segment per calcified vessel (masks on the source grid) and the SR/SC findings, LM..RCA then total."""
+    segments: list[Segment] = []
+    groups: list[Finding] = []
+    for vessel in CORONARIES:
+        counted = findings.counted(vessel)
+        number = None
+        if counted:
+            mask = np.zeros(shape, dtype=bool)
+            for les in counted:
+                mask[les.slice_index, les.pixels[:, 0], les.pixels[:, 1]] = True
+            segments.append(Segment(label=f"{vessel.value} calcium", category=MORPHOLOGY, property_type=CALCIFICATION,
+                                    mask=canon.to_source(mask), tracking_id=f"calcium-{vessel.value}",
+                                    anatomic_region=SITES[vessel]))
+            number = len(segments)
+        groups.append(Finding(tracking_id=f"calcium-{vessel.value}", finding_type=CALCIFIED_PLAQUE,
+                              finding_site=SITES[vessel], measurements=_measurements(findings.score.vessels[vessel]),
+                              segment_number=number, label=f"{vessel.value} calcium"))
+    s = findings.score
+    drs = s.cac_drs
+    groups.append(Finding(tracking_id="calcium-total", finding_type=CALCIFIED_PLAQUE, finding_site=CORONARY_ARTERY,
+                          measurements=_measurements(s.total),
+                          evaluations=(QualitativeEvaluation(CAC_DRS, Code(drs, "99AIWS", f"CAC-DRS {drs}")),),
+                          label=f"Total (3 mm equivalent, increment {s.increment_mm:.3g} mm)"))
+    return segments, groups
+
+
+def write_outputs(request: PipelineRequest, volume: Volume, canon: Canonical, findings: CalciumFindings, identity: tuple[str, str, int]) -> tuple[OutputFile, ...]:
+    """Write SEG (when any coronary calcium), SR and the summary SC into ``request.out_dir``.
+
+    Raises:
+        WriteError: an object cannot be built or saved.
+    """
+    pipeline, version, model_version = identity
+    context = context_for(request, pipeline, version, model_version, findings.score.increment_mm)
+    segments, groups = segments_and_findings(findings, volume.shape, canon)
+    files: list[OutputFile] = []
+    seg = None
+    if segments:
+        seg = write_seg(volume, segments, context)
+        files.append(OutputFile("seg", save_dataset(seg, request.out_dir)))
+    sr = write_sr(volume, groups, context, seg=seg, procedure=PROCEDURE)
+    files.append(OutputFile("sr", save_dataset(sr, request.out_dir)))
+    for sc in write_summary_capture(volume, groups, context, segments=segments, window=CALCIUM_WINDOW):
+        files.append(OutputFile("sc", save_dataset(sc, request.out_dir)))
+    return tuple(files)
+

@@ -1,0 +1,105 @@
+"""Pipeline ``coronary_ct``: gated non-contrast CT -> calcium scores per vessel -> SR + SEG + SC.
+
+Stages (timed in ``PipelineOutput.timings_s``): ``load`` (series selection and volume),
+``network`` (lesion patches and the labeller through :mod:`models.runtime`), ``measures``
+(candidates and scores) and ``writing`` (SR, SEG, summary SC).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from imaging.volume import load_volume
+from models.coronary_ct.calcium import find_lesions, score
+from models.coronary_ct.findings import CalciumFindings
+from models.coronary_ct.labelling import label_lesions
+from models.coronary_ct.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
+from models.coronary_ct.outputs import write_outputs
+from models.coronary_ct.volume_io import DEFAULT_SELECT, canonical_hu, choose_series, scan_geometry
+from models.errors import ModelError
+from models.pipeline import PipelineOutput, PipelineRequest
+from models.runtime.base import InferenceRuntime
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CoronarySettings:
+    """``[pipelines.coronary_ct]``: series rule, optional mass calibration factor (mg/cm³ per HU), model version."""
+
+    select: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SELECT))
+    calibration_mg_per_cm3_hu: float | None = None
+    model_version: int | None = None
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> CoronarySettings:
+        """Raises: ModelError on an unknown key or a non-positive calibration factor."""
+        unknown = set(raw) - {"select", "calibration_mg_per_cm3_hu", "model_version"}
+        if unknown:
+            raise ModelError(f"pipelines.coronary_ct: unknown keys {sorted(unknown)}")
+        cal = raw.get("calibration_mg_per_cm3_hu")
+        if cal is not None and float(cal) <= 0:
+            raise ModelError(f"pipelines.coronary_ct.calibration_mg_per_cm3_hu: {cal} must be > 0")
+        return cls(select=dict(raw.get("select", DEFAULT_SELECT)),
+                   calibration_mg_per_cm3_hu=float(cal) if cal is not None else None,
+                   model_version=raw.get("model_version"))
+
+
+class CoronaryCalciumPipeline:
+    """Coronary artery calcium scoring; holds the runtime (sessions are reused across studies)."""
+
+    name = "coronary_ct"
+    version = "1.0.0"
+
+    def __init__(self, runtime: InferenceRuntime, settings: CoronarySettings = CoronarySettings()) -> None:
+        self.runtime = runtime
+        self.settings = settings
+
+    def _predict(self, model_version: int) -> Any:
+        def predict(x: np.ndarray) -> np.ndarray:
+            result = self.runtime.infer(MODEL_NAME, {INPUT_NAME: x}, version=model_version)
+            return result.outputs[OUTPUT_NAME]
+
+        return predict
+
+    def run(self, request: PipelineRequest) -> PipelineOutput:
+        """Score the study's calcium-score series and write SR, SEG and SC into ``request.out_dir``.
+
+        Raises:
+            NoSuitableSeries: no gated axial CT series of 2-3.5 mm among the routed series.
+            ModelError: the labeller is missing or misbehaves; RetryLater when Triton is unavailable.
+        """
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        info = choose_series(request.series, self.settings.select, request.study_uid)
+        volume = load_volume(info.files)
+        hu, canon = canonical_hu(volume)
+        geometry = scan_geometry(volume)
+        model_version = self.runtime.resolve_version(MODEL_NAME, self.settings.model_version)
+        timings["load"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        lesions = find_lesions(hu, geometry)
+        timings["measures"] = time.perf_counter() - t
+        t = time.perf_counter()
+        labels = label_lesions(hu, geometry, lesions, self._predict(model_version))
+        timings["network"] = time.perf_counter() - t
+        t = time.perf_counter()
+        result = score(lesions, labels, geometry, self.settings.calibration_mg_per_cm3_hu)
+        timings["measures"] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        algorithm = f"{self.name} {self.version}, {MODEL_NAME} v{model_version}"
+        findings = CalciumFindings(lesions, labels, result, algorithm)
+        files = write_outputs(request, volume, canon, findings, (self.name, self.version, model_version))
+        timings["writing"] = time.perf_counter() - t
+        LOGGER.info("study %s: %s total Agatston %.1f (%s) from series %s", request.study_uid, self.name,
+                    result.total.agatston, result.cac_drs, info.series_uid)
+        summary = {**findings.summary(), "series_uid": info.series_uid, "model_version": model_version}
+        return PipelineOutput(files=files, summary=summary, timings_s=timings)
+

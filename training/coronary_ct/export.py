@@ -1,0 +1,105 @@
+"""Export the lesion labeller to ONNX with its ``config.pbtxt`` and model card.
+
+Same pattern as the other tasks: training ends by writing the best checkpoint as a candidate
+into ``RUN/export/<model>/1/`` (via the shared :func:`training.publish.publish_version`);
+``aiws evaluate`` runs that candidate through ONNX Runtime exactly as the service does and writes
+``RUN/evaluation.json``; ``aiws export RUN`` publishes it as the next version of
+``triton_repo/<model>/`` with the evaluation figures in its card
+(:func:`training.lung_nodules.export.export_run`, which is task-agnostic).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tritonclient.grpc import model_config_pb2 as pb
+
+from models.coronary_ct.calcium import VESSEL_ORDER
+from models.coronary_ct.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
+from models.coronary_ct.patches import COARSE_STEP_MM, FINE_STEP_MM, PATCH_SHAPE
+from models.runtime.model_config import message_to_text
+from models.runtime.repository import MODEL_FILENAME
+from training.publish import publish_version
+
+CANDIDATE_DIR = "export"
+MAX_BATCH = 512
+
+INTENDED_USE = ("Coronary artery calcium scoring (Agatston, volume, mass, CAC-DRS) on ECG-gated non-contrast "
+                "cardiac CT at 120 kVp with 2.5-3 mm slices: the network labels each candidate lesion (>= 130 HU, "
+                ">= 1 mm2, per slice) as LM, LAD, LCx, RCA or not coronary; the scores are computed exactly from "
+                "those labels. A computer-aided result to be reviewed; not a diagnosis.")
+LIMITATIONS = [
+    "Trained and evaluated on synthetic phantoms only (ellipsoid heart, tube coronaries in epicardial fat, "
+    "ellipsoid calcifications; bone, aortic wall, aortic valve and mitral annulus calcium as confounders); "
+    "performance on patient CT is unknown until validated on local data.",
+    "No stents, pacemaker leads, surgical clips, motion or beam-hardening artefacts; no contrast-enhanced CT.",
+    "Kernel and kVp other than 120 kVp change HU and therefore the 130 HU threshold and the weights.",
+    "A lesion straddling a vessel boundary (e.g. at the LM bifurcation) gets one label.",
+]
+CONVENTIONS = [
+    "Candidate >= 130 HU, 2D lesion per axial slice with 8-connectivity, area >= 1 mm2.",
+    "Weight by peak HU: 130-199 -> 1, 200-299 -> 2, 300-399 -> 3, >= 400 -> 4.",
+    "Labels: the network labels each 2D lesion; lesions touching across adjacent slices (one 3D plaque) share "
+    "the label of their pooled, area-weighted log-probabilities.",
+    "Agatston reported at 3 mm equivalent: raw x (slice increment / 3 mm).",
+    "Volume score = voxel count x pixel area x increment; mass only with a configured calibration factor.",
+    "CAC-DRS A0 = 0, A1 1-99, A2 100-299, A3 >= 300 on the score rounded half up; N = calcified vessels.",
+]
+
+
+def onnx_file(network: Any, path: Path, opset: int = 17) -> None:
+    """Write *network* as ONNX: input ``patches`` [N, 3, 7, 24, 24], output ``logits`` [N, 5]."""
+    import onnx
+    import torch
+
+    net = network.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(net, (torch.zeros(2, *PATCH_SHAPE),), str(path), input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+    onnx.checker.check_model(str(path))
+
+
+def config_text(instance_count: int = 1) -> str:
+    """``config.pbtxt``: ONNX Runtime platform, dynamic batching, the patch grid as parameters."""
+    msg = pb.ModelConfig(name=MODEL_NAME, platform="onnxruntime_onnx", max_batch_size=MAX_BATCH)
+    msg.input.add(name=INPUT_NAME, data_type=pb.TYPE_FP32, dims=list(PATCH_SHAPE))
+    msg.output.add(name=OUTPUT_NAME, data_type=pb.TYPE_FP32, dims=[len(VESSEL_ORDER)])
+    msg.version_policy.latest.num_versions = 1
+    msg.dynamic_batching.max_queue_delay_microseconds = 2000
+    msg.instance_group.add(count=instance_count, kind=pb.ModelInstanceGroup.KIND_AUTO)
+    msg.parameters["classes"].string_value = ",".join(v.value for v in VESSEL_ORDER)
+    msg.parameters["fine_step_mm"].string_value = ",".join(f"{v:g}" for v in FINE_STEP_MM)
+    msg.parameters["coarse_step_mm"].string_value = ",".join(f"{v:g}" for v in COARSE_STEP_MM)
+    return message_to_text(msg)
+
+
+def candidate_card(config_json: dict[str, Any], config_hash: str, validation: dict[str, Any]) -> dict[str, Any]:
+    """The model card of a freshly trained labeller (``aiws evaluate`` adds the evaluation figures)."""
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "summary": "3D CNN (MONAI Classifier, residual units) on a multi-scale patch per candidate lesion: fine HU "
+                   "(1 mm), the lesion mask, and coarse HU context (6 mm) for its position relative to the heart.",
+        "intended_use": INTENDED_USE,
+        "trained_on": {"phantom_seeds": config_json["train_seeds"], "validation_seeds": config_json["val_seeds"],
+                       "generator": "training/coronary_ct/phantom.py"},
+        "metrics": {"validation": validation},
+        "conventions": CONVENTIONS,
+        "limitations": LIMITATIONS,
+        "provenance": {"training_config_sha256": config_hash, "training_config": config_json},
+    }
+
+
+def write_candidate(run_dir: Path, network: Any, card: dict[str, Any]) -> Path:
+    """Export *network* into ``RUN/export/<model>/1/`` (replacing an earlier candidate); returns the ONNX path."""
+    root = run_dir / CANDIDATE_DIR
+    if root.exists():
+        shutil.rmtree(root)
+    tmp = run_dir / "model.onnx.tmp"
+    onnx_file(network, tmp)
+    publish_version(root, MODEL_NAME, tmp, config_text(), card, version=1)
+    tmp.unlink()
+    return root / MODEL_NAME / "1" / MODEL_FILENAME
