@@ -16,6 +16,13 @@ def _echo_summary(config: Config) -> Pipeline:
     return EchoSummary()
 
 
+def _mammography(config: Config) -> Pipeline:
+    from models.mammography.pipeline import MammographyPipeline
+    from models.runtime import RuntimeSettings
+
+    return MammographyPipeline(RuntimeSettings(**config.runtime.model_dump()))
+
+
 def _coronary_ct(config: Config) -> Pipeline:
     from models.coronary_ct.pipeline import CoronaryCalciumPipeline, CoronarySettings
     from models.runtime import RuntimeSettings, make_runtime
@@ -43,6 +50,7 @@ def _lung_nodules(config: Config) -> Pipeline:
 PIPELINES: dict[str, PipelineFactory] = {
     "echo_summary": _echo_summary,
     "lung_nodules": _lung_nodules,
+    "mammography": _mammography,
     "coronary_ct": _coronary_ct,
     "cardiac_mri": _cardiac_mri,
 }

@@ -1,0 +1,148 @@
+"""Per-view and per-exam analysis, shared by the pipeline and by evaluation on phantoms.
+
+Input per view: the image in canonical orientation at :data:`WORKING_SPACING_MM`, in its stored
+intensity units, and its display window. The network is any ``predict`` callable (ONNX Runtime or
+Triton through :mod:`models.runtime` in the service, torch during training) taking a (1, 1, H, W)
+float32 array and returning (1, 3, H, W) logits (dense, mass, calcification cluster).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import ModelError, RetryLater
+from models.mammography.density import ExamDensity, exam_density, percent_dense_area
+from models.mammography.detection import KINDS, Calibration, Region, find_regions, link_views
+from models.mammography.network import CHANNELS
+from models.mammography.preprocess import WORKING_SPACING_MM, normalise, pad_to_multiple
+from models.mammography.segmentation import BreastSegmentation, segment_breast
+
+LOGGER = logging.getLogger(__name__)
+
+Predict = Callable[[np.ndarray], np.ndarray]
+#: Input height/width multiple required by the network (product of its strides).
+INPUT_MULTIPLE = 16
+
+
+@dataclass(frozen=True)
+class ViewAnalysis:
+    laterality: str
+    view: str
+    segmentation: BreastSegmentation
+    dense: np.ndarray  # bool, fibroglandular tissue
+    percent_dense: float
+    candidates: tuple[Region, ...]  # every region with peak probability >= 0.05, highest first (uncalibrated)
+    peak_logits: dict[str, float]  # kind -> highest logit inside the breast
+    spacing_mm: float = WORKING_SPACING_MM
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.segmentation.breast.shape  # type: ignore[return-value]
+
+
+def predict_logits(image: np.ndarray, window: tuple[float, float], predict: Predict) -> np.ndarray:
+    """Network logits (3, H, W) for a canonical working-resolution image.
+
+    Raises:
+        ModelError: the network returned an unexpected shape or non-finite values.
+    """
+    x = normalise(image, *window)
+    background = float(normalise(np.array([0.0]), *window)[0])
+    padded = pad_to_multiple(x, INPUT_MULTIPLE, min(background, float(x.min())))
+    out = np.asarray(predict(padded[None, None].astype(np.float32)))
+    if out.shape != (1, len(CHANNELS), *padded.shape):
+        raise ModelError(f"mammography network: output shape {out.shape}, expected (1, {len(CHANNELS)}, "
+                         f"{padded.shape[0]}, {padded.shape[1]})")
+    if not np.isfinite(out).all():
+        raise ModelError("mammography network: non-finite logits")
+    return out[0, :, : image.shape[0], : image.shape[1]]
+
+
+def analyse_view(image: np.ndarray, laterality: str, view: str, window: tuple[float, float],
+                 predict: Predict) -> ViewAnalysis:
+    """Segmentation, density and lesion candidates of one canonical working-resolution image.
+
+    Raises:
+        RetryLater: from the runtime (inference server down or model not ready), unchanged.
+        ModelError: segmentation or network failures (naming the view).
+    """
+    try:
+        seg = segment_breast(image, WORKING_SPACING_MM, view)
+        logits = predict_logits(image, window, predict)
+    except RetryLater:
+        raise
+    except ModelError as exc:
+        raise ModelError(f"{laterality} {view}: {exc}") from exc
+    tissue = seg.breast & ~seg.pectoral
+    dense = (logits[0] >= 0.0) & tissue
+    candidates: list[Region] = []
+    peaks: dict[str, float] = {}
+    for channel, kind in ((1, KINDS[0]), (2, KINDS[1])):
+        candidates += find_regions(logits[channel], kind, tissue, WORKING_SPACING_MM, seg.nipple_rc)
+        peaks[kind] = float(logits[channel][tissue].max(initial=-50.0))
+    return ViewAnalysis(laterality, view, seg, dense, percent_dense_area(dense, seg.breast, seg.pectoral),
+                        tuple(sorted(candidates, key=lambda r: -r.logit)), peaks)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A marked lesion of one breast, on one view or linked across CC and MLO."""
+
+    finding_id: int
+    kind: str
+    laterality: str
+    regions: dict[str, Region]  # view -> region
+
+    @property
+    def score(self) -> int:
+        return max(r.score for r in self.regions.values())
+
+    @property
+    def linked(self) -> bool:
+        return len(self.regions) > 1
+
+
+@dataclass(frozen=True)
+class ExamAnalysis:
+    views: dict[tuple[str, str], ViewAnalysis]
+    density: ExamDensity
+    findings: tuple[Finding, ...]
+    raw_score: float  # highest calibrated lesion logit of the exam (ranked by the exam score)
+    exam_score: int  # 1–10
+
+
+def _findings_of_breast(side: str, views: Mapping[tuple[str, str], ViewAnalysis],
+                        calibration: Calibration) -> list[tuple[str, dict[str, Region]]]:
+    marked = {v: [calibration.score(r) for r in a.candidates if calibration.marked(r)]
+              for (lat, v), a in views.items() if lat == side}
+    cc, mlo = marked.get("CC", []), marked.get("MLO", [])
+    links = link_views(cc, mlo, calibration.link_tolerance_mm)
+    found: list[tuple[str, dict[str, Region]]] = [(cc[i].kind, {"CC": cc[i], "MLO": mlo[j]}) for i, j in links]
+    linked_cc, linked_mlo = {i for i, _ in links}, {j for _, j in links}
+    found += [(r.kind, {"CC": r}) for i, r in enumerate(cc) if i not in linked_cc]
+    found += [(r.kind, {"MLO": r}) for j, r in enumerate(mlo) if j not in linked_mlo]
+    for view, regions in marked.items():
+        if view not in ("CC", "MLO"):
+            found += [(r.kind, {view: r}) for r in regions]
+    return found
+
+
+def analyse_exam(views: Mapping[tuple[str, str], ViewAnalysis], calibration: Calibration) -> ExamAnalysis:
+    """Density per breast and exam, findings (marked regions, linked CC/MLO), exam score.
+
+    Raises:
+        ModelError: no view given.
+    """
+    if not views:
+        raise ModelError("mammography exam: no analysable view")
+    density = exam_density({key: a.percent_dense for key, a in views.items()})
+    raw: list[tuple[str, str, dict[str, Region]]] = []
+    for side in sorted({lat for lat, _ in views}, reverse=True):
+        raw += [(side, kind, regions) for kind, regions in _findings_of_breast(side, views, calibration)]
+    raw.sort(key=lambda f: -max(r.logit for r in f[2].values()))
+    findings = tuple(Finding(i + 1, kind, side, regions) for i, (side, kind, regions) in enumerate(raw))
+    exam_raw = max(calibration.exam_raw(a.peak_logits) for a in views.values())
+    return ExamAnalysis(dict(views), density, findings, exam_raw, calibration.exam_score(exam_raw))

@@ -1,0 +1,98 @@
+"""Breast density: percent dense area and the BI-RADS 5th-edition category, per breast and per exam.
+
+Mapping (documented here and in the model card). The BI-RADS Atlas 5th edition (2013) describes
+the four composition categories in words and dropped the percentage bands of the 4th edition:
+a = almost entirely fatty, b = scattered areas of fibroglandular density, c = heterogeneously
+dense, d = extremely dense. An automated tool must still map its measure to a category. This
+package measures the *percent dense area* (fibroglandular area / breast area, pectoral muscle
+excluded, in %) and maps it with the 4th-edition quartile cut points that area-based tools use:
+
+    a: < 25 %    b: 25 – < 50 %    c: 50 – < 75 %    d: >= 75 %
+
+(Volumetric tools use other cut points, e.g. 4.5 / 7.5 / 15.5 % of breast *volume*; they do not
+apply to an area measure.) A breast's percent dense area is the mean over its CC and MLO views;
+the exam category is the denser (worst) side.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import ModelError
+
+#: Upper bounds (exclusive) of categories a, b and c, in percent dense area.
+CUT_POINTS_PERCENT: tuple[float, float, float] = (25.0, 50.0, 75.0)
+CATEGORIES: tuple[str, str, str, str] = ("a", "b", "c", "d")
+DESCRIPTIONS: dict[str, str] = {
+    "a": "almost entirely fatty",
+    "b": "scattered areas of fibroglandular density",
+    "c": "heterogeneously dense",
+    "d": "extremely dense",
+}
+
+
+def birads_density(percent_dense: float) -> str:
+    """BI-RADS composition category ('a'–'d') of a percent dense area (0–100 %).
+
+    Raises:
+        ModelError: the value is not a number in [0, 100].
+    """
+    if not np.isfinite(percent_dense) or not 0.0 <= percent_dense <= 100.0:
+        raise ModelError(f"percent dense area {percent_dense!r} is outside [0, 100] %")
+    for category, upper in zip(CATEGORIES, CUT_POINTS_PERCENT):
+        if percent_dense < upper:
+            return category
+    return CATEGORIES[-1]
+
+
+def percent_dense_area(dense: np.ndarray, breast: np.ndarray, pectoral: np.ndarray | None = None) -> float:
+    """Dense pixels as a percentage of breast pixels (pectoral muscle excluded from both).
+
+    Raises:
+        ModelError: the breast mask is empty or the shapes differ.
+    """
+    if dense.shape != breast.shape or (pectoral is not None and pectoral.shape != breast.shape):
+        raise ModelError(f"density masks differ in shape: dense {dense.shape}, breast {breast.shape}")
+    region = breast if pectoral is None else breast & ~pectoral
+    n = int(region.sum())
+    if n == 0:
+        raise ModelError("percent dense area: the breast mask is empty")
+    return 100.0 * float((dense & region).sum()) / n
+
+
+@dataclass(frozen=True)
+class BreastDensity:
+    laterality: str  # "L" | "R"
+    percent_dense: float  # mean over the views of this breast, %
+    category: str  # "a" – "d"
+    views: tuple[str, ...]  # views used, e.g. ("CC", "MLO")
+
+
+@dataclass(frozen=True)
+class ExamDensity:
+    breasts: tuple[BreastDensity, ...]
+    category: str  # the worst (densest) side
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS[self.category]
+
+
+def exam_density(per_view: Mapping[tuple[str, str], float]) -> ExamDensity:
+    """Density per breast (mean of its views) and for the exam (worst side).
+
+    *per_view* maps (laterality, view) to the percent dense area of that image.
+
+    Raises:
+        ModelError: no view given.
+    """
+    if not per_view:
+        raise ModelError("exam density: no view with a density measure")
+    breasts = []
+    for side in sorted({lat for lat, _ in per_view}, reverse=True):
+        views = tuple(sorted(v for lat, v in per_view if lat == side))
+        pd = float(np.mean([per_view[(side, v)] for v in views]))
+        breasts.append(BreastDensity(side, pd, birads_density(pd), views))
+    return ExamDensity(tuple(breasts), max(b.category for b in breasts))

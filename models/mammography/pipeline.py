@@ -1,0 +1,187 @@
+"""The ``mammography`` pipeline: a screening study in, density + marks + exam score out, as DICOM.
+
+Stages (timed in ``PipelineOutput.timings_s``): ``load`` (headers, view selection, pixels, canonical
+flips), ``preprocess`` (resampling to the working spacing), ``network`` (runtime inference),
+``analysis`` (segmentation, density, regions, CC/MLO linking, scores) and ``writing`` (SR, GSPS, SC).
+
+Input: the study's Digital Mammography X-Ray "For Presentation" images; per breast the latest CC and
+MLO are analysed; other views (ML, XCCL, spot …) are tolerated and listed as skipped; "For
+Processing" images are refused with the reason (:class:`models.errors.NoSuitableSeries` when nothing
+else is left).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from models.errors import NoSuitableSeries
+from models.mammography.analysis import ExamAnalysis, Predict, ViewAnalysis, analyse_exam, analyse_view
+from models.mammography.inference import load_calibration, runtime_predictor
+from models.mammography.preprocess import resample
+from models.mammography.report import context_of, write_results
+from models.mammography.views import CanonicalView, is_for_processing, read_view
+from models.pipeline import PipelineOutput, PipelineRequest
+from models.runtime import InferenceRuntime, RuntimeSettings, make_runtime
+
+LOGGER = logging.getLogger(__name__)
+
+MODEL = "mammo_detector"
+STANDARD_VIEWS = ("CC", "MLO")
+
+
+@dataclass
+class Selection:
+    files: dict[tuple[str, str], Path] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _standard_view(view_position: str, codes: list[str]) -> str | None:
+    text = " ".join([view_position.upper(), *[c.lower() for c in codes]])
+    if view_position.upper() == "CC" or (not view_position and "cranio-caudal" in text and "exaggerated" not in text):
+        return "CC"
+    if view_position.upper() == "MLO" or (not view_position and "medio-lateral oblique" in text):
+        return "MLO"
+    return None
+
+
+def select_views(series: Mapping[str, tuple[Path, ...]]) -> Selection:
+    """The latest (highest Instance Number) CC and MLO of each breast among the routed files.
+
+    Raises:
+        NoSuitableSeries: no "For Presentation" CC or MLO mammogram (the reason names what was found).
+    """
+    chosen: dict[tuple[str, str], tuple[int, Path]] = {}
+    selection = Selection()
+    for files in series.values():
+        for path in files:
+            try:
+                ds = dcmread(path, stop_before_pixels=True)
+            except (InvalidDicomError, OSError) as exc:
+                selection.skipped.append(f"{path.name}: unreadable ({exc})")
+                continue
+            uid = str(ds.get("SOPInstanceUID", path.name))
+            if str(ds.get("Modality", "")) != "MG":
+                selection.skipped.append(f"{uid}: modality {ds.get('Modality', '?')}, not MG")
+                continue
+            if is_for_processing(ds):
+                selection.skipped.append(f"{uid}: 'For Processing' image (not analysed)")
+                continue
+            laterality = str(ds.get("ImageLaterality", ds.get("Laterality", ""))).upper()
+            view = _standard_view(str(ds.get("ViewPosition", "")),
+                                  [str(i.get("CodeMeaning", "")) for i in ds.get("ViewCodeSequence", [])])
+            if laterality not in ("L", "R") or view is None:
+                selection.skipped.append(f"{uid}: view {laterality or '?'} {ds.get('ViewPosition', '?')} is not a "
+                                         f"standard CC/MLO view")
+                continue
+            number = int(ds.get("InstanceNumber", 0) or 0)
+            if (laterality, view) not in chosen or number >= chosen[(laterality, view)][0]:
+                if (laterality, view) in chosen:
+                    selection.skipped.append(f"{chosen[(laterality, view)][1].name}: repeated {laterality} {view}")
+                chosen[(laterality, view)] = (number, path)
+            else:
+                selection.skipped.append(f"{uid}: repeated {laterality} {view}")
+    if not chosen:
+        reasons = "; ".join(selection.skipped[:6]) or "no instances"
+        raise NoSuitableSeries(f"no Digital Mammography 'For Presentation' CC or MLO image ({reasons})")
+    selection.files = {key: path for key, (_, path) in chosen.items()}
+    return selection
+
+
+@dataclass(frozen=True)
+class AnalysedView:
+    source: CanonicalView
+    working_shape: tuple[int, int]
+    analysis: ViewAnalysis
+
+
+class _Timed:
+    """Wraps a predict callable and adds up the seconds spent in it."""
+
+    def __init__(self, predict: Predict) -> None:
+        self.predict = predict
+        self.seconds = 0.0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return self.predict(x)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+class MammographyPipeline:
+    """Density (BI-RADS a–d), lesion marks with scores and an exam score for a screening mammography study."""
+
+    name = "mammography"
+    version = "1.0.0"
+
+    def __init__(self, settings: RuntimeSettings, model: str = MODEL, runtime: InferenceRuntime | None = None) -> None:
+        self.settings = settings
+        self.model = model
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> InferenceRuntime:
+        if self._runtime is None:
+            self._runtime = make_runtime(self.settings)
+        return self._runtime
+
+    def run(self, request: PipelineRequest) -> PipelineOutput:
+        """Analyse the study and write SR + one GSPS per analysed image + a summary SC into ``request.out_dir``.
+
+        Raises:
+            NoSuitableSeries: no "For Presentation" CC/MLO image.
+            ModelError: unreadable images, a model without calibration, writer failures.
+            RetryLater: the inference server is down or the model not ready (Triton).
+        """
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        selection = select_views(request.series)
+        sources = {key: read_view(path) for key, path in sorted(selection.files.items())}
+        timings["load"] = time.perf_counter() - t0
+        model_version = self.runtime.resolve_version(self.model)
+        calibration = load_calibration(self.runtime, self.model, model_version)
+        predict = _Timed(runtime_predictor(self.runtime, self.model, model_version))
+        t1 = time.perf_counter()
+        working = {key: resample(v.image, v.spacing_mm) for key, v in sources.items()}
+        timings["preprocess"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        analysed = {key: AnalysedView(sources[key], working[key].shape,  # type: ignore[arg-type]
+                                      analyse_view(working[key], key[0], key[1], sources[key].window, predict))
+                    for key in sources}
+        exam = analyse_exam({k: a.analysis for k, a in analysed.items()}, calibration)
+        timings["network"] = predict.seconds
+        timings["analysis"] = time.perf_counter() - t2 - predict.seconds
+        t3 = time.perf_counter()
+        context = context_of(request, self.name, f"{self.version}+model{model_version}",
+                             f"{self.model} v{model_version} model card")
+        files = write_results(request, context, analysed, exam)
+        timings["writing"] = time.perf_counter() - t3
+        LOGGER.info("study %s: mammography density %s, %d findings, exam score %d (model %s v%d)",
+                    request.study_uid, exam.density.category, len(exam.findings), exam.exam_score, self.model,
+                    model_version)
+        summary = {**summary_of(exam, selection, model_version),
+                   "timings_s": {k: round(v, 3) for k, v in timings.items()}}
+        return PipelineOutput(files=files, summary=summary, timings_s=timings)
+
+
+def summary_of(exam: ExamAnalysis, selection: Selection, model_version: int) -> dict[str, object]:
+    """The job summary the service stores (JSON-serialisable)."""
+    return {
+        "model_version": model_version,
+        "density": exam.density.category,
+        "breasts": {b.laterality: {"percent_dense": round(b.percent_dense, 1), "category": b.category}
+                    for b in exam.density.breasts},
+        "exam_score": exam.exam_score,
+        "findings": [{"id": f.finding_id, "kind": f.kind, "laterality": f.laterality, "score": f.score,
+                      "views": sorted(f.regions)} for f in exam.findings],
+        "views": sorted(f"{lat}{view}" for lat, view in exam.views),
+        "skipped": selection.skipped,
+    }

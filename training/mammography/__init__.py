@@ -1,0 +1,1 @@
+"""Mammography training: phantoms, the detector's training loop, calibration, evaluation and export."""

@@ -1,0 +1,108 @@
+"""Export the trained mammography network to ONNX and publish it into ``triton_repo/`` with its card.
+
+Publishing (atomic version folder, ``config.pbtxt`` compatibility, model card markdown + JSON) is
+the shared :func:`training.publish.publish_version`. The model card carries the calibration the
+pipeline needs (operating probabilities, exam-score decile cut points, CC/MLO link tolerance) under
+``operating_point``, and the evaluation figures under ``metrics``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from tritonclient.grpc import model_config_pb2 as pb
+
+from models.mammography.density import CUT_POINTS_PERCENT, DESCRIPTIONS
+from models.mammography.detection import Calibration
+from models.mammography.network import CHANNELS, INPUT_NAME, OUTPUT_NAME, TILE, export_head
+from models.mammography.preprocess import WORKING_SPACING_MM
+from models.runtime.model_config import message_to_text
+from training.mammography.config import TrainConfig
+from training.publish import publish_version
+
+LOGGER = logging.getLogger(__name__)
+
+MAX_BATCH = 4
+INTENDED_USE = ("Screening mammography (2D, 'For Presentation' images, four standard views): marks soft-tissue "
+                "masses and micro-calcification clusters with region scores 1-100, an exam suspicion score 1-10 and "
+                "the BI-RADS density category, as a computer-aided second reader. Not a diagnosis; every mark must "
+                "be reviewed by a radiologist.")
+LIMITATIONS = [
+    "Trained, calibrated and evaluated on synthetic phantoms only (random-field glandular tissue, dome-shaped "
+    "round/lobulated and spiculated masses, point calcifications); performance on patient images is unknown "
+    "until validated on local data.",
+    "Architectural distortion, asymmetries, skin and nipple findings, lymph nodes and implants are not modelled.",
+    "Density is an area measure on one projection per view, not a volumetric estimate.",
+    "The exam score deciles reflect the phantom calibration population (about half of the exams with a lesion), "
+    "not a screening population.",
+]
+
+
+def onnx_file(network: Any, path: Path, opset: int = 17) -> None:
+    """Write the export head of *network* as ONNX (logits): input [N, 1, 1, TILE, TILE], output [N, 3, 1, TILE, TILE]."""
+    import onnx
+    import torch
+
+    head = export_head(network).eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(head, (torch.zeros(1, 1, 1, TILE, TILE),), str(path), input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+    onnx.checker.check_model(str(path))
+
+
+def config_text(model: str, instance_count: int = 1) -> str:
+    """``config.pbtxt``: ONNX Runtime platform, fixed tiles, dynamic batching, working spacing as a parameter."""
+    msg = pb.ModelConfig(name=model, platform="onnxruntime_onnx", max_batch_size=MAX_BATCH)
+    msg.input.add(name=INPUT_NAME, data_type=pb.TYPE_FP32, dims=[1, 1, TILE, TILE])
+    msg.output.add(name=OUTPUT_NAME, data_type=pb.TYPE_FP32, dims=[len(CHANNELS), 1, TILE, TILE])
+    msg.version_policy.latest.num_versions = 1
+    msg.dynamic_batching.max_queue_delay_microseconds = 2000
+    msg.instance_group.add(count=instance_count, kind=pb.ModelInstanceGroup.KIND_AUTO)
+    msg.parameters["spacing_mm"].string_value = f"{WORKING_SPACING_MM:g}"
+    msg.parameters["channels"].string_value = ",".join(CHANNELS)
+    msg.parameters["normalisation"].string_value = "VOI window -> [0, 1]"
+    return message_to_text(msg)
+
+
+def model_card(config: TrainConfig, calibration: Calibration, metrics: dict[str, Any],
+               training: dict[str, Any]) -> dict[str, Any]:
+    cuts = ", ".join(f"{c:g}" for c in CUT_POINTS_PERCENT)
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "summary": "2D U-Net (MONAI) with three logit outputs (fibroglandular tissue, mass, calcification "
+                   f"cluster) at {WORKING_SPACING_MM} mm, on 512-pixel tiles with Gaussian blending.",
+        "intended_use": INTENDED_USE,
+        "trained_on": {"phantom_exams": config.train_seeds, "lesion_rate": config.train_lesion_rate, **training},
+        "metrics": metrics,
+        "operating_point": calibration.to_json(),
+        "conventions": [
+            f"BI-RADS 5th-edition density category from the percent dense area (pectoral muscle excluded), "
+            f"cut points {cuts} % for a|b|c|d ({'; '.join(f'{k}: {v}' for k, v in DESCRIPTIONS.items())}); "
+            "breast = mean of its views, exam = worst side.",
+            "Region score 1-100 = 100 x Platt-calibrated probability that the region is a true lesion (fitted per "
+            "kind on calibration phantom candidates); a region is marked when its peak logit reaches the kind's "
+            "operating logit; exam score 1-10 = decile of the exam's highest calibrated lesion logit among "
+            "calibration phantom exams.",
+            "CC and MLO marks of one breast are one finding when their distances from the nipple along the nipple "
+            f"axis differ by <= {calibration.link_tolerance_mm:g} mm.",
+            "Canonical orientation: chest wall at column 0, MLO axilla top left (models/mammography/orientation.py).",
+        ],
+        "limitations": LIMITATIONS,
+        "provenance": {"training_config_sha256": config.hash, "training_config": config.to_json()},
+    }
+
+
+def publish(network: Any, repo_root: Path, config: TrainConfig, card: dict[str, Any], work_dir: Path,
+            version: int | None = None) -> int:
+    """Export *network* and publish it as the next (or given) version of ``config.name``; returns the version."""
+    onnx_tmp = work_dir / "model.onnx.tmp"
+    onnx_file(network, onnx_tmp)
+    try:
+        return publish_version(repo_root, config.name, onnx_tmp, config_text(config.name), card, version=version)
+    finally:
+        onnx_tmp.unlink(missing_ok=True)
