@@ -5,9 +5,11 @@ In one run, the same sliding-window code (same patches, same batches) with three
 (b) ONNX Runtime in-process (the service default), (c) Triton over gRPC (when the pytriton server
 in ``.venv-triton`` can be started; Python-backend twin running the same ONNX file).
 Prints seconds and the ratios eager/ORT (target >= 1.5 on the CPU) and Triton/ORT (target: overhead
-<= 15 %), and checks the three outputs agree.
+<= 15 %), and checks the three outputs agree. Then the same 300-slice CT as a DICOM series sent into
+the real service (``aiws serve``, lung_nodules route, results to Orthanc): study complete -> results
+sent, with the share of each stage (see ``bench/_e2e.py``).
 
-Run: ``make bench`` or ``.venv/bin/python bench/infer.py [--repeat 2] [--no-triton] [--version N]``.
+Run: ``make bench`` or ``.venv/bin/python bench/infer.py [--repeat 2] [--no-triton] [--no-e2e] [--version N]``.
 """
 from __future__ import annotations
 
@@ -22,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from _e2e import ROOT, report, send_and_time, service
 
 from models.lung_nodules.inference import MODEL_NAME, input_spec  # noqa: E402
 from models.lung_nodules.geometry import Grid  # noqa: E402
@@ -32,6 +33,7 @@ from models.runtime import ModelRepository, SlidingWindow, sliding_window_infere
 from models.runtime.base import Arrays, InferenceRuntime  # noqa: E402
 from models.runtime.model_config import ModelSpec  # noqa: E402
 from models.runtime.ort import OnnxRuntime  # noqa: E402
+from training.ct_dicom import CtSeriesInfo, write_ct_series  # noqa: E402
 from training.lung_nodules.phantom import PhantomConfig, generate_phantom  # noqa: E402
 
 SLICES = 300
@@ -104,12 +106,27 @@ def triton_runtime(repo_root: Path, work: Path) -> tuple[Any, Any] | None:
     return server, TritonRuntime(ModelRepository(repo_root), server.grpc_url, "grpc", timeout_seconds=300)
 
 
+def end_to_end(hu: np.ndarray, grid: Grid, repeat: int, repository: Path) -> None:
+    """The CT as a DICOM series into ``aiws serve`` (lung_nodules), results to Orthanc; one warm-up study."""
+    if repository != ROOT / "triton_repo":
+        print("end-to-end: skipped (the service uses triton_repo/)")
+        return
+    with tempfile.TemporaryDirectory(prefix="aiws-bench-lung-") as tmp:
+        work = Path(tmp)
+        with service(work, [("lung_nodules", "CT")]) as aiws:
+            runs = [send_and_time(aiws, write_ct_series(hu, grid.affine, work / f"ct{i}",
+                                                        CtSeriesInfo(seed_text=f"bench-lung-{i}")))
+                    for i in range(repeat + 1)][1:]
+    report(f"lung_nodules, {hu.shape[0]}-slice chest CT", runs, ("load", "network", "measures", "writing"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch and ONNX Runtime")
     parser.add_argument("--version", type=int, default=None, help="model version (default: latest)")
     parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument("--no-e2e", action="store_true", help="skip study complete -> results sent")
     parser.add_argument("--repository", type=Path, default=ROOT / "triton_repo")
     args = parser.parse_args()
     repo = ModelRepository(args.repository)
@@ -147,9 +164,8 @@ def main() -> int:
     if "triton grpc" in results:
         overhead = results["triton grpc"][0] / base_s - 1.0
         print(f"Triton overhead over in-process ONNX Runtime = {overhead * 100:+.1f} % (target <= 15 %)")
-    # END-TO-END (lead, with the DICOM pipeline): time from "study complete" to "results sent",
-    # for the same 300-slice series pushed from Orthanc, printed here beside the network figures.
-    print("end-to-end study complete -> results sent: not measured yet (added with the DICOM pipeline)")
+    if not args.no_e2e:
+        end_to_end(hu, grid, args.repeat, args.repository)
     return 0
 
 

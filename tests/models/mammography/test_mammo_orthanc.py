@@ -14,6 +14,7 @@ from pydicom.uid import generate_uid
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from peers import AiwsProcess, dciodvfy_errors, free_port, wait_for  # noqa: E402
+from pipeline_e2e import pipeline_config  # noqa: E402
 
 from training.mammography.dicom import MgStudyOptions, write_exam  # noqa: E402
 from training.mammography.phantom import PhantomConfig, make_exam  # noqa: E402
@@ -22,37 +23,6 @@ ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "triton_repo" / "mammo_detector"
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
-
-CONFIG = """
-[dicom]
-ae_title = "AIWS"
-host = "127.0.0.1"
-port = {dicom_port}
-[[dicom.sources]]
-ae_title = "ORTHANC"
-host = "127.0.0.1"
-[[dicom.destinations]]
-name = "pacs"
-ae_title = "ORTHANC"
-host = "127.0.0.1"
-port = ORTHANC_PORT
-[study]
-quiet_seconds = 1
-[[routes]]
-pipeline = "mammography"
-send_to = ["pacs"]
-[routes.match]
-Modality = "MG"
-[runtime]
-model_repository = "REPO"
-device = "cpu"
-[http]
-port = {http_port}
-[storage]
-data_dir = "{data_dir}"
-min_free_mb = 1
-"""
-
 
 def test_four_view_study_round_trip(tmp_path: Path, orthanc_factory) -> None:
     if not MODEL.is_dir():
@@ -68,7 +38,7 @@ def test_four_view_study_round_trip(tmp_path: Path, orthanc_factory) -> None:
                                                                 patient_id="MGPHANTOM2", accession="MG0002"))
     orthanc.upload(files + refused)
     ids = [orthanc.post("/tools/lookup", uid.encode())[0]["ID"] for uid in (study_uid, refused_uid)]
-    config = CONFIG.replace("ORTHANC_PORT", str(orthanc.dicom_port)).replace("REPO", str(ROOT / "triton_repo"))
+    config = pipeline_config([("mammography", "MG")], orthanc.dicom_port)
     aiws = AiwsProcess(tmp_path / "aiws", config, dicom_port=aiws_port)
     (tmp_path / "aiws").mkdir()
     aiws.start()
