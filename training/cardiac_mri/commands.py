@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.cardiac_mri.network import MODEL_NAME
-from training.cardiac_mri.evaluate import EVAL_SEED_START, evaluate_candidate
-from training.cardiac_mri.export import CANDIDATE_DIR
+from training.candidate import CANDIDATE_DIR, bar_lines, evaluate_candidate, has_candidate
+from training.cardiac_mri.evaluate import EVAL_SEED_START, evaluate
+from training.cardiac_mri.export import SIGNATURE
 from training.cardiac_mri.train import TrainConfig, train
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.json"
@@ -13,7 +14,7 @@ DEFAULT_EVAL_SEEDS = (EVAL_SEED_START, EVAL_SEED_START + 20)
 
 
 def is_run(run_dir: Path) -> bool:
-    return (run_dir / CANDIDATE_DIR / MODEL_NAME).is_dir()
+    return has_candidate(run_dir, MODEL_NAME)
 
 
 def train_run(config_file: Path | None, run_dir: Path) -> list[str]:
@@ -29,7 +30,7 @@ def train_run(config_file: Path | None, run_dir: Path) -> list[str]:
 
 def evaluate_run(run_dir: Path, seeds: tuple[int, int] = DEFAULT_EVAL_SEEDS) -> tuple[list[str], bool]:
     """Evaluate the candidate on unseen phantom seeds; (lines to print, all bars met)."""
-    metrics = evaluate_candidate(run_dir, range(*seeds))
+    metrics = evaluate_candidate(run_dir, "cardiac_mri", SIGNATURE, range(*seeds), evaluate)
     d = metrics.as_dict()
     bars = [("EDV within 5 %", f"max {d['edv_max_abs_error_pct']} %", float(d["edv_max_abs_error_pct"]) <= 5),
             ("ESV within 5 %", f"max {d['esv_max_abs_error_pct']} %", float(d["esv_max_abs_error_pct"]) <= 5),
@@ -38,7 +39,7 @@ def evaluate_run(run_dir: Path, seeds: tuple[int, int] = DEFAULT_EVAL_SEEDS) -> 
             ("LV mass within 10 %", f"max {d['mass_max_abs_error_pct']} %", float(d["mass_max_abs_error_pct"]) <= 10)]
     lines = [f"cardiac_mri evaluation on unseen phantom seeds {seeds[0]}..{seeds[1] - 1} (ONNX Runtime)",
              metrics.table(), ""]
-    lines += [f"  {'MET ' if ok else 'FAIL'} {name}: {value}" for name, value, ok in bars]
+    lines += bar_lines(bars)
     lines.append(f"  also: mean errors EDV {d['edv_mean_error_pct']} %, ESV {d['esv_mean_error_pct']} %, mass "
                  f"{d['mass_mean_error_pct']} %; RV EDV max {d['rv_edv_max_abs_error_pct']} %, RV ESV max "
                  f"{d['rv_esv_max_abs_error_pct']} %; ED/ES phase agreement {d['ed_es_phase_agreement']}")

@@ -4,10 +4,8 @@ Quality bars (issue 5): EDV and ESV within 5 %, EF within 3 percentage points, L
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,27 +99,4 @@ def evaluate_phantom(seed: int, predict: Predict) -> CineResult:
 def evaluate(seeds: Iterable[int], predict: Predict) -> CardiacMetrics:
     metrics = CardiacMetrics(tuple(evaluate_phantom(s, predict) for s in seeds))
     LOGGER.info("cardiac evaluation: %s", metrics.as_dict())
-    return metrics
-
-
-def evaluate_candidate(run_dir: Path, seeds: Iterable[int]) -> CardiacMetrics:
-    """Evaluate the run's exported ONNX candidate through ONNX Runtime (as the service runs it) on *seeds*;
-    write ``RUN/evaluation.json`` (picked up by ``aiws export`` into the model card).
-
-    Raises:
-        ModelNotFound: the run has no exported candidate.
-    """
-    from models.cardiac_mri.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
-    from models.runtime import RuntimeSettings, make_runtime
-    from training.cardiac_mri.export import CANDIDATE_DIR
-
-    seeds = list(seeds)
-    with make_runtime(RuntimeSettings(model_repository=run_dir / CANDIDATE_DIR, device="cpu")) as runtime:
-        def predict(x: np.ndarray) -> np.ndarray:
-            return runtime.infer(MODEL_NAME, {INPUT_NAME: x}).outputs[OUTPUT_NAME]
-
-        metrics = evaluate(seeds, predict)
-    report = {"task": "cardiac_mri", "seeds": [seeds[0], seeds[-1] + 1] if seeds else [],
-              "runtime": "onnxruntime", **metrics.as_dict()}
-    (run_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
     return metrics

@@ -7,19 +7,17 @@ evaluated by ``aiws evaluate`` and published by ``aiws export``.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-from pathlib import Path
 from typing import Any
 
 from tritonclient.grpc import model_config_pb2 as pb
 
 from models.cardiac_mri.network import INPUT_NAME, MODEL_NAME, N_CLASSES, OUTPUT_NAME
 from models.runtime.model_config import message_to_text
-from models.runtime.repository import MODEL_FILENAME
-from training.publish import publish_version
+from training.candidate import OnnxSignature
 
-CANDIDATE_DIR = "export"
 MAX_BATCH = 32
+
+SIGNATURE = OnnxSignature(MODEL_NAME, INPUT_NAME, OUTPUT_NAME, (1, 1, 160, 160), {0: "batch", 2: "height", 3: "width"}, {0: "batch", 2: "height", 3: "width"})
 
 INTENDED_USE = ("Left- and right-ventricular volumes, ejection fraction and LV mass from a short-axis cine MR "
                 "(bSSFP) by the method of discs: the network labels LV blood pool, LV myocardium and RV blood pool "
@@ -44,21 +42,6 @@ CONVENTIONS = [
     "LV mass = myocardial volume at ED x 1.05 g/ml. BSA Mosteller. Reference ranges Kawel-Boehm 2015, "
     "mean +/- 2 SD by sex.",
 ]
-
-
-def onnx_file(network: Any, path: Path, opset: int = 17) -> None:
-    """Write *network* as ONNX: input ``image`` [N, 1, H, W], output ``logits`` [N, 4, H, W] (H, W dynamic)."""
-    import onnx
-    import torch
-
-    net = network.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with torch.no_grad():
-        torch.onnx.export(net, (torch.zeros(1, 1, 160, 160),), str(path), input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
-                          opset_version=opset, dynamo=False)
-    onnx.checker.check_model(str(path))
 
 
 def config_text(instance_count: int = 1) -> str:
@@ -88,15 +71,3 @@ def candidate_card(config_json: dict[str, Any], config_hash: str, validation: di
         "limitations": LIMITATIONS,
         "provenance": {"training_config_sha256": config_hash, "training_config": config_json},
     }
-
-
-def write_candidate(run_dir: Path, network: Any, card: dict[str, Any]) -> Path:
-    """Export *network* into ``RUN/export/<model>/1/`` (replacing an earlier candidate); returns the ONNX path."""
-    root = run_dir / CANDIDATE_DIR
-    if root.exists():
-        shutil.rmtree(root)
-    tmp = run_dir / "model.onnx.tmp"
-    onnx_file(network, tmp)
-    publish_version(root, MODEL_NAME, tmp, config_text(), card, version=1)
-    tmp.unlink()
-    return root / MODEL_NAME / "1" / MODEL_FILENAME

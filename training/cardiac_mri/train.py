@@ -8,7 +8,6 @@ validation), ``history.json``, ``curves.png``, ``metrics.json`` and ``export/`` 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -21,14 +20,15 @@ import numpy as np
 from models.cardiac_mri.segment import normalise
 from models.errors import ModelError
 from training.cardiac_mri.evaluate import CardiacMetrics, evaluate
-from training.cardiac_mri.export import candidate_card, write_candidate
+from training.candidate import JsonConfig, TrainResult, torch_predict, write_candidate
+from training.cardiac_mri.export import SIGNATURE, candidate_card, config_text
 from training.cardiac_mri.phantom import CineParams, make_params, render
 
 LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Hyper-parameters of one run (JSON file; unknown keys are an error)."""
 
     train_seeds: tuple[int, int] = (0, 4000)  # [start, stop)
@@ -45,34 +45,6 @@ class TrainConfig:
     threads: int = 2
     max_minutes: float = 20.0
     init_checkpoint: str = ""  # continue from the weights of an earlier run (fine-tuning); "" = from scratch
-
-    @classmethod
-    def from_file(cls, path: Path) -> TrainConfig:
-        """Read a JSON config.
-
-        Raises:
-            ValueError: unknown keys, naming the file.
-        """
-        raw = json.loads(path.read_text())
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path
-    checkpoint: Path
-    metrics: dict[str, Any]
-    seconds: float
 
 
 def _phase(p: CineParams, rng: np.random.Generator) -> int:
@@ -109,17 +81,6 @@ def sample_batch(cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray
         xs.append(x)
         ys.append(y)
     return np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.int64)
-
-
-def torch_predict(net: Any) -> Any:
-    """A numpy images -> logits callable around a torch network in eval mode."""
-    import torch
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
-
-    return predict
 
 
 def _validate(net: Any, cfg: TrainConfig) -> CardiacMetrics | None:
@@ -189,7 +150,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> TrainResult:
     final = best[1].as_dict() if best[1] is not None else {}
     (run_dir / "metrics.json").write_text(json.dumps({"validation": final}, indent=2))
     card = candidate_card(json.loads(cfg.to_json()), cfg.hash, final)
-    write_candidate(run_dir, load_network(checkpoint), card)
+    write_candidate(run_dir, load_network(checkpoint), SIGNATURE, config_text(), card)
     return TrainResult(run_dir, checkpoint, final, time.monotonic() - t0)
 
 

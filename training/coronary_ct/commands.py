@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.coronary_ct.network import MODEL_NAME
-from training.coronary_ct.evaluate import EVAL_SEED_START, evaluate_candidate
-from training.coronary_ct.export import CANDIDATE_DIR
+from training.candidate import CANDIDATE_DIR, bar_lines, evaluate_candidate, has_candidate
+from training.coronary_ct.evaluate import EVAL_SEED_START, evaluate
+from training.coronary_ct.export import SIGNATURE
 from training.coronary_ct.train import TrainConfig, train
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.json"
@@ -13,7 +14,7 @@ DEFAULT_EVAL_SEEDS = (EVAL_SEED_START, EVAL_SEED_START + 50)
 
 
 def is_run(run_dir: Path) -> bool:
-    return (run_dir / CANDIDATE_DIR / MODEL_NAME).is_dir()
+    return has_candidate(run_dir, MODEL_NAME)
 
 
 def train_run(config_file: Path | None, run_dir: Path) -> list[str]:
@@ -29,7 +30,7 @@ def train_run(config_file: Path | None, run_dir: Path) -> list[str]:
 
 def evaluate_run(run_dir: Path, seeds: tuple[int, int] = DEFAULT_EVAL_SEEDS) -> tuple[list[str], bool]:
     """Evaluate the candidate on unseen phantom seeds; (lines to print, all bars met)."""
-    metrics = evaluate_candidate(run_dir, range(*seeds))
+    metrics = evaluate_candidate(run_dir, "coronary_ct", SIGNATURE, range(*seeds), evaluate)
     d = metrics.as_dict()
     bars = [("total Agatston within 5 % (3 points below 60) on every phantom",
              f"{100 * metrics.agatston_within_bar_fraction:.1f} % of phantoms", metrics.agatston_within_bar_fraction == 1),
@@ -38,7 +39,7 @@ def evaluate_run(run_dir: Path, seeds: tuple[int, int] = DEFAULT_EVAL_SEEDS) -> 
             ("no bone counted", f"{metrics.bone_counted} bone lesions counted", metrics.bone_counted == 0)]
     lines = [f"coronary_ct evaluation on unseen phantom seeds {seeds[0]}..{seeds[1] - 1} (ONNX Runtime)",
              metrics.table(), ""]
-    lines += [f"  {'MET ' if ok else 'FAIL'} {name}: {value}" for name, value, ok in bars]
+    lines += bar_lines(bars)
     lines.append(f"  also: extra-coronary lesions counted {d['extra_coronary_lesions_counted']}, "
                  f"CAC-DRS agreement {100 * float(d['cac_drs_agreement']):.1f} %, "
                  f"mean |Agatston error| {d['agatston_mean_abs_error']}")

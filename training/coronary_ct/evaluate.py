@@ -6,10 +6,8 @@ lesions; no bone lesion counted.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,27 +158,4 @@ def evaluate(seeds: Iterable[int], predict: Predict) -> CoronaryMetrics:
     results = tuple(evaluate_phantom(s, predict) for s in seeds)
     metrics = CoronaryMetrics(results)
     LOGGER.info("coronary evaluation: %s", metrics.as_dict())
-    return metrics
-
-
-def evaluate_candidate(run_dir: Path, seeds: Iterable[int]) -> CoronaryMetrics:
-    """Evaluate the run's exported ONNX candidate through ONNX Runtime (as the service runs it) on *seeds*;
-    write ``RUN/evaluation.json`` (picked up by ``aiws export`` into the model card).
-
-    Raises:
-        ModelNotFound: the run has no exported candidate.
-    """
-    from models.coronary_ct.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
-    from models.runtime import RuntimeSettings, make_runtime
-    from training.coronary_ct.export import CANDIDATE_DIR
-
-    seeds = list(seeds)
-    with make_runtime(RuntimeSettings(model_repository=run_dir / CANDIDATE_DIR, device="cpu")) as runtime:
-        def predict(x: np.ndarray) -> np.ndarray:
-            return runtime.infer(MODEL_NAME, {INPUT_NAME: x}).outputs[OUTPUT_NAME]
-
-        metrics = evaluate(seeds, predict)
-    report = {"task": "coronary_ct", "seeds": [seeds[0], seeds[-1] + 1] if seeds else [],
-              "runtime": "onnxruntime", **metrics.as_dict()}
-    (run_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
     return metrics

@@ -10,8 +10,6 @@ into ``RUN/export/<model>/1/`` (via the shared :func:`training.publish.publish_v
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-from pathlib import Path
 from typing import Any
 
 from tritonclient.grpc import model_config_pb2 as pb
@@ -20,11 +18,11 @@ from models.coronary_ct.calcium import VESSEL_ORDER
 from models.coronary_ct.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
 from models.coronary_ct.patches import COARSE_STEP_MM, FINE_STEP_MM, PATCH_SHAPE
 from models.runtime.model_config import message_to_text
-from models.runtime.repository import MODEL_FILENAME
-from training.publish import publish_version
+from training.candidate import OnnxSignature
 
-CANDIDATE_DIR = "export"
 MAX_BATCH = 512
+
+SIGNATURE = OnnxSignature(MODEL_NAME, INPUT_NAME, OUTPUT_NAME, (2, *PATCH_SHAPE), {0: "batch"}, {0: "batch"})
 
 INTENDED_USE = ("Coronary artery calcium scoring (Agatston, volume, mass, CAC-DRS) on ECG-gated non-contrast "
                 "cardiac CT at 120 kVp with 2.5-3 mm slices: the network labels each candidate lesion (>= 130 HU, "
@@ -47,20 +45,6 @@ CONVENTIONS = [
     "Volume score = voxel count x pixel area x increment; mass only with a configured calibration factor.",
     "CAC-DRS A0 = 0, A1 1-99, A2 100-299, A3 >= 300 on the score rounded half up; N = calcified vessels.",
 ]
-
-
-def onnx_file(network: Any, path: Path, opset: int = 17) -> None:
-    """Write *network* as ONNX: input ``patches`` [N, 3, 7, 24, 24], output ``logits`` [N, 5]."""
-    import onnx
-    import torch
-
-    net = network.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(net, (torch.zeros(2, *PATCH_SHAPE),), str(path), input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=opset, dynamo=False)
-    onnx.checker.check_model(str(path))
 
 
 def config_text(instance_count: int = 1) -> str:
@@ -91,15 +75,3 @@ def candidate_card(config_json: dict[str, Any], config_hash: str, validation: di
         "limitations": LIMITATIONS,
         "provenance": {"training_config_sha256": config_hash, "training_config": config_json},
     }
-
-
-def write_candidate(run_dir: Path, network: Any, card: dict[str, Any]) -> Path:
-    """Export *network* into ``RUN/export/<model>/1/`` (replacing an earlier candidate); returns the ONNX path."""
-    root = run_dir / CANDIDATE_DIR
-    if root.exists():
-        shutil.rmtree(root)
-    tmp = run_dir / "model.onnx.tmp"
-    onnx_file(network, tmp)
-    publish_version(root, MODEL_NAME, tmp, config_text(), card, version=1)
-    tmp.unlink()
-    return root / MODEL_NAME / "1" / MODEL_FILENAME

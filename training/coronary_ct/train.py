@@ -7,7 +7,6 @@ checkpoint as an ONNX candidate with its ``config.pbtxt`` and model card).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -19,13 +18,14 @@ import numpy as np
 
 from training.coronary_ct.dataset import Samples, build_samples
 from training.coronary_ct.evaluate import CoronaryMetrics, evaluate_prepared, prepare
-from training.coronary_ct.export import candidate_card, write_candidate
+from training.candidate import JsonConfig, TrainResult, torch_predict, write_candidate
+from training.coronary_ct.export import SIGNATURE, candidate_card, config_text
 
 LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Hyper-parameters of one run (JSON file; unknown keys are an error)."""
 
     train_seeds: tuple[int, int] = (0, 300)  # [start, stop)
@@ -42,45 +42,6 @@ class TrainConfig:
     threads: int = 2
     max_minutes: float = 20.0
     max_steps: int = 0  # > 0: stop after this many optimiser steps (smoke tests)
-
-    @classmethod
-    def from_file(cls, path: Path) -> TrainConfig:
-        """Read a JSON config.
-
-        Raises:
-            ValueError: unknown keys or malformed JSON, naming the file.
-        """
-        raw = json.loads(path.read_text())
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path
-    checkpoint: Path
-    metrics: dict[str, Any]
-    seconds: float
-
-
-def torch_predict(net: Any) -> Any:
-    """A numpy patches -> logits callable around a torch network in eval mode."""
-    import torch
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
-
-    return predict
 
 
 def _class_weights(y: np.ndarray, power: float) -> np.ndarray:
@@ -167,7 +128,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> TrainResult:
     final = best[1].as_dict() if best[1] is not None else {}
     (run_dir / "metrics.json").write_text(json.dumps({"validation": final}, indent=2))
     card = candidate_card(json.loads(cfg.to_json()), cfg.hash, final)
-    write_candidate(run_dir, load_network(checkpoint), card)
+    write_candidate(run_dir, load_network(checkpoint), SIGNATURE, config_text(), card)
     return TrainResult(run_dir, checkpoint, final, time.monotonic() - t0)
 
 
