@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import logging
 from pathlib import Path
@@ -21,17 +22,15 @@ from aiws.errors import ConfigError, NotFound
 
 LOGGER = logging.getLogger(__name__)
 
-TASKS = ("lung_nodules", "coronary_ct", "cardiac_mri")
-#: Tasks trained on phantoms generated from seeds (no --data): their commands module.
-PHANTOM_TASKS = ("coronary_ct", "cardiac_mri")
+TASKS = ("lung_nodules", "coronary_ct", "cardiac_mri", "mammography")
+#: Tasks trained on phantoms generated from seeds (no --data) -> their commands module
+#: (``is_run``, ``train_run``, ``evaluate_run``, optionally ``export_run``), imported when used.
+PHANTOM_TASKS = {"coronary_ct": "training.coronary_ct.commands", "cardiac_mri": "training.cardiac_mri.commands",
+                 "mammography": "training.mammography.commands"}
 
 
 def _phantom_commands(task: str):  # type: ignore[no-untyped-def]
-    if task == "coronary_ct":
-        from training.coronary_ct import commands
-    else:
-        from training.cardiac_mri import commands
-    return commands
+    return importlib.import_module(PHANTOM_TASKS[task])
 
 
 def _phantom_task_of(run: Path) -> str | None:
@@ -99,8 +98,10 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from training.lung_nodules.export import export_run
 
     repo = args.repository or config.runtime.model_repository
+    phantom_task = None if (args.run / "run.json").is_file() else _phantom_task_of(args.run)
+    exporter = getattr(_phantom_commands(phantom_task), "export_run", export_run) if phantom_task else export_run
     try:
-        model, version = export_run(args.run, repo)
+        model, version = exporter(args.run, repo)
     except FileNotFoundError as exc:
         raise NotFound(str(exc)) from None
     except ModelConfigError as exc:
@@ -115,7 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("train", help="train a network on a dataset (MSD layout) with a run configuration")
     p.add_argument("task", choices=TASKS)
     p.add_argument("--data", type=Path, help="dataset folder (imagesTr/, labelsTr/, dataset.json); "
-                   "not for phantom tasks (coronary_ct, cardiac_mri)")
+                   "not for phantom tasks (coronary_ct, cardiac_mri, mammography)")
     p.add_argument("--config", dest="config_file", type=Path, help="run configuration (TOML or JSON)")
     p.add_argument("--run", help="run name (default: TASK-date-time)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from pydicom import dcmread
 
+from aiws.cli import main
 from models.mammography.inference import load_calibration, runtime_predictor
 from models.mammography.network import INPUT_NAME, OUTPUT_NAME, TILE
 from models.mammography.pipeline import MammographyPipeline
@@ -20,7 +20,6 @@ from models.runtime.validate import check_against_onnx
 from training.mammography.config import ConfigError, load_config
 from training.mammography.dicom import write_exam
 from training.mammography.phantom import PhantomConfig, make_exam
-from training.mammography.run import evaluate_stage, export_stage, train_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "training/mammography/configs/smoke.json"
@@ -28,23 +27,27 @@ SMOKE = ROOT / "training/mammography/configs/smoke.json"
 pytestmark = pytest.mark.slow
 
 
-def test_train_evaluate_export_and_load(tmp_path: Path) -> None:
+def test_train_evaluate_export_and_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = load_config(SMOKE)
-    run = tmp_path / "run"
-    candidate = train_stage(config, run, progress=False)
-    assert (candidate / config.name / "1" / "model.onnx").is_file()
+    run = tmp_path / "runs" / "smoke"
+    assert main(["train", "mammography", "--config", str(SMOKE), "--run", "smoke",
+                 "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert (run / "export" / config.name / "1" / "model.onnx").is_file()
     history = json.loads((run / "history.json").read_text())
     assert history["step"][-1] == config.steps and all(np.isfinite(history["val_loss"]))
     assert (run / "curves.png").stat().st_size > 1000
 
-    metrics = evaluate_stage(run)
-    assert metrics.exams == 2 and metrics.images == 8
-    assert sum(metrics.exam_score_counts) == 2
-    assert set(json.loads((run / "metrics.json").read_text())) >= {"density_agreement_exam", "mass", "calcification"}
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    assert "density category agreement" in capsys.readouterr().out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["exams"] == 2 and metrics["images"] == 8 and sum(metrics["exam_score_counts"]) == 2
+    assert set(metrics) >= {"density_agreement_exam", "mass", "calcification"}
 
     repo = tmp_path / "repo"
-    assert export_stage(run, repo) == 1
-    assert export_stage(run, repo) == 2  # the next export is the next version
+    assert main(["export", str(run), "--repository", str(repo)]) == 0
+    assert main(["export", str(run), "--repository", str(repo)]) == 0
+    assert f"published {config.name} version 2" in capsys.readouterr().out  # the next export is the next version
     spec = read_model_config(repo / config.name / "config.pbtxt")
     assert [t.name for t in spec.inputs] == [INPUT_NAME] and [t.name for t in spec.outputs] == [OUTPUT_NAME]
     check_against_onnx(spec, repo / config.name / "2" / "model.onnx")
