@@ -5,11 +5,15 @@ In one run, the same sliding-window code (same patches, same batches) with three
 (b) ONNX Runtime in-process (the service default), (c) Triton over gRPC (when the pytriton server
 in ``.venv-triton`` can be started; Python-backend twin running the same ONNX file).
 Prints seconds and the ratios eager/ORT (target >= 1.5 on the CPU) and Triton/ORT (target: overhead
-<= 15 %), and checks the three outputs agree. Then the same 300-slice CT as a DICOM series sent into
-the real service (``aiws serve``, lung_nodules route, results to Orthanc): study complete -> results
-sent, with the share of each stage (see ``bench/_e2e.py``).
+<= 15 %), and checks the three outputs agree.
 
-Run: ``make bench`` or ``.venv/bin/python bench/infer.py [--repeat 2] [--no-triton] [--no-e2e] [--version N]``.
+Then, for every pipeline, a phantom study sent into the real service (``aiws serve``, results to
+Orthanc): study complete -> results sent, with the share of each stage (see ``bench/_e2e.py``):
+lung_nodules (the same 300-slice CT), coronary_ct (calcium-score CT), cardiac_mri (short-axis cine),
+mammography (four views).
+
+Run: ``make bench`` or ``.venv/bin/python bench/infer.py [--repeat 2] [--no-triton] [--version N]
+[--pipelines lung_nodules,coronary_ct,cardiac_mri,mammography | none]``.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +38,17 @@ from models.runtime import ModelRepository, SlidingWindow, sliding_window_infere
 from models.runtime.base import Arrays, InferenceRuntime  # noqa: E402
 from models.runtime.model_config import ModelSpec  # noqa: E402
 from models.runtime.ort import OnnxRuntime  # noqa: E402
+from training.cardiac_mri import dicom as cine_dicom  # noqa: E402
+from training.cardiac_mri.phantom import make_params, render_all  # noqa: E402
+from training.coronary_ct import dicom as ct_dicom  # noqa: E402
+from training.coronary_ct.phantom import make_phantom  # noqa: E402
 from training.ct_dicom import CtSeriesInfo, write_ct_series  # noqa: E402
+from training.mammography.dicom import MgStudyOptions, write_exam  # noqa: E402
+from training.mammography.phantom import PhantomConfig as MgPhantomConfig, make_exam  # noqa: E402
 from training.lung_nodules.phantom import PhantomConfig, generate_phantom  # noqa: E402
 
 SLICES = 300
+PIPELINES = ("lung_nodules", "coronary_ct", "cardiac_mri", "mammography")
 
 
 class TorchRuntime(InferenceRuntime):
@@ -106,18 +118,47 @@ def triton_runtime(repo_root: Path, work: Path) -> tuple[Any, Any] | None:
     return server, TritonRuntime(ModelRepository(repo_root), server.grpc_url, "grpc", timeout_seconds=300)
 
 
-def end_to_end(hu: np.ndarray, grid: Grid, repeat: int, repository: Path) -> None:
-    """The CT as a DICOM series into ``aiws serve`` (lung_nodules), results to Orthanc; one warm-up study."""
-    if repository != ROOT / "triton_repo":
-        print("end-to-end: skipped (the service uses triton_repo/)")
-        return
-    with tempfile.TemporaryDirectory(prefix="aiws-bench-lung-") as tmp:
+@dataclass(frozen=True)
+class StudyKind:
+    """One pipeline's benchmark study: route modality, how to write study *i* into a folder, stages timed."""
+
+    title: str
+    modality: str
+    write: Callable[[Path, int], list[Path]]
+    stages: tuple[str, ...] = ("load", "network", "measures", "writing")
+
+
+def study_kinds(lung_ct: tuple[np.ndarray, Grid]) -> dict[str, StudyKind]:
+    hu, grid = lung_ct
+
+    def lung(work: Path, i: int) -> list[Path]:
+        return write_ct_series(hu, grid.affine, work / f"ct{i}", CtSeriesInfo(seed_text=f"bench-lung-{i}"))
+
+    def cardiac(work: Path, i: int) -> list[Path]:
+        params = make_params(50_000 + i)
+        return cine_dicom.write_series(params, render_all(params)[0], work / f"mr{i}")
+
+    def mammo(work: Path, i: int) -> list[Path]:
+        exam = make_exam(40_000 + i, MgPhantomConfig(spacing_mm=0.1, lesion_rate=0.5))
+        return write_exam(exam, work / f"mg{i}", MgStudyOptions(magnification=1.0))
+
+    return {
+        "lung_nodules": StudyKind(f"lung_nodules, {hu.shape[0]}-slice chest CT", "CT", lung),
+        "coronary_ct": StudyKind("coronary_ct, calcium-score CT phantom (2.5-3 mm)", "CT",
+                                 lambda work, i: ct_dicom.write_series(make_phantom(50_000 + i), work / f"cac{i}")),
+        "cardiac_mri": StudyKind("cardiac_mri, short-axis cine phantom", "MR", cardiac),
+        "mammography": StudyKind("mammography, 4-view study (0.1 mm pixels)", "MG", mammo,
+                                 ("load", "preprocess", "network", "analysis", "writing")),
+    }
+
+
+def end_to_end(pipeline: str, kind: StudyKind, repeat: int) -> None:
+    """*repeat* studies (after one warm-up) into ``aiws serve`` routing *kind* to *pipeline*; prints the report."""
+    with tempfile.TemporaryDirectory(prefix=f"aiws-bench-{pipeline}-") as tmp:
         work = Path(tmp)
-        with service(work, [("lung_nodules", "CT")]) as aiws:
-            runs = [send_and_time(aiws, write_ct_series(hu, grid.affine, work / f"ct{i}",
-                                                        CtSeriesInfo(seed_text=f"bench-lung-{i}")))
-                    for i in range(repeat + 1)][1:]
-    report(f"lung_nodules, {hu.shape[0]}-slice chest CT", runs, ("load", "network", "measures", "writing"))
+        with service(work, [(pipeline, kind.modality)]) as aiws:
+            runs = [send_and_time(aiws, kind.write(work, i)) for i in range(repeat + 1)][1:]
+    report(kind.title, runs, kind.stages)
 
 
 def main() -> int:
@@ -126,7 +167,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch and ONNX Runtime")
     parser.add_argument("--version", type=int, default=None, help="model version (default: latest)")
     parser.add_argument("--no-triton", action="store_true")
-    parser.add_argument("--no-e2e", action="store_true", help="skip study complete -> results sent")
+    parser.add_argument("--pipelines", default=",".join(PIPELINES),
+                        help="study complete -> results sent for these pipelines (comma-separated, or none)")
     parser.add_argument("--repository", type=Path, default=ROOT / "triton_repo")
     args = parser.parse_args()
     repo = ModelRepository(args.repository)
@@ -164,8 +206,13 @@ def main() -> int:
     if "triton grpc" in results:
         overhead = results["triton grpc"][0] / base_s - 1.0
         print(f"Triton overhead over in-process ONNX Runtime = {overhead * 100:+.1f} % (target <= 15 %)")
-    if not args.no_e2e:
-        end_to_end(hu, grid, args.repeat, args.repository)
+    if args.pipelines != "none":
+        if args.repository != ROOT / "triton_repo":
+            print("end-to-end: skipped (the service uses triton_repo/)")
+            return 0
+        kinds = study_kinds((hu, grid))
+        for name in args.pipelines.split(","):
+            end_to_end(name, kinds[name], max(args.repeat, 2))
     return 0
 
 

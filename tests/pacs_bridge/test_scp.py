@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-from pynetdicom import AE, _config, build_context
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pynetdicom import AE, _config
 from pynetdicom.sop_class import Verification
 
 from factories import make_ct_series
