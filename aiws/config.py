@@ -153,6 +153,7 @@ class WorkersConfig(_Model):
 
 class ImagingConfig(_Model):
     uid_root: str = "2.25"  # UUID-derived UIDs (PS3.5 B.2); set your organisation's root here
+    array_backend: Literal["auto", "numpy", "cupy"] = "auto"  # resampling etc.; chosen once per worker at start
     manufacturer: str = "AIWS open-source project"
     institution_name: str = ""
 

@@ -17,6 +17,7 @@ from aiws.netconfig import NetworkStore
 from aiws.netsettings import sender_settings
 from aiws.pipelines import PIPELINES
 from aiws.priors import fetch_latest_prior
+from imaging.backend import ArrayBackend
 from models.errors import ModelError, RetryLater
 from models.pipeline import Pipeline, PipelineRequest
 from pacs_bridge.spool import fsync_dir
@@ -33,6 +34,7 @@ class JobRunner:
     config: Config
     ledger: Ledger
     network: NetworkStore
+    backend: ArrayBackend  # selected once at the worker's start-up
 
     def __post_init__(self) -> None:
         self._pipelines: dict[str, Pipeline] = {}
@@ -40,7 +42,7 @@ class JobRunner:
 
     def pipeline(self, name: str) -> Pipeline:
         if name not in self._pipelines:
-            self._pipelines[name] = PIPELINES[name](self.config)
+            self._pipelines[name] = PIPELINES[name](self.config, self.backend)
         return self._pipelines[name]
 
     def run(self, job: JobRow) -> None:

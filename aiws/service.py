@@ -12,6 +12,7 @@ import uvicorn
 from aiws.api.app import create_app
 from aiws.api.deps import ApiContext
 from aiws.config import Config
+from aiws.errors import ConfigError
 from aiws.intake import LedgerListener, recover_spool
 from aiws.ledger import Ledger
 from aiws.netconfig import NetworkStore
@@ -21,6 +22,8 @@ from aiws.routing import Route
 from aiws.scheduler import Scheduler
 from aiws.sending import SendDispatcher
 from aiws.workers import WorkerPool
+from imaging.backend import ArrayBackend
+from imaging.errors import ImagingError
 from pacs_bridge.scp import StorageSCP
 from pacs_bridge.settings import ScpSettings
 from pacs_bridge.spool import Spool
@@ -49,6 +52,10 @@ class Service:
 
     def __init__(self, config: Config) -> None:
         check_routes(config)
+        try:  # each worker selects it again at its start; a backend that cannot run stops the start here
+            ArrayBackend.select(config.imaging.array_backend)
+        except ImagingError as exc:
+            raise ConfigError(f"imaging.array_backend: {exc}") from None
         self.config = config
         data = config.storage.data_dir
         data.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from aiws.config import Config
 from aiws.jobs import JobRunner
 from aiws.ledger import Ledger
 from aiws.netconfig import NetworkStore
+from imaging.backend import ArrayBackend
 
 LOGGER = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def worker_main(config: Config, name: str, stop: MpEvent, log_level: int) -> Non
     """Entry point of a worker process: claim, run, repeat until *stop* is set."""
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
     ledger = Ledger(config.storage.data_dir / "aiws.db")
-    runner = JobRunner(config, ledger, NetworkStore(ledger))
+    runner = JobRunner(config, ledger, NetworkStore(ledger), ArrayBackend.select(config.imaging.array_backend))
     LOGGER.info("worker %s (pid %d) ready", name, os.getpid())
     while not stop.is_set():
         job = ledger.claim_job(name, time.time())

@@ -20,13 +20,39 @@ def resample_array(array: Any, from_affine: np.ndarray, to_affine: np.ndarray, t
     """Values of *array* (on the grid *from_affine*) at the voxels of the grid (*to_affine*, *to_shape*).
 
     *order*: spline order (0 nearest for masks, 1 linear). Outside the source: *cval*.
-    Returns a backend array of *array*'s dtype.
+    Returns a backend array of *array*'s dtype. Linear resampling between axis-aligned grids (the
+    common case: a new spacing, a crop) runs separably, one axis at a time, which gives the same
+    values as the general affine path at a fraction of the cost.
     """
     mapping = np.linalg.solve(np.asarray(from_affine, float), np.asarray(to_affine, float))  # target idx → source idx
     source = backend.asarray(array)
-    return backend.ndimage.affine_transform(source, backend.asarray(mapping[:3, :3]),
-                                            offset=backend.asarray(mapping[:3, 3]), output_shape=tuple(to_shape),
-                                            order=order, mode="constant", cval=cval)
+    lin = mapping[:3, :3]
+    if order == 1 and np.abs(lin - np.diag(np.diag(lin))).max() <= 1e-9 * max(np.abs(lin).max(), 1.0):
+        out = source
+        for axis in range(3):
+            positions = np.diag(lin)[axis] * np.arange(to_shape[axis], dtype=np.float64) + mapping[axis, 3]
+            out = _linear_along(backend, out, axis, positions, cval)
+        return out.astype(source.dtype, copy=False)
+    return backend.ndimage.affine_transform(source, backend.asarray(lin), offset=backend.asarray(mapping[:3, 3]),
+                                            output_shape=tuple(to_shape), order=order, mode="constant", cval=cval)
+
+
+def _linear_along(backend: ArrayBackend, array: Any, axis: int, positions: np.ndarray, cval: float) -> Any:
+    """Linear interpolation of *array* along *axis* at fractional *positions* (float32); *cval* outside."""
+    xp, n = backend.xp, array.shape[axis]
+    lo = np.floor(positions).astype(np.int64)
+    shape = [1] * array.ndim
+    shape[axis] = len(positions)
+    w = backend.asarray((positions - lo).astype(np.float32).reshape(shape))
+    a = xp.take(array, backend.asarray(np.clip(lo, 0, n - 1)), axis=axis).astype(np.float32, copy=False)
+    b = xp.take(array, backend.asarray(np.clip(lo + 1, 0, n - 1)), axis=axis).astype(np.float32, copy=False)
+    out = a * (1.0 - w) + b * w
+    outside = (positions < -1e-6) | (positions > n - 1 + 1e-6)
+    if outside.any():
+        idx: list[Any] = [slice(None)] * array.ndim
+        idx[axis] = backend.asarray(outside)
+        out[tuple(idx)] = cval
+    return out
 
 
 def resample_to_spacing(volume: Volume, spacing_mm: Sequence[float], backend: ArrayBackend,

@@ -5,25 +5,27 @@ from collections.abc import Callable
 
 from aiws.config import Config
 from aiws.errors import ConfigError
+from imaging.backend import ArrayBackend
 from models.pipeline import Pipeline
 
-PipelineFactory = Callable[[Config], Pipeline]
+#: (configuration, array backend chosen at the worker's start-up) -> pipeline.
+PipelineFactory = Callable[[Config, ArrayBackend], Pipeline]
 
 
-def _echo_summary(config: Config) -> Pipeline:
+def _echo_summary(config: Config, backend: ArrayBackend) -> Pipeline:
     from aiws.pipelines.echo_summary import EchoSummary
 
     return EchoSummary()
 
 
-def _mammography(config: Config) -> Pipeline:
+def _mammography(config: Config, backend: ArrayBackend) -> Pipeline:
     from models.mammography.pipeline import MammographyPipeline
     from models.runtime import RuntimeSettings
 
     return MammographyPipeline(RuntimeSettings(**config.runtime.model_dump()))
 
 
-def _coronary_ct(config: Config) -> Pipeline:
+def _coronary_ct(config: Config, backend: ArrayBackend) -> Pipeline:
     from models.coronary_ct.pipeline import CoronaryCalciumPipeline, CoronarySettings
     from models.runtime import RuntimeSettings, make_runtime
 
@@ -31,7 +33,7 @@ def _coronary_ct(config: Config) -> Pipeline:
     return CoronaryCalciumPipeline(runtime, CoronarySettings.from_mapping(config.pipelines.get("coronary_ct", {})))
 
 
-def _cardiac_mri(config: Config) -> Pipeline:
+def _cardiac_mri(config: Config, backend: ArrayBackend) -> Pipeline:
     from models.cardiac_mri.pipeline import CardiacFunctionPipeline, CardiacSettings
     from models.runtime import RuntimeSettings, make_runtime
 
@@ -39,12 +41,12 @@ def _cardiac_mri(config: Config) -> Pipeline:
     return CardiacFunctionPipeline(runtime, CardiacSettings.from_mapping(config.pipelines.get("cardiac_mri", {})))
 
 
-def _lung_nodules(config: Config) -> Pipeline:
+def _lung_nodules(config: Config, backend: ArrayBackend) -> Pipeline:
     from models.lung_nodules.pipeline import LungNodulePipeline, LungSettings
     from models.runtime import RuntimeSettings, make_runtime
 
     runtime = make_runtime(RuntimeSettings(**config.runtime.model_dump()))
-    return LungNodulePipeline(runtime, LungSettings.from_mapping(config.pipelines.get("lung_nodules", {})))
+    return LungNodulePipeline(runtime, LungSettings.from_mapping(config.pipelines.get("lung_nodules", {})), backend)
 
 
 PIPELINES: dict[str, PipelineFactory] = {

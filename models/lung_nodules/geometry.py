@@ -1,4 +1,4 @@
-"""Voxel grids in patient space (LPS, mm) and separable resampling between aligned grids.
+"""Voxel grids in patient space (LPS, mm) and resampling between aligned grids (on the array backend).
 
 Convention: an array ``a[i0, i1, i2]`` comes with a 4x4 ``affine`` mapping the homogeneous index
 ``(i0, i1, i2, 1)`` (the array's own axis order) to LPS millimetres. For an axial CT sorted from
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imaging.backend import ArrayBackend
+from imaging.preprocess import resample_array
 from models.errors import ModelError
 
 
@@ -92,40 +94,21 @@ def index_map(source: Grid, target: Grid) -> tuple[np.ndarray, np.ndarray]:
     return np.diag(lin).copy(), m[:3, 3].copy()
 
 
-def _interp_axis(array: np.ndarray, axis: int, positions: np.ndarray, fill: float) -> np.ndarray:
-    """Linear interpolation of *array* along *axis* at fractional *positions*; *fill* outside."""
-    n = array.shape[axis]
-    lo = np.floor(positions).astype(np.int64)
-    w = (positions - lo).astype(np.float32)
-    inside = (positions >= -1e-6) & (positions <= n - 1 + 1e-6)
-    lo_c = np.clip(lo, 0, n - 1)
-    hi_c = np.clip(lo + 1, 0, n - 1)
-    shape = [1] * array.ndim
-    shape[axis] = len(positions)
-    a = np.take(array, lo_c, axis=axis).astype(np.float32, copy=False)
-    b = np.take(array, hi_c, axis=axis).astype(np.float32, copy=False)
-    out = a * (1.0 - w.reshape(shape)) + b * w.reshape(shape)
-    if not inside.all():
-        idx = [slice(None)] * array.ndim
-        idx[axis] = ~inside  # type: ignore[call-overload]
-        out[tuple(idx)] = fill
-    return out
-
-
-def resample(array: np.ndarray, source: Grid, target: Grid, fill: float = 0.0) -> np.ndarray:
-    """Trilinear (separable) resampling of *array* on *source* onto the aligned *target* grid, float32.
+def resample(array: np.ndarray, source: Grid, target: Grid, fill: float = 0.0,
+             backend: ArrayBackend | None = None) -> np.ndarray:
+    """Trilinear resampling of *array* on *source* onto the aligned *target* grid, float32 numpy, on
+    *backend* (numpy when None; see :func:`imaging.preprocess.resample_array`).
 
     Raises:
         GeometryError: grids not aligned, or *array* does not have the source shape.
     """
     if tuple(array.shape) != tuple(source.shape):
         raise GeometryError(f"array shape {array.shape} differs from its grid {source.shape}")
-    scale, offset = index_map(source, target)
-    out = array
-    for axis in range(3):
-        positions = scale[axis] * np.arange(target.shape[axis], dtype=np.float64) + offset[axis]
-        out = _interp_axis(out, axis, positions, fill)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    index_map(source, target)  # refuses rotated or permuted grids
+    backend = backend or ArrayBackend.numpy()
+    out = resample_array(np.asarray(array, dtype=np.float32), source.affine, target.affine, target.shape, backend,
+                         cval=fill)
+    return np.ascontiguousarray(backend.to_numpy(out), dtype=np.float32)
 
 
 def reorient_axial(array: np.ndarray, grid: Grid) -> tuple[np.ndarray, Grid]:

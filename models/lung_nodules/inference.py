@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from imaging.backend import ArrayBackend
 from models.errors import ModelError
 from models.lung_nodules.candidates import CandidateSettings, Nodule, find_nodules
 from models.lung_nodules.geometry import Grid, reorient_axial
@@ -82,8 +83,9 @@ def probability_map(runtime: InferenceRuntime, image: np.ndarray, model: str = M
 
 def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model: str = MODEL_NAME,
                    version: int | None = None, settings: CandidateSettings | None = None,
-                   window: SlidingWindow = SlidingWindow()) -> Detection:
-    """Find and measure nodules in *hu* (any axis order; reoriented to axial first).
+                   window: SlidingWindow = SlidingWindow(), backend: ArrayBackend | None = None) -> Detection:
+    """Find and measure nodules in *hu* (any axis order; reoriented to axial first); resampling to the
+    network grid runs on *backend* (numpy when None).
 
     The version is resolved once (hot reload never mixes versions within a volume).
     *settings* None: the version's own post-processing settings (operating point).
@@ -97,7 +99,7 @@ def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model:
     resolved = runtime.resolve_version(model, version)
     settings = settings or candidate_settings(runtime, model, resolved)
     spec = input_spec(runtime.spec(model))
-    image, net_grid = to_network_grid(hu, grid, spec)
+    image, net_grid = to_network_grid(hu, grid, spec, backend)
     timings["preprocess"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     prob, used = probability_map(runtime, image, model, resolved, window)

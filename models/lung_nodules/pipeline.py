@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from pydicom.uid import CTImageStorage
 
+from imaging.backend import ArrayBackend
 from imaging.bundle import BundleOptions, write_bundle
 from imaging.results import AlgorithmId, ResultContext
 from imaging.rules import MatchRules
@@ -106,13 +107,15 @@ class LungNodulePipeline:
     prior_modality = "CT"
     prior_sop_classes = (CTImageStorage,)
 
-    def __init__(self, runtime: InferenceRuntime, settings: LungSettings = LungSettings()) -> None:
+    def __init__(self, runtime: InferenceRuntime, settings: LungSettings = LungSettings(),
+                 backend: ArrayBackend | None = None) -> None:
         self.runtime = runtime
         self.settings = settings
+        self.backend = backend or ArrayBackend.numpy()
 
     def _detect(self, volume: Volume, version: int) -> Detection:
         grid = Grid(volume.shape, np.asarray(volume.affine, dtype=float))
-        return detect_nodules(self.runtime, volume.voxels, grid, MODEL_NAME, version)
+        return detect_nodules(self.runtime, volume.voxels, grid, MODEL_NAME, version, backend=self.backend)
 
     def _prior(self, prior: PriorStudy | None, version: int) -> list[Nodule] | None:
         if prior is None:

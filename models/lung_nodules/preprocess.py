@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imaging.backend import ArrayBackend
 from models.lung_nodules.geometry import Grid, GeometryError, resample
 
 DEFAULT_SPACING_MM = (1.0, 1.0, 1.0)
@@ -40,12 +41,14 @@ def normalise(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return out
 
 
-def to_network_grid(hu: np.ndarray, grid: Grid, spec: InputSpec) -> tuple[np.ndarray, Grid]:
-    """Resample *hu* (on *grid*) to the network spacing (trilinear) and normalise; returns (array, grid).
+def to_network_grid(hu: np.ndarray, grid: Grid, spec: InputSpec,
+                    backend: ArrayBackend | None = None) -> tuple[np.ndarray, Grid]:
+    """Resample *hu* (on *grid*) to the network spacing (trilinear, on *backend*) and normalise;
+    returns (array, grid).
 
     Raises:
         GeometryError: *hu* does not have the grid's shape.
     """
     target = grid.resampled(spec.spacing_mm)
-    resampled = resample(hu, grid, target, fill=spec.hu_window[0])
+    resampled = resample(hu, grid, target, fill=spec.hu_window[0], backend=backend)
     return normalise(resampled, spec.hu_window), target

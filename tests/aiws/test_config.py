@@ -1,6 +1,7 @@
 """Configuration: defaults, environment overrides, and errors that name the bad key."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,15 @@ def test_unknown_pipeline_is_refused() -> None:
     cfg = Config.model_validate({"routes": [{"pipeline": "astrology"}]})
     with pytest.raises(ConfigError, match=r"routes\[0\].pipeline: unknown pipeline 'astrology'"):
         check_routes(cfg)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="cupy is installed")
+def test_array_backend_that_cannot_run_stops_the_start(tmp_path: Path) -> None:
+    from aiws.service import Service
+
+    cfg = Config.model_validate({"imaging": {"array_backend": "cupy"}, "storage": {"data_dir": str(tmp_path)}})
+    with pytest.raises(ConfigError, match="imaging.array_backend: array backend 'cupy': cupy is not installed"):
+        Service(cfg)
 
 
 def test_cli_reports_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
