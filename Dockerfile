@@ -20,7 +20,7 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
 
 # DICOM SCP and HTTP API; data (spool, outbox, ledger) under /var/lib/aiws.
 EXPOSE 11112 8080
-ENV AIWS_DATA_DIR=/var/lib/aiws AIWS_HTTP_HOST=0.0.0.0
+ENV AIWS_DATA_DIR=/var/lib/aiws AIWS_HTTP_HOST=0.0.0.0 AIWS_MODEL_REPOSITORY=/opt/aiws/triton_repo
 VOLUME ["/var/lib/aiws"]
 HEALTHCHECK CMD python -c "import urllib.request;urllib.request.urlopen('http://127.0.0.1:8080/health')"
 ENTRYPOINT ["aiws"]

@@ -200,6 +200,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "AIWS_QUIET_SECONDS": "study.quiet_seconds",
     "AIWS_RUNTIME_BACKEND": "runtime.backend",
     "AIWS_TRITON_URL": "runtime.triton_url",
+    "AIWS_MODEL_REPOSITORY": "runtime.model_repository",
     "AIWS_WORKERS": "workers.count",
 }
 

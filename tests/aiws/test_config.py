@@ -67,8 +67,10 @@ def test_example_file_loads(tmp_path: Path) -> None:
 
 def test_env_overrides(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, EXAMPLE), {"AIWS_DICOM_PORT": "1104", "AIWS_DATA_DIR": "/srv/aiws",
-                                                   "AIWS_RUNTIME_BACKEND": "triton"})
+                                                   "AIWS_RUNTIME_BACKEND": "triton",
+                                                   "AIWS_MODEL_REPOSITORY": "/opt/models"})
     assert (cfg.dicom.port, cfg.storage.data_dir, cfg.runtime.backend) == (1104, Path("/srv/aiws"), "triton")
+    assert cfg.runtime.model_repository == Path("/opt/models")
 
 
 @pytest.mark.parametrize("text,named", [
@@ -81,6 +83,7 @@ def test_env_overrides(tmp_path: Path) -> None:
     ("[[routes]]\npipeline='echo_summary'\nsend_to=['nowhere']\n", "unknown destination 'nowhere'"),
     ("[storage]\nretention_days = 0\n", "storage.retention_days"),
     ("[runtime]\nbackend = 'tensorflow'\n", "runtime.backend"),
+    ("[imaging]\narray_backend = 'tpu'\n", "imaging.array_backend"),
     ("[dicom\n", "TOML syntax error"),
 ])
 def test_errors_name_the_key(tmp_path: Path, text: str, named: str) -> None:
