@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiws.config import Config, load_config
 from aiws.errors import AiwsError, ConfigError
+from aiws.logsetup import setup_logging
 from pacs_bridge.errors import BridgeError
 
 LOGGER = logging.getLogger("aiws")
@@ -19,12 +20,7 @@ _COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_plugin", "aiws.cli_train")
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("pynetdicom", "uvicorn.access", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from multiprocessing.synchronize import Event as MpEvent
 from aiws.config import Config
 from aiws.jobs import JobRunner
 from aiws.ledger import Ledger
+from aiws.logsetup import setup_logging
 from aiws.netconfig import NetworkStore
 from imaging.backend import ArrayBackend
 
@@ -26,7 +27,7 @@ LOGGER = logging.getLogger(__name__)
 
 def worker_main(config: Config, name: str, stop: MpEvent, log_level: int) -> None:
     """Entry point of a worker process: claim, run, repeat until *stop* is set."""
-    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
+    setup_logging(log_level, f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
     ledger = Ledger(config.storage.data_dir / "aiws.db")
     runner = JobRunner(config, ledger, NetworkStore(ledger), ArrayBackend.select(config.imaging.array_backend))
     LOGGER.info("worker %s (pid %d) ready", name, os.getpid())
