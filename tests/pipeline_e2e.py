@@ -45,6 +45,7 @@ Modality = "{modality}"
 _TAIL = """
 [runtime]
 model_repository = "{repo}"
+{runtime}
 [http]
 port = {{http_port}}
 [storage]
@@ -54,12 +55,13 @@ min_free_mb = 1
 
 
 def pipeline_config(routes: Sequence[tuple[str, str]], pacs_port: int, *, known_source: bool = True,
-                    repo: Path = REPO) -> str:
+                    repo: Path = REPO, runtime: str = "", extra: str = "") -> str:
     """An ``aiws.toml`` (for :class:`peers.AiwsProcess`) routing each (pipeline, Modality regex) to Orthanc
-    on *pacs_port*; ``known_source=False`` accepts any calling AE (dcmtk peers in benchmarks)."""
+    on *pacs_port*; ``known_source=False`` accepts any calling AE (dcmtk peers in benchmarks).
+    *runtime*: more ``[runtime]`` lines; *extra*: more tables at the end (e.g. ``[workers]``)."""
     text = _HEAD.format(known=str(known_source).lower(), pacs_port=pacs_port)
     text += "".join(_ROUTE.format(pipeline=p, modality=m) for p, m in routes)
-    return text + _TAIL.format(repo=repo)
+    return text + _TAIL.format(repo=repo, runtime=runtime) + extra
 
 
 def study_sent(aiws: AiwsProcess, study_uid: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,11 +22,11 @@ from imaging.rules import MatchRules
 from imaging.series import SeriesInfo, group_series, select_series
 from imaging.volume import Volume, load_volume
 from models.errors import ModelError, NoSuitableSeries
-from models.lung_nodules.candidates import Nodule
+from models.lung_nodules.candidates import CandidateSettings, Nodule
 from models.lung_nodules.compare import compare, interval_days
 from models.lung_nodules.fleischner import Risk, fleischner_recommendation
 from models.lung_nodules.geometry import Grid
-from models.lung_nodules.inference import MODEL_NAME, Detection, detect_nodules
+from models.lung_nodules.inference import MODEL_NAME, Detection, candidate_settings, detect_nodules
 from models.lung_nodules.lungrads import NoduleForRads, NoduleStatus, exam_category, nodule_category
 from models.lung_nodules.report import AssessedNodule, exam_finding, nodule_finding, nodule_segment, summary
 from models.pipeline import OutputFile, PipelineOutput, PipelineRequest, PriorStudy
@@ -40,22 +40,25 @@ DEFAULT_SELECT: dict[str, Any] = {"Modality": "CT", "Orientation": "AXIAL", "Sli
 
 @dataclass(frozen=True)
 class LungSettings:
-    """``[pipelines.lung_nodules]``: series rule, model version (None = latest), Fleischner risk, match distance."""
+    """``[pipelines.lung_nodules]``: series rule, model version (None = latest), Fleischner risk, match distance
+    and the score a prior candidate needs to be the earlier measurement of a current nodule."""
 
     select: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SELECT))
     model_version: int | None = None
     risk: Risk = Risk.UNKNOWN
     match_mm: float = 10.0
+    prior_min_score: float = 0.5  # score a prior candidate needs to count as the earlier size of a current nodule
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> LungSettings:
         """Raises: ModelError on an unknown key or value."""
-        unknown = set(raw) - {"select", "model_version", "risk", "match_mm"}
+        unknown = set(raw) - {"select", "model_version", "risk", "match_mm", "prior_min_score"}
         if unknown:
             raise ModelError(f"pipelines.lung_nodules: unknown keys {sorted(unknown)}")
         try:
             return cls(select=dict(raw.get("select", DEFAULT_SELECT)), model_version=raw.get("model_version"),
-                       risk=Risk(raw.get("risk", "unknown")), match_mm=float(raw.get("match_mm", 10.0)))
+                       risk=Risk(raw.get("risk", "unknown")), match_mm=float(raw.get("match_mm", 10.0)),
+                       prior_min_score=float(raw.get("prior_min_score", 0.5)))
         except ValueError as exc:
             raise ModelError(f"pipelines.lung_nodules: {exc}") from None
 
@@ -113,15 +116,20 @@ class LungNodulePipeline:
         self.settings = settings
         self.backend = backend or ArrayBackend.numpy()
 
-    def _detect(self, volume: Volume, version: int) -> Detection:
+    def _detect(self, volume: Volume, version: int, settings: CandidateSettings | None = None) -> Detection:
         grid = Grid(volume.shape, np.asarray(volume.affine, dtype=float))
-        return detect_nodules(self.runtime, volume.voxels, grid, MODEL_NAME, version, backend=self.backend)
+        return detect_nodules(self.runtime, volume.voxels, grid, MODEL_NAME, version, settings,
+                              backend=self.backend)
 
     def _prior(self, prior: PriorStudy | None, version: int) -> list[Nodule] | None:
+        """Candidates of the prior exam, at the lower ``prior_min_score``: they are only used as the earlier
+        measurement of a current nodule at the same place (they never become findings of their own)."""
         if prior is None:
             return None
         info = choose_series(prior.series, self.settings.select, prior.study_uid)
-        return self._detect(load_volume(info.files), version).nodules
+        operating = candidate_settings(self.runtime, MODEL_NAME, version)
+        settings = replace(operating, min_score=min(operating.min_score, self.settings.prior_min_score))
+        return self._detect(load_volume(info.files), version, settings).nodules
 
     def run(self, request: PipelineRequest) -> PipelineOutput:
         """Find, measure and categorise nodules; write SEG, SR, SC and PDF into ``request.out_dir``.

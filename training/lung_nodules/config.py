@@ -33,6 +33,7 @@ class TrainSettings:
     val_cases: int = 4
     threads: int = 2
     log_every: int = 25
+    init_checkpoint: str = ""  # fine-tune: start from the weights of an earlier run's checkpoint (.pt); "" = scratch
 
 
 @dataclass(frozen=True)

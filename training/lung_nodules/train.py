@@ -131,6 +131,10 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, progress: bool = T
         sampler = PatchSampler(train_samples, config.train.patch, config.train.positive_fraction,
                                np.random.default_rng(config.seed + 1), config.train.confounder_fraction)
         network = build_network(config.network)
+        if config.train.init_checkpoint:
+            state = torch.load(config.train.init_checkpoint, map_location="cpu", weights_only=False)
+            network.load_state_dict(state["state_dict"])
+            LOGGER.info("weights from %s (step %s)", config.train.init_checkpoint, state.get("step"))
         optimiser = torch.optim.AdamW(network.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
         history: list[dict[str, Any]] = []
