@@ -1,7 +1,7 @@
 """Logging set-up for the entry points (the CLI and each worker process), in one place.
 
-Third-party loggers that would print DICOM identifiers or every request stay at WARNING:
-pynetdicom logs whole C-FIND identifiers (patient ID, name) at INFO. Our own loggers log UIDs
+Third-party loggers that would print DICOM identifiers, every request or every copied module stay
+at WARNING: pynetdicom logs whole C-FIND identifiers (patient ID, name) at INFO. Our own loggers log UIDs
 and AE titles only.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 #: Loggers kept at WARNING whatever the level asked for.
-QUIET = ("pynetdicom", "uvicorn.access", "httpx")
+QUIET = ("pynetdicom", "highdicom", "uvicorn.access", "httpx")
 
 
 def setup_logging(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:

@@ -62,14 +62,17 @@ def send_and_time(aiws: AiwsProcess, files: Sequence[Path], timeout_s: float = 9
 
 
 def report(name: str, runs: Sequence[dict[str, float]], stages: Sequence[str]) -> None:
-    """Print the medians of *runs*: total, then queue, each stage, sending and the rest, in s and %."""
-    median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    """Print the medians of *runs*: total, then queue, each stage, sending and the rest, in s and % of the
+    median total (medians of parts need not add up to the median total)."""
+    rows = [{**r, "other": r["complete_to_sent"] - r["queue"] - r["sending"] - sum(r.get(k, 0.0) for k in stages)}
+            for r in runs]  # per run, so that the medians below are each of a real quantity
+    median = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     total = median["complete_to_sent"]
     print(f"{name}: median of {len(runs)} (first run discarded)")
     print(f"  study complete -> results sent: {total:6.2f} s (pipeline job {median['job']:.2f} s = baseline)")
     for key in ("queue", *stages, "sending"):
         if key in median:
             print(f"    {key:<11s} {median[key]:6.2f} s  {100 * median[key] / total:5.1f} %")
-    rest = total - median["queue"] - median["sending"] - sum(median.get(k, 0.0) for k in stages)
-    print(f"    {'other':<11s} {rest:6.2f} s  {100 * rest / total:5.1f} %  (job bookkeeping, series grouping)")
+    print(f"    {'other':<11s} {median['other']:6.2f} s  {100 * median['other'] / total:5.1f} %  "
+          "(job bookkeeping, series grouping)")
     print(f"  service overhead / pipeline job: {total / max(median['job'], 1e-9):.2f}x")
