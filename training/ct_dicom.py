@@ -29,6 +29,7 @@ class CtSeriesInfo:
     study_description: str = "CT CHEST"
     series_description: str = "CHEST 1.0 LUNG"
     body_part: str = "CHEST"
+    window: tuple[float, float] = (-600.0, 1500.0)  # default display window (centre, width) in HU
 
 
 def _uid(*parts: object) -> str:
@@ -80,7 +81,8 @@ def write_ct_series(hu: np.ndarray, affine: np.ndarray, out_dir: Path, info: CtS
         ds.Rows, ds.Columns = int(hu.shape[1]), int(hu.shape[2])
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
-        ds.WindowCenter, ds.WindowWidth = -600, 1500
+        ds.WindowCenter, ds.WindowWidth = info.window
+        ds.SliceLocation = ds.ImagePositionPatient[2]
         ds.PixelData = stored[k].tobytes()
         path = out_dir / f"ct_{k:04d}.dcm"
         ds.save_as(path, enforce_file_format=True)

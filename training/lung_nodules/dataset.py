@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lo, hi = (int(v) for v in args.nodules.split(":"))
     config = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix)
     names = write_phantom_dataset(args.out, _seeds(args.seeds), config)
-    print(f"wrote {len(names)} phantoms to {args.out}")
+    LOGGER.info("wrote %d phantoms to %s", len(names), args.out)
     return 0
 
 
