@@ -31,13 +31,15 @@ LOGGER = logging.getLogger(__name__)
 IMAGING_PROCEDURE = Code("363679005", "SCT", "Imaging procedure")
 
 
-def _algorithm(context: ResultContext) -> hd.sr.AlgorithmIdentification:
+def algorithm_identification(context: ResultContext) -> hd.sr.AlgorithmIdentification:
+    """The algorithm (name, version, parameters) named on every measurement."""
     algorithm = context.algorithm_id
     return hd.sr.AlgorithmIdentification(name=algorithm.name[:64], version=algorithm.version[:64],
                                          parameters=algorithm.parameter_strings() or None)
 
 
-def _observer(context: ResultContext) -> hd.sr.ObservationContext:
+def device_observer(context: ResultContext) -> hd.sr.ObservationContext:
+    """The observation context: the algorithm as a device observer (its UID changes with the model version)."""
     device = hd.sr.DeviceObserverIdentifyingAttributes(
         uid=context.device_uid, name=context.algorithm_id.name[:64], manufacturer_name=context.manufacturer[:64],
         model_name=context.pipeline[:64])
@@ -112,7 +114,7 @@ def _segment_reference(source: Volume | Mammogram, seg: Dataset | None, number: 
 def _group(source: Volume | Mammogram, finding: Finding, context: ResultContext, study_uid: str,
            seg: Dataset | None) -> Any:
     what = f"SR finding {finding.tracking_id}"
-    algorithm = _algorithm(context)
+    algorithm = algorithm_identification(context)
     common: dict[str, Any] = {
         "tracking_identifier": hd.sr.TrackingIdentifier(uid=context.tracking_uid(study_uid, finding.tracking_id),
                                                         identifier=finding.tracking_id),
@@ -159,7 +161,7 @@ def write_sr(source: Volume | Mammogram, findings: Sequence[Finding], context: R
     series_uid, sop_uid = context.uids(study_uid, "sr")
     try:
         groups = [_group(source, f, context, study_uid, seg) for f in findings]
-        report = hd.sr.MeasurementReport(observation_context=_observer(context),
+        report = hd.sr.MeasurementReport(observation_context=device_observer(context),
                                          procedure_reported=procedure.concept(),
                                          imaging_measurements=groups or None)
         sr = hd.sr.Comprehensive3DSR(

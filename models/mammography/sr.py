@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.sr.codedict import codes
 
 from imaging.provenance import contributing_equipment, finish
 from imaging.results import Code, ResultContext
+from imaging.sr import algorithm_identification, device_observer
 from models.errors import ModelError
 from models.mammography.analysis import ExamAnalysis
 
@@ -53,24 +53,10 @@ MM = Code("mm", "UCUM", "millimeter")
 SCORE = Code("{score}", "UCUM", "score")
 
 
-def _algorithm(context: ResultContext) -> hd.sr.AlgorithmIdentification:
-    algorithm = context.algorithm_id
-    return hd.sr.AlgorithmIdentification(name=algorithm.name[:64], version=algorithm.version[:64],
-                                         parameters=algorithm.parameter_strings() or None)
-
-
-def _observer(context: ResultContext) -> hd.sr.ObservationContext:
-    device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=context.device_uid, name=context.algorithm_id.name[:64], manufacturer_name=context.manufacturer[:64],
-        model_name=context.pipeline[:64])
-    return hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device, observer_identifying_attributes=device))
-
-
 def _common(context: ResultContext, study_uid: str, tracking_id: str, finding_type: Code, site: Code,
             measurements: Sequence[tuple[Code, float, Code]],
             evaluations: Sequence[tuple[Code, Code]]) -> dict[str, Any]:
-    algorithm = _algorithm(context)
+    algorithm = algorithm_identification(context)
     return {
         "tracking_identifier": hd.sr.TrackingIdentifier(uid=context.tracking_uid(study_uid, tracking_id),
                                                         identifier=tracking_id),
@@ -133,7 +119,7 @@ def build_sr(context: ResultContext, analysed: Mapping[tuple[str, str], Analysed
     series_uid, sop_uid = context.uids(study_uid, "sr")
     try:
         groups = _finding_groups(context, study_uid, analysed, exam, boxes) + _density_groups(context, study_uid, exam)
-        report = hd.sr.MeasurementReport(observation_context=_observer(context),
+        report = hd.sr.MeasurementReport(observation_context=device_observer(context),
                                          procedure_reported=SCREENING_MAMMOGRAPHY.concept(),
                                          imaging_measurements=groups)
         sr = hd.sr.Comprehensive3DSR(
