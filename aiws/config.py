@@ -128,6 +128,7 @@ class RuntimeConfig(_Model):
     backend: Literal["onnxruntime", "triton"] = "onnxruntime"
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
+    triton_shared_memory: bool = False  # tensors through POSIX shared memory: only with Triton on this host
     timeout_seconds: float = Field(default=120.0, gt=0)
     model_repository: Path = PROJECT_ROOT / "triton_repo"
     device: Literal["auto", "cpu", "cuda"] = "auto"

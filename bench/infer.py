@@ -2,10 +2,11 @@
 
 In one run, the same sliding-window code (same patches, same batches) with three backends:
 (a) torch eager (the trained MONAI module, weights read back from the shipped ONNX file),
-(b) ONNX Runtime in-process (the service default), (c) Triton over gRPC (when the pytriton server
-in ``.venv-triton`` can be started; Python-backend twin running the same ONNX file).
+(b) ONNX Runtime in-process (the service default), (c) Triton over gRPC, tensors inside the
+messages and (d) through system shared memory (``triton_shared_memory``), when the pytriton server
+in ``.venv-triton`` can be started (Python-backend twin running the same ONNX file).
 Prints seconds and the ratios eager/ORT (target >= 1.5 on the CPU) and Triton/ORT (target: overhead
-<= 15 %), and checks the three outputs agree.
+<= 15 %), and checks the outputs agree.
 
 Then, for every pipeline, a phantom study sent into the real service (``aiws serve``, results to
 Orthanc): study complete -> results sent, with the share of each stage (see ``bench/_e2e.py``):
@@ -106,7 +107,7 @@ def timed(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]
     return statistics.median(times), out
 
 
-def triton_runtime(repo_root: Path, work: Path) -> tuple[Any, Any] | None:
+def triton_runtimes(repo_root: Path, work: Path) -> tuple[Any, dict[str, Any]] | None:
     from triton_server import TritonServer, triton_available
 
     from models.runtime.triton import TritonRuntime
@@ -115,7 +116,9 @@ def triton_runtime(repo_root: Path, work: Path) -> tuple[Any, Any] | None:
         print("triton: skipped (no .venv-triton; run 'make setup')")
         return None
     server = TritonServer(work / "triton", repo_root).start(wait_models=(MODEL_NAME,))
-    return server, TritonRuntime(ModelRepository(repo_root), server.grpc_url, "grpc", timeout_seconds=300)
+    repo = ModelRepository(repo_root)
+    return server, {"triton grpc": TritonRuntime(repo, server.grpc_url, "grpc", timeout_seconds=300),
+                    "triton grpc+shm": TritonRuntime(repo, server.grpc_url, "grpc", 300, shared_memory=True)}
 
 
 @dataclass(frozen=True)
@@ -188,24 +191,27 @@ def main() -> int:
     results = {"torch eager": timed(run(eager), args.repeat), "onnxruntime": timed(run(ort_rt), args.repeat)}
     server = None
     with tempfile.TemporaryDirectory(prefix="aiws-bench-infer-") as tmp:
-        started = None if args.no_triton else triton_runtime(args.repository, Path(tmp))
+        started = None if args.no_triton else triton_runtimes(args.repository, Path(tmp))
         try:
             if started is not None:
-                server, triton = started
-                run(triton)()
-                results["triton grpc"] = timed(run(triton), args.repeat)
+                server, tritons = started
+                for name, triton in tritons.items():
+                    run(triton)()
+                    results[name] = timed(run(triton), args.repeat)
+                    triton.close()
         finally:
             if server is not None:
                 server.stop()
     base_s, base_out = results["onnxruntime"]
-    print(f"{'backend':<14} {'seconds':>8} {'max |diff| vs ORT':>18}")
+    print(f"{'backend':<16} {'seconds':>8} {'max |diff| vs ORT':>18}")
     for name, (seconds, out) in results.items():
-        print(f"{name:<14} {seconds:8.2f} {float(np.abs(out - base_out).max()):18.2e}")
+        print(f"{name:<16} {seconds:8.2f} {float(np.abs(out - base_out).max()):18.2e}")
     ratio = results["torch eager"][0] / base_s
     print(f"ratio torch eager / ONNX Runtime = {ratio:.2f} (target >= 1.5)")
-    if "triton grpc" in results:
-        overhead = results["triton grpc"][0] / base_s - 1.0
-        print(f"Triton overhead over in-process ONNX Runtime = {overhead * 100:+.1f} % (target <= 15 %)")
+    for name in ("triton grpc", "triton grpc+shm"):
+        if name in results:
+            overhead = results[name][0] / base_s - 1.0
+            print(f"{name} overhead over in-process ONNX Runtime = {overhead * 100:+.1f} % (target <= 15 %)")
     if args.pipelines != "none":
         if args.repository != ROOT / "triton_repo":
             print("end-to-end: skipped (the service uses triton_repo/)")

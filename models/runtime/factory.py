@@ -16,7 +16,8 @@ def make_runtime(settings: RuntimeSettings) -> InferenceRuntime:
     if settings.backend == "triton":
         from models.runtime.triton import TritonRuntime
 
-        return TritonRuntime(repository, settings.triton_url, settings.triton_protocol, settings.timeout_seconds)
+        return TritonRuntime(repository, settings.triton_url, settings.triton_protocol, settings.timeout_seconds,
+                             settings.triton_shared_memory)
     from models.runtime.ort import OnnxRuntime
 
     return OnnxRuntime(repository, settings.device, settings.intra_op_threads)

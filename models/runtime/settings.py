@@ -27,6 +27,7 @@ class RuntimeSettings:
         backend: ``onnxruntime`` (in-process) or ``triton`` (remote server).
         triton_url: ``host:port`` of the server (gRPC port for ``grpc``, HTTP port for ``http``).
         triton_protocol: ``grpc`` or ``http``.
+        triton_shared_memory: pass tensors through system shared memory (Triton on the same host only).
         timeout_seconds: per-request timeout towards Triton (connect and inference), seconds.
         device: ``auto`` (CUDA execution provider when available), ``cpu`` or ``cuda`` (error if absent).
         intra_op_threads: ONNX Runtime threads per session; 0 lets ONNX Runtime choose.
@@ -36,6 +37,7 @@ class RuntimeSettings:
     backend: Backend = "onnxruntime"
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Protocol = "grpc"
+    triton_shared_memory: bool = False
     timeout_seconds: float = 120.0
     device: Device = "auto"
     intra_op_threads: int = 0

@@ -8,10 +8,17 @@ Transient failures are :class:`~models.errors.RetryLater` subclasses, so the ser
 the job later instead of failing it: :class:`ServerUnavailable` (connection refused, reset,
 timeout) and :class:`ModelNotReady` (server up, model version not loaded yet — e.g. right after
 ``aiws export`` until the server has polled its repository).
+
+With ``shared_memory=True`` (server on the same host) tensors travel through POSIX shared memory
+regions registered with the server instead of inside the gRPC/HTTP messages: one input and one
+output region per tensor and model version, sized for ``max_batch_size``, created once and
+re-registered after the server restarts. Tensors with a variable dimension still travel inline.
 """
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,7 +28,7 @@ from tritonclient.utils import InferenceServerException
 
 from models.runtime.base import Arrays, InferenceRuntime
 from models.runtime.errors import InferenceFailed, ModelNotReady, ServerUnavailable
-from models.runtime.model_config import ModelSpec
+from models.runtime.model_config import ModelSpec, TensorSpec
 from models.runtime.repository import ModelRepository
 from models.runtime.settings import Protocol
 
@@ -34,20 +41,41 @@ _TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED", "RESOU
 _NOT_READY = ("not ready", "unknown model", "is not found", "unavailable model")
 
 
+class _Region:
+    """One system shared-memory region (ours), and whether the server currently knows it."""
+
+    def __init__(self, name: str, byte_size: int) -> None:
+        import tritonclient.utils.shared_memory as shm
+
+        self.name = name
+        self.key = "/" + name
+        self.byte_size = byte_size
+        self.handle = shm.create_shared_memory_region(name, self.key, byte_size)
+        self.registered = False
+
+    def destroy(self) -> None:
+        import tritonclient.utils.shared_memory as shm
+
+        shm.destroy_shared_memory_region(self.handle)
+
+
 class TritonRuntime(InferenceRuntime):
     """Runs models on a Triton server; one client per runtime object, re-created after a failure."""
 
     backend = "triton"
 
     def __init__(self, repository: ModelRepository, url: str, protocol: Protocol = "grpc",
-                 timeout_seconds: float = 120.0) -> None:
+                 timeout_seconds: float = 120.0, shared_memory: bool = False) -> None:
         super().__init__(repository)
         self.url = url
         self.protocol = protocol
         self.timeout_seconds = timeout_seconds
+        self.shared_memory = shared_memory
         self._client: Any = None
         self._ready: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
+        self._shm_lock = threading.Lock()
+        self._regions: dict[tuple[str, int, str], _Region] = {}
 
     # -- connection -------------------------------------------------------------------------
     def _module(self) -> Any:
@@ -72,6 +100,8 @@ class TritonRuntime(InferenceRuntime):
         with self._lock:
             client, self._client = self._client, None
             self._ready.clear()
+            for region in self._regions.values():
+                region.registered = False
         if client is not None:
             try:
                 client.close()
@@ -136,6 +166,18 @@ class TritonRuntime(InferenceRuntime):
     # -- inference --------------------------------------------------------------------------
     def _run_batch(self, spec: ModelSpec, version: int, inputs: Arrays) -> dict[str, np.ndarray]:
         self.check_ready(spec.name, version)
+        if self.shared_memory and all(min(t.dims) > 0 for t in (*spec.inputs, *spec.outputs)):
+            with self._shm_lock:
+                try:
+                    return self._infer_shared(spec, version, inputs)
+                except InferenceFailed as exc:
+                    if "shared memory" not in str(exc).lower():
+                        raise
+                    # the server restarted without our connection noticing: register again, once
+                    LOGGER.info("Triton at %s lost our shared memory regions; registering them again", self.url)
+                    for region in self._regions.values():
+                        region.registered = False
+                    return self._infer_shared(spec, version, inputs)
         module = self._module()
         infer_inputs = []
         for tensor in spec.inputs:
@@ -144,21 +186,89 @@ class TritonRuntime(InferenceRuntime):
             item.set_data_from_numpy(array)
             infer_inputs.append(item)
         outputs = [module.InferRequestedOutput(t.name) for t in spec.outputs]
-        result = self._call(
-            f"inference of {spec.name} version {version}",
-            lambda c: c.infer(spec.name, infer_inputs, model_version=str(version), outputs=outputs,
-                              **self._timeout_kw()),
-        )
+        result = self._infer(spec, version, infer_inputs, outputs)
+        return self._collect(spec, lambda tensor: result.as_numpy(tensor.name))
+
+    def _collect(self, spec: ModelSpec, read: Callable[[TensorSpec], np.ndarray | None]) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {}
         for tensor in spec.outputs:
-            value = result.as_numpy(tensor.name)
+            value = read(tensor)
             if value is None:
                 raise InferenceFailed(f"Triton at {self.url}: model {spec.name} returned no {tensor.name!r}")
             arrays[tensor.name] = value
         return arrays
 
+    def _infer(self, spec: ModelSpec, version: int, infer_inputs: list[Any], outputs: list[Any]) -> Any:
+        return self._call(
+            f"inference of {spec.name} version {version}",
+            lambda c: c.infer(spec.name, infer_inputs, model_version=str(version), outputs=outputs,
+                              **self._timeout_kw()),
+        )
+
+    # -- shared memory ----------------------------------------------------------------------
+    def _region(self, spec: ModelSpec, version: int, tensor: TensorSpec) -> _Region:
+        """The region of *tensor* (created on first use, sized for a full batch), registered with the server."""
+        key = (spec.name, version, tensor.name)
+        region = self._regions.get(key)
+        if region is None:
+            batch = max(spec.max_batch_size, 1)
+            size = batch * int(np.prod(tensor.dims)) * tensor.dtype.itemsize
+            name = re.sub(r"[^A-Za-z0-9_]", "_", f"aiws_{os.getpid()}_{id(self):x}_{spec.name}_{version}_{tensor.name}")
+            region = self._regions[key] = _Region(name, size)
+        if not region.registered:
+            kw = self._timeout_kw()
+
+            def register(client: Any) -> None:
+                client.unregister_system_shared_memory(region.name, **kw)  # a stale one of the same name
+                client.register_system_shared_memory(region.name, region.key, region.byte_size, **kw)
+
+            self._call(f"registering shared memory {region.name}", register)
+            region.registered = True
+        return region
+
+    def _infer_shared(self, spec: ModelSpec, version: int, inputs: Arrays) -> dict[str, np.ndarray]:
+        import tritonclient.utils.shared_memory as shm
+
+        module = self._module()
+        infer_inputs = []
+        for tensor in spec.inputs:
+            array = np.ascontiguousarray(inputs[tensor.name], dtype=tensor.dtype)
+            region = self._region(spec, version, tensor)
+            shm.set_shared_memory_region(region.handle, [array])
+            item = module.InferInput(tensor.name, list(array.shape), tensor.data_type)
+            item.set_shared_memory(region.name, array.nbytes)
+            infer_inputs.append(item)
+        outputs = []
+        for tensor in spec.outputs:
+            region = self._region(spec, version, tensor)
+            item = module.InferRequestedOutput(tensor.name)
+            item.set_shared_memory(region.name, region.byte_size)
+            outputs.append(item)
+        result = self._infer(spec, version, infer_inputs, outputs)
+
+        def read(tensor: TensorSpec) -> np.ndarray | None:
+            meta = result.get_output(tensor.name)  # gRPC: a message with .shape; HTTP: a dict
+            if meta is None:
+                return None
+            shape = [int(v) for v in (meta["shape"] if isinstance(meta, dict) else meta.shape)]
+            region = self._regions[(spec.name, version, tensor.name)]
+            return np.array(shm.get_contents_as_numpy(region.handle, tensor.dtype, shape))
+
+        return self._collect(spec, read)
+
     def close(self) -> None:
+        """Unregister and remove our shared memory regions (best effort), then drop the client."""
+        with self._shm_lock:
+            regions, self._regions = list(self._regions.values()), {}
+        client = self._client
+        for region in regions:
+            if region.registered and client is not None:
+                try:
+                    client.unregister_system_shared_memory(region.name, **self._timeout_kw())
+                except (InferenceServerException, OSError) as exc:
+                    LOGGER.debug("unregistering %s at %s: %s", region.name, self.url, exc)
+            region.destroy()
         self._drop_client()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "url": self.url, "protocol": self.protocol}
+        return {**super().describe(), "url": self.url, "protocol": self.protocol, "shared_memory": self.shared_memory}

@@ -106,3 +106,32 @@ def test_shipped_lung_network_same_through_triton(triton_factory) -> None:  # ty
     remote = sliding_window_inference(TritonRuntime(repository, server.grpc_url, "grpc", 120), "lung_nodules", image)
     assert remote.version == local.version == repository.resolve_version("lung_nodules")
     np.testing.assert_allclose(remote.output, local.output, rtol=1e-4, atol=1e-5)
+
+
+def test_shared_memory_same_results_survives_a_restart_and_is_removed(repo: Path, triton_factory  # type: ignore[no-untyped-def] # noqa: F811
+                                                                       ) -> None:
+    server = triton_factory(repo, wait_models=("conv",))
+    repository = ModelRepository(repo)
+    local = OnnxRuntime(repository, "cpu")
+    grpc = TritonRuntime(repository, server.grpc_url, "grpc", timeout_seconds=30, shared_memory=True)
+    http = TritonRuntime(repository, server.http_url, "http", timeout_seconds=30, shared_memory=True)
+    x = np.random.default_rng(6).normal(size=(6, 1, ROI, ROI, ROI)).astype(np.float32)  # 4 + a partial batch of 2
+    want = local.infer("conv", {"image": x}).outputs["prob"]
+    for runtime in (grpc, http):
+        np.testing.assert_allclose(runtime.infer("conv", {"image": x}).outputs["prob"], want, rtol=1e-5, atol=1e-6)
+    regions = [Path("/dev/shm", r.name) for r in grpc._regions.values()]
+    assert len(regions) == 2 and all(p.exists() for p in regions)  # one input and one output region
+
+    server.stop()
+    server.start(wait_models=("conv",))  # the new server process knows none of our regions
+    for attempt in range(2):  # the first call may see the broken connection (retried as a job would be)
+        try:
+            got = grpc.infer("conv", {"image": x}).outputs["prob"]
+            break
+        except RetryLater:
+            assert attempt == 0
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+    grpc.close()
+    http.close()
+    assert not any(p.exists() for p in regions)
