@@ -96,8 +96,39 @@ def publish_version(repo_root: Path, model: str, onnx_path: Path, config_text: s
     return version
 
 
+MAX_LIST_IN_MARKDOWN = 400  # characters of JSON
+
+
+def _brief(value: Any) -> Any:
+    """*value* with long lists (per-scan records, FROC curves, case names) cut to a note: the
+    markdown card stays readable, ``model_card.json`` keeps everything."""
+    if isinstance(value, Mapping):
+        return {k: _brief(v) for k, v in value.items()}
+    if isinstance(value, list) and len(json.dumps(value)) > MAX_LIST_IN_MARKDOWN:
+        return f"{len(value)} items, listed in {CARD_JSON}"
+    if isinstance(value, list):
+        return [_brief(v) for v in value]
+    return value
+
+
+def _bars(value: Any) -> list[str]:
+    """Markdown tables of every ``bars`` mapping (``{name: {value, bar, met}}``) found in *value*."""
+    out: list[str] = []
+    if not isinstance(value, Mapping):
+        return out
+    bars = value.get("bars")
+    if isinstance(bars, Mapping) and all(isinstance(b, Mapping) and "bar" in b for b in bars.values()):
+        out += ["| measure | value | bar | met |", "| --- | --- | --- | --- |"]
+        out += [f"| {name} | {b.get('value')} | {b['bar']} | {'yes' if b.get('met') else 'no'} |"
+                for name, b in bars.items()] + [""]
+    for key, sub in value.items():
+        if key != "bars":
+            out += _bars(sub)
+    return out
+
+
 def render_card(card: Mapping[str, Any]) -> str:
-    """Markdown model card from the card dictionary (sections in a fixed order)."""
+    """Markdown model card from the card dictionary (sections in a fixed order; quality bars as a table)."""
     lines = [f"# Model card: {card['model']} version {card.get('version', '?')}", ""]
     for key, title in (("summary", "Summary"), ("intended_use", "Intended use"), ("trained_on", "Trained on"),
                        ("metrics", "Metrics"), ("operating_point", "Operating point"),
@@ -111,5 +142,7 @@ def render_card(card: Mapping[str, Any]) -> str:
         elif isinstance(value, list):
             lines += [f"- {item}" for item in value] + [""]
         else:
-            lines += ["```json", json.dumps(value, indent=2), "```", ""]
+            if key == "metrics":
+                lines += _bars(value)
+            lines += ["```json", json.dumps(_brief(value), indent=2), "```", ""]
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 from models.runtime import ModelConfigError, ModelRepository
 from training.lung_nodules.config import ExportSettings
 from training.lung_nodules.export import config_text
-from training.publish import publish_version
+from training.publish import publish_version, render_card
 
 ROI = (16, 16, 16)
 
@@ -52,3 +52,16 @@ def test_incompatible_configuration_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelConfigError, match="dim 3: config.pbtxt 32, ONNX 16"):
         publish_version(repo, "lung_nodules", onnx_path, config_text(ExportSettings(roi=(16, 32, 16))), {})
     assert ModelRepository(repo).versions("lung_nodules") == [1]
+
+
+def test_markdown_card_tables_the_bars_and_leaves_long_lists_to_the_json() -> None:
+    scans = [{"name": f"lung_{i}", "found": []} for i in range(30)]
+    card = {"model": "lung_nodules", "version": 3, "summary": "s",
+            "metrics": {"evaluation": {"scans": scans, "froc": {"1.0": {"sensitivity": 0.95}},
+                                       "bars": {"sensitivity_5mm_at_1fp": {"value": 0.95, "bar": 0.9, "met": True},
+                                                "lung_rads_exam_agreement": {"value": 0.8, "bar": 0.9, "met": False}}}}}
+    text = render_card(card)
+    assert "| sensitivity_5mm_at_1fp | 0.95 | 0.9 | yes |" in text
+    assert "| lung_rads_exam_agreement | 0.8 | 0.9 | no |" in text
+    assert '"scans": "30 items, listed in model_card.json"' in text and "lung_29" not in text
+    assert '"sensitivity": 0.95' in text
