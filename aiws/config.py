@@ -44,7 +44,7 @@ class SourceConfig(_Model):
     ae_title: str
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)  # its SCP, for query/retrieve of priors
-    query_retrieve: Literal["none", "c-get"] = "none"
+    query_retrieve: Literal["none", "c-get", "c-move"] = "none"  # c-move: the PACS must know our AE title
 
     @model_validator(mode="after")
     def _qr_needs_address(self) -> SourceConfig:

@@ -16,10 +16,11 @@ from aiws.ledger import JobRow, Ledger, NewResult
 from aiws.netconfig import NetworkStore
 from aiws.netsettings import sender_settings
 from aiws.pipelines import PIPELINES
-from aiws.priors import fetch_latest_prior
+from aiws.priors import RETRIEVE_DIR, fetch_latest_prior
 from imaging.backend import ArrayBackend
 from models.errors import ModelError, RetryLater
 from models.pipeline import Pipeline, PipelineRequest
+from pacs_bridge.retrieve import RetrieveInbox
 from pacs_bridge.spool import fsync_dir
 
 LOGGER = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class JobRunner:
             priors = fetch_latest_prior(
                 self.ledger, self.network.doc(), settings, job.study_uid, job.pipeline,
                 getattr(pipeline, "prior_modality", ""), list(getattr(pipeline, "prior_sop_classes", [])),
-                self.config.storage.data_dir / "priors",
+                self.config.storage.data_dir / "priors", RetrieveInbox(self.config.storage.data_dir / RETRIEVE_DIR),
             )
         request = PipelineRequest(
             study_uid=job.study_uid,

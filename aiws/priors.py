@@ -10,18 +10,21 @@ from pydicom import dcmread
 from aiws.ledger import Ledger
 from models.pipeline import PriorStudy
 from pacs_bridge.errors import SendError
-from pacs_bridge.qr import QueryTarget, find_studies, get_study
+from pacs_bridge.qr import QueryTarget, find_studies, get_study, move_study
+from pacs_bridge.retrieve import RetrieveInbox
 from pacs_bridge.settings import SenderSettings
 from pacs_bridge.uids import is_valid_uid
 
 LOGGER = logging.getLogger(__name__)
+
+RETRIEVE_DIR = "retrieve"  # under the data directory: the C-MOVE inbox shared by the SCP and the workers
 
 
 def _targets(network_doc: dict[str, Any], calling_ae: str) -> list[QueryTarget]:
     """Query/retrieve-capable sources, the study's sender first."""
     sources = [s for s in network_doc["sources"] if s.get("query_retrieve", "none") != "none"]
     sources.sort(key=lambda s: s["ae_title"] != calling_ae)
-    return [QueryTarget(s["ae_title"], s["host"], int(s["port"])) for s in sources]
+    return [QueryTarget(s["ae_title"], s["host"], int(s["port"]), s["query_retrieve"]) for s in sources]
 
 
 def _stored_results(ledger: Ledger, study_uid: str, pipeline: str) -> tuple[Path, ...]:
@@ -31,15 +34,43 @@ def _stored_results(ledger: Ledger, study_uid: str, pipeline: str) -> tuple[Path
     return ()
 
 
+def _retrieve(target: QueryTarget, settings: SenderSettings, study_uid: str, dest: Path, sop_classes: list[str],
+              inbox: RetrieveInbox | None) -> list[Path]:
+    """The prior's instances of *sop_classes* in *dest*, by the source's C-GET or C-MOVE.
+
+    Raises:
+        SendError: the retrieve failed (or C-MOVE without an inbox).
+    """
+    if target.retrieve != "c-move":
+        return get_study(target, settings, study_uid, dest, sop_classes)
+    if inbox is None:
+        raise SendError(f"C-MOVE from {target.ae_title}: no retrieve inbox (the service's SCP receives it)")
+    inbox.expect(study_uid)
+    try:
+        move_study(target, settings, study_uid, settings.ae_title)
+        files = inbox.take(study_uid, dest)
+    finally:
+        inbox.forget(study_uid)
+    wanted = set(sop_classes)
+    kept = []
+    for path in files:
+        if str(dcmread(path, stop_before_pixels=True).SOPClassUID) in wanted:
+            kept.append(path)
+        else:
+            path.unlink()
+    return kept
+
+
 def fetch_latest_prior(
     ledger: Ledger, network_doc: dict[str, Any], settings: SenderSettings, study_uid: str,
-    pipeline: str, modality: str, sop_classes: list[str], cache_dir: Path,
+    pipeline: str, modality: str, sop_classes: list[str], cache_dir: Path, inbox: RetrieveInbox | None = None,
 ) -> tuple[PriorStudy, ...]:
     """The latest earlier study of the same patient and modality, or nothing.
 
     Results this pipeline already produced for the prior are passed along; the
-    prior's images are fetched with C-GET into *cache_dir* (never the spool).
-    A PACS that cannot be reached gives no prior (logged), not a failed job.
+    prior's images are fetched into *cache_dir* (never the spool) with C-GET, or with
+    C-MOVE to our own AE title (``settings.ae_title``) through *inbox*, as each source is
+    configured. A PACS that cannot be reached gives no prior (logged), not a failed job.
     """
     instances = ledger.instances_of_study(study_uid)
     if not instances:
@@ -55,7 +86,8 @@ def fetch_latest_prior(
             if not earlier:
                 continue
             prior = earlier[-1]
-            files = tuple(get_study(target, settings, prior.study_uid, cache_dir / prior.study_uid, sop_classes))
+            files = tuple(_retrieve(target, settings, prior.study_uid, cache_dir / prior.study_uid, sop_classes,
+                                    inbox))
         except SendError as exc:
             LOGGER.warning("study %s: priors from %s unavailable: %s", study_uid, target.ae_title, exc)
             continue

@@ -18,12 +18,14 @@ from aiws.ledger import Ledger
 from aiws.netconfig import NetworkStore
 from aiws.netsettings import sender_settings, tls_settings
 from aiws.pipelines import check_routes
+from aiws.priors import RETRIEVE_DIR
 from aiws.routing import Route
 from aiws.scheduler import Scheduler
 from aiws.sending import SendDispatcher
 from aiws.workers import WorkerPool
 from imaging.backend import ArrayBackend
 from imaging.errors import ImagingError
+from pacs_bridge.retrieve import RetrieveInbox
 from pacs_bridge.scp import StorageSCP
 from pacs_bridge.settings import ScpSettings
 from pacs_bridge.spool import Spool
@@ -70,7 +72,7 @@ class Service:
                 max_associations=config.dicom.max_associations, max_pdu_bytes=config.dicom.max_pdu_bytes,
                 network_timeout_s=config.dicom.network_timeout_seconds, tls=tls_settings(config),
             ),
-            self.network.policy, self.spool, LedgerListener(self.ledger),
+            self.network.policy, self.spool, LedgerListener(self.ledger), RetrieveInbox(data / RETRIEVE_DIR),
         )
         self.sender_settings = sender_settings(config, self.network.policy().ae_title)
         self.dispatcher = SendDispatcher(self.ledger, self.network, config.sender, self.sender_settings)

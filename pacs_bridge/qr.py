@@ -1,8 +1,11 @@
-"""Query/retrieve SCU: find a patient's earlier studies (C-FIND) and fetch one (C-GET).
+"""Query/retrieve SCU: find a patient's earlier studies (C-FIND) and fetch one (C-GET or C-MOVE).
 
 Used to get priors (an earlier chest CT for nodule growth). C-GET brings the
-instances over the same association into a folder outside the spool, so a
-retrieved prior never enters the ledger as a new study to be routed.
+instances over the same association into a folder outside the spool. C-MOVE asks the
+PACS to send them to our own storage SCP (the PACS must know our AE title, host and
+port), which puts the instances of an expected study into the retrieve inbox
+(:mod:`pacs_bridge.retrieve`) instead of the spool. Either way a retrieved prior
+never enters the ledger as a new study to be routed.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
 )
 
 from pacs_bridge.contexts import STORAGE_TRANSFER_SYNTAXES
@@ -34,11 +38,12 @@ _PENDING = (0xFF00, 0xFF01)
 
 @dataclass(frozen=True)
 class QueryTarget:
-    """A PACS that answers C-FIND and C-GET (Study Root)."""
+    """A PACS that answers C-FIND and C-GET or C-MOVE (Study Root); *retrieve*: ``c-get`` or ``c-move``."""
 
     ae_title: str
     host: str
     port: int
+    retrieve: str = "c-get"
 
 
 @dataclass(frozen=True)
@@ -145,3 +150,38 @@ def get_study(target: QueryTarget, settings: SenderSettings, study_uid: str, out
         raise SendError(f"C-GET of study {study_uid} from {target.ae_title}: final status {final:#06x}")
     LOGGER.info("C-GET study %s from %s: %d instances", study_uid, target.ae_title, len(received))
     return sorted(received, key=os.fspath)
+
+
+def move_study(target: QueryTarget, settings: SenderSettings, study_uid: str, destination_ae: str) -> int:
+    """C-MOVE *study_uid* to *destination_ae* (normally our own SCP); returns the completed sub-operations.
+
+    Returns when the PACS has sent its final response, i.e. after every C-STORE was answered.
+
+    Raises:
+        SendError: association failure, or a final status other than success / some sub-operations failed.
+    """
+    ae = _ae(settings)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
+    if not assoc.is_established:
+        raise SendError(f"C-MOVE from {target.ae_title}@{target.host}:{target.port}: association failed")
+    final, completed, failed = -1, 0, 0
+    try:
+        for status, _ in assoc.send_c_move(query, destination_ae, StudyRootQueryRetrieveInformationModelMove):
+            if not status:
+                continue
+            final = int(getattr(status, "Status", -1))
+            completed = int(status.get("NumberOfCompletedSuboperations", completed) or 0)
+            failed = int(status.get("NumberOfFailedSuboperations", failed) or 0)
+    finally:
+        assoc.release()
+    if final not in (0x0000, 0xB000):
+        raise SendError(f"C-MOVE of study {study_uid} from {target.ae_title} to {destination_ae}: "
+                        f"final status {final:#06x}")
+    if final == 0xB000:
+        LOGGER.warning("C-MOVE study %s from %s: %d sub-operation(s) failed", study_uid, target.ae_title, failed)
+    LOGGER.info("C-MOVE study %s from %s to %s: %d instances", study_uid, target.ae_title, destination_ae, completed)
+    return completed

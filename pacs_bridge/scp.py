@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Protocol
 
 from pydicom.dataset import Dataset
@@ -19,6 +20,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from pacs_bridge.contexts import storage_contexts
 from pacs_bridge.errors import InvalidInstance
 from pacs_bridge.inspect import InstanceInfo, parse_instance
+from pacs_bridge.retrieve import RetrieveInbox
 from pacs_bridge.settings import AcceptPolicy, ScpSettings
 from pacs_bridge.spool import Spool, SpooledFile
 from pacs_bridge.status import StoreStatus
@@ -113,11 +115,13 @@ class StorageSCP:
         policy: Callable[[], AcceptPolicy],
         spool: Spool,
         listener: StoreListener,
+        inbox: RetrieveInbox | None = None,
     ) -> None:
         self.settings = settings
         self._policy = policy
         self._spool = spool
         self._listener = listener
+        self._inbox = inbox
         self._server: ThreadedAssociationServer | None = None
         self._records: dict[int, AssociationRecord] = {}
         self._lock = threading.Lock()
@@ -237,9 +241,15 @@ class StorageSCP:
                     StoreStatus.DATASET_MISMATCH,
                     f"SOPInstanceUID {info.sop_instance_uid} differs from the command's {affected}",
                 )
-            spooled = self._spool.store(
-                info, encode_file(raw, info.sop_class_uid, info.sop_instance_uid, tsyntax, calling)
-            )
+            data = encode_file(raw, info.sop_class_uid, info.sop_instance_uid, tsyntax, calling)
+            folder = self._retrieve_folder(event, info.study_instance_uid)
+            if folder is not None:  # a prior we asked for with C-MOVE: not a study to route
+                self._inbox.store(folder, info.sop_instance_uid, data)  # type: ignore[union-attr]
+                if record is not None:
+                    record.received += 1
+                LOGGER.debug("retrieved %s from %s", info.sop_instance_uid, calling)
+                return int(StoreStatus.SUCCESS)
+            spooled = self._spool.store(info, data)
             self._listener.instance_stored(info, spooled, calling, ip)
         except InvalidInstance as exc:
             return self._failure(record, calling, affected, exc.status, exc.reason)
@@ -253,6 +263,14 @@ class StorageSCP:
                 record.duplicates += 1
         LOGGER.debug("stored %s from %s", info.sop_instance_uid, calling)
         return int(StoreStatus.SUCCESS)
+
+    def _retrieve_folder(self, event: Event, study_uid: str) -> Path | None:
+        if self._inbox is None:
+            return None
+        originator = event.request.MoveOriginatorApplicationEntityTitle
+        if isinstance(originator, bytes):
+            originator = originator.decode("ascii", "replace")
+        return self._inbox.claims(study_uid, str(originator or "").strip(), self._policy().ae_title)
 
     def _failure(
         self, record: AssociationRecord | None, calling: str, sop_uid: str, status: StoreStatus, reason: str

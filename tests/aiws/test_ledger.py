@@ -8,7 +8,7 @@ import pytest
 from pydicom import dcmread
 
 from aiws.config import Config
-from aiws.intake import recover_spool
+from aiws.intake import LedgerListener, recover_spool
 from aiws.ledger import InstanceRow, Ledger, NewJob, NewResult
 from aiws.scheduler import purge_expired
 from factories import make_ct_series
@@ -124,13 +124,19 @@ def test_spool_refuses_paths_outside_the_root(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
-def test_latest_prior_is_fetched_with_its_stored_result(tmp_path: Path, orthanc_factory) -> None:
+@pytest.mark.parametrize("retrieve", ["c-get", "c-move"])
+def test_latest_prior_is_fetched_with_its_stored_result(tmp_path: Path, orthanc_factory, retrieve: str) -> None:
     from pydicom.uid import CTImageStorage, generate_uid
 
     from aiws.priors import fetch_latest_prior
-    from pacs_bridge.settings import SenderSettings
+    from pacs_bridge.retrieve import RetrieveInbox
+    from pacs_bridge.scp import StorageSCP
+    from pacs_bridge.settings import AcceptPolicy, ScpSettings, SenderSettings, Source
+    from pacs_bridge.spool import Spool
+    from peers import free_port
 
-    orthanc = orthanc_factory({"AIWS": ("AIWS", "127.0.0.1", 1)})
+    port = free_port()
+    orthanc = orthanc_factory({"AIWS": ("AIWS", "127.0.0.1", port)})
     dates = {"20230101": generate_uid(), "20240601": generate_uid(), "20990101": generate_uid()}
     for date, uid in dates.items():
         files = make_ct_series(tmp_path / date, 2, study_uid=uid)
@@ -149,9 +155,17 @@ def test_latest_prior_is_fetched_with_its_stored_result(tmp_path: Path, orthanc_
     ledger.record_instance(InstanceRow(cur.SOPInstanceUID, cur.StudyInstanceUID, cur.SeriesInstanceUID,
                                        CTImageStorage, "CT", "", str(current[0]), 1, "ORTHANC", "", 1.0))
     doc = {"sources": [{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": orthanc.dicom_port,
-                        "query_retrieve": "c-get"}]}
-    priors = fetch_latest_prior(ledger, doc, SenderSettings(ae_title="AIWS"), cur.StudyInstanceUID, "lung",
-                                "CT", [CTImageStorage], tmp_path / "priors")
+                        "query_retrieve": retrieve}]}
+    inbox = RetrieveInbox(tmp_path / "retrieve")
+    scp = StorageSCP(ScpSettings(host="127.0.0.1", port=port), lambda: AcceptPolicy("AIWS", True, (Source("ORTHANC"),)),
+                     Spool(tmp_path / "spool", 0), LedgerListener(ledger), inbox)  # C-MOVE sends here
+    scp.start()
+    try:
+        priors = fetch_latest_prior(ledger, doc, SenderSettings(ae_title="AIWS"), cur.StudyInstanceUID, "lung",
+                                    "CT", [CTImageStorage], tmp_path / "priors", inbox)
+    finally:
+        scp.stop()
+    assert len(ledger.known_instance_uids()) == 1  # only the current study's instance: the prior is not routed
     assert len(priors) == 1
     assert (priors[0].study_uid, priors[0].study_date) == (dates["20240601"], "20240601")
     assert sum(len(v) for v in priors[0].series.values()) == 2

@@ -1,6 +1,6 @@
 """End to end: a phantom chest CT pushed from Orthanc comes back as SEG + SR + SC + PDF in the same study,
-with the phantom's nodules, their growth against a prior fetched from Orthanc (C-FIND + C-GET), and
-their Lung-RADS categories."""
+with the phantom's nodules, their growth against a prior fetched from Orthanc (C-FIND + C-MOVE back to
+our own SCP; C-GET is covered in tests/aiws/test_ledger.py), and their Lung-RADS categories."""
 from __future__ import annotations
 
 import json
@@ -35,7 +35,7 @@ port = {dicom_port}
 ae_title = "ORTHANC"
 host = "127.0.0.1"
 port = ORTHANC_PORT
-query_retrieve = "c-get"
+query_retrieve = "c-move"
 [[dicom.destinations]]
 name = "pacs"
 ae_title = "ORTHANC"
@@ -103,6 +103,7 @@ def test_chest_ct_with_prior_round_trip(tmp_path: Path, orthanc_factory) -> None
         assert job["state"] == "done", job["error"]
         summary = job["summary"]
         assert summary["prior_study_uid"] == prior_uid
+        assert [s["study_uid"] for s in aiws.api("/api/studies")] == [current_uid]  # the moved prior is not routed
 
         found = {}
         for n in summary["nodules"]:
