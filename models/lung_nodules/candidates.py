@@ -45,6 +45,7 @@ class CandidateSettings:
     refine_min_prob: float = 0.25
     max_candidates: int = 50
     max_volume_ml: float = 100.0  # larger components are not nodules (a 30 mm nodule is 14 ml)
+    min_mean_hu: float | None = None  # outlines whose mean HU is lower hold air (airway lumen, bulla): not nodules
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,6 +209,9 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
         location = locate(centre, mask, lung_crop, hu_crop, lung_extent, crop.spacing[2])
         if lung is not None and not location.in_lung:
             continue
+        mean_hu = float(hu_crop[mask].mean())
+        if settings.min_mean_hu is not None and mean_hu < settings.min_mean_hu:
+            continue
         ntype = _type(mean, min(solid_mean, mean), settings)
         location = Location(location.side, location.zone, location.juxtapleural,
                             location.juxtapleural and ntype is NoduleType.SOLID and is_oval(mask, crop.spacing),
@@ -217,7 +221,7 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
             long_axis_mm=round(axes.long_mm, 2), short_axis_mm=round(min(axes.short_mm, axes.long_mm), 2),
             mean_diameter_mm=mean, volume_mm3=round(float(mask.sum()) * grid.voxel_volume_mm3, 1),
             nodule_type=ntype, solid_diameter_mm=min(solid_mean, mean) if ntype is not NoduleType.GROUND_GLASS
-            else 0.0, mean_hu=round(float(hu_crop[mask].mean()), 1), location=location,
+            else 0.0, mean_hu=round(mean_hu, 1), location=location,
             slice_index=box[0].start + k, axes=axes, box=box, mask=mask))  # type: ignore[arg-type]
     LOGGER.debug("%d candidate(s) from %d component(s)", len(nodules), len(found))
     return nodules

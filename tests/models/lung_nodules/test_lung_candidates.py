@@ -91,6 +91,18 @@ def test_score_threshold_and_size_limits(scene: dict) -> None:
     assert find_nodules(blob, scene["net"], scene["hu"], scene["grid"], None) == []  # 100 ml limit
 
 
+def test_an_outline_of_air_is_not_a_nodule(scene: dict) -> None:
+    prob = scene["prob"].copy()
+    net = scene["net"]
+    centre = np.round(net.to_index(np.array([[-40.0, -30.0, 30.0]]))[0]).astype(int)  # lung only: -860 HU
+    prob[tuple(slice(c - 3, c + 4) for c in centre)] = 0.9
+    found = find_nodules(prob, net, scene["hu"], scene["grid"], scene["lung"])
+    air = _by_x([n for n in found if n.centre_mm[1] < -20], -40.0)
+    assert air.mean_hu < -800
+    kept = find_nodules(prob, net, scene["hu"], scene["grid"], scene["lung"], CandidateSettings(min_mean_hu=-800.0))
+    assert len(kept) == 4 and all(n.mean_hu >= -800 for n in kept)  # the ground-glass nodule (-620 HU) stays
+
+
 def test_without_lung_mask_zone_is_unknown(scene: dict) -> None:
     nodules = find_nodules(scene["prob"], scene["net"], scene["hu"], scene["grid"], None)
     assert nodules and all(n.location.zone == "unknown" and not n.location.juxtapleural for n in nodules)
