@@ -29,6 +29,8 @@ class TrainSettings:
     weight_decay: float = 1e-4
     positive_fraction: float = 0.6
     confounder_fraction: float = 0.0  # of the negative patches, centred on vessels / airway walls
+    surface_negatives: float = 0.0  # of those hard negatives, the share on the lung surface (pleura, apices)
+    positives_per_nodule: bool = False  # positive patches: every nodule equally often (else every voxel)
     val_every: int = 250
     val_cases: int = 4
     threads: int = 2

@@ -64,7 +64,7 @@ def load_data(data_dir: Path, config: TrainConfig, spec: InputSpec) -> tuple[lis
     train, val = [], []
     for name in names:
         case = read_case(data_dir, name)
-        sample = prepare(case, spec)
+        sample = prepare(case, spec, surface_negatives=config.train.surface_negatives)
         if name in val_names:
             lo, hi = spec.hu_window
             val.append(ValCase(case, sample, lung_mask(sample.image.astype(np.float32) * (hi - lo) + lo, sample.grid)))
@@ -129,7 +129,8 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, progress: bool = T
         spec = InputSpec(config.export.spacing_mm, config.export.hu_window)
         train_samples, val = load_data(data_dir, config, spec)
         sampler = PatchSampler(train_samples, config.train.patch, config.train.positive_fraction,
-                               np.random.default_rng(config.seed + 1), config.train.confounder_fraction)
+                               np.random.default_rng(config.seed + 1), config.train.confounder_fraction,
+                               config.train.positives_per_nodule)
         network = build_network(config.network)
         if config.train.init_checkpoint:
             state = torch.load(config.train.init_checkpoint, map_location="cpu", weights_only=False)
