@@ -113,12 +113,12 @@ class PatchSampler:
         self.confounder_fraction = confounder_fraction
         self.per_nodule = per_nodule
         self.rng = rng
-        self.positives = [i for i, s in enumerate(self.samples) if s.n_nodules]
+        self.positives = [i for i, s in enumerate(self.samples) if len(s.foreground)]
 
     def _corner(self, sample: Sample, positive: bool) -> np.ndarray:
         shape = np.array(sample.image.shape)
         if positive:
-            if self.per_nodule:
+            if self.per_nodule and sample.n_nodules:
                 k = int(self.rng.integers(sample.n_nodules))
                 voxel = int(sample.by_nodule[self.rng.integers(sample.nodule_starts[k], sample.nodule_starts[k + 1])])
             else:
