@@ -10,7 +10,7 @@ from pydicom import dcmread
 from aiws.ledger import Ledger
 from models.pipeline import PriorStudy
 from pacs_bridge.errors import SendError
-from pacs_bridge.qr import QueryTarget, find_studies, get_study, move_study
+from pacs_bridge.qr import QueryTarget, find_series, find_studies, get_study, move_study
 from pacs_bridge.retrieve import RetrieveInbox
 from pacs_bridge.settings import SenderSettings
 from pacs_bridge.uids import is_valid_uid
@@ -35,30 +35,24 @@ def _stored_results(ledger: Ledger, study_uid: str, pipeline: str) -> tuple[Path
 
 
 def _retrieve(target: QueryTarget, settings: SenderSettings, study_uid: str, dest: Path, sop_classes: list[str],
-              inbox: RetrieveInbox | None) -> list[Path]:
-    """The prior's instances of *sop_classes* in *dest*, by the source's C-GET or C-MOVE.
+              modality: str, inbox: RetrieveInbox | None) -> list[Path]:
+    """The prior's instances in *dest*: by C-GET its *modality* series (only *sop_classes*), or by
+    C-MOVE the whole study (a C-MOVE cannot ask for SOP classes; the caller keeps those it needs).
 
     Raises:
         SendError: the retrieve failed (or C-MOVE without an inbox).
     """
     if target.retrieve != "c-move":
-        return get_study(target, settings, study_uid, dest, sop_classes)
+        series = find_series(target, settings, study_uid, modality) if modality else []
+        return get_study(target, settings, study_uid, dest, sop_classes, series)
     if inbox is None:
         raise SendError(f"C-MOVE from {target.ae_title}: no retrieve inbox (the service's SCP receives it)")
     inbox.expect(study_uid)
     try:
         move_study(target, settings, study_uid, settings.ae_title)
-        files = inbox.take(study_uid, dest)
+        return inbox.take(study_uid, dest)
     finally:
         inbox.forget(study_uid)
-    wanted = set(sop_classes)
-    kept = []
-    for path in files:
-        if str(dcmread(path, stop_before_pixels=True).SOPClassUID) in wanted:
-            kept.append(path)
-        else:
-            path.unlink()
-    return kept
 
 
 def fetch_latest_prior(
@@ -87,15 +81,19 @@ def fetch_latest_prior(
                 continue
             prior = earlier[-1]
             files = tuple(_retrieve(target, settings, prior.study_uid, cache_dir / prior.study_uid, sop_classes,
-                                    inbox))
+                                    modality, inbox))
         except SendError as exc:
             LOGGER.warning("study %s: priors from %s unavailable: %s", study_uid, target.ae_title, exc)
             continue
         series: dict[str, list[Path]] = {}
+        wanted = set(sop_classes)
         for path in files:
-            uid = str(dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
-            if is_valid_uid(uid):
+            header = dcmread(path, stop_before_pixels=True)
+            uid = str(header.SeriesInstanceUID)
+            if str(header.SOPClassUID) in wanted and is_valid_uid(uid):
                 series.setdefault(uid, []).append(path)
+            else:  # moved along with the study, not an image this pipeline reads
+                path.unlink()
         LOGGER.info("study %s: prior %s (%s) from %s", study_uid, prior.study_uid, prior.study_date, target.ae_title)
         return (PriorStudy(prior.study_uid, prior.study_date, {k: tuple(v) for k, v in series.items()},
                            _stored_results(ledger, prior.study_uid, pipeline)),)

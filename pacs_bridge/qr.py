@@ -64,6 +64,39 @@ def _ae(settings: SenderSettings) -> AE:
     return ae
 
 
+def _query(level: str, **keywords: str) -> Dataset:
+    """A query/retrieve identifier at *level* with the given attributes ("" = return this attribute)."""
+    query = Dataset()
+    query.QueryRetrieveLevel = level
+    for keyword, value in keywords.items():
+        setattr(query, keyword, value)
+    return query
+
+
+def _find(target: QueryTarget, settings: SenderSettings, query: Dataset) -> list[Dataset]:
+    """The identifiers a Study Root C-FIND of *query* matches.
+
+    Raises:
+        SendError: association or C-FIND failure.
+    """
+    ae = _ae(settings)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
+    if not assoc.is_established:
+        raise SendError(f"C-FIND to {target.ae_title}@{target.host}:{target.port}: association failed")
+    found: list[Dataset] = []
+    try:
+        for status, ident in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            code = int(getattr(status, "Status", -1)) if status else -1
+            if code in _PENDING and ident is not None:
+                found.append(ident)
+            elif code != 0x0000:
+                raise SendError(f"C-FIND to {target.ae_title}: status {code:#06x}")
+    finally:
+        assoc.release()
+    return found
+
+
 def find_studies(target: QueryTarget, settings: SenderSettings, patient_id: str,
                  modality: str | None = None) -> list[StudyMatch]:
     """Studies of *patient_id* (optionally with a series of *modality*), oldest first.
@@ -71,41 +104,37 @@ def find_studies(target: QueryTarget, settings: SenderSettings, patient_id: str,
     Raises:
         SendError: association or C-FIND failure.
     """
-    ae = _ae(settings)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.PatientID = patient_id
-    query.StudyInstanceUID = ""
-    query.StudyDate = ""
-    query.StudyTime = ""
-    query.StudyDescription = ""
-    query.ModalitiesInStudy = modality or ""
-    assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
-    if not assoc.is_established:
-        raise SendError(f"C-FIND to {target.ae_title}@{target.host}:{target.port}: association failed")
+    query = _query("STUDY", PatientID=patient_id, StudyInstanceUID="", StudyDate="", StudyTime="",
+                   StudyDescription="", ModalitiesInStudy=modality or "")
     matches: list[StudyMatch] = []
-    try:
-        for status, ident in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
-            code = int(getattr(status, "Status", -1)) if status else -1
-            if code in _PENDING and ident is not None:
-                uid = str(ident.get("StudyInstanceUID", ""))
-                if is_valid_uid(uid):
-                    mods = ident.get("ModalitiesInStudy", "")
-                    matches.append(StudyMatch(uid, str(ident.get("StudyDate", "")), str(ident.get("StudyTime", "")),
-                                              tuple(mods) if not isinstance(mods, str) else (mods,) if mods else (),
-                                              str(ident.get("StudyDescription", ""))))
-            elif code != 0x0000:
-                raise SendError(f"C-FIND to {target.ae_title}: status {code:#06x}")
-    finally:
-        assoc.release()
+    for ident in _find(target, settings, query):
+        uid = str(ident.get("StudyInstanceUID", ""))
+        if is_valid_uid(uid):
+            mods = ident.get("ModalitiesInStudy", "")
+            matches.append(StudyMatch(uid, str(ident.get("StudyDate", "")), str(ident.get("StudyTime", "")),
+                                      tuple(mods) if not isinstance(mods, str) else (mods,) if mods else (),
+                                      str(ident.get("StudyDescription", ""))))
     LOGGER.info("C-FIND on %s: %d studies", target.ae_title, len(matches))
     return sorted(matches, key=lambda m: (m.study_date, m.study_time))
 
 
+def find_series(target: QueryTarget, settings: SenderSettings, study_uid: str, modality: str) -> list[str]:
+    """Series UIDs of *study_uid* with *modality* (a prior is fetched series by series: a PACS such as
+    Orthanc stops a whole-study C-GET at the first object whose SOP class we did not offer, e.g. an
+    earlier SR or SEG of ours in that study).
+
+    Raises:
+        SendError: association or C-FIND failure.
+    """
+    query = _query("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID="", Modality=modality)
+    uids = [str(i.get("SeriesInstanceUID", "")) for i in _find(target, settings, query)]
+    return [u for u in uids if is_valid_uid(u)]
+
+
 def get_study(target: QueryTarget, settings: SenderSettings, study_uid: str, out_dir: Path,
-              sop_classes: Sequence[str]) -> list[Path]:
-    """C-GET every instance of *study_uid* whose SOP class is in *sop_classes* into *out_dir*.
+              sop_classes: Sequence[str], series_uids: Sequence[str] = ()) -> list[Path]:
+    """C-GET every instance of *study_uid* whose SOP class is in *sop_classes* into *out_dir*; only the
+    series *series_uids* when given (one C-GET per series, on one association).
 
     Raises:
         SendError: association failure or a failed/incomplete retrieve.
@@ -131,17 +160,22 @@ def get_study(target: QueryTarget, settings: SenderSettings, study_uid: str, out
     for sop_class in sop_classes:
         ae.add_requested_context(sop_class, list(STORAGE_TRANSFER_SYNTAXES[:4]))
         roles.append(build_role(sop_class, scp_role=True))
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = study_uid
+    queries = [_query("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=u) for u in series_uids] \
+        or [_query("STUDY", StudyInstanceUID=study_uid)]
     assoc = ae.associate(target.host, target.port, ae_title=target.ae_title, ext_neg=roles,
                          evt_handlers=[(evt.EVT_C_STORE, on_store)])
     if not assoc.is_established:
         raise SendError(f"C-GET from {target.ae_title}@{target.host}:{target.port}: association failed")
-    final = -1
+    final = 0x0000
     try:
-        for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
-            final = int(getattr(status, "Status", -1)) if status else -1
+        for query in queries:
+            last = -1
+            for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+                last = int(getattr(status, "Status", -1)) if status else -1
+            if last not in (0x0000, 0xB000):
+                final = last
+                break
+            final = max(final, last)
     finally:
         assoc.release()
     if final not in (0x0000, 0xB000):
@@ -162,9 +196,7 @@ def move_study(target: QueryTarget, settings: SenderSettings, study_uid: str, de
     """
     ae = _ae(settings)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = study_uid
+    query = _query("STUDY", StudyInstanceUID=study_uid)
     assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
     if not assoc.is_established:
         raise SendError(f"C-MOVE from {target.ae_title}@{target.host}:{target.port}: association failed")

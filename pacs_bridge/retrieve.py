@@ -11,16 +11,12 @@ retrieves run in job workers.
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from pathlib import Path
 
 from pacs_bridge.spool import fsync_dir, write_durably
 from pacs_bridge.uids import is_valid_uid
-
-LOGGER = logging.getLogger(__name__)
-
 
 class RetrieveInbox:
     """Expected C-MOVE studies under *root* (one folder each)."""
@@ -42,11 +38,9 @@ class RetrieveInbox:
     def claims(self, study_uid: str, move_originator: str, our_ae: str) -> Path | None:
         """The folder for an arriving instance of *study_uid*, or None when it is an ordinary store:
         the study is not expected, or the C-STORE says another AE asked for the move."""
-        if move_originator and move_originator != our_ae:
+        if (move_originator and move_originator != our_ae) or not is_valid_uid(study_uid):
             return None
-        if not is_valid_uid(study_uid):
-            return None
-        folder = self.root / study_uid
+        folder = self._folder(study_uid)
         return folder if folder.is_dir() else None
 
     def store(self, folder: Path, sop_instance_uid: str, data: bytes) -> Path:

@@ -126,7 +126,7 @@ def test_spool_refuses_paths_outside_the_root(tmp_path: Path) -> None:
 @pytest.mark.network
 @pytest.mark.parametrize("retrieve", ["c-get", "c-move"])
 def test_latest_prior_is_fetched_with_its_stored_result(tmp_path: Path, orthanc_factory, retrieve: str) -> None:
-    from pydicom.uid import CTImageStorage, generate_uid
+    from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage, generate_uid
 
     from aiws.priors import fetch_latest_prior
     from pacs_bridge.retrieve import RetrieveInbox
@@ -144,7 +144,12 @@ def test_latest_prior_is_fetched_with_its_stored_result(tmp_path: Path, orthanc_
             ds = dcmread(f)
             ds.StudyDate = date
             ds.save_as(f)
-        orthanc.upload(files)
+        other = dcmread(files[0])  # an earlier result in the study (its own series, another SOP class)
+        other.SOPClassUID = other.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+        other.SOPInstanceUID = other.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        other.SeriesInstanceUID, other.Modality = generate_uid(), "OT"
+        other.save_as(tmp_path / date / "sc.dcm")
+        orthanc.upload([*files, tmp_path / date / "sc.dcm"])
     current = make_ct_series(tmp_path / "current", 2)
     for f in current:
         ds = dcmread(f)
@@ -168,7 +173,8 @@ def test_latest_prior_is_fetched_with_its_stored_result(tmp_path: Path, orthanc_
     assert len(ledger.known_instance_uids()) == 1  # only the current study's instance: the prior is not routed
     assert len(priors) == 1
     assert (priors[0].study_uid, priors[0].study_date) == (dates["20240601"], "20240601")
-    assert sum(len(v) for v in priors[0].series.values()) == 2
+    assert sum(len(v) for v in priors[0].series.values()) == 2  # the CT images, not the secondary capture
+    assert len(list((tmp_path / "priors" / dates["20240601"]).iterdir())) == 2
     assert priors[0].results == ()
     no_qr = {"sources": [{"ae_title": "ORTHANC", "host": "127.0.0.1"}]}
     assert fetch_latest_prior(ledger, no_qr, SenderSettings(), cur.StudyInstanceUID, "lung", "CT",
