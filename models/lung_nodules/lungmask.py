@@ -41,7 +41,8 @@ def lung_mask(hu: np.ndarray, grid: Grid, coarse_mm: float = 2.0, closing_mm: fl
                                        labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
     sizes = ndimage.sum_labels(air, labels, index=np.arange(1, n + 1)) * coarse.voxel_volume_mm3 / 1000.0
     keep = np.zeros(n + 1, dtype=bool)
-    biggest = float(sizes.max()) if n else 0.0
+    inner = [float(sizes[k - 1]) for k in range(1, n + 1) if k not in border]
+    biggest = max(inner, default=0.0)  # the largest lung: the air around the body does not count
     for k in range(1, n + 1):
         keep[k] = k not in border and sizes[k - 1] >= max(MIN_LUNG_ML, 0.15 * biggest)
     mask = keep[labels]
