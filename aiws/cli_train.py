@@ -1,6 +1,7 @@
 """Retraining loop commands: ``aiws train``, ``aiws evaluate``, ``aiws export``.
 
     aiws train lung_nodules --data DIR --config FILE [--run NAME] [--runs-dir runs]
+    aiws rescore RUN --data DIR         # lung_nodules: fit the second stage (FP reduction) on tuning phantoms
     aiws evaluate RUN --data DIR        # unseen phantoms, through ONNX Runtime; writes RUN/evaluation.json
     aiws export RUN                     # next version in [runtime] model_repository (triton_repo/)
 
@@ -93,6 +94,23 @@ def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     return 0 if all(b["met"] for b in result["bars"].values()) or not args.strict else 3
 
 
+def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
+    from training.lung_nodules.rescore import RescoreError, report_lines, rescore_run
+
+    if not (args.run / "run.json").is_file():
+        raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
+    if not (args.data / "dataset.json").is_file():
+        raise NotFound(f"{args.data}: no dataset.json (MSD layout with nodulesTr/ ground truth)")
+    try:
+        summary = rescore_run(args.run, args.data, threads=args.threads)
+    except RescoreError as exc:
+        raise ConfigError(str(exc)) from None
+    for line in report_lines(summary):
+        print(line)
+    print(f"updated the candidate's model card; next: aiws evaluate {args.run} --data DIR (unseen seeds)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from models.runtime.errors import ModelConfigError
     from training.lung_nodules.export import export_run
@@ -130,6 +148,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: automatic)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a quality bar is not met")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("rescore", help="lung_nodules: fit the second stage (false-positive reduction) of a run "
+                       "on tuning phantoms (seeds neither trained nor evaluated on)")
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--data", type=Path, required=True, help="tuning dataset (MSD layout with nodulesTr/)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: automatic)")
+    p.set_defaults(handler=cmd_rescore)
 
     p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")
     p.add_argument("run", type=Path, help="run folder")

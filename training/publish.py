@@ -127,12 +127,23 @@ def _bars(value: Any) -> list[str]:
     return out
 
 
+def _weights(stage: Mapping[str, Any]) -> list[str]:
+    """A second stage's features as a table: weight per standardised feature, with the mean and scale used."""
+    out = [f"{stage.get('method', 'linear model')}, bias {stage.get('bias', 0.0):.3f}; score = sigmoid(bias + "
+           "sum of weight * (value - mean) / scale)", "", "| feature | weight | mean | scale |",
+           "| --- | --- | --- | --- |"]
+    out += [f"| {f} | {w:.3f} | {m:.4g} | {s:.4g} |" for f, w, m, s in
+            zip(stage["features"], stage["weights"], stage["mean"], stage["scale"], strict=True)]
+    return [*out, ""]
+
+
 def render_card(card: Mapping[str, Any]) -> str:
     """Markdown model card from the card dictionary (sections in a fixed order; quality bars as a table)."""
     lines = [f"# Model card: {card['model']} version {card.get('version', '?')}", ""]
     for key, title in (("summary", "Summary"), ("intended_use", "Intended use"), ("trained_on", "Trained on"),
                        ("metrics", "Metrics"), ("operating_point", "Operating point"),
-                       ("conventions", "Conventions"), ("limitations", "Limitations"), ("provenance", "Provenance")):
+                       ("rescore", "Second stage (false-positive reduction)"), ("conventions", "Conventions"),
+                       ("limitations", "Limitations"), ("provenance", "Provenance")):
         if key not in card:
             continue
         lines += [f"## {title}", ""]
@@ -144,5 +155,8 @@ def render_card(card: Mapping[str, Any]) -> str:
         else:
             if key == "metrics":
                 lines += _bars(value)
+            if key == "rescore" and isinstance(value, Mapping) and "weights" in value:
+                lines += _weights(value)
+                value = {k: v for k, v in value.items() if k not in ("features", "mean", "scale", "weights")}
             lines += ["```json", json.dumps(_brief(value), indent=2), "```", ""]
     return "\n".join(lines)

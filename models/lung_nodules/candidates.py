@@ -1,7 +1,8 @@
 """From the network's probability map to measured nodule candidates.
 
 ``find_nodules(prob, prob_grid, hu, grid, lung)``: connected components of the probability
-map (on the network grid) become candidates scored by their peak probability; each is measured
+map (on the network grid) become candidates scored by their peak probability, or by the model
+version's second stage on their features (``rescore.py``, false-positive reduction); each is measured
 on the native CT grid: outline, centroid (LPS mm), long and short axis on the axial image of
 largest extent, Lung-RADS mean diameter, volume, solid component, type, side, zone, and whether
 it is juxtapleural. Pure numpy/scipy; the DICOM pipeline only wires it.
@@ -14,6 +15,7 @@ diameter is < 1.5 mm, solid when it is >= 80 % of the nodule's, part-solid other
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +25,7 @@ from models.lung_nodules.axes import ZERO, Axes2D, axes_of
 from models.lung_nodules.geometry import Grid, resample
 from models.lung_nodules.lungrads import NoduleType
 from models.lung_nodules.measures import mean_diameter_mm
+from models.lung_nodules.rescore import Rescorer, candidate_features
 from models.lung_nodules.shape import Location, is_oval, locate
 
 LOGGER = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ class Nodule:
     axes: Axes2D = ZERO
     box: tuple[slice, slice, slice] = (slice(0), slice(0), slice(0))  # native-grid box of ``mask``
     mask: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=bool))
+    peak_probability: float = 0.0  # the network's peak probability (the score when there is no second stage)
+    features: Mapping[str, float] = field(default_factory=dict)  # second-stage features (rescore.py), if measured
 
     def axis_points_mm(self, grid: Grid) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
         """LPS end points of the long and short axis (for SR polylines and drawings)."""
@@ -78,22 +83,41 @@ class Nodule:
         return out
 
 
-def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings
-                ) -> tuple[np.ndarray, list[tuple[int, float]]]:
-    """Labelled components and (label, peak) of those scoring >= min_score, not too big, best first."""
+@dataclass(frozen=True)
+class _Component:
+    label: int
+    score: float
+    peak: float
+    features: Mapping[str, float]
+
+
+def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_hu: np.ndarray | None,
+                lung: np.ndarray | None, rescorer: Rescorer | None) -> tuple[np.ndarray, list[_Component]]:
+    """Labelled components and those scoring >= min_score, best first.
+
+    The ``max_candidates`` components of highest peak probability (not too big) are kept; their score
+    is the peak, or the *rescorer*'s on their features (which need *net_hu* and *lung* on *grid*; they
+    are measured whenever those are given). The second stage thus reorders the network's candidates,
+    the same ones it was fitted on, and never promotes a speck the network hardly saw.
+    """
     labels, _ = ndimage.label(prob >= settings.prob_threshold, structure=FULL)
-    found = []
+    objects = ndimage.find_objects(labels)
+    peaks = []
     max_voxels = settings.max_volume_ml * 1e3 / grid.voxel_volume_mm3
-    for k, obj in enumerate(ndimage.find_objects(labels), start=1):
+    for k, obj in enumerate(objects, start=1):
         if obj is None:
             continue
         inside = labels[obj] == k
-        if inside.sum() > max_voxels:
-            continue
-        peak = float(prob[obj][inside].max())
-        if peak >= settings.min_score:
-            found.append((k, peak))
-    return labels, sorted(found, key=lambda kp: -kp[1])[: settings.max_candidates]
+        if inside.sum() <= max_voxels:
+            peaks.append((float(prob[obj][inside].max()), k))
+    found = []
+    for peak, k in sorted(peaks, key=lambda pk: (-pk[0], pk[1]))[: settings.max_candidates]:
+        obj = objects[k - 1]
+        features = {} if net_hu is None or lung is None else candidate_features(prob, net_hu, lung, labels, k, obj)
+        score = rescorer.score(features) if rescorer is not None else peak
+        if score >= settings.min_score:
+            found.append(_Component(k, score, peak, features))
+    return labels, sorted(found, key=lambda c: -c.score)
 
 
 def _local_prob(prob: np.ndarray, labels: np.ndarray, label: int, obj: tuple[slice, ...], prob_grid: Grid
@@ -178,20 +202,26 @@ def _type(mean: float, solid_mean: float, settings: CandidateSettings) -> Nodule
 
 
 def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, lung: np.ndarray | None = None,
-                 settings: CandidateSettings = CandidateSettings()) -> list[Nodule]:
+                 settings: CandidateSettings = CandidateSettings(), net_hu: np.ndarray | None = None,
+                 rescorer: Rescorer | None = None) -> list[Nodule]:
     """Candidates of *prob* (on *prob_grid*, e.g. the network grid) measured on *hu* (on *grid*).
 
     *lung*: optional lung mask on *prob_grid*; candidates whose centroid is outside it are dropped
-    and it gives side, zone and the juxtapleural flag. Sorted by score, highest first.
+    and it gives side, zone and the juxtapleural flag. *net_hu*: HU on *prob_grid*; with *lung* it
+    gives each candidate its second-stage features, which *rescorer* (if any) turns into the score.
+    Sorted by score, highest first.
 
     Raises:
         GeometryError: the grids are not aligned or the arrays do not match their grids.
     """
-    labels, found = _components(prob, prob_grid, settings)
+    if rescorer is not None and (net_hu is None or lung is None):
+        raise ValueError("find_nodules: a rescorer needs net_hu and lung (its features)")
+    labels, found = _components(prob, prob_grid, settings, net_hu, lung, rescorer)
     objects = ndimage.find_objects(labels)
     lung_extent = _lung_extent(lung, prob_grid)
     nodules = []
-    for label, score in found:
+    for component in found:
+        label, score = component.label, component.score
         box = _native_box(objects[label - 1], prob_grid, grid, settings.margin_mm)
         crop = grid.crop(tuple(s.start for s in box), tuple(s.stop for s in box))  # type: ignore[arg-type]
         local, local_grid = _local_prob(prob, labels, label, objects[label - 1], prob_grid)
@@ -222,7 +252,8 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
             mean_diameter_mm=mean, volume_mm3=round(float(mask.sum()) * grid.voxel_volume_mm3, 1),
             nodule_type=ntype, solid_diameter_mm=min(solid_mean, mean) if ntype is not NoduleType.GROUND_GLASS
             else 0.0, mean_hu=round(mean_hu, 1), location=location,
-            slice_index=box[0].start + k, axes=axes, box=box, mask=mask))  # type: ignore[arg-type]
+            slice_index=box[0].start + k, axes=axes, box=box, mask=mask,  # type: ignore[arg-type]
+            peak_probability=component.peak, features=component.features))
     LOGGER.debug("%d candidate(s) from %d component(s)", len(nodules), len(found))
     return nodules
 

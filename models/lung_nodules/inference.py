@@ -3,7 +3,8 @@
 The DICOM pipeline loads the Volume and calls :func:`detect_nodules`; evaluation calls it on
 phantoms. Everything the network needs is read from the model repository:
 ``config.pbtxt`` (tensors, ROI, ``spacing_mm`` and ``hu_window`` parameters) and the version's
-``model_card.json`` (post-processing settings, including the operating score threshold).
+``model_card.json`` (post-processing settings, including the operating score threshold, and the
+optional second stage ``rescore`` that scores candidates by their features).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from models.lung_nodules.candidates import CandidateSettings, Nodule, find_nodul
 from models.lung_nodules.geometry import Grid, reorient_axial
 from models.lung_nodules.lungmask import lung_mask
 from models.lung_nodules.preprocess import InputSpec, to_network_grid
+from models.lung_nodules.rescore import Rescorer
 from models.runtime.base import InferenceRuntime
 from models.runtime.model_config import ModelSpec
 from models.runtime.sliding_window import SlidingWindow, sliding_window_inference
@@ -56,22 +58,42 @@ def input_spec(spec: ModelSpec) -> InputSpec:
     return InputSpec((spacing[0], spacing[1], spacing[2]), (window[0], window[1]))
 
 
+def _card(runtime: InferenceRuntime, model: str, version: int) -> tuple[dict[str, Any], str]:
+    path = runtime.repository.card_path(model, version).with_name(CARD_JSON)
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8"))), str(path)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model {model} version {version}: cannot read {path}: {exc}") from None
+
+
 def candidate_settings(runtime: InferenceRuntime, model: str, version: int) -> CandidateSettings:
     """Post-processing settings of a model version (``postprocess`` in its ``model_card.json``).
 
     Raises:
         ModelError: the card is missing or has unknown keys.
     """
-    path = runtime.repository.card_path(model, version).with_name(CARD_JSON)
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"model {model} version {version}: cannot read {path}: {exc}") from None
+    card, path = _card(runtime, model, version)
     raw = card.get("postprocess", {})
     known = {f.name for f in fields(CandidateSettings)}
     if set(raw) - known:
         raise ModelError(f"{path}: unknown postprocess keys {sorted(set(raw) - known)}")
     return CandidateSettings(**raw)
+
+
+def rescorer_of(runtime: InferenceRuntime, model: str, version: int) -> Rescorer | None:
+    """The version's second stage (``rescore`` in its ``model_card.json``), None when it has none.
+
+    Raises:
+        ModelError: the card is missing or its ``rescore`` section is malformed.
+    """
+    card, path = _card(runtime, model, version)
+    raw = card.get("rescore")
+    if raw is None:
+        return None
+    try:
+        return Rescorer.from_mapping(raw)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
 
 
 def probability_map(runtime: InferenceRuntime, image: np.ndarray, model: str = MODEL_NAME,
@@ -83,12 +105,14 @@ def probability_map(runtime: InferenceRuntime, image: np.ndarray, model: str = M
 
 def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model: str = MODEL_NAME,
                    version: int | None = None, settings: CandidateSettings | None = None,
-                   window: SlidingWindow = SlidingWindow(), backend: ArrayBackend | None = None) -> Detection:
+                   window: SlidingWindow = SlidingWindow(), backend: ArrayBackend | None = None,
+                   rescore: bool = True) -> Detection:
     """Find and measure nodules in *hu* (any axis order; reoriented to axial first); resampling to the
     network grid runs on *backend* (numpy when None).
 
     The version is resolved once (hot reload never mixes versions within a volume).
-    *settings* None: the version's own post-processing settings (operating point).
+    *settings* None: the version's own post-processing settings (operating point). *rescore* False:
+    score by the network's peak probability even when the version has a second stage (used to fit one).
 
     Raises:
         ModelError: model/config problems; RetryLater: Triton down or model not ready.
@@ -106,8 +130,10 @@ def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model:
     timings["network"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     lo, hi = spec.hu_window
-    lung = lung_mask(image * (hi - lo) + lo, net_grid)
-    nodules = find_nodules(prob, net_grid, hu, grid, lung, settings)
+    net_hu = image * (hi - lo) + lo
+    lung = lung_mask(net_hu, net_grid)
+    rescorer = rescorer_of(runtime, model, resolved) if rescore else None
+    nodules = find_nodules(prob, net_grid, hu, grid, lung, settings, net_hu, rescorer)
     timings["candidates"] = time.perf_counter() - t2
     LOGGER.info("lung nodules: %d candidate(s) above %.2f with %s v%d in %.1f s", len(nodules),
                 settings.min_score, model, used, sum(timings.values()))

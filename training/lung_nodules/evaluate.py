@@ -40,10 +40,11 @@ class EvaluationError(ValueError):
 def _check_seeds(run_dir: Path, data_dir: Path) -> list[int]:
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     seeds = dataset_seeds(data_dir)
-    shared = sorted(set(seeds) & set(run.get("training_seeds", [])))
-    if shared:
-        raise EvaluationError(f"{data_dir}: phantom seeds {shared[:10]} were used to train {run_dir.name}; "
-                              f"evaluate on unseen seeds")
+    for key, use in (("training_seeds", "train"), ("rescore_seeds", "fit the second stage of")):
+        shared = sorted(set(seeds) & set(run.get(key, [])))
+        if shared:
+            raise EvaluationError(f"{data_dir}: phantom seeds {shared[:10]} were used to {use} {run_dir.name}; "
+                                  f"evaluate on unseen seeds")
     return seeds
 
 
@@ -51,7 +52,7 @@ def _scan(runtime: OnnxRuntime, model: str, version: int, name: str, data_dir: P
           ) -> tuple[ScanResult, float]:
     case = read_case(data_dir, name)
     settings = candidate_settings(runtime, model, version)
-    everything = dataclasses.replace(settings, min_score=settings.prob_threshold)
+    everything = dataclasses.replace(settings, min_score=0.0)  # every candidate, for the FROC curve
     t0 = time.perf_counter()
     det = detect_nodules(runtime, case.image, case.grid, model, version, everything)
     seconds = time.perf_counter() - t0

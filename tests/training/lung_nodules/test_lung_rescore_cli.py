@@ -1,0 +1,83 @@
+"""``aiws rescore`` end to end: the shipped network's candidates on tuning phantoms -> second stage in the card.
+
+A run folder is made from the shipped version 1 (as ``aiws train`` leaves it: ``export/`` and ``run.json``),
+so the real network gives real candidates on real phantoms.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from aiws.cli import main
+from models.lung_nodules.inference import candidate_settings, detect_nodules, rescorer_of
+from models.lung_nodules.rescore import FEATURES
+from models.runtime.ort import OnnxRuntime
+from models.runtime.repository import ModelRepository
+from training.lung_nodules.dataset import write_phantom_dataset
+from training.lung_nodules.phantom import PhantomConfig, generate_phantom
+
+pytestmark = pytest.mark.slow
+
+SHIPPED = Path(__file__).resolve().parents[3] / "triton_repo" / "lung_nodules"
+SMALL = PhantomConfig(z_extent_mm=60.0, nodules=(3, 4), max_matrix=256)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("rescore")
+    folder = root / "run"
+    (folder / "export" / "lung_nodules").mkdir(parents=True)
+    shutil.copyfile(SHIPPED / "config.pbtxt", folder / "export" / "lung_nodules" / "config.pbtxt")
+    shutil.copytree(SHIPPED / "1", folder / "export" / "lung_nodules" / "1")
+    (folder / "run.json").write_text(json.dumps({"run": "run", "training_seeds": list(range(40))}))
+    write_phantom_dataset(root / "tune", [20100, 20101], SMALL)
+    code = main(["rescore", str(folder), "--data", str(root / "tune"), "--threads", "2"])
+    assert code == 0
+    return {"root": root, "run": folder}
+
+
+def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    card = json.loads((run["run"] / "export" / "lung_nodules" / "1" / "model_card.json").read_text())
+    stage = card["rescore"]
+    assert stage["features"] == list(FEATURES) and len(stage["weights"]) == len(FEATURES)
+    assert stage["trained_on"]["seeds"] == [20100, 20101] and stage["trained_on"]["on_nodules"] >= 1
+    assert card["postprocess"]["min_score"] == stage["trained_on"]["threshold"] == card["operating_point"][
+        "score_threshold"]
+    markdown = (run["run"] / "export" / "lung_nodules" / "1" / "model_card.md").read_text()
+    assert "## Second stage (false-positive reduction)" in markdown and "| elongation |" in markdown
+    assert json.loads((run["run"] / "run.json").read_text())["rescore_seeds"] == [20100, 20101]
+    runtime = OnnxRuntime(ModelRepository(run["run"] / "export"), device="cpu")
+    assert rescorer_of(runtime, "lung_nodules", 1) is not None
+
+
+def test_tuning_and_training_seeds_are_kept_out_of_evaluation(run: dict[str, Path],
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(run["run"]), "--data", str(run["root"] / "tune")]) == 1
+    assert "fit the second stage of" in capsys.readouterr().err
+    write_phantom_dataset(run["root"] / "trained", [7], PhantomConfig(z_extent_mm=20.0, max_matrix=96))
+    assert main(["rescore", str(run["run"]), "--data", str(run["root"] / "trained")]) == 1
+    assert "were used to train" in capsys.readouterr().err
+
+
+def test_evaluation_and_service_score_candidates_by_the_second_stage(run: dict[str, Path]) -> None:
+    write_phantom_dataset(run["root"] / "eval", [20200], SMALL)
+    assert main(["evaluate", str(run["run"]), "--data", str(run["root"] / "eval"), "--threads", "2"]) == 0
+    result = json.loads((run["run"] / "evaluation.json").read_text())
+    card = json.loads((run["run"] / "export" / "lung_nodules" / "1" / "model_card.json").read_text())
+    assert result["operating_point"]["threshold"] == card["postprocess"]["min_score"]
+    runtime = OnnxRuntime(ModelRepository(run["run"] / "export"), device="cpu", intra_op_threads=2)
+    rescorer = rescorer_of(runtime, "lung_nodules", 1)
+    assert rescorer is not None
+    phantom = generate_phantom(20200, SMALL)
+    everything = replace(candidate_settings(runtime, "lung_nodules", 1), min_score=0.0)
+    found = detect_nodules(runtime, phantom.hu, phantom.grid, settings=everything).nodules
+    assert found and all(n.score == pytest.approx(rescorer.score(n.features)) for n in found)
+    assert [n.score for n in found] == sorted((n.score for n in found), reverse=True)
+    by_peak = detect_nodules(runtime, phantom.hu, phantom.grid, settings=everything, rescore=False).nodules
+    assert all(n.score == n.peak_probability for n in by_peak)
+    assert sorted(n.peak_probability for n in found) == sorted(n.score for n in by_peak)

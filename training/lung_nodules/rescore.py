@@ -1,0 +1,185 @@
+"""Fit the second stage (false-positive reduction) of a lung-nodule run: ``aiws rescore RUN --data DIR``.
+
+The run's exported candidate network finds candidates on a tuning dataset (phantoms whose seeds
+are neither training nor evaluation seeds), each with the features of
+:mod:`models.lung_nodules.rescore`. A candidate is positive when it hits a ground-truth nodule
+(same matching as the metrics). A logistic regression (L2-penalised, fitted by Newton's method on
+standardised features) learns nodule against the rest. The operating threshold is chosen on
+cross-validated scores (each fold's scans scored by a model fitted without them), so it is not
+tuned on the very candidates it was fitted on; the final model is then fitted on all of them.
+
+The result goes into the candidate's ``model_card.json`` (``rescore`` section, ``postprocess.min_score``,
+``operating_point``) and the tuning seeds into ``run.json`` (``rescore_seeds``), so ``aiws evaluate``
+refuses evaluation data that shares them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.lung_nodules.inference import candidate_settings, detect_nodules
+from models.lung_nodules.rescore import FEATURES, Rescorer
+from models.runtime.ort import OnnxRuntime
+from models.runtime.repository import ModelRepository
+from training.lung_nodules.dataset import dataset_seeds
+from training.lung_nodules.export import CANDIDATE_DIR
+from training.lung_nodules.metrics import MATCH_MIN_MM, ScanResult, choose_threshold, detection_record, froc
+from training.msd import case_names, read_case
+from training.publish import CARD_JSON, render_card
+
+LOGGER = logging.getLogger(__name__)
+
+L2 = 1.0
+FOLDS = 4
+SUMMARY = (" Candidates are scored by a second stage: a logistic regression on the network's peak probability and "
+           "the candidate's shape and neighbourhood (vessel continuity, tissue around it), fitted on tuning phantoms.")
+LIMITATION = ("The second stage learned what phantom vessels and airway walls look like next to phantom nodules; "
+              "refit it (aiws rescore) on local data before trusting its false-positive reduction on patient CT.")
+
+
+class RescoreError(ValueError):
+    """The second stage cannot be fitted as asked (no candidate, seeds shared with training)."""
+
+
+@dataclass
+class TuningScan:
+    """Candidates of one tuning scan: their detection records (network score) and features."""
+
+    scan: ScanResult
+    features: np.ndarray  # (candidates, len(FEATURES))
+    positive: np.ndarray  # bool per candidate: hits a ground-truth nodule
+
+
+def _positives(scan: ScanResult) -> np.ndarray:
+    """Candidates that hit a ground-truth nodule (any size; a second hit of one nodule is no false positive)."""
+    centres = np.array([t["centre_mm"] for t in scan.truth]).reshape(-1, 3)
+    tolerance = np.array([max(t["mean_diameter_mm"] / 2.0, MATCH_MIN_MM) for t in scan.truth])
+    return np.array([bool(len(centres)) and bool(
+        (np.linalg.norm(centres - np.array(f["centre_mm"]), axis=1) <= tolerance).any()) for f in scan.found],
+        dtype=bool)
+
+
+def collect(runtime: OnnxRuntime, model: str, version: int, data_dir: Path) -> list[TuningScan]:
+    """Every candidate (network score >= prob_threshold) of every case of *data_dir*, with its features."""
+    settings = dataclasses.replace(candidate_settings(runtime, model, version), min_score=0.0)
+    out = []
+    for name in case_names(data_dir):
+        case = read_case(data_dir, name)
+        det = detect_nodules(runtime, case.image, case.grid, model, version, settings, rescore=False)
+        scan = ScanResult(name, case.meta.get("nodules", []), [detection_record(n) for n in det.nodules])
+        feats = np.array([[n.features[f] for f in FEATURES] for n in det.nodules], dtype=np.float64)
+        out.append(TuningScan(scan, feats.reshape(-1, len(FEATURES)), _positives(scan)))
+        LOGGER.info("tuning %s: %d candidates, %d on nodules", name, len(det.nodules), int(out[-1].positive.sum()))
+    return out
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> Rescorer:
+    """L2-penalised logistic regression of *y* (bool) on *x* (rows: candidates, columns: FEATURES).
+
+    Raises:
+        RescoreError: no positive or no negative candidate.
+    """
+    if not y.any() or y.all():
+        raise RescoreError(f"need candidates on nodules and elsewhere ({int(y.sum())} of {len(y)} on nodules)")
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = np.c_[(x - mean) / scale, np.ones(len(x))]
+    penalty = l2 * np.diag(np.r_[np.ones(x.shape[1]), 0.0])
+    w = np.zeros(z.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -50, 50)))
+        grad = z.T @ (p - y) + penalty @ w
+        hess = (z * (p * (1.0 - p))[:, None]).T @ z + penalty
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return Rescorer(FEATURES, tuple(float(v) for v in mean), tuple(float(v) for v in scale),
+                    tuple(float(v) for v in w[:-1]), float(w[-1]))
+
+
+def _rescored(scans: Sequence[TuningScan], scores: Sequence[np.ndarray]) -> list[ScanResult]:
+    return [ScanResult(t.scan.name, t.scan.truth, [{**f, "score": round(float(s), 6)} for f, s in
+                                                   zip(t.scan.found, sc, strict=True)])
+            for t, sc in zip(scans, scores, strict=True)]
+
+
+def cross_validated(scans: Sequence[TuningScan], folds: int = FOLDS) -> list[ScanResult]:
+    """The tuning scans with each candidate scored by a model fitted on the other folds' scans."""
+    scores: list[np.ndarray] = [np.zeros(0)] * len(scans)
+    for k in range(folds):
+        held = [i for i in range(len(scans)) if i % folds == k]
+        rest = [i for i in range(len(scans)) if i % folds != k]
+        if not held or not rest:
+            continue
+        model = fit(np.vstack([scans[i].features for i in rest]), np.concatenate([scans[i].positive for i in rest]))
+        for i in held:
+            scores[i] = np.array([model.score(dict(zip(FEATURES, row, strict=True))) for row in scans[i].features])
+    return _rescored(scans, scores)
+
+
+def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0) -> dict[str, Any]:
+    """Fit the second stage of *run_dir*'s candidate on *data_dir*; update its model card; returns the summary.
+
+    Raises:
+        RescoreError: no exported candidate, shared seeds, or no candidate on a nodule.
+    """
+    repo = ModelRepository(run_dir / CANDIDATE_DIR)
+    if not repo.models():
+        raise RescoreError(f"{run_dir}: no exported model in {repo.root} (train first)")
+    run_path = run_dir / "run.json"
+    run = json.loads(run_path.read_text(encoding="utf-8"))
+    seeds = dataset_seeds(data_dir)
+    shared = sorted(set(seeds) & set(run.get("training_seeds", [])))
+    if shared:
+        raise RescoreError(f"{data_dir}: phantom seeds {shared[:10]} were used to train {run_dir.name}")
+    model = repo.models()[0]
+    runtime = OnnxRuntime(repo, device="cpu", intra_op_threads=threads)
+    version = runtime.resolve_version(model)
+    scans = collect(runtime, model, version, data_dir)
+    x = np.vstack([s.features for s in scans])
+    y = np.concatenate([s.positive for s in scans])
+    rescorer = fit(x, y)
+    markdown_path = repo.card_path(model, version)
+    card_path = markdown_path.with_name(CARD_JSON)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    max_fp = float(card.get("operating_point", {}).get("chosen_for_max_fp_per_scan", 0.5))
+    validated = cross_validated(scans)
+    threshold = choose_threshold(validated, max_fp, floor=0.0)
+    network_froc = froc([s.scan for s in scans])["points"]
+    rescored_froc = froc(validated)["points"]
+    summary = {"data": str(data_dir), "seeds": seeds, "scans": len(scans), "candidates": int(len(y)),
+               "on_nodules": int(y.sum()), "l2": L2, "folds": FOLDS, "threshold": round(threshold, 4),
+               "froc_network_score": network_froc, "froc_cross_validated": rescored_froc}
+    card["rescore"] = {**rescorer.to_mapping(), "trained_on": summary}
+    card["postprocess"]["min_score"] = round(threshold, 4)
+    if SUMMARY not in card.get("summary", ""):
+        card["summary"] = card.get("summary", "") + SUMMARY
+    if LIMITATION not in card.get("limitations", []):
+        card["limitations"] = [*card.get("limitations", []), LIMITATION]
+    card["operating_point"] = {"score_threshold": round(threshold, 4), "chosen_for_max_fp_per_scan": max_fp,
+                               "chosen_on": f"cross-validated second-stage scores of {len(scans)} tuning phantoms"}
+    card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    markdown_path.write_text(render_card(card), encoding="utf-8")
+    run["rescore_seeds"] = seeds
+    run_path.write_text(json.dumps(run, indent=2), encoding="utf-8")
+    LOGGER.info("run %s: second stage fitted on %d candidates (%d on nodules), threshold %.4f", run_dir.name,
+                len(y), int(y.sum()), threshold)
+    return summary
+
+
+def report_lines(summary: dict[str, Any]) -> list[str]:
+    """Human-readable lines for ``aiws rescore``."""
+    def points(p: dict[str, Any]) -> str:
+        return ", ".join(f"{k}: {v['sensitivity']:.3f}" for k, v in p.items())
+    return [f"second stage fitted on {summary['candidates']} candidates ({summary['on_nodules']} on nodules) of "
+            f"{summary['scans']} tuning phantoms; operating threshold {summary['threshold']}",
+            "FROC, network score (sensitivity >= 5 mm at FP/scan): " + points(summary["froc_network_score"]),
+            "FROC, second stage (cross-validated):                " + points(summary["froc_cross_validated"])]
