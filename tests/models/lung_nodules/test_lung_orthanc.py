@@ -105,12 +105,18 @@ def test_chest_ct_with_prior_round_trip(tmp_path: Path, orthanc_factory) -> None
         assert summary["prior_study_uid"] == prior_uid
         assert [s["study_uid"] for s in aiws.api("/api/studies")] == [current_uid]  # the moved prior is not routed
 
-        found = {}
+        found, extra = {}, []
         for n in summary["nodules"]:
             near = min(truth.values(), key=lambda t: np.linalg.norm(np.subtract(t["centre_mm"], n["centre_mm"])))
-            assert np.linalg.norm(np.subtract(near["centre_mm"], n["centre_mm"])) < 5.0, "false positive"
-            found[near["label"]] = n
+            if np.linalg.norm(np.subtract(near["centre_mm"], n["centre_mm"])) < 5.0:
+                assert near["label"] not in found, "one finding per nodule"
+                found[near["label"]] = n
+            else:
+                extra.append(n)
         assert sorted(found) == [1, 2], "both nodules found"
+        # A false positive is possible (version 2: 0.17 per scan on the evaluation phantoms; here hilar vessel
+        # roots): it must rank below both nodules, and is reported as completely as a nodule (checked below).
+        assert all(e["score"] < min(n["score"] for n in found.values()) for e in extra)
         for label, n in found.items():
             assert n["type"] == truth[label]["type"]
             assert abs(n["mean_diameter_mm"] - truth[label]["mean_diameter_mm"]) <= 2.0
@@ -132,7 +138,8 @@ def test_chest_ct_with_prior_round_trip(tmp_path: Path, orthanc_factory) -> None
         volume = load_volume(current)
         for segment in read_seg(dcmread(seg), volume):
             centre = volume.index_to_lps(np.argwhere(segment.mask).mean(axis=0)[None])[0]
-            assert min(np.linalg.norm(centre - np.array(t["centre_mm"])) for t in truth.values()) < 2.0
+            assert min(np.linalg.norm(centre - np.array(n["centre_mm"])) for n in summary["nodules"]) < 2.0
+        assert len(read_seg(dcmread(seg), volume)) == len(summary["nodules"])
         log = aiws.log()
         assert "PHANTOM-LUNG-E2E" not in log
         json.dumps(summary)
