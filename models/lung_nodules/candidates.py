@@ -213,6 +213,7 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
 
     Raises:
         GeometryError: the grids are not aligned or the arrays do not match their grids.
+        ValueError: a *rescorer* without *net_hu* and *lung*.
     """
     if rescorer is not None and (net_hu is None or lung is None):
         raise ValueError("find_nodules: a rescorer needs net_hu and lung (its features)")
