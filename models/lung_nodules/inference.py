@@ -106,13 +106,15 @@ def probability_map(runtime: InferenceRuntime, image: np.ndarray, model: str = M
 def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model: str = MODEL_NAME,
                    version: int | None = None, settings: CandidateSettings | None = None,
                    window: SlidingWindow = SlidingWindow(), backend: ArrayBackend | None = None,
-                   rescore: bool = True) -> Detection:
+                   rescore: bool = True, features: bool = False) -> Detection:
     """Find and measure nodules in *hu* (any axis order; reoriented to axial first); resampling to the
     network grid runs on *backend* (numpy when None).
 
     The version is resolved once (hot reload never mixes versions within a volume).
     *settings* None: the version's own post-processing settings (operating point). *rescore* False:
-    score by the network's peak probability even when the version has a second stage (used to fit one).
+    score by the network's peak probability even when the version has a second stage. *features*: measure
+    the second-stage features of every candidate even without a second stage (used to fit one); otherwise
+    they are measured only when the version's second stage needs them.
 
     Raises:
         ModelError: model/config problems; RetryLater: Triton down or model not ready.
@@ -133,7 +135,8 @@ def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model:
     net_hu = image * (hi - lo) + lo
     lung = lung_mask(net_hu, net_grid)
     rescorer = rescorer_of(runtime, model, resolved) if rescore else None
-    nodules = find_nodules(prob, net_grid, hu, grid, lung, settings, net_hu, rescorer)
+    measured = net_hu if rescorer is not None or features else None
+    nodules = find_nodules(prob, net_grid, hu, grid, lung, settings, measured, rescorer)
     timings["candidates"] = time.perf_counter() - t2
     LOGGER.info("lung nodules: %d candidate(s) above %.2f with %s v%d in %.1f s", len(nodules),
                 settings.min_score, model, used, sum(timings.values()))

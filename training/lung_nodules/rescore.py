@@ -72,7 +72,8 @@ def collect(runtime: OnnxRuntime, model: str, version: int, data_dir: Path) -> l
     out = []
     for name in case_names(data_dir):
         case = read_case(data_dir, name)
-        det = detect_nodules(runtime, case.image, case.grid, model, version, settings, rescore=False)
+        det = detect_nodules(runtime, case.image, case.grid, model, version, settings, rescore=False,
+                             features=True)
         scan = ScanResult(name, case.meta.get("nodules", []), [detection_record(n) for n in det.nodules])
         feats = np.array([[n.features[f] for f in FEATURES] for n in det.nodules], dtype=np.float64)
         out.append(TuningScan(scan, feats.reshape(-1, len(FEATURES)), _positives(scan)))

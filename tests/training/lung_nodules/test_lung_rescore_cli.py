@@ -79,5 +79,5 @@ def test_evaluation_and_service_score_candidates_by_the_second_stage(run: dict[s
     assert found and all(n.score == pytest.approx(rescorer.score(n.features)) for n in found)
     assert [n.score for n in found] == sorted((n.score for n in found), reverse=True)
     by_peak = detect_nodules(runtime, phantom.hu, phantom.grid, settings=everything, rescore=False).nodules
-    assert all(n.score == n.peak_probability for n in by_peak)
+    assert all(n.score == n.peak_probability and not n.features for n in by_peak)  # nothing measured in vain
     assert sorted(n.peak_probability for n in found) == sorted(n.score for n in by_peak)
