@@ -9,7 +9,8 @@ it is juxtapleural. Pure numpy/scipy; the DICOM pipeline only wires it.
 
 Conventions (model card): the outline is the probability 0.5 iso-surface refined by the HU
 boundary (half way between the nodule's median HU and the surrounding lung); the solid
-component is HU >= -300 inside the outline; type: ground-glass when the solid component's mean
+component is HU >= -300 inside the outline, less the dense parts that continue outside it (vessels
+crossing the edge of ground glass; :func:`solid_component`); type: ground-glass when the solid component's mean
 diameter is < 1.5 mm, solid when it is >= 80 % of the nodule's, part-solid otherwise.
 """
 from __future__ import annotations
@@ -184,13 +185,37 @@ def _measure(hu: np.ndarray, prob: np.ndarray, lung: np.ndarray | None, crop: Gr
     k = _largest_slice(mask)
     pixel = (crop.spacing[1], crop.spacing[2])
     axes = _axes_on(field_, mask, k, pixel)
-    solid = mask & (hu >= settings.solid_hu)
+    solid = solid_component(mask, hu >= settings.solid_hu)
     solid_mean = 0.0
     if solid.any():
         ks = _largest_slice(solid)
-        sa = axes_of(np.where(mask[ks], (hu[ks] - settings.solid_hu) / 200.0 + 0.5, 0.0), pixel)
+        near = ndimage.binary_dilation(solid[ks], iterations=1) & mask[ks]  # the solid part and its edge
+        sa = axes_of(np.where(near, (hu[ks] - settings.solid_hu) / 200.0 + 0.5, 0.0), pixel)
         solid_mean = mean_diameter_mm(sa.long_mm, sa.short_mm)
     return mask, field_, axes, k, solid_mean
+
+
+def solid_component(mask: np.ndarray, dense: np.ndarray, min_share: float = 0.25) -> np.ndarray:
+    """The solid component of an outline *mask*: its *dense* voxels (HU >= solid_hu), less passing vessels.
+
+    A dense part that touches dense tissue outside the outline (a vessel crossing the edge of a ground-glass
+    nodule) is not the nodule's solid component, unless it holds at least *min_share* of the outline's
+    voxels: a solid nodule touching a vessel or the pleura. The solid core of a part-solid nodule lies
+    inside its ground glass and is kept.
+    """
+    solid = mask & dense
+    labels, n = ndimage.label(solid, structure=FULL)
+    if n == 0:
+        return solid
+    outside = dense & ~mask
+    total = float(mask.sum())
+    keep = np.zeros(n + 1, dtype=bool)
+    for k, obj in enumerate(ndimage.find_objects(labels), start=1):
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in obj)
+        part = labels[grown] == k
+        leaks = bool((ndimage.binary_dilation(part, structure=FULL) & outside[grown]).any())
+        keep[k] = not leaks or part.sum() >= min_share * total
+    return keep[labels]
 
 
 def _type(mean: float, solid_mean: float, settings: CandidateSettings) -> NoduleType:

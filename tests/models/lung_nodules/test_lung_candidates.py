@@ -137,3 +137,38 @@ def test_resample_and_reorient() -> None:
     np.testing.assert_allclose(g.affine, grid.affine)
     with pytest.raises(GeometryError, match="differs"):
         resample(a[:5], grid, target)
+
+
+def _vessel_scene(nodule_hu: float, core_semi: float = 0.0) -> tuple[np.ndarray, Grid, np.ndarray, Grid]:
+    """A 6 mm-radius nodule with a vessel (1.2 mm radius, along z) running across its edge, drawn as the
+    phantoms draw them: the vessel first, the nodule over it. The probability map covers the nodule only."""
+    shape = (40, 80, 80)
+    grid = Grid.axial(shape, (1.0, 0.7, 0.7), (-28.0, -28.0, 0.0))
+    idx = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
+    mm = grid.to_mm(idx)
+    vessel = (mm[..., 0] - 5.6) ** 2 + mm[..., 1] ** 2 <= 1.2 ** 2
+    hu = np.where(vessel, 40.0, -860.0).astype(np.float32)
+    occ = _occupancy(grid, (0.0, 0.0, 20.0), (6.0, 6.0, 6.0))
+    hu = hu * (1 - occ) + nodule_hu * occ
+    if core_semi:
+        core = _occupancy(grid, (0.0, 0.0, 20.0), (core_semi, core_semi, core_semi))
+        hu = hu + core * (20.0 - nodule_hu)
+    hu += np.random.default_rng(1).normal(0, 10.0, shape).astype(np.float32)
+    net = grid.resampled((1.0, 1.0, 1.0))
+    prob = np.clip(resample((occ >= 0.5).astype(np.float32), grid, net), 0, 1)
+    return hu, grid, prob, net
+
+
+@pytest.mark.parametrize(("nodule_hu", "core_semi", "want"), [
+    (-620.0, 0.0, NoduleType.GROUND_GLASS),  # the vessel crossing its edge is not a solid component
+    (-620.0, 2.5, NoduleType.PART_SOLID),  # a core inside the ground glass is
+    (30.0, 0.0, NoduleType.SOLID),  # a solid nodule touching a vessel stays solid
+])
+def test_a_vessel_across_the_edge_is_not_a_solid_component(nodule_hu: float, core_semi: float,
+                                                            want: NoduleType) -> None:
+    hu, grid, prob, net = _vessel_scene(nodule_hu, core_semi)
+    (nodule,) = find_nodules(prob, net, hu, grid)
+    assert nodule.nodule_type is want
+    assert nodule.mean_diameter_mm == pytest.approx(12.0, abs=1.0)
+    if want is NoduleType.PART_SOLID:
+        assert nodule.solid_diameter_mm == pytest.approx(5.0, abs=0.8)
