@@ -2,6 +2,7 @@
 
     aiws train lung_nodules --data DIR --config FILE [--run NAME] [--runs-dir runs]
     aiws rescore RUN --data DIR         # lung_nodules: fit the second stage (FP reduction) on tuning phantoms
+    aiws rescore RUN --data DIR --from-version N   # ... of a published version, as a new run (no training)
     aiws evaluate RUN --data DIR        # unseen phantoms, through ONNX Runtime; writes RUN/evaluation.json
     aiws export RUN                     # next version in [runtime] model_repository (triton_repo/)
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from aiws.config import Config
 from aiws.errors import ConfigError, NotFound
 
+REPOSITORY_HELP = "model repository (default: [runtime] model_repository)"
 LOGGER = logging.getLogger(__name__)
 
 TASKS = ("lung_nodules", "coronary_ct", "cardiac_mri", "mammography")
@@ -97,6 +99,14 @@ def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
 def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
     from training.lung_nodules.rescore import RescoreError, report_lines, rescore_run
 
+    if args.from_version is not None:
+        from training.lung_nodules.export import run_from_version
+
+        if args.run.exists():
+            raise ConfigError(f"{args.run}: exists; --from-version starts a new run folder")
+        repo = args.repository or config.runtime.model_repository
+        used = run_from_version(repo, "lung_nodules", args.from_version or None, args.run)
+        print(f"{args.run}: candidate is lung_nodules version {used} from {repo} (no training)")
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
     if not (args.data / "dataset.json").is_file():
@@ -154,9 +164,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--data", type=Path, required=True, help="tuning dataset (MSD layout with nodulesTr/)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: automatic)")
+    p.add_argument("--from-version", type=int, default=None, metavar="N",
+                   help="start RUN (a new folder) from published version N of lung_nodules (0: latest), no training")
+    p.add_argument("--repository", type=Path, default=None, help=REPOSITORY_HELP)
     p.set_defaults(handler=cmd_rescore)
 
     p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")
     p.add_argument("run", type=Path, help="run folder")
-    p.add_argument("--repository", type=Path, default=None, help="model repository (default: [runtime] model_repository)")
+    p.add_argument("--repository", type=Path, default=None, help=REPOSITORY_HELP)
     p.set_defaults(handler=cmd_export)

@@ -71,8 +71,9 @@ LIMITATIONS = [
 ]
 CONVENTIONS = [
     "Mean diameter = (long + short axis) / 2 on the axial image of largest area, one decimal, round half up.",
-    "Solid component: HU >= -300 inside the outline; ground-glass when its mean diameter < 1.5 mm; solid when "
-    ">= 80 % of the nodule's mean diameter.",
+    "Solid component: HU >= -300 inside the outline, less dense parts that continue outside it (vessels crossing "
+    "the edge of ground glass) unless they hold >= 25 % of the outline; ground-glass when its mean diameter < "
+    "1.5 mm; solid when >= 80 % of the nodule's mean diameter.",
     "Lung-RADS v2022 per nodule (baseline) and exam = highest category; see models/lung_nodules/lungrads.py.",
 ]
 
@@ -105,6 +106,35 @@ def write_candidate(run_dir: Path, network: Any, config: TrainConfig, card: dict
     publish_version(root, config.export.model_name, onnx_tmp, config_text(config.export), card, version=1)
     onnx_tmp.unlink()
     return root / config.export.model_name / "1" / MODEL_FILENAME
+
+
+def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: Path) -> int:
+    """A run folder whose candidate is a published version (no training); returns the version used.
+
+    ``aiws rescore``, ``aiws evaluate`` and ``aiws export`` then work on it as on a trained run: an ML
+    engineer refits the second stage of a shipped network on local data and publishes the result as the
+    next version, same weights. The card keeps the network's provenance, gets today's measurement
+    conventions and ``provenance.derived_from``; ``run.json`` keeps the training seeds, which evaluation
+    must still avoid.
+
+    Raises:
+        FileExistsError: *run_dir* exists. ModelError: no such model or version.
+    """
+    repo = ModelRepository(repo_root)
+    used = repo.resolve_version(model, version)
+    source = repo.model_path(model, used).parent
+    card = json.loads((source / CARD_JSON).read_text(encoding="utf-8"))
+    card["conventions"] = CONVENTIONS
+    card.setdefault("provenance", {})["derived_from"] = {"model": model, "version": used,
+                                                         "repository": str(repo_root)}
+    run_dir.mkdir(parents=True, exist_ok=False)
+    publish_version(run_dir / CANDIDATE_DIR, model, source / MODEL_FILENAME,
+                    repo.config_path(model).read_text(encoding="utf-8"), card, version=1)
+    seeds = card.get("trained_on", {}).get("phantom_seeds", [])
+    run = {"run": run_dir.name, "derived_from": {"model": model, "version": used}, "training_seeds": seeds}
+    (run_dir / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
+    LOGGER.info("run %s: candidate is %s version %d (no training)", run_dir.name, model, used)
+    return used
 
 
 def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:

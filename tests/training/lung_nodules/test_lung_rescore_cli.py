@@ -1,12 +1,11 @@
 """``aiws rescore`` end to end: the shipped network's candidates on tuning phantoms -> second stage in the card.
 
-A run folder is made from the shipped version 1 (as ``aiws train`` leaves it: ``export/`` and ``run.json``),
-so the real network gives real candidates on real phantoms.
+The run folder is started from the shipped version 1 by ``aiws rescore --from-version 1`` (``export/`` and
+``run.json`` as ``aiws train`` leaves them), so the real network gives real candidates on real phantoms.
 """
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from models.lung_nodules.rescore import FEATURES
 from models.runtime.ort import OnnxRuntime
 from models.runtime.repository import ModelRepository
 from training.lung_nodules.dataset import write_phantom_dataset
+from training.lung_nodules.export import CONVENTIONS
 from training.lung_nodules.phantom import PhantomConfig, generate_phantom
 
 pytestmark = pytest.mark.slow
@@ -30,14 +30,24 @@ SMALL = PhantomConfig(z_extent_mm=60.0, nodules=(3, 4), max_matrix=256)
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rescore")
     folder = root / "run"
-    (folder / "export" / "lung_nodules").mkdir(parents=True)
-    shutil.copyfile(SHIPPED / "config.pbtxt", folder / "export" / "lung_nodules" / "config.pbtxt")
-    shutil.copytree(SHIPPED / "1", folder / "export" / "lung_nodules" / "1")
-    (folder / "run.json").write_text(json.dumps({"run": "run", "training_seeds": list(range(40))}))
     write_phantom_dataset(root / "tune", [20100, 20101], SMALL)
-    code = main(["rescore", str(folder), "--data", str(root / "tune"), "--threads", "2"])
+    code = main(["rescore", str(folder), "--data", str(root / "tune"), "--threads", "2", "--from-version", "1",
+                 "--repository", str(SHIPPED.parent)])
     assert code == 0
     return {"root": root, "run": folder}
+
+
+def test_from_version_starts_a_run_from_the_published_network(run: dict[str, Path],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    candidate = run["run"] / "export" / "lung_nodules"
+    assert (candidate / "1" / "model.onnx").read_bytes() == (SHIPPED / "1" / "model.onnx").read_bytes()
+    assert (candidate / "config.pbtxt").read_text() == (SHIPPED / "config.pbtxt").read_text()
+    card = json.loads((candidate / "1" / "model_card.json").read_text())
+    assert card["provenance"]["derived_from"]["version"] == 1
+    assert card["conventions"] == CONVENTIONS  # today's measurement rules, not those of the day it shipped
+    assert json.loads((run["run"] / "run.json").read_text())["training_seeds"] == list(range(40))
+    assert main(["rescore", str(run["run"]), "--data", str(run["root"] / "tune"), "--from-version", "1"]) == 1
+    assert "exists" in capsys.readouterr().err
 
 
 def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, Path],
@@ -81,3 +91,19 @@ def test_evaluation_and_service_score_candidates_by_the_second_stage(run: dict[s
     by_peak = detect_nodules(runtime, phantom.hu, phantom.grid, settings=everything, rescore=False).nodules
     assert all(n.score == n.peak_probability and not n.features for n in by_peak)  # nothing measured in vain
     assert sorted(n.peak_probability for n in found) == sorted(n.score for n in by_peak)
+
+
+def test_a_derived_run_exports_as_the_next_version_with_the_same_weights(run: dict[str, Path],
+                                                                         tmp_path: Path) -> None:
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(SHIPPED, repo / "lung_nodules")
+    latest = ModelRepository(repo).resolve_version("lung_nodules")
+    assert main(["export", str(run["run"]), "--repository", str(repo)]) == 0
+    assert ModelRepository(repo).resolve_version("lung_nodules") == latest + 1
+    folder = repo / "lung_nodules" / str(latest + 1)
+    assert (folder / "model.onnx").read_bytes() == (SHIPPED / "1" / "model.onnx").read_bytes()
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["provenance"]["derived_from"]["version"] == 1 and "rescore" in card
+    assert card["metrics"]["evaluation"]["operating_point"]["threshold"] == card["postprocess"]["min_score"]
