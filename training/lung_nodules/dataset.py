@@ -55,10 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slab-mm", type=float, default=None, help="height of a lung slab (default: whole chest)")
     parser.add_argument("--nodules", default="1:5", help="MIN:MAX nodules per phantom")
     parser.add_argument("--max-matrix", type=int, default=512)
+    parser.add_argument("--diameter-mm", default="3:30", help="MIN:MAX nodule mean diameter (log-uniform)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lo, hi = (int(v) for v in args.nodules.split(":"))
-    config = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix)
+    dmin, dmax = (float(v) for v in args.diameter_mm.split(":"))
+    config = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix,
+                           diameter_mm=(dmin, dmax))
     names = write_phantom_dataset(args.out, _seeds(args.seeds), config)
     LOGGER.info("wrote %d phantoms to %s", len(names), args.out)
     return 0

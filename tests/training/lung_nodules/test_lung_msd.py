@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.lung_nodules.geometry import Grid
-from training.lung_nodules.dataset import dataset_seeds, write_phantom_dataset
+from training.lung_nodules.dataset import dataset_seeds, main, write_phantom_dataset
 from training.lung_nodules.phantom import PhantomConfig, generate_phantom
 from training.msd import Case, DatasetError, case_names, read_case, to_nifti, write_case
 
@@ -27,6 +27,15 @@ def test_phantom_dataset_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(case.label, (phantom.labels > 0).astype(np.uint8))
     np.testing.assert_allclose(case.grid.affine, phantom.affine, atol=1e-4)
     assert case.meta["nodules"] == phantom.nodules
+
+
+def test_dataset_command_sets_the_nodule_sizes(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path), "--seeds", "7,8", "--slab-mm", "40", "--max-matrix", "120",
+                 "--nodules", "2:2", "--diameter-mm", "4:6"]) == 0
+    doc = json.loads((tmp_path / "dataset.json").read_text())
+    assert doc["phantom"]["config"]["diameter_mm"] == [4.0, 6.0]
+    sizes = [n["mean_diameter_mm"] for name in case_names(tmp_path) for n in read_case(tmp_path, name).meta["nodules"]]
+    assert sizes and all(4.0 <= d <= 6.0 for d in sizes)
 
 
 def test_nifti_is_ras_and_x_fastest() -> None:
