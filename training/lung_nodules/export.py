@@ -125,8 +125,7 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
     source = repo.model_path(model, used).parent
     card = json.loads((source / CARD_JSON).read_text(encoding="utf-8"))
     card["conventions"] = CONVENTIONS
-    card.setdefault("provenance", {})["derived_from"] = {"model": model, "version": used,
-                                                         "repository": str(repo_root)}
+    card.setdefault("provenance", {})["derived_from"] = {"model": model, "version": used}
     run_dir.mkdir(parents=True, exist_ok=False)
     publish_version(run_dir / CANDIDATE_DIR, model, source / MODEL_FILENAME,
                     repo.config_path(model).read_text(encoding="utf-8"), card, version=1)
