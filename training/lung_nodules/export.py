@@ -126,6 +126,8 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
     card = json.loads((source / CARD_JSON).read_text(encoding="utf-8"))
     card["conventions"] = CONVENTIONS
     card.setdefault("provenance", {})["derived_from"] = {"model": model, "version": used}
+    card["summary"] = f"{card.get('summary', '')} Same network as version {used}: started from it by aiws rescore " \
+                      f"--from-version, not retrained."
     run_dir.mkdir(parents=True, exist_ok=False)
     publish_version(run_dir / CANDIDATE_DIR, model, source / MODEL_FILENAME,
                     repo.config_path(model).read_text(encoding="utf-8"), card, version=1)

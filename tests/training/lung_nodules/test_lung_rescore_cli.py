@@ -43,7 +43,8 @@ def test_from_version_starts_a_run_from_the_published_network(run: dict[str, Pat
     assert (candidate / "1" / "model.onnx").read_bytes() == (SHIPPED / "1" / "model.onnx").read_bytes()
     assert (candidate / "config.pbtxt").read_text() == (SHIPPED / "config.pbtxt").read_text()
     card = json.loads((candidate / "1" / "model_card.json").read_text())
-    assert card["provenance"]["derived_from"]["version"] == 1
+    assert card["provenance"]["derived_from"] == {"model": "lung_nodules", "version": 1}
+    assert "Same network as version 1" in card["summary"]
     assert card["conventions"] == CONVENTIONS  # today's measurement rules, not those of the day it shipped
     assert json.loads((run["run"] / "run.json").read_text())["training_seeds"] == list(range(40))
     assert main(["rescore", str(run["run"]), "--data", str(run["root"] / "tune"), "--from-version", "1"]) == 1
