@@ -25,6 +25,19 @@ def _ball(radius_vox: tuple[int, int, int]) -> np.ndarray:
     return (z / rz) ** 2 + (y / ry) ** 2 + (x / rx) ** 2 <= 1.0
 
 
+_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
+    """``binary_fill_holes`` of every axial slice of *mask* at once: the background that no in-plane path
+    (4-connected, as scipy's default) links to its slice's border is a hole."""
+    background, _ = ndimage.label(~mask, structure=_IN_PLANE)
+    border = np.unique(np.concatenate([background[:, 0, :].ravel(), background[:, -1, :].ravel(),
+                                       background[:, :, 0].ravel(), background[:, :, -1].ravel()]))
+    return ~np.isin(background, border[border > 0]) | mask
+
+
 def lung_mask(hu: np.ndarray, grid: Grid, coarse_mm: float = 2.0, closing_mm: float = 6.0) -> np.ndarray:
     """Boolean lung mask on *grid* (``hu`` on *grid*, axial: array axis 0 is the slice axis).
 
@@ -45,9 +58,7 @@ def lung_mask(hu: np.ndarray, grid: Grid, coarse_mm: float = 2.0, closing_mm: fl
     biggest = max(inner, default=0.0)  # the largest lung: the air around the body does not count
     for k in range(1, n + 1):
         keep[k] = k not in border and sizes[k - 1] >= max(MIN_LUNG_ML, 0.15 * biggest)
-    mask = keep[labels]
-    for k in range(mask.shape[0]):
-        mask[k] = ndimage.binary_fill_holes(mask[k])
+    mask = fill_holes_per_slice(keep[labels])
     radius = tuple(int(round(closing_mm / s)) for s in coarse.spacing)
     pad = max(radius) + 1
     padded = np.pad(mask, pad)

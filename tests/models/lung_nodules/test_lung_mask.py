@@ -1,10 +1,11 @@
-"""Lung mask: the lungs are found however much air surrounds the body."""
+"""Lung mask: the lungs are found however much air surrounds the body; holes are filled slice by slice."""
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from models.lung_nodules.geometry import Grid
-from models.lung_nodules.lungmask import lung_mask
+from models.lung_nodules.lungmask import fill_holes_per_slice, lung_mask
 
 
 def _chest(fov_mm: int) -> tuple[np.ndarray, Grid, np.ndarray]:
@@ -29,3 +30,13 @@ def test_lungs_found_in_a_tight_and_in_a_wide_field_of_view() -> None:
         mask = lung_mask(hu, grid)
         overlap = (mask & truth).sum() / truth.sum()
         assert overlap > 0.95 and (mask & ~truth).sum() < 0.1 * truth.sum(), fov
+
+
+def test_holes_are_filled_slice_by_slice_as_scipy_does() -> None:
+    rng = np.random.default_rng(3)
+    mask = ndimage.binary_opening(rng.random((6, 40, 50)) > 0.45)
+    mask[2, 10:20, 10:20] = True
+    mask[2, 13:17, 13:17] = False  # a hole in slice 2, open to slices 1 and 3: still a hole in 2D
+    want = np.stack([ndimage.binary_fill_holes(m) for m in mask])
+    np.testing.assert_array_equal(fill_holes_per_slice(mask), want)
+    assert fill_holes_per_slice(mask)[2, 15, 15]
