@@ -99,18 +99,22 @@ def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
 def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
     from training.lung_nodules.rescore import RescoreError, report_lines, rescore_run
 
+    if not (args.data / "dataset.json").is_file():
+        raise NotFound(f"{args.data}: no dataset.json (MSD layout with nodulesTr/ ground truth)")
     if args.from_version is not None:
+        from models.errors import ModelError
         from training.lung_nodules.export import run_from_version
 
         if args.run.exists():
             raise ConfigError(f"{args.run}: exists; --from-version starts a new run folder")
         repo = args.repository or config.runtime.model_repository
-        used = run_from_version(repo, "lung_nodules", args.from_version or None, args.run)
+        try:
+            used = run_from_version(repo, "lung_nodules", args.from_version or None, args.run)
+        except ModelError as exc:
+            raise NotFound(str(exc)) from None
         print(f"{args.run}: candidate is lung_nodules version {used} from {repo} (no training)")
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
-    if not (args.data / "dataset.json").is_file():
-        raise NotFound(f"{args.data}: no dataset.json (MSD layout with nodulesTr/ ground truth)")
     try:
         summary = rescore_run(args.run, args.data, threads=args.threads)
     except RescoreError as exc:

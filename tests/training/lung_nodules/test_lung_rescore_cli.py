@@ -49,6 +49,10 @@ def test_from_version_starts_a_run_from_the_published_network(run: dict[str, Pat
     assert json.loads((run["run"] / "run.json").read_text())["training_seeds"] == list(range(40))
     assert main(["rescore", str(run["run"]), "--data", str(run["root"] / "tune"), "--from-version", "1"]) == 1
     assert "exists" in capsys.readouterr().err
+    missing = run["root"] / "no-such-version"
+    assert main(["rescore", str(missing), "--data", str(run["root"] / "tune"), "--from-version", "99",
+                 "--repository", str(SHIPPED.parent)]) == 1
+    assert "version 99 not in" in capsys.readouterr().err and not missing.exists()
 
 
 def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, Path],
