@@ -1,8 +1,9 @@
 """Pipeline ``lung_nodules``: chest CT -> nodules, Lung-RADS v2022, Fleischner 2017 -> SR + SEG + SC (+ PDF).
 
 Stages (timed in ``PipelineOutput.timings_s``): ``load`` (series selection and volume),
-``network`` (sliding-window probability map), ``measures`` (candidates, axes, types, prior
-comparison, categories) and ``writing`` (SEG, SR, summary SC, PDF).
+``preprocess`` (resampling to the network grid), ``network`` (sliding-window probability map),
+``measures`` (lung mask, candidates, axes, types, prior comparison, categories) and ``writing``
+(SEG, SR, summary SC, PDF).
 """
 from __future__ import annotations
 
@@ -146,6 +147,7 @@ class LungNodulePipeline:
         timings["load"] = time.perf_counter() - t
 
         detection = self._detect(volume, version)
+        timings["preprocess"] = detection.timings_s.get("preprocess", 0.0)
         timings["network"] = detection.timings_s.get("network", 0.0)
         t = time.perf_counter()
         prior = request.priors[0] if request.priors else None
@@ -165,7 +167,7 @@ class LungNodulePipeline:
         fleischner = fleischner_recommendation([(a.nodule.nodule_type, a.nodule.mean_diameter_mm) for a in assessed],
                                                self.settings.risk)
         timings["measures"] = time.perf_counter() - t + sum(
-            v for k, v in detection.timings_s.items() if k != "network")
+            v for k, v in detection.timings_s.items() if k not in ("preprocess", "network"))
 
         t = time.perf_counter()
         context = ResultContext(

@@ -39,8 +39,10 @@ def test_triton_down_job_retried_then_same_result_as_in_process(tmp_path: Path, 
     study_uid = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     series_uid = str(dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
     (tmp_path / "local").mkdir()
-    local = LungNodulePipeline(OnnxRuntime(ModelRepository(REPO), "cpu")).run(
-        PipelineRequest(study_uid, {series_uid: tuple(files)}, tmp_path / "local", "2.25")).summary
+    output = LungNodulePipeline(OnnxRuntime(ModelRepository(REPO), "cpu")).run(
+        PipelineRequest(study_uid, {series_uid: tuple(files)}, tmp_path / "local", "2.25"))
+    assert set(output.timings_s) == {"load", "preprocess", "network", "measures", "writing"}
+    local = output.summary
 
     triton = TritonServer(tmp_path / "triton", REPO, grpc_port=free_port(), http_port=free_port())
     orthanc = orthanc_factory({})
