@@ -2,7 +2,10 @@
 
 ``find_nodules(prob, prob_grid, hu, grid, lung)``: connected components of the probability
 map (on the network grid) become candidates scored by their peak probability, or by the model
-version's second stage on their features (``rescore.py``, false-positive reduction); each is measured
+version's second stage on their features (``rescore.py``, false-positive reduction). With
+``blob_candidates`` > 0 (and the features measured) the strongest dot-filter blobs that no network
+candidate covers (``blobs.py``: small nodules the network misses) are candidates too, outlined from
+a pseudo-probability ball of the blob's radius refined by HU like the rest; each is measured
 on the native CT grid: outline, centroid (LPS mm), long and short axis on the axial image of
 largest extent, Lung-RADS mean diameter, volume, solid component, type, side, zone, and whether
 it is juxtapleural. Pure numpy/scipy; the DICOM pipeline only wires it.
@@ -16,6 +19,7 @@ diameter is < 1.5 mm, solid when it is >= 80 % of the nodule's, part-solid other
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from models.lung_nodules.axes import ZERO, Axes2D, axes_of
+from models.lung_nodules.blobs import DotMap, dot_filter
 from models.lung_nodules.geometry import Grid, resample
 from models.lung_nodules.lungrads import NoduleType
 from models.lung_nodules.measures import mean_diameter_mm
@@ -50,6 +55,7 @@ class CandidateSettings:
     max_candidates: int = 50
     max_volume_ml: float = 100.0  # larger components are not nodules (a 30 mm nodule is 14 ml)
     min_mean_hu: float | None = None  # outlines whose mean HU is lower hold air (airway lumen, bulla): not nodules
+    blob_candidates: int = 0  # strongest dot-filter blobs (blobs.py) added as candidates where no network candidate is
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +96,38 @@ class _Component:
     score: float
     peak: float
     features: Mapping[str, float]
+    blob: tuple[tuple[int, int, int], float] | None = None  # a dot-filter blob: (centre index, radius mm)
+
+
+def _blob_field(shape: tuple[int, ...], centre: np.ndarray, radius_mm: float, spacing: tuple[float, ...]
+                ) -> np.ndarray:
+    """Pseudo-probability of a blob of *radius_mm* at *centre* (index): 1 at the centre, 0.5 at the radius."""
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing, strict=True))
+    return np.clip(1.0 - 0.5 * d2 / radius_mm ** 2, 0.0, 1.0).astype(np.float32)
+
+
+def _add_blobs(labels: np.ndarray, kept: set[int], grid: Grid, dots: DotMap, lung: np.ndarray, count: int
+               ) -> list[tuple[int, tuple[int, int, int], float]]:
+    """Paint the *count* strongest dot-filter blobs not touching a *kept* network component into *labels*
+    as new components: [(label, centre index, radius mm)]."""
+    added = []
+    next_label = int(labels.max()) + 1
+    spacing = np.array(grid.spacing, dtype=np.float64)
+    for centre, _, sigma in dots.peaks(lung, grid, count):
+        radius = max(sigma * math.sqrt(3.0), 1.5)
+        half = np.ceil(radius / spacing).astype(int) + 1
+        lo = np.maximum(np.array(centre) - half, 0)
+        hi = np.minimum(np.array(centre) + half + 1, labels.shape)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+        ball = _blob_field(tuple(int(v) for v in hi - lo), np.array(centre) - lo, radius, grid.spacing) >= 0.5
+        here = labels[box]
+        if np.isin(here[ball], list(kept)).any():
+            continue
+        here[ball & ~np.isin(here, list(kept))] = next_label
+        added.append((next_label, centre, radius))
+        next_label += 1
+    return added
 
 
 def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_hu: np.ndarray | None,
@@ -99,7 +137,10 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
     The ``max_candidates`` components of highest peak probability (not too big) are kept; their score
     is the peak, or the *rescorer*'s on their features (which need *net_hu* and *lung* on *grid*; they
     are measured whenever those are given). The second stage thus reorders the network's candidates,
-    the same ones it was fitted on, and never promotes a speck the network hardly saw.
+    the same ones it was fitted on, and never promotes a speck the network hardly saw. With
+    ``blob_candidates`` and the features measured, the strongest dot-filter blobs not touching a kept
+    component join them as new components (``blob`` feature 1; without a rescorer they score 0: the
+    network gave them no score).
     """
     labels, _ = ndimage.label(prob >= settings.prob_threshold, structure=FULL)
     objects = ndimage.find_objects(labels)
@@ -111,24 +152,40 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
         inside = labels[obj] == k
         if inside.sum() <= max_voxels:
             peaks.append((float(prob[obj][inside].max()), k))
+    chosen: list[tuple[int, tuple[tuple[int, int, int], float] | None]] = [
+        (k, None) for _, k in sorted(peaks, key=lambda pk: (-pk[0], pk[1]))[: settings.max_candidates]]
+    measured = net_hu is not None and lung is not None
+    dots = None
+    if measured and (settings.blob_candidates > 0 or rescorer is None or "dot" in rescorer.features):
+        dots = dot_filter(net_hu, lung, grid)  # type: ignore[arg-type]
+    if dots is not None and lung is not None and settings.blob_candidates > 0:
+        added = _add_blobs(labels, {k for k, _ in chosen}, grid, dots, lung, settings.blob_candidates)
+        chosen += [(k, (centre, radius)) for k, centre, radius in added]
+        objects = ndimage.find_objects(labels)
     found = []
-    for peak, k in sorted(peaks, key=lambda pk: (-pk[0], pk[1]))[: settings.max_candidates]:
+    for k, blob in chosen:
         obj = objects[k - 1]
-        features = {} if net_hu is None or lung is None else candidate_features(prob, net_hu, lung, labels, k, obj)
-        score = rescorer.score(features) if rescorer is not None else peak
+        peak = float(prob[obj][labels[obj] == k].max())
+        features = {}
+        if measured:
+            features = {**candidate_features(prob, net_hu, lung, labels, k, obj, dots),  # type: ignore[arg-type]
+                        "blob": float(blob is not None)}
+        score = rescorer.score(features) if rescorer is not None else (0.0 if blob is not None else peak)
         if score >= settings.min_score:
-            found.append(_Component(k, score, peak, features))
+            found.append(_Component(k, score, peak, features, blob))
     return labels, sorted(found, key=lambda c: -c.score)
 
 
 def _local_prob(prob: np.ndarray, labels: np.ndarray, label: int, obj: tuple[slice, ...], prob_grid: Grid
                 ) -> tuple[np.ndarray, Grid]:
     """The component's probabilities (others zeroed) in its box grown by 3 voxels, and that box's grid."""
-    lo = [max(s.start - 3, 0) for s in obj]
-    hi = [min(s.stop + 3, n) for s, n in zip(obj, prob.shape, strict=True)]
-    sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    sl = _grown(obj, prob.shape)
     local = np.where(labels[sl] == label, prob[sl], 0.0).astype(np.float32)
-    return local, prob_grid.crop(tuple(lo), tuple(hi))  # type: ignore[arg-type]
+    return local, prob_grid.crop(tuple(s.start for s in sl), tuple(s.stop for s in sl))  # type: ignore[arg-type]
+
+
+def _grown(obj: tuple[slice, ...], shape: tuple[int, ...], by: int = 3) -> tuple[slice, ...]:
+    return tuple(slice(max(s.start - by, 0), min(s.stop + by, n)) for s, n in zip(obj, shape, strict=True))
 
 
 def _native_box(obj: tuple[slice, ...], prob_grid: Grid, grid: Grid, margin_mm: float) -> tuple[slice, ...]:
@@ -251,6 +308,9 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
         box = _native_box(objects[label - 1], prob_grid, grid, settings.margin_mm)
         crop = grid.crop(tuple(s.start for s in box), tuple(s.stop for s in box))  # type: ignore[arg-type]
         local, local_grid = _local_prob(prob, labels, label, objects[label - 1], prob_grid)
+        if component.blob is not None:  # no network outline: the blob's own pseudo-probability
+            lo = np.array([s.start for s in _grown(objects[label - 1], prob.shape)])
+            local = _blob_field(local.shape, np.array(component.blob[0]) - lo, component.blob[1], prob_grid.spacing)
         prob_crop = resample(local, local_grid, crop, fill=0.0)
         lung_crop = None if lung is None else _lung_crop(lung, objects[label - 1], prob_grid, crop)
         hu_crop = hu[box].astype(np.float32)

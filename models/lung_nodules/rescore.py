@@ -20,6 +20,10 @@ Features (all pure functions of probability, HU and lung mask on the network gri
 - ``continuity``: log of (tissue connected to the component within its equivalent radius + 6 voxels)
   / (component volume): about 0 for an isolated nodule, large for a vessel.
 - ``far_tissue``: share of a shell 4-6 voxels outside that is tissue inside the lung.
+- ``dot``: log(1 + the strongest Hessian dot response inside the component) (``blobs.py``): high for a
+  compact blob, low along a vessel; 0 when no dot map is given.
+- ``blob``: 1 for a candidate the dot filter added (no network component there), else 0 (set by the
+  candidate search, not by :func:`candidate_features`).
 """
 from __future__ import annotations
 
@@ -32,9 +36,10 @@ import numpy as np
 from scipy import ndimage
 
 from models.errors import ModelError
+from models.lung_nodules.blobs import DotMap
 
 FEATURES = ("peak_logit", "log_volume", "mean_hu", "std_hu", "elongation", "flatness", "shell_tissue",
-            "shell_wall", "continuity", "far_tissue")
+            "shell_wall", "continuity", "far_tissue", "dot", "blob")
 TISSUE_HU = -550.0
 MARGIN = 8  # voxels around the component's box
 _CROSS = ndimage.generate_binary_structure(3, 1)
@@ -47,8 +52,9 @@ def _logit(p: float) -> float:
 
 
 def candidate_features(prob: np.ndarray, hu: np.ndarray, lung: np.ndarray, labels: np.ndarray, label: int,
-                       box: tuple[slice, ...]) -> dict[str, float]:
-    """Features of component *label* of *labels* (its bounding *box*), all arrays on the network grid."""
+                       box: tuple[slice, ...], dots: DotMap | None = None) -> dict[str, float]:
+    """Features of component *label* of *labels* (its bounding *box*), all arrays on the network grid
+    (*dots*: the dot-filter map; without it ``dot`` is 0). All of FEATURES but ``blob``."""
     sl = tuple(slice(max(s.start - MARGIN, 0), min(s.stop + MARGIN, n)) for s, n in zip(box, prob.shape, strict=True))
     comp = labels[sl] == label
     h, lg = hu[sl], lung[sl]
@@ -80,6 +86,7 @@ def candidate_features(prob: np.ndarray, hu: np.ndarray, lung: np.ndarray, label
         "shell_wall": float((shell & ~lg).sum()) / max(int(shell.sum()), 1),
         "continuity": math.log(max(connected, n) / n),
         "far_tissue": float((far & tissue & lg).sum()) / max(int(far.sum()), 1),
+        "dot": math.log1p(dots.max_in(comp, sl)) if dots is not None else 0.0,
     }
 
 

@@ -8,6 +8,7 @@ import pytest
 from scipy import ndimage
 
 from models.errors import ModelError
+from models.lung_nodules.blobs import DotMap, dot_filter
 from models.lung_nodules.candidates import CandidateSettings, find_nodules
 from models.lung_nodules.geometry import Grid
 from models.lung_nodules.rescore import FEATURES, Rescorer, candidate_features
@@ -30,17 +31,19 @@ def scene() -> dict:
     return {"hu": hu, "prob": prob, "lung": np.ones(SHAPE, dtype=bool), "grid": Grid.axial(SHAPE, (1.0, 1.0, 1.0))}
 
 
-def _features(scene: dict) -> tuple[dict[str, float], dict[str, float]]:
+def _features(scene: dict, dots: DotMap | None = None) -> tuple[dict[str, float], dict[str, float]]:
     labels, _ = ndimage.label(scene["prob"] >= 0.5)
     objs = ndimage.find_objects(labels)
     by_x = sorted(range(1, len(objs) + 1), key=lambda k: objs[k - 1][2].start)
-    nod, ves = (candidate_features(scene["prob"], scene["hu"], scene["lung"], labels, k, objs[k - 1]) for k in by_x)
+    nod, ves = (candidate_features(scene["prob"], scene["hu"], scene["lung"], labels, k, objs[k - 1], dots)
+                for k in by_x)
     return nod, ves
 
 
 def test_features_tell_a_nodule_from_a_vessel_segment(scene: dict) -> None:
     nodule, vessel = _features(scene)
-    assert set(nodule) == set(FEATURES)
+    assert set(nodule) == set(FEATURES) - {"blob"}  # "blob" is the candidate search's to set
+    assert nodule["dot"] == vessel["dot"] == 0.0  # no dot map given
     assert nodule["peak_logit"] == pytest.approx(math.log(0.97 / 0.03))
     assert nodule["log_volume"] == pytest.approx(math.log(int((scene["prob"][:, :, :60] >= 0.5).sum())))
     assert nodule["mean_hu"] == pytest.approx(40.0) and nodule["std_hu"] == pytest.approx(0.0)
@@ -48,6 +51,8 @@ def test_features_tell_a_nodule_from_a_vessel_segment(scene: dict) -> None:
     assert nodule["shell_tissue"] == 0.0 and vessel["shell_tissue"] > 0.05  # the vessel leaves through the shell
     assert nodule["continuity"] == 0.0 and vessel["continuity"] > 0.5
     assert nodule["shell_wall"] == 0.0 and nodule["far_tissue"] == 0.0
+    nodule, vessel = _features(scene, dot_filter(scene["hu"], scene["lung"], scene["grid"]))
+    assert nodule["dot"] > vessel["dot"] + 1.0  # log scale: a blob answers the dot filter, a tube hardly
 
 
 def _rescorer(**weights: float) -> Rescorer:
