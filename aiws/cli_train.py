@@ -101,6 +101,8 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
 
     if not (args.data / "dataset.json").is_file():
         raise NotFound(f"{args.data}: no dataset.json (MSD layout with nodulesTr/ ground truth)")
+    if args.blob_candidates is not None and args.blob_candidates < 0:
+        raise ConfigError(f"--blob-candidates {args.blob_candidates}: must be >= 0")
     if args.from_version is not None:
         from models.errors import ModelError
         from training.lung_nodules.export import run_from_version
@@ -116,7 +118,7 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
     try:
-        summary = rescore_run(args.run, args.data, threads=args.threads)
+        summary = rescore_run(args.run, args.data, threads=args.threads, blob_candidates=args.blob_candidates)
     except RescoreError as exc:
         raise ConfigError(str(exc)) from None
     for line in report_lines(summary):
@@ -171,6 +173,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--from-version", type=int, default=None, metavar="N",
                    help="start RUN (a new folder) from published version N of lung_nodules (0: latest), no training")
     p.add_argument("--repository", type=Path, default=None, help=REPOSITORY_HELP)
+    p.add_argument("--blob-candidates", type=int, default=None, metavar="N",
+                   help="also take the N strongest dot-filter blobs per scan as candidates (small nodules the network "
+                        "misses; 0: none; default: the run's setting)")
     p.set_defaults(handler=cmd_rescore)
 
     p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,9 @@ def write_candidate(run_dir: Path, network: Any, config: TrainConfig, card: dict
     return root / config.export.model_name / "1" / MODEL_FILENAME
 
 
+_DERIVED = re.compile(r" Same network as version \d+: started from it by aiws rescore --from-version, not retrained\.")
+
+
 def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: Path) -> int:
     """A run folder whose candidate is a published version (no training); returns the version used.
 
@@ -126,8 +130,9 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
     card = json.loads((source / CARD_JSON).read_text(encoding="utf-8"))
     card["conventions"] = CONVENTIONS
     card.setdefault("provenance", {})["derived_from"] = {"model": model, "version": used}
-    card["summary"] = f"{card.get('summary', '')} Same network as version {used}: started from it by aiws rescore " \
-                      f"--from-version, not retrained."
+    summary = _DERIVED.sub("", card.get("summary", ""))  # a version derived from a derived one names its source
+    card["summary"] = f"{summary} Same network as version {used}: started from it by aiws rescore --from-version, " \
+                      f"not retrained."
     run_dir.mkdir(parents=True, exist_ok=False)
     publish_version(run_dir / CANDIDATE_DIR, model, source / MODEL_FILENAME,
                     repo.config_path(model).read_text(encoding="utf-8"), card, version=1)

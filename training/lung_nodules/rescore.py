@@ -40,6 +40,9 @@ L2 = 1.0
 FOLDS = 4
 SUMMARY = (" Candidates are scored by a second stage: a logistic regression on the network's peak probability and "
            "the candidate's shape and neighbourhood (vessel continuity, tissue around it), fitted on tuning phantoms.")
+BLOBS = (" Small nodules the network misses are looked for by a Hessian dot-enhancement filter (Li, Sone and "
+         "Doi 2003): its {n} strongest blobs in the lung that no network candidate covers are candidates too, scored "
+         "by the same second stage.")
 LIMITATION = ("The second stage learned what phantom vessels and airway walls look like next to phantom nodules; "
               "refit it (aiws rescore) on local data before trusting its false-positive reduction on patient CT.")
 
@@ -126,8 +129,12 @@ def cross_validated(scans: Sequence[TuningScan], folds: int = FOLDS) -> list[Sca
     return _rescored(scans, scores)
 
 
-def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0) -> dict[str, Any]:
+def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates: int | None = None
+                ) -> dict[str, Any]:
     """Fit the second stage of *run_dir*'s candidate on *data_dir*; update its model card; returns the summary.
+
+    *blob_candidates*: set the candidate's ``postprocess.blob_candidates`` (dot-filter blobs added as
+    candidates, ``models/lung_nodules/blobs.py``) before collecting; None keeps the card's setting.
 
     Raises:
         RescoreError: no exported candidate, shared seeds, or no candidate on a nodule.
@@ -141,28 +148,37 @@ def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0) -> dict[str, An
     shared = sorted(set(seeds) & set(run.get("training_seeds", [])))
     if shared:
         raise RescoreError(f"{data_dir}: phantom seeds {shared[:10]} were used to train {run_dir.name}")
+    if blob_candidates is not None and blob_candidates < 0:
+        raise RescoreError(f"blob candidates {blob_candidates}: must be >= 0")
     model = repo.models()[0]
     runtime = OnnxRuntime(repo, device="cpu", intra_op_threads=threads)
     version = runtime.resolve_version(model)
+    markdown_path = repo.card_path(model, version)
+    card_path = markdown_path.with_name(CARD_JSON)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if blob_candidates is not None:
+        card.setdefault("postprocess", {})["blob_candidates"] = blob_candidates
+        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     scans = collect(runtime, model, version, data_dir)
     x = np.vstack([s.features for s in scans])
     y = np.concatenate([s.positive for s in scans])
     rescorer = fit(x, y)
-    markdown_path = repo.card_path(model, version)
-    card_path = markdown_path.with_name(CARD_JSON)
-    card = json.loads(card_path.read_text(encoding="utf-8"))
     max_fp = float(card.get("operating_point", {}).get("chosen_for_max_fp_per_scan", 0.5))
     validated = cross_validated(scans)
     threshold = choose_threshold(validated, max_fp, floor=0.0)
     network_froc = froc([s.scan for s in scans])["points"]
     rescored_froc = froc(validated)["points"]
+    blobs = int(card["postprocess"].get("blob_candidates", 0))
     summary = {"data": str(data_dir), "seeds": seeds, "scans": len(scans), "candidates": int(len(y)),
-               "on_nodules": int(y.sum()), "l2": L2, "folds": FOLDS, "threshold": round(threshold, 4),
+               "on_nodules": int(y.sum()), "blob_candidates": blobs, "l2": L2, "folds": FOLDS,
+               "threshold": round(threshold, 4),
                "froc_network_score": network_froc, "froc_cross_validated": rescored_froc}
     card["rescore"] = {**rescorer.to_mapping(), "trained_on": summary}
     card["postprocess"]["min_score"] = round(threshold, 4)
     if SUMMARY not in card.get("summary", ""):
         card["summary"] = card.get("summary", "") + SUMMARY
+    if blobs and BLOBS.format(n=blobs) not in card["summary"]:
+        card["summary"] += BLOBS.format(n=blobs)
     if LIMITATION not in card.get("limitations", []):
         card["limitations"] = [*card.get("limitations", []), LIMITATION]
     card["operating_point"] = {"score_threshold": round(threshold, 4), "chosen_for_max_fp_per_scan": max_fp,
@@ -180,7 +196,9 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     """Human-readable lines for ``aiws rescore``."""
     def points(p: dict[str, Any]) -> str:
         return ", ".join(f"{k}: {v['sensitivity']:.3f}" for k, v in p.items())
+    blobs = summary.get("blob_candidates", 0)
     return [f"second stage fitted on {summary['candidates']} candidates ({summary['on_nodules']} on nodules) of "
-            f"{summary['scans']} tuning phantoms; operating threshold {summary['threshold']}",
+            f"{summary['scans']} tuning phantoms" + (f", up to {blobs} dot-filter blobs per scan among them" if blobs
+                                                     else "") + f"; operating threshold {summary['threshold']}",
             "FROC, network score (sensitivity >= 5 mm at FP/scan): " + points(summary["froc_network_score"]),
             "FROC, second stage (cross-validated):                " + points(summary["froc_cross_validated"])]

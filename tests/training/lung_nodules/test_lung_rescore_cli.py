@@ -32,7 +32,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = root / "run"
     write_phantom_dataset(root / "tune", [20100, 20101], SMALL)
     code = main(["rescore", str(folder), "--data", str(root / "tune"), "--threads", "2", "--from-version", "1",
-                 "--repository", str(SHIPPED.parent)])
+                 "--repository", str(SHIPPED.parent), "--blob-candidates", "5"])
     assert code == 0
     return {"root": root, "run": folder}
 
@@ -53,6 +53,9 @@ def test_from_version_starts_a_run_from_the_published_network(run: dict[str, Pat
     assert main(["rescore", str(missing), "--data", str(run["root"] / "tune"), "--from-version", "99",
                  "--repository", str(SHIPPED.parent)]) == 1
     assert "version 99 not in" in capsys.readouterr().err and not missing.exists()
+    assert main(["rescore", str(missing), "--data", str(run["root"] / "tune"), "--from-version", "1",
+                 "--repository", str(SHIPPED.parent), "--blob-candidates", "-1"]) == 1
+    assert "--blob-candidates -1: must be >= 0" in capsys.readouterr().err and not missing.exists()
 
 
 def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, Path],
@@ -68,6 +71,8 @@ def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, 
     assert json.loads((run["run"] / "run.json").read_text())["rescore_seeds"] == [20100, 20101]
     runtime = OnnxRuntime(ModelRepository(run["run"] / "export"), device="cpu")
     assert rescorer_of(runtime, "lung_nodules", 1) is not None
+    assert card["postprocess"]["blob_candidates"] == stage["trained_on"]["blob_candidates"] == 5
+    assert "dot-enhancement filter" in card["summary"] and "| dot |" in markdown
 
 
 def test_tuning_and_training_seeds_are_kept_out_of_evaluation(run: dict[str, Path],
@@ -93,9 +98,11 @@ def test_evaluation_and_service_score_candidates_by_the_second_stage(run: dict[s
     found = detect_nodules(runtime, phantom.hu, phantom.grid, settings=everything).nodules
     assert found and all(n.score == pytest.approx(rescorer.score(n.features)) for n in found)
     assert [n.score for n in found] == sorted((n.score for n in found), reverse=True)
+    assert {n.features["blob"] for n in found} == {0.0, 1.0}  # the network's candidates and dot-filter blobs
     by_peak = detect_nodules(runtime, phantom.hu, phantom.grid, settings=everything, rescore=False).nodules
     assert all(n.score == n.peak_probability and not n.features for n in by_peak)  # nothing measured in vain
-    assert sorted(n.peak_probability for n in found) == sorted(n.score for n in by_peak)
+    # scored by the network alone there are no blobs (they have no network score)
+    assert sorted(n.peak_probability for n in found if not n.features["blob"]) == sorted(n.score for n in by_peak)
 
 
 def test_a_derived_run_exports_as_the_next_version_with_the_same_weights(run: dict[str, Path],
@@ -112,3 +119,13 @@ def test_a_derived_run_exports_as_the_next_version_with_the_same_weights(run: di
     card = json.loads((folder / "model_card.json").read_text())
     assert card["provenance"]["derived_from"]["version"] == 1 and "rescore" in card
     assert card["metrics"]["evaluation"]["operating_point"]["threshold"] == card["postprocess"]["min_score"]
+
+
+def test_a_version_derived_from_a_derived_one_names_only_its_source(tmp_path: Path) -> None:
+    from training.lung_nodules.export import run_from_version
+
+    source = json.loads((SHIPPED / "3" / "model_card.json").read_text())
+    assert "Same network as version 2" in source["summary"]  # version 3 was derived from version 2
+    assert run_from_version(SHIPPED.parent, "lung_nodules", 3, tmp_path / "run") == 3
+    card = json.loads((tmp_path / "run" / "export" / "lung_nodules" / "1" / "model_card.json").read_text())
+    assert card["summary"].count("Same network as version") == 1 and "Same network as version 3" in card["summary"]
