@@ -4,7 +4,8 @@ In one run, the same sliding-window code (same patches, same batches) with three
 (a) torch eager (the trained MONAI module, weights read back from the shipped ONNX file),
 (b) ONNX Runtime in-process (the service default), (c) Triton over gRPC, tensors inside the
 messages and (d) through system shared memory (``triton_shared_memory``), when the pytriton server
-in ``.venv-triton`` can be started (Python-backend twin running the same ONNX file).
+in ``.venv-triton`` can be started (Python-backend twin running the same ONNX file). Triton keeps two
+requests in flight (``requests_in_flight``), as every runtime does; the "1req" rows keep one, for comparison.
 Prints seconds and the ratios eager/ORT (target >= 1.5 on the CPU) and Triton/ORT (target: overhead
 <= 15 %), and checks the outputs agree.
 
@@ -117,7 +118,8 @@ def triton_runtimes(repo_root: Path, work: Path) -> tuple[Any, dict[str, Any]] |
         return None
     server = TritonServer(work / "triton", repo_root).start(wait_models=(MODEL_NAME,))
     repo = ModelRepository(repo_root)
-    return server, {"triton grpc": TritonRuntime(repo, server.grpc_url, "grpc", timeout_seconds=300),
+    return server, {"triton grpc 1req": TritonRuntime(repo, server.grpc_url, "grpc", 300, requests_in_flight=1),
+                    "triton grpc": TritonRuntime(repo, server.grpc_url, "grpc", timeout_seconds=300),
                     "triton grpc+shm": TritonRuntime(repo, server.grpc_url, "grpc", 300, shared_memory=True)}
 
 
@@ -190,6 +192,8 @@ def main() -> int:
 
     run(ort_rt)()  # session creation and warm-up outside the timing
     results = {"torch eager": timed(run(eager), args.repeat), "onnxruntime": timed(run(ort_rt), args.repeat)}
+    ort_rt.requests_in_flight = 1  # for comparison: no batch blended while the next one runs
+    results["onnxruntime 1req"] = timed(run(ort_rt), args.repeat)
     server = None
     with tempfile.TemporaryDirectory(prefix="aiws-bench-infer-") as tmp:
         started = None if args.no_triton else triton_runtimes(args.repository, Path(tmp))
@@ -209,7 +213,7 @@ def main() -> int:
         print(f"{name:<16} {seconds:8.2f} {float(np.abs(out - base_out).max()):18.2e}")
     ratio = results["torch eager"][0] / base_s
     print(f"ratio torch eager / ONNX Runtime = {ratio:.2f} (target >= 1.5)")
-    for name in ("triton grpc", "triton grpc+shm"):
+    for name in ("triton grpc 1req", "triton grpc", "triton grpc+shm"):
         if name in results:
             overhead = results[name][0] / base_s - 1.0
             print(f"{name} overhead over in-process ONNX Runtime = {overhead * 100:+.1f} % (target <= 15 %)")

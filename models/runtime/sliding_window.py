@@ -1,7 +1,9 @@
 """Sliding-window inference over a 3D volume: overlapping patches, Gaussian blending, batched.
 
 The same code path for every backend: patches go through :meth:`InferenceRuntime.infer`, so
-ONNX Runtime and Triton see identical requests. numpy only.
+ONNX Runtime and Triton see identical requests; ``InferenceRuntime.requests_in_flight`` requests
+go at once (results are blended in patch order either way, so the output does not depend on it).
+numpy only.
 
 The patch size (ROI) is the model's input dims in ``config.pbtxt`` (``[channels, z, y, x]``,
 batch dimension implicit). The model version is resolved ONCE per volume, so a new version
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,14 +130,34 @@ def sliding_window_inference(runtime: InferenceRuntime, model: str, volume: np.n
                                                                                           strict=True))))
     batch = min(window.batch_size, spec.max_batch_size)
     name_in, name_out = spec.inputs[0].name, spec.outputs[0].name
-    for i in range(0, len(starts), batch):
-        chunk = starts[i:i + batch]
+    def request(chunk: list[tuple[int, ...]]) -> tuple[list[tuple[slice, ...]], np.ndarray]:
         slices = [tuple(slice(s, s + r) for s, r in zip(st, roi, strict=True)) for st in chunk]
         patches = np.stack([array[(slice(None), *sl)] for sl in slices])
-        result = runtime.infer(model, {name_in: patches}, version=resolved).outputs[name_out]
+        return slices, runtime.infer(model, {name_in: patches}, version=resolved).outputs[name_out]
+
+    def blend(slices: list[tuple[slice, ...]], result: np.ndarray) -> None:
         for pred, sl in zip(result, slices, strict=True):
             out[(slice(None), *sl)] += pred.astype(np.float32) * weights
             wsum[sl] += weights
+
+    chunks = [starts[i:i + batch] for i in range(0, len(starts), batch)]
+    depth = max(1, min(runtime.requests_in_flight, len(chunks)))
+    if depth == 1:
+        for chunk in chunks:
+            blend(*request(chunk))
+    else:  # keep *depth* requests in flight, blend in order as they come back
+        with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="window") as pool:
+            pending: deque[Future[tuple[list[tuple[slice, ...]], np.ndarray]]] = deque()
+            try:
+                for chunk in chunks:
+                    pending.append(pool.submit(request, chunk))
+                    if len(pending) >= depth:
+                        blend(*pending.popleft().result())
+                while pending:
+                    blend(*pending.popleft().result())
+            finally:
+                for future in pending:
+                    future.cancel()
     out /= wsum
     crop = (slice(None), *(slice(0, s) for s in shape))
     LOGGER.debug("sliding window %s v%d: %d patches of %s over %s", model, resolved, len(starts), roi, shape)

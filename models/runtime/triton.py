@@ -65,8 +65,11 @@ class TritonRuntime(InferenceRuntime):
     backend = "triton"
 
     def __init__(self, repository: ModelRepository, url: str, protocol: Protocol = "grpc",
-                 timeout_seconds: float = 120.0, shared_memory: bool = False) -> None:
+                 timeout_seconds: float = 120.0, shared_memory: bool = False, requests_in_flight: int = 2) -> None:
         super().__init__(repository)
+        if requests_in_flight < 1:
+            raise ValueError(f"requests_in_flight {requests_in_flight}: must be >= 1")
+        self.requests_in_flight = requests_in_flight
         self.url = url
         self.protocol = protocol
         self.timeout_seconds = timeout_seconds

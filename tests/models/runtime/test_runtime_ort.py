@@ -102,6 +102,29 @@ def test_sliding_window_equals_whole_volume_for_a_pointwise_model(repo: Path) ->
     np.testing.assert_allclose(result.output[0], _sigmoid(2 * volume + 0.5), rtol=1e-5, atol=1e-6)
 
 
+def test_requests_in_flight_blend_in_patch_order(repo: Path) -> None:
+    runtime = OnnxRuntime(ModelRepository(repo), "cpu")
+    volume = np.random.default_rng(5).normal(size=(20, 40, 27)).astype(np.float32)
+    window = SlidingWindow(overlap=0.5, batch_size=2)
+    runtime.requests_in_flight = 1
+    one = sliding_window_inference(runtime, "conv", volume, window).output
+    runtime.requests_in_flight = 3  # the same result, bit for bit
+    np.testing.assert_array_equal(sliding_window_inference(runtime, "conv", volume, window).output, one)
+    calls = 0
+    infer = runtime.infer
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise InferenceFailed("request 4 failed")
+        return infer(*args, **kwargs)
+
+    runtime.infer = failing  # type: ignore[method-assign]
+    with pytest.raises(InferenceFailed, match="request 4"):  # a request's failure is the volume's
+        sliding_window_inference(runtime, "conv", volume, window)
+
+
 def test_sliding_window_pads_a_small_volume(repo: Path) -> None:
     runtime = OnnxRuntime(ModelRepository(repo), "cpu")
     volume = np.full((5, 20, 9), 0.25, dtype=np.float32)
