@@ -65,6 +65,6 @@ train-lung: setup
 	run=runs/lung-shipped-$$(date +%Y%m%d-%H%M%S); \
 	$(BIN)/aiws train lung_nodules --data $(LUNG_DATA)/train --config training/lung_nodules/configs/shipped.toml \
 	  --run $$(basename $$run) --runs-dir runs && \
-	$(BIN)/aiws rescore $$run --data $(LUNG_DATA)/tune && \
+	$(BIN)/aiws rescore $$run --data $(LUNG_DATA)/tune --blob-candidates 10 && \
 	$(BIN)/aiws evaluate $$run --data $(LUNG_DATA)/eval && \
 	$(BIN)/aiws export $$run
