@@ -89,8 +89,8 @@ class InferenceRuntime(abc.ABC):
     backend: str = ""
     #: Requests sliding-window inference keeps in flight: with 2, the previous batch is blended (and, for a
     #: server, the next one travels) while the current one runs. Results are blended in patch order either
-    #: way, so the output is the same bit for bit (measured in bench/infer.py: ORT ~10 % faster, Triton
-    #: gRPC overhead +36 % -> +5 %).
+    #: way, so the output is the same bit for bit (bench/infer.py: Triton gRPC overhead +36 % -> +5 %;
+    #: in-process ONNX Runtime within the machine's noise, -10 % to +5 %).
     requests_in_flight: int = 2
 
     def __init__(self, repository: ModelRepository) -> None:
