@@ -130,6 +130,7 @@ def sliding_window_inference(runtime: InferenceRuntime, model: str, volume: np.n
                                                                                           strict=True))))
     batch = min(window.batch_size, spec.max_batch_size)
     name_in, name_out = spec.inputs[0].name, spec.outputs[0].name
+
     def request(chunk: list[tuple[int, ...]]) -> tuple[list[tuple[slice, ...]], np.ndarray]:
         slices = [tuple(slice(s, s + r) for s, r in zip(st, roi, strict=True)) for st in chunk]
         patches = np.stack([array[(slice(None), *sl)] for sl in slices])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,12 @@ BLOBS = (" Small nodules the network misses are looked for by a Hessian dot-enha
          "by the same second stage.")
 LIMITATION = ("The second stage learned what phantom vessels and airway walls look like next to phantom nodules; "
               "refit it (aiws rescore) on local data before trusting its false-positive reduction on patient CT.")
+
+
+def with_blob_sentence(summary: str, blobs: int) -> str:
+    """*summary* saying how many dot-filter blobs are candidates (an earlier such sentence replaced; none for 0)."""
+    summary = re.sub(re.escape(BLOBS).replace(r"\{n\}", r"\d+"), "", summary)
+    return summary + BLOBS.format(n=blobs) if blobs else summary
 
 
 class RescoreError(ValueError):
@@ -177,8 +184,7 @@ def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates
     card["postprocess"]["min_score"] = round(threshold, 4)
     if SUMMARY not in card.get("summary", ""):
         card["summary"] = card.get("summary", "") + SUMMARY
-    if blobs and BLOBS.format(n=blobs) not in card["summary"]:
-        card["summary"] += BLOBS.format(n=blobs)
+    card["summary"] = with_blob_sentence(card["summary"], blobs)
     if LIMITATION not in card.get("limitations", []):
         card["limitations"] = [*card.get("limitations", []), LIMITATION]
     card["operating_point"] = {"score_threshold": round(threshold, 4), "chosen_for_max_fp_per_scan": max_fp,

@@ -57,3 +57,13 @@ def test_fit_needs_both_classes() -> None:
         fit(x, np.zeros(4, dtype=bool))
     with pytest.raises(RescoreError, match="4 of 4"):
         fit(x, np.ones(4, dtype=bool))
+
+
+def test_the_card_summary_names_the_current_blob_count() -> None:
+    from training.lung_nodules.rescore import with_blob_sentence
+
+    ten = with_blob_sentence("A network.", 10)
+    assert ten.startswith("A network.") and "its 10 strongest blobs" in ten
+    five = with_blob_sentence(ten, 5)
+    assert "its 5 strongest blobs" in five and "10 strongest" not in five and five.count("dot-enhancement") == 1
+    assert with_blob_sentence(five, 0) == "A network."
