@@ -152,8 +152,9 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
         inside = labels[obj] == k
         if inside.sum() <= max_voxels:
             peaks.append((float(prob[obj][inside].max()), k))
-    chosen: list[tuple[int, tuple[tuple[int, int, int], float] | None]] = [
-        (k, None) for _, k in sorted(peaks, key=lambda pk: (-pk[0], pk[1]))[: settings.max_candidates]]
+    top = sorted(peaks, key=lambda pk: (-pk[0], pk[1]))[: settings.max_candidates]
+    peak_of = {k: peak for peak, k in top}
+    chosen: list[tuple[int, tuple[tuple[int, int, int], float] | None]] = [(k, None) for _, k in top]
     measured = net_hu is not None and lung is not None
     dots = None
     if measured and (settings.blob_candidates > 0 or rescorer is None or "dot" in rescorer.features):
@@ -165,7 +166,7 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
     found = []
     for k, blob in chosen:
         obj = objects[k - 1]
-        peak = float(prob[obj][labels[obj] == k].max())
+        peak = peak_of[k] if blob is None else float(prob[obj][labels[obj] == k].max())
         features = {}
         if measured:
             features = {**candidate_features(prob, net_hu, lung, labels, k, obj, dots),  # type: ignore[arg-type]
@@ -307,10 +308,13 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
         label, score = component.label, component.score
         box = _native_box(objects[label - 1], prob_grid, grid, settings.margin_mm)
         crop = grid.crop(tuple(s.start for s in box), tuple(s.stop for s in box))  # type: ignore[arg-type]
-        local, local_grid = _local_prob(prob, labels, label, objects[label - 1], prob_grid)
-        if component.blob is not None:  # no network outline: the blob's own pseudo-probability
-            lo = np.array([s.start for s in _grown(objects[label - 1], prob.shape)])
-            local = _blob_field(local.shape, np.array(component.blob[0]) - lo, component.blob[1], prob_grid.spacing)
+        if component.blob is None:
+            local, local_grid = _local_prob(prob, labels, label, objects[label - 1], prob_grid)
+        else:  # no network outline: the blob's own pseudo-probability over the same grown box
+            sl = _grown(objects[label - 1], prob.shape)
+            local_grid = prob_grid.crop(tuple(s.start for s in sl), tuple(s.stop for s in sl))  # type: ignore[arg-type]
+            local = _blob_field(local_grid.shape, np.array(component.blob[0]) - [s.start for s in sl],
+                                component.blob[1], prob_grid.spacing)
         prob_crop = resample(local, local_grid, crop, fill=0.0)
         lung_crop = None if lung is None else _lung_crop(lung, objects[label - 1], prob_grid, crop)
         hu_crop = hu[box].astype(np.float32)
