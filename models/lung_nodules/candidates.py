@@ -326,7 +326,7 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
         if mean < settings.min_diameter_mm:
             continue
         centre = crop.to_mm(np.argwhere(mask).mean(axis=0))
-        location = locate(centre, mask, lung_crop, hu_crop, lung_extent, crop.spacing[2])
+        location = locate(centre, mask, lung_crop, hu_crop, lung_extent, crop.spacing)
         if lung is not None and not location.in_lung:
             continue
         mean_hu = float(hu_crop[mask].mean())

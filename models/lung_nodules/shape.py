@@ -6,8 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-JUXTA_SHELL_FRACTION = 0.03  # of the nodule's in-plane shell (1.5 mm wide) lying on chest wall
+JUXTA_SHELL_FRACTION = 0.02  # of the nodule's in-plane shell (1.5 mm wide) lying on chest wall
 JUXTA_SHELL_MM = 1.5
+JUXTA_REACH_MM = 3.0  # chest wall: soft tissue within this distance of the nodule that continues outside the lung
+WALL_HU = -300.0
+_FULL = np.ones((3, 3, 3), dtype=bool)
 _IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
                       [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], dtype=bool)
 OVAL_RATIO = (0.8, 1.2)  # volume / volume of the moment-equivalent ellipsoid
@@ -25,12 +28,13 @@ class Location:
 
 
 def locate(centre_mm: np.ndarray, mask: np.ndarray, lung: np.ndarray | None, hu: np.ndarray,
-           extent: tuple[float, float, float] | None, pixel_mm: float = 0.7) -> Location:
+           extent: tuple[float, float, float] | None, spacing: tuple[float, float, float] = (1.0, 0.7, 0.7)
+           ) -> Location:
     """Side from the lungs' midline (LPS +x is the patient's left), zone by thirds of the lungs' z range.
 
-    Juxtapleural: at least 3 % of the in-plane shell (1.5 mm wide) around the nodule is soft tissue
-    (> -300 HU) outside the lung mask, i.e. chest wall or mediastinum. Without a lung mask: the image centre
-    is the midline, zone "unknown", never juxtapleural.
+    Juxtapleural: at least 2 % of the in-plane shell (1.5 mm wide) around the nodule is chest wall or
+    mediastinum, see :func:`chest_wall`. Without a lung mask: the image centre is the midline, zone
+    "unknown", never juxtapleural. *spacing*: the voxel size of *mask*, *lung* and *hu* (mm).
     """
     if extent is None or lung is None:
         return Location("left" if centre_mm[0] > 0 else "right", "unknown", False)
@@ -38,13 +42,33 @@ def locate(centre_mm: np.ndarray, mask: np.ndarray, lung: np.ndarray | None, hu:
     third = (z_hi - z_lo) / 3.0
     z = float(centre_mm[2])
     zone = "lower" if z < z_lo + third else ("middle" if z < z_hi - third else "upper")
-    steps = max(1, int(round(JUXTA_SHELL_MM / pixel_mm)))
+    steps = max(1, int(round(JUXTA_SHELL_MM / spacing[2])))
     shell = ndimage.binary_dilation(mask, structure=_IN_PLANE, iterations=steps) & ~mask
-    wall = shell & ~lung & (hu > -300.0)
+    wall = shell & chest_wall(mask, lung, hu, spacing)
     juxta = bool(shell.any() and wall.sum() >= JUXTA_SHELL_FRACTION * shell.sum())
     idx = tuple(int(round(v)) for v in np.argwhere(mask).mean(axis=0))
     in_lung = bool(lung[idx]) or bool((lung & mask).any())
     return Location("left" if centre_mm[0] > midline else "right", zone, juxta, False, in_lung)
+
+
+def chest_wall(mask: np.ndarray, lung: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]
+               ) -> np.ndarray:
+    """Soft tissue (> -300 HU) next to the nodule *mask* that is chest wall or mediastinum.
+
+    The lung mask is made on a 2 mm grid and closed (so that juxtapleural nodules belong to it): its edge
+    can lie inside the chest wall (on the phantoms, 0.8-3.4 mm from nodules placed 0.3 mm from the pleura).
+    So the wall is not "tissue outside the lung mask" but the soft tissue within 3 mm of the nodule that
+    is connected, within those 3 mm, to tissue outside the lung mask. A vessel touching the nodule is tissue too, but within 3 mm of a nodule away
+    from the pleura it does not reach outside the lung.
+    """
+    tissue = (hu > WALL_HU) & ~mask
+    near = ndimage.distance_transform_edt(~mask, sampling=spacing) <= JUXTA_REACH_MM
+    local = tissue & near
+    labels, n = ndimage.label(local, structure=_FULL)
+    if n == 0:
+        return local
+    outside = np.unique(labels[local & ~lung])
+    return np.isin(labels, outside[outside > 0])
 
 
 def is_oval(mask: np.ndarray, spacing: tuple[float, float, float]) -> bool:
