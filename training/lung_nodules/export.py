@@ -118,8 +118,8 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
     ``aiws rescore``, ``aiws evaluate`` and ``aiws export`` then work on it as on a trained run: an ML
     engineer refits the second stage of a shipped network on local data and publishes the result as the
     next version, same weights. The card keeps the network's provenance, gets today's measurement
-    conventions and ``provenance.derived_from``; ``run.json`` keeps the training seeds, which evaluation
-    must still avoid.
+    conventions and ``provenance.derived_from``; ``run.json`` keeps the training seeds and the seeds its
+    second stage was fitted on, which evaluation must still avoid (until ``aiws rescore`` refits it).
 
     Raises:
         FileExistsError: *run_dir* exists. ModelError: no such model or version.
@@ -138,6 +138,9 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
                     repo.config_path(model).read_text(encoding="utf-8"), card, version=1)
     seeds = card.get("trained_on", {}).get("phantom_seeds", [])
     run = {"run": run_dir.name, "derived_from": {"model": model, "version": used}, "training_seeds": seeds}
+    rescore_seeds = card.get("rescore", {}).get("trained_on", {}).get("seeds")
+    if rescore_seeds:
+        run["rescore_seeds"] = rescore_seeds
     (run_dir / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
     LOGGER.info("run %s: candidate is %s version %d (no training)", run_dir.name, model, used)
     return used

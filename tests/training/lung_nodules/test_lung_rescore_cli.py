@@ -129,3 +129,18 @@ def test_a_version_derived_from_a_derived_one_names_only_its_source(tmp_path: Pa
     assert run_from_version(SHIPPED.parent, "lung_nodules", 3, tmp_path / "run") == 3
     card = json.loads((tmp_path / "run" / "export" / "lung_nodules" / "1" / "model_card.json").read_text())
     assert card["summary"].count("Same network as version") == 1 and "Same network as version 3" in card["summary"]
+
+
+def test_a_derived_run_keeps_the_seeds_of_its_source_second_stage(tmp_path: Path) -> None:
+    from training.lung_nodules.evaluate import EvaluationError, _check_seeds
+    from training.lung_nodules.export import run_from_version
+
+    source = json.loads((SHIPPED / "4" / "model_card.json").read_text())
+    tuned = source["rescore"]["trained_on"]["seeds"]
+    run_from_version(SHIPPED.parent, "lung_nodules", 4, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["rescore_seeds"] == tuned
+    data = tmp_path / "tune"
+    data.mkdir()
+    (data / "dataset.json").write_text(json.dumps({"training": [], "phantom": {"seeds": tuned[:2]}}))
+    with pytest.raises(EvaluationError, match="fit the second stage"):
+        _check_seeds(tmp_path / "run", data)
