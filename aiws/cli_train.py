@@ -103,6 +103,8 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
         raise NotFound(f"{args.data}: no dataset.json (MSD layout with nodulesTr/ ground truth)")
     if args.blob_candidates is not None and args.blob_candidates < 0:
         raise ConfigError(f"--blob-candidates {args.blob_candidates}: must be >= 0")
+    if args.grow_open_mm is not None and args.grow_open_mm < 0:
+        raise ConfigError(f"--grow-open-mm {args.grow_open_mm}: must be >= 0")
     if args.from_version is not None:
         from models.errors import ModelError
         from training.lung_nodules.export import run_from_version
@@ -118,7 +120,8 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
     try:
-        summary = rescore_run(args.run, args.data, threads=args.threads, blob_candidates=args.blob_candidates)
+        summary = rescore_run(args.run, args.data, threads=args.threads, blob_candidates=args.blob_candidates,
+                              grow_open_mm=args.grow_open_mm)
     except RescoreError as exc:
         raise ConfigError(str(exc)) from None
     for line in report_lines(summary):
@@ -176,6 +179,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--blob-candidates", type=int, default=None, metavar="N",
                    help="also take the N strongest dot-filter blobs per scan as candidates (small nodules the network "
                         "misses; 0: none; default: the run's setting)")
+    p.add_argument("--grow-open-mm", type=float, default=None, metavar="MM",
+                   help="let a solid nodule's outline grow past the network's probability into its CT body, less "
+                        "vessels thinner than a ball of MM radius (0: off; default: the run's setting)")
     p.set_defaults(handler=cmd_rescore)
 
     p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")

@@ -11,7 +11,9 @@ largest extent, Lung-RADS mean diameter, volume, solid component, type, side, zo
 it is juxtapleural. Pure numpy/scipy; the DICOM pipeline only wires it.
 
 Conventions (model card): the outline is the probability 0.5 iso-surface refined by the HU
-boundary (half way between the nodule's median HU and the surrounding lung); the solid
+boundary (half way between the nodule's median HU and the surrounding lung), and, where the model
+version sets ``grow_open_mm``, a solid nodule's outline may reach past the network's probability into
+its HU body less the vessels thinner than that radius (:func:`_grown_body`); the solid
 component is HU >= -300 inside the outline, less the dense parts that continue outside it (vessels
 crossing the edge of ground glass; :func:`solid_component`); type: ground-glass when the solid component's mean
 diameter is < 1.5 mm, solid when it is >= 80 % of the nodule's, part-solid otherwise.
@@ -56,6 +58,8 @@ class CandidateSettings:
     max_volume_ml: float = 100.0  # larger components are not nodules (a 30 mm nodule is 14 ml)
     min_mean_hu: float | None = None  # outlines whose mean HU is lower hold air (airway lumen, bulla): not nodules
     blob_candidates: int = 0  # strongest dot-filter blobs (blobs.py) added as candidates where no network candidate is
+    grow_open_mm: float = 0.0  # > 0: a solid outline may grow to the HU body around it that survives an opening
+    # (a ball of this radius removes vessels thinner than it) and stays inside the lung: see _grown_body
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,6 +216,40 @@ def _hu_outline(hu: np.ndarray, core: np.ndarray, allowed: np.ndarray, spacing: 
     return np.where(allowed, field_, 0.0).astype(np.float32)
 
 
+def _ball(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
+    """A ball of *radius_mm* on a grid of *spacing* (mm), as a structuring element."""
+    half = [int(radius_mm // s) for s in spacing]
+    grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
+    return sum((g * s) ** 2 for g, s in zip(grids, spacing, strict=True)) <= radius_mm ** 2 + 1e-9
+
+
+def _grown_body(full: np.ndarray, core: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, float],
+                radius_mm: float) -> np.ndarray:
+    """Where a solid nodule's outline may grow beyond the network's core: the parts of the HU outline *full*
+    that survive an opening by a ball of *radius_mm* (vessels thinner than the ball do not) and overlap *core*.
+
+    The network's probability can cover a nodule on a vessel only in part, its core then measures too small.
+    Nothing is grown when that body comes within *radius_mm* of tissue outside the *lung* mask (the opening
+    does not see finer than that): a nodule on the chest wall, the mediastinum or a hilar vessel, whose HU
+    body does not end at the nodule; nor when it reaches the edge of the crop: a vessel thicker than the
+    ball (or a vessel junction) continues beyond it.
+    """
+    ball = _ball(radius_mm, spacing)
+    opened = ndimage.binary_opening(full, structure=ball)
+    labels, n = ndimage.label(opened, structure=FULL)
+    if n == 0:
+        return opened
+    body = np.isin(labels, np.unique(labels[core & opened]).tolist())
+    if (ndimage.binary_dilation(body, structure=ball) & ~lung).any() or _on_border(body):
+        return np.zeros_like(body)
+    return body
+
+
+def _on_border(mask: np.ndarray) -> bool:
+    """Whether *mask* reaches a face of its array (a crop: what it outlines continues beyond)."""
+    return any(mask.take(i, axis=a).any() for a in range(mask.ndim) for i in (0, -1))
+
+
 def _largest_slice(mask: np.ndarray) -> int:
     areas = mask.sum(axis=(1, 2))
     return int(np.argmax(areas))
@@ -236,6 +274,9 @@ def _measure(hu: np.ndarray, prob: np.ndarray, lung: np.ndarray | None, crop: Gr
         allowed = (prob >= settings.refine_min_prob) & ndimage.binary_dilation(core, structure=FULL, iterations=2)
         if lung is not None:
             allowed &= lung | core
+            if settings.grow_open_mm > 0 and float(np.median(hu[core])) >= settings.solid_hu:
+                full = _hu_outline(hu, core, np.ones_like(core), crop.spacing) >= 0.5
+                allowed |= _grown_body(full, core, lung, crop.spacing, settings.grow_open_mm)
         field_ = np.maximum(_hu_outline(hu, core, allowed, crop.spacing) * allowed, 0.0)
     mask = (field_ >= 0.5) & allowed
     if not mask.any():

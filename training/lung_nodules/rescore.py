@@ -44,14 +44,27 @@ SUMMARY = (" Candidates are scored by a second stage: a logistic regression on t
 BLOBS = (" Small nodules the network misses are looked for by a Hessian dot-enhancement filter (Li, Sone and "
          "Doi 2003): its {n} strongest blobs in the lung that no network candidate covers are candidates too, scored "
          "by the same second stage.")
+GROW = (" A solid nodule's outline may reach past the network's probability into its CT body, less the vessels "
+        "thinner than a ball of {n} mm radius, where that body ends inside the lung (not at the chest wall, the "
+        "mediastinum or a thicker vessel).")
 LIMITATION = ("The second stage learned what phantom vessels and airway walls look like next to phantom nodules; "
               "refit it (aiws rescore) on local data before trusting its false-positive reduction on patient CT.")
 
 
+def _with_sentence(summary: str, template: str, value: float) -> str:
+    """*summary* with *template* filled with *value* (an earlier such sentence replaced; none for 0)."""
+    summary = re.sub(re.escape(template).replace(r"\{n\}", r"[\d.]+"), "", summary)
+    return summary + template.format(n=value) if value else summary
+
+
 def with_blob_sentence(summary: str, blobs: int) -> str:
     """*summary* saying how many dot-filter blobs are candidates (an earlier such sentence replaced; none for 0)."""
-    summary = re.sub(re.escape(BLOBS).replace(r"\{n\}", r"\d+"), "", summary)
-    return summary + BLOBS.format(n=blobs) if blobs else summary
+    return _with_sentence(summary, BLOBS, blobs)
+
+
+def with_grow_sentence(summary: str, radius_mm: float) -> str:
+    """*summary* saying how solid outlines grow (``grow_open_mm``; an earlier such sentence replaced; none for 0)."""
+    return _with_sentence(summary, GROW, radius_mm)
 
 
 class RescoreError(ValueError):
@@ -136,12 +149,14 @@ def cross_validated(scans: Sequence[TuningScan], folds: int = FOLDS) -> list[Sca
     return _rescored(scans, scores)
 
 
-def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates: int | None = None
-                ) -> dict[str, Any]:
+def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates: int | None = None,
+                grow_open_mm: float | None = None) -> dict[str, Any]:
     """Fit the second stage of *run_dir*'s candidate on *data_dir*; update its model card; returns the summary.
 
     *blob_candidates*: set the candidate's ``postprocess.blob_candidates`` (dot-filter blobs added as
     candidates, ``models/lung_nodules/blobs.py``) before collecting; None keeps the card's setting.
+    *grow_open_mm*: likewise ``postprocess.grow_open_mm`` (solid outlines grown past the network's probability,
+    ``models/lung_nodules/candidates.py``).
 
     Raises:
         RescoreError: no exported candidate, shared seeds, or no candidate on a nodule.
@@ -157,15 +172,18 @@ def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates
         raise RescoreError(f"{data_dir}: phantom seeds {shared[:10]} were used to train {run_dir.name}")
     if blob_candidates is not None and blob_candidates < 0:
         raise RescoreError(f"blob candidates {blob_candidates}: must be >= 0")
+    if grow_open_mm is not None and grow_open_mm < 0:
+        raise RescoreError(f"grow radius {grow_open_mm} mm: must be >= 0")
     model = repo.models()[0]
     runtime = OnnxRuntime(repo, device="cpu", intra_op_threads=threads)
     version = runtime.resolve_version(model)
     markdown_path = repo.card_path(model, version)
     card_path = markdown_path.with_name(CARD_JSON)
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    if blob_candidates is not None:
-        card.setdefault("postprocess", {})["blob_candidates"] = blob_candidates
-        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    for key, value in (("blob_candidates", blob_candidates), ("grow_open_mm", grow_open_mm)):
+        if value is not None:
+            card.setdefault("postprocess", {})[key] = value
+    card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     scans = collect(runtime, model, version, data_dir)
     x = np.vstack([s.features for s in scans])
     y = np.concatenate([s.positive for s in scans])
@@ -175,16 +193,17 @@ def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates
     threshold = choose_threshold(validated, max_fp, floor=0.0)
     network_froc = froc([s.scan for s in scans])["points"]
     rescored_froc = froc(validated)["points"]
-    blobs = int(card["postprocess"].get("blob_candidates", 0))
+    blobs = int(card.get("postprocess", {}).get("blob_candidates", 0))
+    grow = float(card.get("postprocess", {}).get("grow_open_mm", 0.0))
     summary = {"data": str(data_dir), "seeds": seeds, "scans": len(scans), "candidates": int(len(y)),
-               "on_nodules": int(y.sum()), "blob_candidates": blobs, "l2": L2, "folds": FOLDS,
+               "on_nodules": int(y.sum()), "blob_candidates": blobs, "grow_open_mm": grow, "l2": L2, "folds": FOLDS,
                "threshold": round(threshold, 4),
                "froc_network_score": network_froc, "froc_cross_validated": rescored_froc}
     card["rescore"] = {**rescorer.to_mapping(), "trained_on": summary}
-    card["postprocess"]["min_score"] = round(threshold, 4)
+    card.setdefault("postprocess", {})["min_score"] = round(threshold, 4)
     if SUMMARY not in card.get("summary", ""):
         card["summary"] = card.get("summary", "") + SUMMARY
-    card["summary"] = with_blob_sentence(card["summary"], blobs)
+    card["summary"] = with_grow_sentence(with_blob_sentence(card["summary"], blobs), grow)
     if LIMITATION not in card.get("limitations", []):
         card["limitations"] = [*card.get("limitations", []), LIMITATION]
     card["operating_point"] = {"score_threshold": round(threshold, 4), "chosen_for_max_fp_per_scan": max_fp,
@@ -202,9 +221,11 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     """Human-readable lines for ``aiws rescore``."""
     def points(p: dict[str, Any]) -> str:
         return ", ".join(f"{k}: {v['sensitivity']:.3f}" for k, v in p.items())
-    blobs = summary.get("blob_candidates", 0)
+    blobs, grow = summary.get("blob_candidates", 0), summary.get("grow_open_mm", 0.0)
     return [f"second stage fitted on {summary['candidates']} candidates ({summary['on_nodules']} on nodules) of "
             f"{summary['scans']} tuning phantoms" + (f", up to {blobs} dot-filter blobs per scan among them" if blobs
-                                                     else "") + f"; operating threshold {summary['threshold']}",
+                                                     else "")
+            + (f", solid outlines grown to their CT body (vessels thinner than {grow} mm radius left out)" if grow
+               else "") + f"; operating threshold {summary['threshold']}",
             "FROC, network score (sensitivity >= 5 mm at FP/scan): " + points(summary["froc_network_score"]),
             "FROC, second stage (cross-validated):                " + points(summary["froc_cross_validated"])]

@@ -32,7 +32,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = root / "run"
     write_phantom_dataset(root / "tune", [20100, 20101], SMALL)
     code = main(["rescore", str(folder), "--data", str(root / "tune"), "--threads", "2", "--from-version", "1",
-                 "--repository", str(SHIPPED.parent), "--blob-candidates", "5"])
+                 "--repository", str(SHIPPED.parent), "--blob-candidates", "5", "--grow-open-mm", "2.5"])
     assert code == 0
     return {"root": root, "run": folder}
 
@@ -56,6 +56,9 @@ def test_from_version_starts_a_run_from_the_published_network(run: dict[str, Pat
     assert main(["rescore", str(missing), "--data", str(run["root"] / "tune"), "--from-version", "1",
                  "--repository", str(SHIPPED.parent), "--blob-candidates", "-1"]) == 1
     assert "--blob-candidates -1: must be >= 0" in capsys.readouterr().err and not missing.exists()
+    assert main(["rescore", str(missing), "--data", str(run["root"] / "tune"), "--from-version", "1",
+                 "--repository", str(SHIPPED.parent), "--grow-open-mm", "-1"]) == 1
+    assert "--grow-open-mm -1.0: must be >= 0" in capsys.readouterr().err and not missing.exists()
 
 
 def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, Path],
@@ -73,6 +76,8 @@ def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, 
     assert rescorer_of(runtime, "lung_nodules", 1) is not None
     assert card["postprocess"]["blob_candidates"] == stage["trained_on"]["blob_candidates"] == 5
     assert "dot-enhancement filter" in card["summary"] and "| dot |" in markdown
+    assert card["postprocess"]["grow_open_mm"] == stage["trained_on"]["grow_open_mm"] == 2.5
+    assert "a ball of 2.5 mm radius" in card["summary"]
 
 
 def test_tuning_and_training_seeds_are_kept_out_of_evaluation(run: dict[str, Path],

@@ -67,3 +67,13 @@ def test_the_card_summary_names_the_current_blob_count() -> None:
     five = with_blob_sentence(ten, 5)
     assert "its 5 strongest blobs" in five and "10 strongest" not in five and five.count("dot-enhancement") == 1
     assert with_blob_sentence(five, 0) == "A network."
+
+
+def test_the_card_summary_names_the_current_growth_radius() -> None:
+    from training.lung_nodules.rescore import with_blob_sentence, with_grow_sentence
+
+    both = with_grow_sentence(with_blob_sentence("A network.", 10), 2.5)
+    assert "its 10 strongest blobs" in both and "a ball of 2.5 mm radius" in both
+    again = with_grow_sentence(with_blob_sentence(both, 10), 3.0)
+    assert "3.0 mm radius" in again and "2.5 mm" not in again and again.count("CT body") == 1
+    assert with_grow_sentence(again, 0.0) == with_blob_sentence("A network.", 10)
