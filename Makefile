@@ -61,10 +61,10 @@ train-lung: setup
 	rm -rf $(LUNG_DATA)
 	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/train --seeds 0:32 --nodules 6:12
 	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/tune --seeds 20000:20024 --nodules 2:6
-	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/eval --seeds 10000:10012 --nodules 2:6
+	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/eval --seeds 10000:10024 --nodules 2:6
 	run=runs/lung-shipped-$$(date +%Y%m%d-%H%M%S); \
 	$(BIN)/aiws train lung_nodules --data $(LUNG_DATA)/train --config training/lung_nodules/configs/shipped.toml \
 	  --run $$(basename $$run) --runs-dir runs && \
-	$(BIN)/aiws rescore $$run --data $(LUNG_DATA)/tune --blob-candidates 10 && \
+	$(BIN)/aiws rescore $$run --data $(LUNG_DATA)/tune --blob-candidates 10 --grow-open-mm 2.5 && \
 	$(BIN)/aiws evaluate $$run --data $(LUNG_DATA)/eval && \
 	$(BIN)/aiws export $$run
