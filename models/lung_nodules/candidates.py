@@ -203,17 +203,16 @@ def _native_box(obj: tuple[slice, ...], prob_grid: Grid, grid: Grid, margin_mm: 
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
-def _hu_outline(hu: np.ndarray, core: np.ndarray, allowed: np.ndarray, spacing: tuple[float, float, float]
-                ) -> np.ndarray:
-    """Normalised field (0.5 at the HU boundary) from the nodule's median HU and the lung around it."""
+def _hu_outline(hu: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """Normalised field (0.5 at the HU boundary) from the nodule's median HU and the lung around it; the
+    *core* itself where the two are too close to tell apart."""
     ring = ndimage.binary_dilation(core, structure=FULL, iterations=3) & ~core & (hu < -600)
     if ring.sum() < 10 or core.sum() == 0:
         return core.astype(np.float32)
     inside, background = float(np.median(hu[core])), float(np.median(hu[ring]))
     if inside - background < 60.0:
         return core.astype(np.float32)
-    field_ = (hu - background) / (inside - background)
-    return np.where(allowed, field_, 0.0).astype(np.float32)
+    return ((hu - background) / (inside - background)).astype(np.float32)
 
 
 def _ball(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -272,12 +271,12 @@ def _measure(hu: np.ndarray, prob: np.ndarray, lung: np.ndarray | None, crop: Gr
     allowed = core
     if settings.refine_hu:
         allowed = (prob >= settings.refine_min_prob) & ndimage.binary_dilation(core, structure=FULL, iterations=2)
+        outline = _hu_outline(hu, core)
         if lung is not None:
             allowed &= lung | core
             if settings.grow_open_mm > 0 and float(np.median(hu[core])) >= settings.solid_hu:
-                full = _hu_outline(hu, core, np.ones_like(core), crop.spacing) >= 0.5
-                allowed |= _grown_body(full, core, lung, crop.spacing, settings.grow_open_mm)
-        field_ = np.maximum(_hu_outline(hu, core, allowed, crop.spacing) * allowed, 0.0)
+                allowed |= _grown_body(outline >= 0.5, core, lung, crop.spacing, settings.grow_open_mm)
+        field_ = np.where(allowed, np.maximum(outline, 0.0), 0.0).astype(np.float32)
     mask = (field_ >= 0.5) & allowed
     if not mask.any():
         return None
