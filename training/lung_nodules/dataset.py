@@ -1,8 +1,9 @@
 """Phantom datasets in the MSD layout: the input of ``aiws train lung_nodules --data DIR``.
 
-``python -m training.lung_nodules.dataset --out DIR --seeds 0:40 [--slab-mm 120]`` writes
+``python -m training.lung_nodules.dataset --out DIR --seeds 0:40 [--slab-mm 120] [--workers 2]`` writes
 ``imagesTr/lung_<seed>.nii.gz`` (HU), ``labelsTr/`` (1 = nodule), ``nodulesTr/`` (ground-truth
-JSON) and ``dataset.json`` (with the seeds and the phantom configuration).
+JSON) and ``dataset.json`` (with the seeds and the phantom configuration). Each phantom depends on its
+seed only, so ``--workers`` processes write the same files as one.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from training.lung_nodules.phantom import PhantomConfig, generate_phantom
@@ -19,17 +22,25 @@ from training.msd import Case, read_dataset_json, write_case, write_dataset_json
 LOGGER = logging.getLogger(__name__)
 
 
-def write_phantom_dataset(root: Path, seeds: Sequence[int], config: PhantomConfig) -> list[str]:
-    """Generate one phantom per seed into *root* (MSD layout); returns the case names."""
-    names = []
-    for seed in seeds:
-        phantom = generate_phantom(seed, config)
-        name = f"lung_{seed:05d}"
-        meta = json.loads(phantom.truth_json())
-        write_case(root, Case(name, phantom.hu, phantom.grid, (phantom.labels > 0).astype("uint8"), meta))
-        names.append(name)
-        LOGGER.info("phantom %s: %s slices of %.2f mm, %d nodules", name, phantom.hu.shape[0],
-                    phantom.spacing[0], len(phantom.nodules))
+def _write_phantom(root: Path, config: PhantomConfig, seed: int) -> str:
+    """Generate the phantom of *seed* and write it as a case of *root*; returns its name."""
+    phantom = generate_phantom(seed, config)
+    name = f"lung_{seed:05d}"
+    meta = json.loads(phantom.truth_json())
+    write_case(root, Case(name, phantom.hu, phantom.grid, (phantom.labels > 0).astype("uint8"), meta))
+    LOGGER.info("phantom %s: %s slices of %.2f mm, %d nodules", name, phantom.hu.shape[0],
+                phantom.spacing[0], len(phantom.nodules))
+    return name
+
+
+def write_phantom_dataset(root: Path, seeds: Sequence[int], config: PhantomConfig, workers: int = 1) -> list[str]:
+    """Generate one phantom per seed into *root* (MSD layout), in *workers* processes; returns the case names."""
+    write = partial(_write_phantom, root, config)
+    if workers > 1 and len(seeds) > 1:
+        with ProcessPoolExecutor(min(workers, len(seeds))) as pool:
+            names = list(pool.map(write, seeds))
+    else:
+        names = [write(seed) for seed in seeds]
     write_dataset_json(root, names, "AIWS chest CT phantoms with lung nodules (synthetic)",
                        {"0": "background", "1": "nodule"})
     doc = read_dataset_json(root)
@@ -56,13 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nodules", default="1:5", help="MIN:MAX nodules per phantom")
     parser.add_argument("--max-matrix", type=int, default=512)
     parser.add_argument("--diameter-mm", default="3:30", help="MIN:MAX nodule mean diameter (log-uniform)")
+    parser.add_argument("--workers", type=int, default=1, help="phantoms generated in parallel (processes)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lo, hi = (int(v) for v in args.nodules.split(":"))
     dmin, dmax = (float(v) for v in args.diameter_mm.split(":"))
     config = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix,
                            diameter_mm=(dmin, dmax))
-    names = write_phantom_dataset(args.out, _seeds(args.seeds), config)
+    names = write_phantom_dataset(args.out, _seeds(args.seeds), config, args.workers)
     LOGGER.info("wrote %d phantoms to %s", len(names), args.out)
     return 0
 

@@ -38,6 +38,25 @@ def test_dataset_command_sets_the_nodule_sizes(tmp_path: Path) -> None:
     assert sizes and all(4.0 <= d <= 6.0 for d in sizes)
 
 
+def test_workers_write_the_same_dataset(tmp_path: Path) -> None:
+    serial, parallel = tmp_path / "one" / "data", tmp_path / "two" / "data"
+    assert main(["--out", str(serial), "--seeds", "7:10", "--slab-mm", "40", "--max-matrix", "120"]) == 0
+    assert main(["--out", str(parallel), "--seeds", "7:10", "--slab-mm", "40", "--max-matrix", "120",
+                 "--workers", "2"]) == 0
+    assert (serial / "dataset.json").read_text() == (parallel / "dataset.json").read_text()
+    assert case_names(parallel) == ["lung_00007", "lung_00008", "lung_00009"]
+    for name in case_names(serial):
+        a, b = read_case(serial, name), read_case(parallel, name)
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.label, b.label)
+        assert a.meta == b.meta
+
+
+def test_dataset_command_refuses_no_workers(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--seeds", "7", "--workers", "0"])
+
+
 def test_nifti_is_ras_and_x_fastest() -> None:
     grid = Grid.axial((3, 4, 5), (2.0, 0.5, 0.5), (-10.0, -20.0, 30.0))
     image = to_nifti(np.zeros((3, 4, 5), dtype=np.int16), grid)
