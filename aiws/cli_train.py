@@ -1,7 +1,9 @@
 """Retraining loop commands: ``aiws train``, ``aiws evaluate``, ``aiws export``.
 
     aiws train lung_nodules --data DIR --config FILE [--run NAME] [--runs-dir runs]
+    aiws train lung_nodule_classifier --data DIR [--config FILE]   # the second stage's candidate classifier
     aiws rescore RUN --data DIR         # lung_nodules: fit the second stage (FP reduction) on tuning phantoms
+    aiws rescore RUN --data DIR --classifier CLASSIFIER_RUN|VERSION   # ... with the classifier's logit
     aiws rescore RUN --data DIR --from-version N   # ... of a published version, as a new run (no training)
     aiws evaluate RUN --data DIR        # unseen phantoms, through ONNX Runtime; writes RUN/evaluation.json
     aiws export RUN                     # next version in [runtime] model_repository (triton_repo/)
@@ -25,7 +27,7 @@ from aiws.errors import ConfigError, NotFound
 REPOSITORY_HELP = "model repository (default: [runtime] model_repository)"
 LOGGER = logging.getLogger(__name__)
 
-TASKS = ("lung_nodules", "coronary_ct", "cardiac_mri", "mammography")
+TASKS = ("lung_nodules", "lung_nodule_classifier", "coronary_ct", "cardiac_mri", "mammography")
 #: Tasks trained on phantoms generated from seeds (no --data) -> their commands module
 #: (``is_run``, ``train_run``, ``evaluate_run``, optionally ``export_run``), imported when used.
 PHANTOM_TASKS = {"coronary_ct": "training.coronary_ct.commands", "cardiac_mri": "training.cardiac_mri.commands",
@@ -53,23 +55,59 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     from training.lung_nodules.config import TrainConfigError, load_config
     from training.lung_nodules.train import train
 
-    if args.config_file is None:
+    if args.config_file is None and args.task == "lung_nodules":
         raise ConfigError(f"train {args.task}: --config FILE is required")
     if args.data is None or not (args.data / "dataset.json").is_file():
         raise NotFound(f"{args.data}: no dataset.json (MSD layout: imagesTr/, labelsTr/, dataset.json)")
+    if args.task == "lung_nodule_classifier":
+        return _train_classifier(args, config)
     try:
         train_config = load_config(args.config_file)
     except TrainConfigError as exc:
         raise ConfigError(str(exc)) from None
-    run_dir = _run_dir(args)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir}: run folder exists and is not empty; choose another --run")
+    run_dir = _free_run_dir(args)
     result = train(train_config, args.data, run_dir, progress=not args.no_progress)
     val = result["validation"]
     print(f"run {run_dir}: best step {result['best_step']} of {train_config.train.iterations} "
           f"in {result['seconds']:.0f} s; validation sensitivity(>=5 mm)@1FP "
           f"{val.get('froc', {}).get('1.0', {}).get('sensitivity')}, Dice {val.get('dice_net_grid')}")
     print(f"exported candidate: {result['onnx']}; next: aiws evaluate {run_dir} --data DIR; aiws export {run_dir}")
+    return 0
+
+
+def _free_run_dir(args: argparse.Namespace) -> Path:
+    run_dir = _run_dir(args)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir}: run folder exists and is not empty; choose another --run")
+    return run_dir
+
+
+def _train_classifier(args: argparse.Namespace, config: Config) -> int:
+    from models.errors import ModelError
+    from training.lung_nodules.classifier import NetworkSource, load_classifier_config, train_classifier
+    from training.lung_nodules.config import TrainConfigError
+
+    try:
+        classifier_config = load_classifier_config(args.config_file)
+    except TrainConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    source = None
+    if args.candidates_from is not None:
+        try:
+            source = NetworkSource.parse(args.candidates_from, args.repository or config.runtime.model_repository)
+        except (FileNotFoundError, ModelError) as exc:
+            raise NotFound(str(exc)) from None
+    run_dir = _free_run_dir(args)
+    try:
+        result = train_classifier(classifier_config, args.data, run_dir, progress=not args.no_progress, source=source)
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from None
+    val = result["validation"]
+    print(f"run {run_dir}: best step {result['best_step']} of {classifier_config.train.iterations} in "
+          f"{result['seconds']:.0f} s; validation AUC {val.get('auc')}, sensitivity at 99 % specificity "
+          f"{val.get('sensitivity_at_99_specificity')}")
+    print(f"exported candidate: {result['onnx']}; next: aiws evaluate {run_dir} --data DIR; "
+          f"aiws rescore LUNG_RUN --data TUNE --classifier {run_dir}")
     return 0
 
 
@@ -80,24 +118,30 @@ def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
         lines, met = _phantom_commands(phantom_task).evaluate_run(args.run, *([seeds] if seeds else []))
         print("\n".join(lines))
         return 0 if met or not args.strict else 3
-    from training.lung_nodules.evaluate import EvaluationError, evaluate_run, report_lines
+    from training.lung_nodules import classifier, evaluate
 
     if args.data is None:
         raise ConfigError("evaluate: --data DIR is required for this run")
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a training run (no run.json)")
+    if classifier.is_classifier_run(args.run):
+        run, error, report = (classifier.evaluate_classifier, classifier.ClassifierEvaluationError,
+                              classifier.report_lines)
+    else:
+        run, error, report = evaluate.evaluate_run, evaluate.EvaluationError, evaluate.report_lines
     try:
-        result = evaluate_run(args.run, args.data, threads=args.threads)
-    except EvaluationError as exc:
+        result = run(args.run, args.data, threads=args.threads)
+    except error as exc:
         raise ConfigError(str(exc)) from None
-    for line in report_lines(result):
+    for line in report(result):
         print(line)
     print(f"written {args.run / 'evaluation.json'}")
-    return 0 if all(b["met"] for b in result["bars"].values()) or not args.strict else 3
+    return 0 if all(b["met"] for b in result.get("bars", {}).values()) or not args.strict else 3
 
 
 def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
-    from training.lung_nodules.rescore import RescoreError, report_lines, rescore_run
+    from models.errors import ModelError
+    from training.lung_nodules.rescore import RescoreError, RescoreOptions, report_lines, rescore_run
 
     if not (args.data / "dataset.json").is_file():
         raise NotFound(f"{args.data}: no dataset.json (MSD layout with nodulesTr/ ground truth)")
@@ -106,7 +150,6 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
     if args.grow_open_mm is not None and args.grow_open_mm < 0:
         raise ConfigError(f"--grow-open-mm {args.grow_open_mm}: must be >= 0")
     if args.from_version is not None:
-        from models.errors import ModelError
         from training.lung_nodules.export import run_from_version
 
         if args.run.exists():
@@ -119,11 +162,14 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
         print(f"{args.run}: candidate is lung_nodules version {used} from {repo} (no training)")
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
+    options = RescoreOptions(args.blob_candidates, args.grow_open_mm, args.classifier,
+                             args.repository or config.runtime.model_repository)
     try:
-        summary = rescore_run(args.run, args.data, threads=args.threads, blob_candidates=args.blob_candidates,
-                              grow_open_mm=args.grow_open_mm)
+        summary = rescore_run(args.run, args.data, options, threads=args.threads)
     except RescoreError as exc:
         raise ConfigError(str(exc)) from None
+    except (FileNotFoundError, ModelError) as exc:
+        raise NotFound(str(exc)) from None
     for line in report_lines(summary):
         print(line)
     print(f"updated the candidate's model card; next: aiws evaluate {args.run} --data DIR (unseen seeds)")
@@ -158,6 +204,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--run", help="run name (default: TASK-date-time)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--candidates-from", default=None, metavar="VERSION|RUN",
+                   help="lung_nodule_classifier: also train on the candidates of this lung network (a published "
+                        "version of lung_nodules, 0: latest, or a lung_nodules run folder)")
+    p.add_argument("--repository", type=Path, default=None, help=REPOSITORY_HELP)
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a training run on unseen data; prints the quality bars")
@@ -182,6 +232,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--grow-open-mm", type=float, default=None, metavar="MM",
                    help="let a solid nodule's outline grow past the network's probability into its CT body, less "
                         "vessels thinner than a ball of MM radius (0: off; default: the run's setting)")
+    p.add_argument("--classifier", default=None, metavar="RUN|VERSION",
+                   help="give the second stage the logit of a candidate classifier: a run of aiws train "
+                        "lung_nodule_classifier (published with this run by aiws export), a published version of it "
+                        "(0: latest), or 'none' (default: the run's)")
     p.set_defaults(handler=cmd_rescore)
 
     p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")

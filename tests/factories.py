@@ -373,3 +373,25 @@ def make_mg_image(
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+#: A candidate classifier run small enough for a test (``aiws train lung_nodule_classifier --config``): 16-voxel
+#: cubes, three widths, six iterations.
+TINY_CLASSIFIER_TOML = """
+seed = 5
+[network]
+channels = [4, 8, 16]
+[data]
+patch = 16
+jitter = 2
+dot_negatives = 10
+tissue_negatives = 10
+surface_negatives = 5
+[train]
+iterations = 6
+batch_size = 4
+val_every = 3
+val_cases = 1
+log_every = 2
+threads = 1
+"""

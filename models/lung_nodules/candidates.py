@@ -2,7 +2,8 @@
 
 ``find_nodules(prob, prob_grid, hu, grid, lung)``: connected components of the probability
 map (on the network grid) become candidates scored by their peak probability, or by the model
-version's second stage on their features (``rescore.py``, false-positive reduction). With
+version's second stage on their features (``rescore.py``, false-positive reduction; one of them can
+be the logit of a candidate classifier, ``classifier.py``, passed in as a function). With
 ``blob_candidates`` > 0 (and the features measured) the strongest dot-filter blobs that no network
 candidate covers (``blobs.py``: small nodules the network misses) are candidates too, outlined from
 a pseudo-probability ball of the blob's radius refined by HU like the rest; each is measured
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,9 @@ from models.lung_nodules.shape import Location, is_oval, locate
 LOGGER = logging.getLogger(__name__)
 
 FULL = np.ones((3, 3, 3), dtype=bool)
+
+#: Candidate centres ``(n, 3)`` (indices of the network grid) -> the candidate classifier's logits ``(n,)``.
+Classify = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,8 @@ def _add_blobs(labels: np.ndarray, kept: set[int], grid: Grid, dots: DotMap, lun
 
 
 def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_hu: np.ndarray | None,
-                lung: np.ndarray | None, rescorer: Rescorer | None) -> tuple[np.ndarray, list[_Component]]:
+                lung: np.ndarray | None, rescorer: Rescorer | None, classify: Classify | None = None
+                ) -> tuple[np.ndarray, list[_Component]]:
     """Labelled components and those scoring >= min_score, best first.
 
     The ``max_candidates`` components of highest peak probability (not too big) are kept; their score
@@ -144,7 +149,9 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
     the same ones it was fitted on, and never promotes a speck the network hardly saw. With
     ``blob_candidates`` and the features measured, the strongest dot-filter blobs not touching a kept
     component join them as new components (``blob`` feature 1; without a rescorer they score 0: the
-    network gave them no score).
+    network gave them no score). With *classify* and the features measured, every candidate also gets
+    ``classifier_logit``: the classifier's logit at its centre (the component's centroid, a blob's
+    centre), all candidates of the scan in one call.
     """
     labels, _ = ndimage.label(prob >= settings.prob_threshold, structure=FULL)
     objects = ndimage.find_objects(labels)
@@ -167,18 +174,46 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
         added = _add_blobs(labels, {k for k, _ in chosen}, grid, dots, lung, settings.blob_candidates)
         chosen += [(k, (centre, radius)) for k, centre, radius in added]
         objects = ndimage.find_objects(labels)
-    found = []
+    measures = []
     for k, blob in chosen:
         obj = objects[k - 1]
         peak = peak_of[k] if blob is None else float(prob[obj][labels[obj] == k].max())
-        features = {}
+        features: dict[str, float] = {}
         if measured:
             features = {**candidate_features(prob, net_hu, lung, labels, k, obj, dots),  # type: ignore[arg-type]
                         "blob": float(blob is not None)}
+        measures.append((k, blob, peak, features))
+    if measured and classify is not None and measures:
+        centres = np.array([_centroid(labels, objects[k - 1], k) if blob is None else blob[0]
+                            for k, blob, _, _ in measures], dtype=np.float64)
+        for (_, _, _, features), logit in zip(measures, classify(centres), strict=True):
+            features["classifier_logit"] = float(logit)
+    found = []
+    for k, blob, peak, features in measures:
         score = rescorer.score(features) if rescorer is not None else (0.0 if blob is not None else peak)
         if score >= settings.min_score:
             found.append(_Component(k, score, peak, features, blob))
     return labels, sorted(found, key=lambda c: -c.score)
+
+
+def candidate_centres(prob: np.ndarray, grid: Grid, lung: np.ndarray, net_hu: np.ndarray,
+                      settings: CandidateSettings) -> np.ndarray:
+    """The centres ``(n, 3)`` (indices of *grid*) of every candidate the second stage would score: exactly what
+    the candidate classifier is given (network components and, with ``blob_candidates``, dot-filter blobs), before
+    any is measured or dropped. Used to train the classifier on the network's own candidates."""
+    seen: list[np.ndarray] = []
+
+    def record(centres: np.ndarray) -> np.ndarray:
+        seen.append(centres)
+        return np.zeros(len(centres))
+
+    _components(prob, grid, settings, net_hu, lung, None, record)
+    return seen[0] if seen else np.zeros((0, 3))
+
+
+def _centroid(labels: np.ndarray, obj: tuple[slice, ...], label: int) -> np.ndarray:
+    """Centroid (index) of component *label* within its box *obj*."""
+    return np.argwhere(labels[obj] == label).mean(axis=0) + [s.start for s in obj]
 
 
 def _local_prob(prob: np.ndarray, labels: np.ndarray, label: int, obj: tuple[slice, ...], prob_grid: Grid
@@ -326,21 +361,24 @@ def _type(mean: float, solid_mean: float, settings: CandidateSettings) -> Nodule
 
 def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, lung: np.ndarray | None = None,
                  settings: CandidateSettings = CandidateSettings(), net_hu: np.ndarray | None = None,
-                 rescorer: Rescorer | None = None) -> list[Nodule]:
+                 rescorer: Rescorer | None = None, *, classify: Classify | None = None) -> list[Nodule]:
     """Candidates of *prob* (on *prob_grid*, e.g. the network grid) measured on *hu* (on *grid*).
 
     *lung*: optional lung mask on *prob_grid*; candidates whose centroid is outside it are dropped
     and it gives side, zone and the juxtapleural flag. *net_hu*: HU on *prob_grid*; with *lung* it
     gives each candidate its second-stage features, which *rescorer* (if any) turns into the score.
-    Sorted by score, highest first.
+    *classify*: the candidate classifier (centres on *prob_grid* -> logits), for the ``classifier_logit``
+    feature. Sorted by score, highest first.
 
     Raises:
         GeometryError: the grids are not aligned or the arrays do not match their grids.
-        ValueError: a *rescorer* without *net_hu* and *lung*.
+        ValueError: a *rescorer* without *net_hu* and *lung*, or one using ``classifier_logit`` without *classify*.
     """
     if rescorer is not None and (net_hu is None or lung is None):
         raise ValueError("find_nodules: a rescorer needs net_hu and lung (its features)")
-    labels, found = _components(prob, prob_grid, settings, net_hu, lung, rescorer)
+    if rescorer is not None and "classifier_logit" in rescorer.features and classify is None:
+        raise ValueError("find_nodules: this rescorer needs the candidate classifier (classify)")
+    labels, found = _components(prob, prob_grid, settings, net_hu, lung, rescorer, classify)
     objects = ndimage.find_objects(labels)
     lung_extent = _lung_extent(lung, prob_grid)
     nodules = []

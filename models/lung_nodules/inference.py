@@ -3,22 +3,26 @@
 The DICOM pipeline loads the Volume and calls :func:`detect_nodules`; evaluation calls it on
 phantoms. Everything the network needs is read from the model repository:
 ``config.pbtxt`` (tensors, ROI, ``spacing_mm`` and ``hu_window`` parameters) and the version's
-``model_card.json`` (post-processing settings, including the operating score threshold, and the
-optional second stage ``rescore`` that scores candidates by their features).
+``model_card.json`` (post-processing settings, including the operating score threshold, the
+optional second stage ``rescore`` that scores candidates by their features, and the optional
+candidate ``classifier`` whose logit is one of those features: another model of the repository,
+named with its version).
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from imaging.backend import ArrayBackend
 from models.errors import ModelError
-from models.lung_nodules.candidates import CandidateSettings, Nodule, find_nodules
+from models.lung_nodules.candidates import CandidateSettings, Classify, Nodule, find_nodules
+from models.lung_nodules.classifier import ClassifierRef, classifier_logits
 from models.lung_nodules.geometry import Grid, reorient_axial
 from models.lung_nodules.lungmask import lung_mask
 from models.lung_nodules.preprocess import InputSpec, to_network_grid
@@ -31,6 +35,7 @@ LOGGER = logging.getLogger(__name__)
 
 MODEL_NAME = "lung_nodules"
 CARD_JSON = "model_card.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +50,7 @@ class Detection:
     probability: np.ndarray
     lung: np.ndarray
     timings_s: dict[str, float] = field(default_factory=dict)
+    classifier: ClassifierRef | None = None  # the candidate classifier that scored the candidates, if any
 
 
 def input_spec(spec: ModelSpec) -> InputSpec:
@@ -86,14 +92,41 @@ def rescorer_of(runtime: InferenceRuntime, model: str, version: int) -> Rescorer
     Raises:
         ModelError: the card is missing or its ``rescore`` section is malformed.
     """
+    return _section(runtime, model, version, "rescore", Rescorer.from_mapping)
+
+
+def classifier_of(runtime: InferenceRuntime, model: str, version: int) -> ClassifierRef | None:
+    """The candidate classifier the version uses (``classifier`` in its ``model_card.json``), None without one.
+
+    Raises:
+        ModelError: the card is missing or its ``classifier`` section is malformed.
+    """
+    return _section(runtime, model, version, "classifier", ClassifierRef.from_mapping)
+
+
+def _section(runtime: InferenceRuntime, model: str, version: int, key: str,
+             parse: Callable[[Mapping[str, Any]], T]) -> T | None:
+    """Section *key* of the version's card parsed by *parse* (None when absent); errors name the card."""
     card, path = _card(runtime, model, version)
-    raw = card.get("rescore")
+    raw = card.get(key)
     if raw is None:
         return None
     try:
-        return Rescorer.from_mapping(raw)
+        return parse(raw)
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from None
+
+
+def _classify(runtime: InferenceRuntime, ref: ClassifierRef, image: np.ndarray, spec: InputSpec,
+              timings: dict[str, float]) -> Classify:
+    """The classifier as find_nodules calls it, on the preprocessed *image*; its time goes to ``timings``."""
+    def classify(centres: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        logits = classifier_logits(runtime, ref, image, centres, spec)
+        timings["classifier"] = timings.get("classifier", 0.0) + time.perf_counter() - t0
+        return logits
+
+    return classify
 
 
 def probability_map(runtime: InferenceRuntime, image: np.ndarray, model: str = MODEL_NAME,
@@ -113,8 +146,10 @@ def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model:
     The version is resolved once (hot reload never mixes versions within a volume).
     *settings* None: the version's own post-processing settings (operating point). *rescore* False:
     score by the network's peak probability even when the version has a second stage. *features*: measure
-    the second-stage features of every candidate even without a second stage (used to fit one); otherwise
-    they are measured only when the version's second stage needs them.
+    the second-stage features of every candidate even without a second stage (used to fit one; with the
+    classifier's logit when the card names a classifier); otherwise they are measured only when the
+    version's second stage needs them. ``timings_s``: preprocess, network, classifier (when it ran) and
+    candidates (the rest).
 
     Raises:
         ModelError: model/config problems; RetryLater: Triton down or model not ready.
@@ -136,11 +171,14 @@ def detect_nodules(runtime: InferenceRuntime, hu: np.ndarray, grid: Grid, model:
     lung = lung_mask(net_hu, net_grid)
     rescorer = rescorer_of(runtime, model, resolved) if rescore else None
     measured = net_hu if rescorer is not None or features else None
-    nodules = find_nodules(prob, net_grid, hu, grid, lung, settings, measured, rescorer)
-    timings["candidates"] = time.perf_counter() - t2
+    ref = classifier_of(runtime, model, resolved)
+    wanted = features or (rescorer is not None and "classifier_logit" in rescorer.features)
+    classify = _classify(runtime, ref, image, spec, timings) if ref is not None and wanted else None
+    nodules = find_nodules(prob, net_grid, hu, grid, lung, settings, measured, rescorer, classify=classify)
+    timings["candidates"] = time.perf_counter() - t2 - timings.get("classifier", 0.0)
     LOGGER.info("lung nodules: %d candidate(s) above %.2f with %s v%d in %.1f s", len(nodules),
                 settings.min_score, model, used, sum(timings.values()))
-    return Detection(nodules, model, used, grid, net_grid, prob, lung, timings)
+    return Detection(nodules, model, used, grid, net_grid, prob, lung, timings, ref if classify is not None else None)
 
 
 def card_summary(runtime: InferenceRuntime, model: str, version: int) -> dict[str, Any]:

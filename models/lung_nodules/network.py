@@ -67,3 +67,38 @@ def probability_head(network: Any) -> Any:
             return torch.sigmoid(logits[:, 1:2] - logits[:, 0:1])
 
     return _Head(network)
+
+
+def build_classifier(channels: tuple[int, ...] = (8, 16, 32, 64), in_channels: int = 2, dropout: float = 0.2) -> Any:
+    """The candidate classifier (``classifier.py``), a ``torch.nn.Module``: ``[N, in_channels, s, s, s]`` -> one
+    logit ``[N, 1]`` (s a multiple of 2 ** (len(channels) - 1)).
+
+    A 3 x 3 x 3 convolution (batch norm, LeakyReLU) at full size, then for each further width a 2 x 2 x 2
+    max-pool and two convolutions (one for the last); the mean and the maximum over the last feature map
+    go through dropout to a linear layer. About 0.1 M parameters; batch norm folds into the convolutions
+    in the exported graph.
+    """
+    import torch
+    from torch import nn
+
+    def conv(i: int, o: int) -> nn.Module:
+        return nn.Sequential(nn.Conv3d(i, o, 3, padding=1, bias=False), nn.BatchNorm3d(o),
+                             nn.LeakyReLU(0.01, inplace=True))
+
+    layers: list[nn.Module] = [conv(in_channels, channels[0])]
+    for k, width in enumerate(channels[1:], start=1):
+        layers += [nn.MaxPool3d(2), conv(channels[k - 1], width)]
+        if k < len(channels) - 1:
+            layers.append(conv(width, width))
+
+    class _Classifier(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(*layers)
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * channels[-1], 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            f = self.features(x)
+            return self.head(torch.cat([f.mean(dim=(2, 3, 4)), f.amax(dim=(2, 3, 4))], dim=1))
+
+    return _Classifier()

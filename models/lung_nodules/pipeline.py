@@ -2,8 +2,8 @@
 
 Stages (timed in ``PipelineOutput.timings_s``): ``load`` (series selection and volume),
 ``preprocess`` (resampling to the network grid), ``network`` (sliding-window probability map),
-``measures`` (lung mask, candidates, axes, types, prior comparison, categories) and ``writing``
-(SEG, SR, summary SC, PDF).
+``classifier`` (the candidate classifier, for versions that have one), ``measures`` (lung mask,
+candidates, axes, types, prior comparison, categories) and ``writing`` (SEG, SR, summary SC, PDF).
 """
 from __future__ import annotations
 
@@ -149,6 +149,7 @@ class LungNodulePipeline:
         detection = self._detect(volume, version)
         timings["preprocess"] = detection.timings_s.get("preprocess", 0.0)
         timings["network"] = detection.timings_s.get("network", 0.0)
+        timings["classifier"] = detection.timings_s.get("classifier", 0.0)
         t = time.perf_counter()
         prior = request.priors[0] if request.priors else None
         prior_nodules = self._prior(prior, version)
@@ -167,14 +168,17 @@ class LungNodulePipeline:
         fleischner = fleischner_recommendation([(a.nodule.nodule_type, a.nodule.mean_diameter_mm) for a in assessed],
                                                self.settings.risk)
         timings["measures"] = time.perf_counter() - t + sum(
-            v for k, v in detection.timings_s.items() if k not in ("preprocess", "network"))
+            v for k, v in detection.timings_s.items() if k not in ("preprocess", "network", "classifier"))
 
         t = time.perf_counter()
+        parts: tuple[tuple[str, str], ...] = (("network", f"{MODEL_NAME} v{version}"),)
+        if detection.classifier is not None:
+            parts += (("classifier", f"{detection.classifier.model} v{detection.classifier.version}"),)
+        parts += (("lung_rads", "v2022"),)
         context = ResultContext(
             uid_root=request.uid_root, pipeline=self.name, model_version=f"{self.version}-m{version}",
             manufacturer=request.manufacturer, institution_name=request.institution_name,
-            algorithm=AlgorithmId(self.name, f"{self.version}-m{version}",
-                                  (("network", f"{MODEL_NAME} v{version}"), ("lung_rads", "v2022"))),
+            algorithm=AlgorithmId(self.name, f"{self.version}-m{version}", parts),
         )
         findings = [nodule_finding(a) for a in assessed] + [exam_finding(exam, len(assessed), prior is not None)]
         segments = [nodule_segment(a) for a in assessed]

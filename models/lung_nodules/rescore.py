@@ -24,6 +24,8 @@ Features (all pure functions of probability, HU and lung mask on the network gri
   compact blob, low along a vessel; 0 when no dot map is given.
 - ``blob``: 1 for a candidate the dot filter added (no network component there), else 0 (set by the
   candidate search, not by :func:`candidate_features`).
+- ``classifier_logit``: the candidate classifier's logit (``classifier.py``, a 3D CNN on the CT around the
+  candidate), for versions whose card names one (set by the candidate search).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from models.errors import ModelError
 from models.lung_nodules.blobs import DotMap
 
 FEATURES = ("peak_logit", "log_volume", "mean_hu", "std_hu", "elongation", "flatness", "shell_tissue",
-            "shell_wall", "continuity", "far_tissue", "dot", "blob")
+            "shell_wall", "continuity", "far_tissue", "dot", "blob", "classifier_logit")
 TISSUE_HU = -550.0
 MARGIN = 8  # voxels around the component's box
 _CROSS = ndimage.generate_binary_structure(3, 1)
@@ -54,7 +56,7 @@ def _logit(p: float) -> float:
 def candidate_features(prob: np.ndarray, hu: np.ndarray, lung: np.ndarray, labels: np.ndarray, label: int,
                        box: tuple[slice, ...], dots: DotMap | None = None) -> dict[str, float]:
     """Features of component *label* of *labels* (its bounding *box*), all arrays on the network grid
-    (*dots*: the dot-filter map; without it ``dot`` is 0). All of FEATURES but ``blob``."""
+    (*dots*: the dot-filter map; without it ``dot`` is 0). All of FEATURES but ``blob`` and ``classifier_logit``."""
     sl = tuple(slice(max(s.start - MARGIN, 0), min(s.stop + MARGIN, n)) for s, n in zip(box, prob.shape, strict=True))
     comp = labels[sl] == label
     h, lg = hu[sl], lung[sl]

@@ -10,10 +10,13 @@ import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from models.lung_nodules.candidates import CandidateSettings
 from models.lung_nodules.network import NetworkConfig
+
+
+C = TypeVar("C")
 
 
 class TrainConfigError(ValueError):
@@ -87,17 +90,29 @@ def config_from_mapping(raw: dict[str, Any], origin: str = "configuration") -> T
     Raises:
         TrainConfigError: unknown keys or invalid values, naming the section.
     """
-    raw = dict(raw)
     sections = {"network": NetworkConfig, "train": TrainSettings, "export": ExportSettings,
                 "postprocess": CandidateSettings}
-    parts = {name: _section(cls, raw.pop(name, {}), origin, name) for name, cls in sections.items()}
-    top = {f.name for f in fields(TrainConfig)} - set(sections)
-    unknown = sorted(set(raw) - top)
-    if unknown:
-        raise TrainConfigError(f"{origin}: unknown top-level key(s) {', '.join(unknown)}")
-    config = TrainConfig(**raw, **parts)
+    config = build_config(TrainConfig, sections, raw, origin)
     _check(config, origin)
     return config
+
+
+def build_config(cls: type[C], sections: dict[str, type], raw: dict[str, Any], origin: str) -> C:
+    """The run configuration *cls* from a parsed mapping: each of *sections* (``[name]`` tables, lists become
+    tuples) by its dataclass, the other top-level keys as they are.
+
+    Raises:
+        TrainConfigError: unknown keys or values a dataclass refuses, naming *origin* and the section.
+    """
+    raw = dict(raw)
+    parts = {name: _section(part, raw.pop(name, {}), origin, name) for name, part in sections.items()}
+    unknown = sorted(set(raw) - ({f.name for f in fields(cls)} - set(sections)))  # type: ignore[arg-type]
+    if unknown:
+        raise TrainConfigError(f"{origin}: unknown top-level key(s) {', '.join(unknown)}")
+    try:
+        return cls(**raw, **parts)
+    except (TypeError, ValueError) as exc:
+        raise TrainConfigError(f"{origin}: {exc}") from None
 
 
 def _check(config: TrainConfig, origin: str) -> None:
@@ -117,12 +132,20 @@ def load_config(path: Path) -> TrainConfig:
     Raises:
         TrainConfigError: unreadable, bad syntax or invalid values.
     """
+    return config_from_mapping(read_mapping(path), str(path))
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """The parsed ``.toml`` or ``.json`` file *path*.
+
+    Raises:
+        TrainConfigError: unreadable or bad syntax.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TrainConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        return dict(json.loads(text) if path.suffix == ".json" else tomllib.loads(text))
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise TrainConfigError(f"{path}: syntax error: {exc}") from None
-    return config_from_mapping(raw, str(path))

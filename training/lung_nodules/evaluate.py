@@ -23,7 +23,7 @@ from models.lung_nodules.inference import candidate_settings, detect_nodules
 from models.runtime.ort import OnnxRuntime
 from models.runtime.repository import ModelRepository
 from training.lung_nodules.dataset import dataset_seeds
-from training.lung_nodules.export import CANDIDATE_DIR
+from training.lung_nodules.export import CANDIDATE_DIR, run_model
 from training.lung_nodules.metrics import ScanResult, detection_record, dice, froc, summarize
 from training.msd import case_names, read_case
 
@@ -77,7 +77,7 @@ def evaluate_run(run_dir: Path, data_dir: Path, threads: int = 0) -> dict[str, A
     if not repo.models():
         raise EvaluationError(f"{run_dir}: no exported model in {repo.root} (train first)")
     seeds = _check_seeds(run_dir, data_dir)
-    model = repo.models()[0]
+    model = run_model(run_dir)
     runtime = OnnxRuntime(repo, device="cpu", intra_op_threads=threads)
     version = runtime.resolve_version(model)
     threshold = candidate_settings(runtime, model, version).min_score

@@ -8,20 +8,24 @@ with a model card holding the evaluation figures.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tritonclient.grpc import model_config_pb2 as pb
 
+from models.lung_nodules.classifier import MODEL_NAME as CLASSIFIER
 from models.lung_nodules.network import INPUT_NAME, OUTPUT_NAME, probability_head
+from models.runtime.errors import ModelConfigError
 from models.runtime.model_config import message_to_text
 from models.runtime.repository import MODEL_FILENAME, ModelRepository
 from training.lung_nodules.config import ExportSettings, TrainConfig
-from training.publish import CARD_JSON, publish_version
+from training.publish import CARD_JSON, publish_version, render_card
 
 LOGGER = logging.getLogger(__name__)
 
@@ -136,8 +140,11 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
     run_dir.mkdir(parents=True, exist_ok=False)
     publish_version(run_dir / CANDIDATE_DIR, model, source / MODEL_FILENAME,
                     repo.config_path(model).read_text(encoding="utf-8"), card, version=1)
+    if "classifier" in card:
+        _copy_model(repo, CLASSIFIER, int(card["classifier"]["version"]), ModelRepository(run_dir / CANDIDATE_DIR))
     seeds = card.get("trained_on", {}).get("phantom_seeds", [])
-    run = {"run": run_dir.name, "derived_from": {"model": model, "version": used}, "training_seeds": seeds}
+    run = {"run": run_dir.name, "model": model, "derived_from": {"model": model, "version": used},
+           "training_seeds": seeds}
     rescore_seeds = card.get("rescore", {}).get("trained_on", {}).get("seeds")
     if rescore_seeds:
         run["rescore_seeds"] = rescore_seeds
@@ -146,26 +153,140 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
     return used
 
 
-def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:
-    """Publish the run's candidate as the next version of its model in *repo_root*; returns (model, version).
-
-    The model card gets the run's ``evaluation.json`` figures when ``aiws evaluate`` was run.
+def run_model(run_dir: Path) -> str:
+    """The model a run trains or refits (``model`` in ``run.json``; a run of an earlier release without it: its
+    one exported model other than a candidate classifier it carries).
 
     Raises:
         FileNotFoundError: the run has no exported candidate.
-        ModelConfigError: incompatible with the model's existing ``config.pbtxt``.
     """
-    candidates = ModelRepository(run_dir / CANDIDATE_DIR)
-    models = candidates.models()
+    run_path = run_dir / "run.json"
+    run = json.loads(run_path.read_text(encoding="utf-8")) if run_path.is_file() else {}
+    if "model" in run:
+        return str(run["model"])
+    models = ModelRepository(run_dir / CANDIDATE_DIR).models()
     if not models:
         raise FileNotFoundError(f"{run_dir}: no exported candidate in {run_dir / CANDIDATE_DIR} (train first)")
-    model = models[0]
+    return next((m for m in models if m != CLASSIFIER), models[0])
+
+
+def _copy_model(source: ModelRepository, model: str, version: int, target: ModelRepository) -> Path:
+    """Copy version *version* of *model* (with its ``config.pbtxt``) from *source* into *target*; returns the folder.
+
+    Raises:
+        ModelNotFound: *source* has no such version.
+    """
+    source.resolve_version(model, version)
+    folder = target.root / model / str(version)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source.config_path(model), target.config_path(model))
+    shutil.copytree(source.root / model / str(version), folder)
+    return folder
+
+
+def attach_classifier(run_dir: Path, source: str, repo_root: Path | None) -> dict[str, Any] | None:
+    """Give the run's candidate a candidate classifier (``classifier`` in its card, the ONNX beside it), replacing
+    an earlier one; returns the card's ``classifier`` entry.
+
+    *source*: a published version of ``lung_nodule_classifier`` in *repo_root* (``0``: the latest), a classifier
+    run folder (``aiws train lung_nodule_classifier``; published with the run at ``aiws export``), or ``none``.
+
+    Raises:
+        FileNotFoundError: *source* is neither a version nor a classifier run. ModelNotFound: no such version.
+    """
+    from training.lung_nodules.classifier import is_classifier_run
+
+    candidates = ModelRepository(run_dir / CANDIDATE_DIR)
+    model = run_model(run_dir)
+    card_path = candidates.card_path(model, candidates.resolve_version(model)).with_name(CARD_JSON)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    entry: dict[str, Any] | None = None
+    if source.isdigit():
+        if repo_root is None:
+            raise FileNotFoundError(f"classifier version {source}: no model repository given")
+        repo = ModelRepository(repo_root)
+        version = repo.resolve_version(CLASSIFIER, int(source) or None)
+        shutil.rmtree(candidates.root / CLASSIFIER, ignore_errors=True)
+        _copy_model(repo, CLASSIFIER, version, candidates)
+        entry = {"model": CLASSIFIER, "version": version}
+    elif source != "none":
+        trained = Path(source)
+        if not is_classifier_run(trained):
+            raise FileNotFoundError(f"{trained}: not a classifier run (aiws train {CLASSIFIER}) nor a version number")
+        shutil.rmtree(candidates.root / CLASSIFIER, ignore_errors=True)
+        folder = _copy_model(ModelRepository(trained / CANDIDATE_DIR), CLASSIFIER, 1, candidates)
+        _with_evaluation(folder / CARD_JSON, trained)
+        entry = {"model": CLASSIFIER, "version": 1, "run": trained.name, "published": False}
+    else:
+        shutil.rmtree(candidates.root / CLASSIFIER, ignore_errors=True)
+    card.pop("classifier", None)
+    if entry is not None:
+        card["classifier"] = entry
+    card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+    card_path.with_name("model_card.md").write_text(render_card(card), encoding="utf-8")
+    return entry
+
+
+def _with_evaluation(card_path: Path, run_dir: Path) -> dict[str, Any]:
+    """The card at *card_path* with the run's ``evaluation.json`` (if any) as ``metrics.evaluation``; written back."""
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    evaluation = run_dir / "evaluation.json"
+    if evaluation.is_file():
+        card.setdefault("metrics", {})["evaluation"] = json.loads(evaluation.read_text(encoding="utf-8"))
+        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+        card_path.with_name("model_card.md").write_text(render_card(card), encoding="utf-8")
+    return dict(card)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _published_classifier(candidates: ModelRepository, entry: dict[str, Any], repo_root: Path) -> dict[str, Any]:
+    """The card entry of the run's classifier once it is in *repo_root*: published now when it came from a
+    classifier run, else checked to be the same file as the version it names.
+
+    Raises:
+        ModelConfigError: *repo_root* has another file under that version.
+    """
+    folder = candidates.root / CLASSIFIER / str(entry["version"])
+    if entry.get("published") is False:
+        card = json.loads((folder / CARD_JSON).read_text(encoding="utf-8"))
+        card.setdefault("provenance", {})["run"] = entry.get("run")
+        card["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        version = publish_version(repo_root, CLASSIFIER, folder / MODEL_FILENAME,
+                                  candidates.config_path(CLASSIFIER).read_text(encoding="utf-8"), card)
+        return {"model": CLASSIFIER, "version": version}
+    published = ModelRepository(repo_root).model_path(CLASSIFIER, int(entry["version"]))
+    if not published.is_file() or _sha256(published) != _sha256(folder / MODEL_FILENAME):
+        raise ModelConfigError(f"{published}: not the classifier this run was fitted with ({CLASSIFIER} version "
+                               f"{entry['version']}); refit with aiws rescore --classifier")
+    return {"model": CLASSIFIER, "version": int(entry["version"])}
+
+
+def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:
+    """Publish the run's candidate as the next version of its model in *repo_root*; returns (model, version).
+
+    The model card gets the run's ``evaluation.json`` figures when ``aiws evaluate`` was run. A candidate
+    classifier the run took from a classifier run is published first, as the next version of its own model.
+
+    Raises:
+        FileNotFoundError: the run has no exported candidate.
+        ModelConfigError: incompatible with the model's existing ``config.pbtxt``, or the classifier it names
+            differs from the one published under that version.
+    """
+    candidates = ModelRepository(run_dir / CANDIDATE_DIR)
+    model = run_model(run_dir)
+    if model not in candidates.models():
+        raise FileNotFoundError(f"{run_dir}: no exported {model} in {run_dir / CANDIDATE_DIR} (train first)")
     version = candidates.resolve_version(model)
     folder = candidates.root / model / str(version)
     card = json.loads((folder / CARD_JSON).read_text(encoding="utf-8"))
     evaluation = run_dir / "evaluation.json"
     if evaluation.is_file():
         card.setdefault("metrics", {})["evaluation"] = json.loads(evaluation.read_text(encoding="utf-8"))
+    if "classifier" in card:
+        card["classifier"] = _published_classifier(candidates, card["classifier"], repo_root)
     card["provenance"]["run"] = run_dir.name
     card["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     config = candidates.config_path(model).read_text(encoding="utf-8")

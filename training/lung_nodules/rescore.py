@@ -14,11 +14,14 @@ refuses evaluation data that shares them.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from models.lung_nodules.rescore import FEATURES, Rescorer
 from models.runtime.ort import OnnxRuntime
 from models.runtime.repository import ModelRepository
 from training.lung_nodules.dataset import dataset_seeds
-from training.lung_nodules.export import CANDIDATE_DIR
+from training.lung_nodules.export import CANDIDATE_DIR, attach_classifier, run_model
 from training.lung_nodules.metrics import MATCH_MIN_MM, ScanResult, choose_threshold, detection_record, froc
 from training.msd import case_names, read_case
 from training.publish import CARD_JSON, render_card
@@ -71,13 +74,30 @@ class RescoreError(ValueError):
     """The second stage cannot be fitted as asked (no candidate, seeds shared with training)."""
 
 
+CLASSIFIER_SENTENCE = (" A 3D CNN candidate classifier ({model} version {version}) looks at the CT around each "
+                       "candidate; its logit is one of the second stage's features.")
+
+
+def with_classifier_sentence(summary: str, entry: dict[str, Any] | None) -> str:
+    """*summary* naming the candidate classifier (an earlier such sentence replaced; none without one)."""
+    pattern = re.escape(CLASSIFIER_SENTENCE).replace(r"\{model\}", r"\S+").replace(r"\{version\}", r"\d+")
+    summary = re.sub(pattern, "", summary)
+    return summary + CLASSIFIER_SENTENCE.format(**entry) if entry else summary
+
+
+def features_of(card: dict[str, Any]) -> tuple[str, ...]:
+    """The second-stage features of a card: all of FEATURES, less ``classifier_logit`` without a classifier."""
+    return FEATURES if "classifier" in card else tuple(f for f in FEATURES if f != "classifier_logit")
+
+
 @dataclass
 class TuningScan:
     """Candidates of one tuning scan: their detection records (network score) and features."""
 
     scan: ScanResult
-    features: np.ndarray  # (candidates, len(FEATURES))
+    features: np.ndarray  # (candidates, len(names))
     positive: np.ndarray  # bool per candidate: hits a ground-truth nodule
+    names: tuple[str, ...] = FEATURES  # the features' names, in column order
 
 
 def _positives(scan: ScanResult) -> np.ndarray:
@@ -89,8 +109,9 @@ def _positives(scan: ScanResult) -> np.ndarray:
         dtype=bool)
 
 
-def collect(runtime: OnnxRuntime, model: str, version: int, data_dir: Path) -> list[TuningScan]:
-    """Every candidate (network score >= prob_threshold) of every case of *data_dir*, with its features."""
+def collect(runtime: OnnxRuntime, model: str, version: int, data_dir: Path, names: tuple[str, ...] = FEATURES
+            ) -> list[TuningScan]:
+    """Every candidate (network score >= prob_threshold) of every case of *data_dir*, with its features *names*."""
     settings = dataclasses.replace(candidate_settings(runtime, model, version), min_score=0.0)
     out = []
     for name in case_names(data_dir):
@@ -98,14 +119,15 @@ def collect(runtime: OnnxRuntime, model: str, version: int, data_dir: Path) -> l
         det = detect_nodules(runtime, case.image, case.grid, model, version, settings, rescore=False,
                              features=True)
         scan = ScanResult(name, case.meta.get("nodules", []), [detection_record(n) for n in det.nodules])
-        feats = np.array([[n.features[f] for f in FEATURES] for n in det.nodules], dtype=np.float64)
-        out.append(TuningScan(scan, feats.reshape(-1, len(FEATURES)), _positives(scan)))
+        feats = np.array([[n.features[f] for f in names] for n in det.nodules], dtype=np.float64)
+        out.append(TuningScan(scan, feats.reshape(-1, len(names)), _positives(scan), names))
         LOGGER.info("tuning %s: %d candidates, %d on nodules", name, len(det.nodules), int(out[-1].positive.sum()))
     return out
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> Rescorer:
-    """L2-penalised logistic regression of *y* (bool) on *x* (rows: candidates, columns: FEATURES).
+def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50, names: tuple[str, ...] = FEATURES
+        ) -> Rescorer:
+    """L2-penalised logistic regression of *y* (bool) on *x* (rows: candidates, columns: the features *names*).
 
     Raises:
         RescoreError: no positive or no negative candidate.
@@ -125,7 +147,7 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> R
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return Rescorer(FEATURES, tuple(float(v) for v in mean), tuple(float(v) for v in scale),
+    return Rescorer(names, tuple(float(v) for v in mean), tuple(float(v) for v in scale),
                     tuple(float(v) for v in w[:-1]), float(w[-1]))
 
 
@@ -143,23 +165,46 @@ def cross_validated(scans: Sequence[TuningScan], folds: int = FOLDS) -> list[Sca
         rest = [i for i in range(len(scans)) if i % folds != k]
         if not held or not rest:
             continue
-        model = fit(np.vstack([scans[i].features for i in rest]), np.concatenate([scans[i].positive for i in rest]))
+        names = scans[0].names
+        model = fit(np.vstack([scans[i].features for i in rest]), np.concatenate([scans[i].positive for i in rest]),
+                    names=names)
         for i in held:
-            scores[i] = np.array([model.score(dict(zip(FEATURES, row, strict=True))) for row in scans[i].features])
+            scores[i] = np.array([model.score(dict(zip(names, row, strict=True))) for row in scans[i].features])
     return _rescored(scans, scores)
 
 
-def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates: int | None = None,
-                grow_open_mm: float | None = None) -> dict[str, Any]:
-    """Fit the second stage of *run_dir*'s candidate on *data_dir*; update its model card; returns the summary.
+@dataclass(frozen=True)
+class RescoreOptions:
+    """What ``aiws rescore`` changes in the run's candidate before fitting (None: keep the card's setting).
 
-    *blob_candidates*: set the candidate's ``postprocess.blob_candidates`` (dot-filter blobs added as
-    candidates, ``models/lung_nodules/blobs.py``) before collecting; None keeps the card's setting.
-    *grow_open_mm*: likewise ``postprocess.grow_open_mm`` (solid outlines grown past the network's probability,
-    ``models/lung_nodules/candidates.py``).
+    ``blob_candidates``: ``postprocess.blob_candidates`` (dot-filter blobs added as candidates,
+    ``models/lung_nodules/blobs.py``). ``grow_open_mm``: ``postprocess.grow_open_mm`` (solid outlines grown past
+    the network's probability, ``models/lung_nodules/candidates.py``). ``classifier``: the candidate classifier,
+    a published version in ``repository`` (``0``: latest), a classifier run folder, or ``none``
+    (:func:`training.lung_nodules.export.attach_classifier`).
+    """
+
+    blob_candidates: int | None = None
+    grow_open_mm: float | None = None
+    classifier: str | None = None
+    repository: Path | None = None
+
+    def check(self) -> None:
+        """Raises: RescoreError on a negative count or radius."""
+        if self.blob_candidates is not None and self.blob_candidates < 0:
+            raise RescoreError(f"blob candidates {self.blob_candidates}: must be >= 0")
+        if self.grow_open_mm is not None and self.grow_open_mm < 0:
+            raise RescoreError(f"grow radius {self.grow_open_mm} mm: must be >= 0")
+
+
+def rescore_run(run_dir: Path, data_dir: Path, options: RescoreOptions = RescoreOptions(), threads: int = 0
+                ) -> dict[str, Any]:
+    """Fit the second stage of *run_dir*'s candidate on *data_dir*, after the changes *options* asks for; update
+    its model card; returns the summary.
 
     Raises:
-        RescoreError: no exported candidate, shared seeds, or no candidate on a nodule.
+        RescoreError: no exported candidate, shared seeds, bad options, or no candidate on a nodule.
+        FileNotFoundError, ModelNotFound: the classifier asked for does not exist.
     """
     repo = ModelRepository(run_dir / CANDIDATE_DIR)
     if not repo.models():
@@ -170,24 +215,50 @@ def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates
     shared = sorted(set(seeds) & set(run.get("training_seeds", [])))
     if shared:
         raise RescoreError(f"{data_dir}: phantom seeds {shared[:10]} were used to train {run_dir.name}")
-    if blob_candidates is not None and blob_candidates < 0:
-        raise RescoreError(f"blob candidates {blob_candidates}: must be >= 0")
-    if grow_open_mm is not None and grow_open_mm < 0:
-        raise RescoreError(f"grow radius {grow_open_mm} mm: must be >= 0")
-    model = repo.models()[0]
+    options.check()
+    with _restored_on_error(repo.root):
+        if options.classifier is not None:
+            attach_classifier(run_dir, options.classifier, options.repository)
+        return _fit_run(run_dir, data_dir, options, threads, seeds)
+
+
+@contextlib.contextmanager
+def _restored_on_error(root: Path) -> Iterator[None]:
+    """The candidate repository *root* as it was when the block raises (a classifier attached for a fit that
+    failed is taken away again)."""
+    backup = Path(tempfile.mkdtemp(prefix=".rescore-", dir=root.parent))
+    try:
+        shutil.copytree(root, backup / "export")
+        try:
+            yield
+        except BaseException:
+            shutil.rmtree(root)
+            shutil.copytree(backup / "export", root)
+            raise
+    finally:
+        shutil.rmtree(backup)
+
+
+def _fit_run(run_dir: Path, data_dir: Path, options: RescoreOptions, threads: int, seeds: list[int]
+             ) -> dict[str, Any]:
+    repo = ModelRepository(run_dir / CANDIDATE_DIR)
+    run_path = run_dir / "run.json"
+    run = json.loads(run_path.read_text(encoding="utf-8"))
+    model = run_model(run_dir)
     runtime = OnnxRuntime(repo, device="cpu", intra_op_threads=threads)
     version = runtime.resolve_version(model)
     markdown_path = repo.card_path(model, version)
     card_path = markdown_path.with_name(CARD_JSON)
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    for key, value in (("blob_candidates", blob_candidates), ("grow_open_mm", grow_open_mm)):
+    for key, value in (("blob_candidates", options.blob_candidates), ("grow_open_mm", options.grow_open_mm)):
         if value is not None:
             card.setdefault("postprocess", {})[key] = value
     card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
-    scans = collect(runtime, model, version, data_dir)
+    names = features_of(card)
+    scans = collect(runtime, model, version, data_dir, names)
     x = np.vstack([s.features for s in scans])
     y = np.concatenate([s.positive for s in scans])
-    rescorer = fit(x, y)
+    rescorer = fit(x, y, names=names)
     max_fp = float(card.get("operating_point", {}).get("chosen_for_max_fp_per_scan", 0.5))
     validated = cross_validated(scans)
     threshold = choose_threshold(validated, max_fp, floor=0.0)
@@ -196,14 +267,16 @@ def rescore_run(run_dir: Path, data_dir: Path, threads: int = 0, blob_candidates
     blobs = int(card.get("postprocess", {}).get("blob_candidates", 0))
     grow = float(card.get("postprocess", {}).get("grow_open_mm", 0.0))
     summary = {"data": str(data_dir), "seeds": seeds, "scans": len(scans), "candidates": int(len(y)),
-               "on_nodules": int(y.sum()), "blob_candidates": blobs, "grow_open_mm": grow, "l2": L2, "folds": FOLDS,
+               "on_nodules": int(y.sum()), "blob_candidates": blobs, "grow_open_mm": grow,
+               "classifier": card.get("classifier"), "l2": L2, "folds": FOLDS,
                "threshold": round(threshold, 4),
                "froc_network_score": network_froc, "froc_cross_validated": rescored_froc}
     card["rescore"] = {**rescorer.to_mapping(), "trained_on": summary}
     card.setdefault("postprocess", {})["min_score"] = round(threshold, 4)
     if SUMMARY not in card.get("summary", ""):
         card["summary"] = card.get("summary", "") + SUMMARY
-    card["summary"] = with_grow_sentence(with_blob_sentence(card["summary"], blobs), grow)
+    card["summary"] = with_classifier_sentence(with_grow_sentence(with_blob_sentence(card["summary"], blobs), grow),
+                                               card.get("classifier"))
     if LIMITATION not in card.get("limitations", []):
         card["limitations"] = [*card.get("limitations", []), LIMITATION]
     card["operating_point"] = {"score_threshold": round(threshold, 4), "chosen_for_max_fp_per_scan": max_fp,
@@ -222,10 +295,13 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     def points(p: dict[str, Any]) -> str:
         return ", ".join(f"{k}: {v['sensitivity']:.3f}" for k, v in p.items())
     blobs, grow = summary.get("blob_candidates", 0), summary.get("grow_open_mm", 0.0)
+    classifier = summary.get("classifier")
     return [f"second stage fitted on {summary['candidates']} candidates ({summary['on_nodules']} on nodules) of "
             f"{summary['scans']} tuning phantoms" + (f", up to {blobs} dot-filter blobs per scan among them" if blobs
                                                      else "")
             + (f", solid outlines grown to their CT body (vessels thinner than {grow} mm radius left out)" if grow
-               else "") + f"; operating threshold {summary['threshold']}",
+               else "") + (f", with the classifier's logit ({classifier['model']} version {classifier['version']}"
+                           f"{', from run ' + str(classifier['run']) if 'run' in classifier else ''})" if classifier
+                           else "") + f"; operating threshold {summary['threshold']}",
             "FROC, network score (sensitivity >= 5 mm at FP/scan): " + points(summary["froc_network_score"]),
             "FROC, second stage (cross-validated):                " + points(summary["froc_cross_validated"])]

@@ -47,7 +47,8 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _log_file(run_dir: Path) -> logging.Handler:
+def log_to_run(run_dir: Path) -> logging.Handler:
+    """Log the ``training`` package at INFO into ``RUN/train.log``; returns the handler (remove it at the end)."""
     handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("training").addHandler(handler)
@@ -99,12 +100,17 @@ def validate(network: Any, val: list[ValCase], config: TrainConfig) -> tuple[dic
     return summary, scans
 
 
-def _lr(config: TrainConfig, step: int) -> float:
-    warm = max(1, config.train.iterations // 20)
+def warmup_cosine_lr(step: int, iterations: int, lr: float) -> float:
+    """Learning rate at *step*: linear warm-up over the first 5 % of *iterations*, then cosine decay to 0."""
+    warm = max(1, iterations // 20)
     if step < warm:
-        return config.train.lr * (step + 1) / warm
-    progress = (step - warm) / max(1, config.train.iterations - warm)
-    return config.train.lr * 0.5 * (1 + np.cos(np.pi * progress))
+        return lr * (step + 1) / warm
+    progress = (step - warm) / max(1, iterations - warm)
+    return float(lr * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
+def _lr(config: TrainConfig, step: int) -> float:
+    return warmup_cosine_lr(step, config.train.iterations, config.train.lr)
 
 
 def _val_score(summary: dict[str, Any]) -> float:
@@ -120,7 +126,7 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, progress: bool = T
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
-    handler = _log_file(run_dir)
+    handler = log_to_run(run_dir)
     try:
         torch.set_num_threads(config.train.threads)
         _seed_everything(config.seed)
@@ -206,7 +212,8 @@ def _finish(network: Any, config: TrainConfig, run_dir: Path, data_dir: Path, va
                   "iterations": config.train.iterations, "best_step": best[1], "seconds": round(seconds, 1)}
     card = candidate_card(config, trained_on, summary, threshold)
     onnx_path = write_candidate(run_dir, network, config, card)
-    result = {"run": run_dir.name, "config_sha256": config.config_hash(), "best_step": best[1],
+    result = {"run": run_dir.name, "model": config.export.model_name, "config_sha256": config.config_hash(),
+              "best_step": best[1],
               "threshold": threshold, "validation": summary, "onnx": str(onnx_path), "seconds": round(seconds, 1),
               "training_seeds": dataset_seeds(data_dir)}
     (run_dir / "run.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -41,7 +41,10 @@ def test_triton_down_job_retried_then_same_result_as_in_process(tmp_path: Path, 
     (tmp_path / "local").mkdir()
     output = LungNodulePipeline(OnnxRuntime(ModelRepository(REPO), "cpu")).run(
         PipelineRequest(study_uid, {series_uid: tuple(files)}, tmp_path / "local", "2.25"))
-    assert set(output.timings_s) == {"load", "preprocess", "network", "measures", "writing"}
+    assert set(output.timings_s) == {"load", "preprocess", "network", "classifier", "measures", "writing"}
+    models = ModelRepository(REPO).models()
+    if "lung_nodule_classifier" in models:
+        assert output.timings_s["classifier"] > 0  # the latest version's second stage asks the classifier
     local = output.summary
 
     triton = TritonServer(tmp_path / "triton", REPO, grpc_port=free_port(), http_port=free_port())
@@ -57,7 +60,7 @@ def test_triton_down_job_retried_then_same_result_as_in_process(tmp_path: Path, 
                                     if j["state"] == "pending" and "retrying" in (j["error"] or "")],
                            timeout=120, what="the job waiting for Triton")[0]
         assert "triton" in retried["error"].lower() or "connect" in retried["error"].lower(), retried["error"]
-        triton.start(wait_models=("lung_nodules",))
+        triton.start(wait_models=tuple(m for m in ("lung_nodules", "lung_nodule_classifier") if m in models))
         study = wait_for(lambda: study_sent(aiws, study_uid), timeout=300, what="the lung results sent")
         job = study["jobs"][0]
         assert job["attempts"] >= 2
@@ -66,6 +69,7 @@ def test_triton_down_job_retried_then_same_result_as_in_process(tmp_path: Path, 
         assert _key(remote) == _key(local)
         for a, b in zip(remote["nodules"], local["nodules"], strict=True):
             assert np.allclose(a["centre_mm"], b["centre_mm"], atol=0.05)
+            assert a["score"] == pytest.approx(b["score"], abs=0.002)  # second stage, classifier through Triton
             assert a["volume_mm3"] == pytest.approx(b["volume_mm3"], rel=1e-3)
         assert "PHANTOM-LUNG-TRITON" not in aiws.log()
     finally:

@@ -97,8 +97,10 @@ def test_shipped_lung_network_same_through_triton(triton_factory) -> None:  # ty
     from training.lung_nodules.phantom import PhantomConfig, generate_phantom
 
     root = Path(__file__).resolve().parents[3] / "triton_repo"
-    server = triton_factory(root, wait_models=("lung_nodules",))
     repository = ModelRepository(root)
+    classifier = "lung_nodule_classifier" in repository.models()
+    server = triton_factory(root, wait_models=("lung_nodules", "lung_nodule_classifier") if classifier
+                            else ("lung_nodules",))
     phantom = generate_phantom(77, PhantomConfig(max_matrix=256, z_extent_mm=60.0, nodules=(2, 2)))
     image, _ = to_network_grid(phantom.hu, phantom.grid, input_spec(repository.spec("lung_nodules")))
     image = image[:, 40:200, 40:220]
@@ -106,6 +108,18 @@ def test_shipped_lung_network_same_through_triton(triton_factory) -> None:  # ty
     remote = sliding_window_inference(TritonRuntime(repository, server.grpc_url, "grpc", 120), "lung_nodules", image)
     assert remote.version == local.version == repository.resolve_version("lung_nodules")
     np.testing.assert_allclose(remote.output, local.output, rtol=1e-4, atol=1e-5)
+    if classifier:  # the candidate classifier, at the version the latest lung card names (every version served)
+        from models.lung_nodules.classifier import classifier_logits
+        from models.lung_nodules.inference import classifier_of
+
+        ref = classifier_of(OnnxRuntime(repository, "cpu"), "lung_nodules", local.version)
+        assert ref is not None
+        centres = np.argwhere(local.output[0] > 0.5)[::50][:40]  # 40 points: two batches and a part
+        spec = input_spec(repository.spec("lung_nodules"))
+        want = classifier_logits(OnnxRuntime(repository, "cpu"), ref, image, centres, spec)
+        got = classifier_logits(TritonRuntime(repository, server.grpc_url, "grpc", 120), ref, image, centres, spec)
+        assert len(want) == len(centres) >= 10
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_shared_memory_same_results_survives_a_restart_and_is_removed(repo: Path, triton_factory  # type: ignore[no-untyped-def] # noqa: F811

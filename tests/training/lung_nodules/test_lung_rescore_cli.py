@@ -1,7 +1,8 @@
 """``aiws rescore`` end to end: the shipped network's candidates on tuning phantoms -> second stage in the card.
 
 The run folder is started from the shipped version 1 by ``aiws rescore --from-version 1`` (``export/`` and
-``run.json`` as ``aiws train`` leaves them), so the real network gives real candidates on real phantoms.
+``run.json`` as ``aiws train`` leaves them), so the real network gives real candidates on real phantoms; a
+small candidate classifier trained here (``aiws train lung_nodule_classifier``) gives them its logit.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from factories import TINY_CLASSIFIER_TOML
 
 from aiws.cli import main
 from models.lung_nodules.inference import candidate_settings, detect_nodules, rescorer_of
@@ -26,13 +28,21 @@ SHIPPED = Path(__file__).resolve().parents[3] / "triton_repo" / "lung_nodules"
 SMALL = PhantomConfig(z_extent_mm=60.0, nodules=(3, 4), max_matrix=256)
 
 
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rescore")
     folder = root / "run"
     write_phantom_dataset(root / "tune", [20100, 20101], SMALL)
+    write_phantom_dataset(root / "classifier-data", [30100, 30101], PhantomConfig(z_extent_mm=40.0, max_matrix=110))
+    (root / "classifier.toml").write_text(TINY_CLASSIFIER_TOML)
+    assert main(["train", "lung_nodule_classifier", "--data", str(root / "classifier-data"), "--config",
+                 str(root / "classifier.toml"), "--run", "c1", "--runs-dir", str(root), "--no-progress",
+                 "--candidates-from", "1", "--repository", str(SHIPPED.parent)]) == 0
     code = main(["rescore", str(folder), "--data", str(root / "tune"), "--threads", "2", "--from-version", "1",
-                 "--repository", str(SHIPPED.parent), "--blob-candidates", "5", "--grow-open-mm", "2.5"])
+                 "--repository", str(SHIPPED.parent), "--blob-candidates", "5", "--grow-open-mm", "2.5",
+                 "--classifier", str(root / "c1")])
     assert code == 0
     return {"root": root, "run": folder}
 
@@ -66,6 +76,16 @@ def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, 
     card = json.loads((run["run"] / "export" / "lung_nodules" / "1" / "model_card.json").read_text())
     stage = card["rescore"]
     assert stage["features"] == list(FEATURES) and len(stage["weights"]) == len(FEATURES)
+    assert card["classifier"] == {"model": "lung_nodule_classifier", "version": 1, "run": "c1", "published": False}
+    assert stage["trained_on"]["classifier"] == card["classifier"] and "| classifier_logit |" in (
+        run["run"] / "export" / "lung_nodules" / "1" / "model_card.md").read_text()
+    assert "candidate classifier (lung_nodule_classifier version 1)" in card["summary"]
+    trained = json.loads((run["root"] / "c1" / "run.json").read_text())
+    assert trained["candidates_from"] == {"repository": str(SHIPPED.parent.resolve()), "model": "lung_nodules",
+                                          "version": 1}  # the network's candidates were among its points
+    copied = run["run"] / "export" / "lung_nodule_classifier" / "1" / "model.onnx"
+    assert copied.read_bytes() == (run["root"] / "c1" / "export" / "lung_nodule_classifier" / "1" /
+                                   "model.onnx").read_bytes()
     assert stage["trained_on"]["seeds"] == [20100, 20101] and stage["trained_on"]["on_nodules"] >= 1
     assert card["postprocess"]["min_score"] == stage["trained_on"]["threshold"] == card["operating_point"][
         "score_threshold"]
@@ -102,6 +122,7 @@ def test_evaluation_and_service_score_candidates_by_the_second_stage(run: dict[s
     everything = replace(candidate_settings(runtime, "lung_nodules", 1), min_score=0.0)
     found = detect_nodules(runtime, phantom.hu, phantom.grid, settings=everything).nodules
     assert found and all(n.score == pytest.approx(rescorer.score(n.features)) for n in found)
+    assert all("classifier_logit" in n.features for n in found)  # the service runs the classifier too
     assert [n.score for n in found] == sorted((n.score for n in found), reverse=True)
     assert {n.features["blob"] for n in found} == {0.0, 1.0}  # the network's candidates and dot-filter blobs
     by_peak = detect_nodules(runtime, phantom.hu, phantom.grid, settings=everything, rescore=False).nodules
@@ -122,6 +143,10 @@ def test_a_derived_run_exports_as_the_next_version_with_the_same_weights(run: di
     folder = repo / "lung_nodules" / str(latest + 1)
     assert (folder / "model.onnx").read_bytes() == (SHIPPED / "1" / "model.onnx").read_bytes()
     card = json.loads((folder / "model_card.json").read_text())
+    published = ModelRepository(repo).versions("lung_nodule_classifier")
+    assert card["classifier"] == {"model": "lung_nodule_classifier", "version": published[-1]}  # published with it
+    assert (repo / "lung_nodule_classifier" / str(published[-1]) / "model.onnx").read_bytes() == (
+        run["run"] / "export" / "lung_nodule_classifier" / "1" / "model.onnx").read_bytes()
     assert card["provenance"]["derived_from"]["version"] == 1 and "rescore" in card
     assert card["metrics"]["evaluation"]["operating_point"]["threshold"] == card["postprocess"]["min_score"]
 
@@ -149,3 +174,22 @@ def test_a_derived_run_keeps_the_seeds_of_its_source_second_stage(tmp_path: Path
     (data / "dataset.json").write_text(json.dumps({"training": [], "phantom": {"seeds": tuned[:2]}}))
     with pytest.raises(EvaluationError, match="fit the second stage"):
         _check_seeds(tmp_path / "run", data)
+
+
+def test_a_failed_fit_leaves_the_run_as_it_was(run: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    card_path = run["run"] / "export" / "lung_nodules" / "1" / "model_card.json"
+    before = card_path.read_text()
+    write_phantom_dataset(run["root"] / "no-nodules", [20300], PhantomConfig(z_extent_mm=20.0, nodules=(0, 0),
+                                                                              max_matrix=96))
+    assert main(["rescore", str(run["run"]), "--data", str(run["root"] / "no-nodules"), "--classifier", "none"]) == 1
+    assert "need candidates on nodules" in capsys.readouterr().err
+    assert card_path.read_text() == before  # the classifier is still there, with the second stage fitted on it
+    assert (run["run"] / "export" / "lung_nodule_classifier" / "1" / "model.onnx").is_file()
+    assert main(["rescore", str(run["run"]), "--data", str(run["root"] / "tune"), "--classifier", "x"]) == 1
+    assert "not a classifier run" in capsys.readouterr().err
+
+
+def test_without_a_classifier_the_second_stage_has_no_classifier_feature() -> None:
+    from training.lung_nodules.rescore import features_of
+
+    assert "classifier_logit" not in features_of({}) and features_of({"classifier": {}}) == FEATURES
