@@ -54,17 +54,22 @@ $(TRITON_STAMP):
 	$(VENV_TRITON)/bin/python -c "import numpy, onnxruntime, pytriton; assert numpy.__version__ < '2'"
 	@touch $@
 
-# Reproduce the shipped lung-nodule network: phantoms -> train -> second stage on tuning phantoms -> evaluate on
-# unseen seeds -> next version in triton_repo/ (about 45 min on 2 CPU cores). See training/lung_nodules/configs/shipped.toml.
+# Reproduce the shipped lung-nodule network: phantoms -> train the network -> train the candidate classifier on the
+# same phantoms with the network's candidates -> second stage on tuning phantoms -> evaluate on unseen seeds -> next
+# versions in triton_repo/ (about 55 min on 2 CPU cores). See training/lung_nodules/configs/{shipped,classifier}.toml.
 LUNG_DATA := runs/lung-data
 train-lung: setup
 	rm -rf $(LUNG_DATA)
-	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/train --seeds 0:32 --nodules 6:12
-	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/tune --seeds 20000:20024 --nodules 2:6
-	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/eval --seeds 10000:10024 --nodules 2:6
+	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/train --seeds 0:32 --nodules 6:12 --workers 2
+	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/tune --seeds 20000:20024 --nodules 2:6 --workers 2
+	$(BIN)/python -m training.lung_nodules.dataset --out $(LUNG_DATA)/eval --seeds 10000:10024 --nodules 2:6 --workers 2
 	run=runs/lung-shipped-$$(date +%Y%m%d-%H%M%S); \
 	$(BIN)/aiws train lung_nodules --data $(LUNG_DATA)/train --config training/lung_nodules/configs/shipped.toml \
 	  --run $$(basename $$run) --runs-dir runs && \
-	$(BIN)/aiws rescore $$run --data $(LUNG_DATA)/tune --blob-candidates 10 --grow-open-mm 2.5 && \
+	$(BIN)/aiws train lung_nodule_classifier --data $(LUNG_DATA)/train \
+	  --config training/lung_nodules/configs/classifier.toml --candidates-from $$run \
+	  --run $$(basename $$run)-classifier --runs-dir runs && \
+	$(BIN)/aiws rescore $$run --data $(LUNG_DATA)/tune --blob-candidates 10 --grow-open-mm 2.5 \
+	  --classifier $$run-classifier && \
 	$(BIN)/aiws evaluate $$run --data $(LUNG_DATA)/eval && \
 	$(BIN)/aiws export $$run

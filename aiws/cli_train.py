@@ -149,6 +149,8 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError(f"--blob-candidates {args.blob_candidates}: must be >= 0")
     if args.grow_open_mm is not None and args.grow_open_mm < 0:
         raise ConfigError(f"--grow-open-mm {args.grow_open_mm}: must be >= 0")
+    if args.max_fp_per_scan is not None and not args.max_fp_per_scan > 0:
+        raise ConfigError(f"--max-fp-per-scan {args.max_fp_per_scan}: must be > 0")
     if args.from_version is not None:
         from training.lung_nodules.export import run_from_version
 
@@ -163,7 +165,7 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
     options = RescoreOptions(args.blob_candidates, args.grow_open_mm, args.classifier,
-                             args.repository or config.runtime.model_repository)
+                             args.repository or config.runtime.model_repository, args.max_fp_per_scan)
     try:
         summary = rescore_run(args.run, args.data, options, threads=args.threads)
     except RescoreError as exc:
@@ -236,6 +238,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="give the second stage the logit of a candidate classifier: a run of aiws train "
                         "lung_nodule_classifier (published with this run by aiws export), a published version of it "
                         "(0: latest), or 'none' (default: the run's)")
+    p.add_argument("--max-fp-per-scan", type=float, default=None, metavar="RATE",
+                   help="operating point: the lowest score with at most RATE false positives per tuning scan "
+                        "(cross-validated; default: the run's, 0.5 for a new run)")
     p.set_defaults(handler=cmd_rescore)
 
     p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")

@@ -149,7 +149,7 @@ def study_kinds(lung_ct: tuple[np.ndarray, Grid]) -> dict[str, StudyKind]:
 
     return {
         "lung_nodules": StudyKind(f"lung_nodules, {hu.shape[0]}-slice chest CT", "CT", lung,
-                                  ("load", "preprocess", "network", "measures", "writing")),
+                                  ("load", "preprocess", "network", "classifier", "measures", "writing")),
         "coronary_ct": StudyKind("coronary_ct, calcium-score CT phantom (2.5-3 mm)", "CT",
                                  lambda work, i: ct_dicom.write_series(make_phantom(50_000 + i), work / f"cac{i}")),
         "cardiac_mri": StudyKind("cardiac_mri, short-axis cine phantom", "MR", cardiac),

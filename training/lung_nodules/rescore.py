@@ -181,20 +181,25 @@ class RescoreOptions:
     ``models/lung_nodules/blobs.py``). ``grow_open_mm``: ``postprocess.grow_open_mm`` (solid outlines grown past
     the network's probability, ``models/lung_nodules/candidates.py``). ``classifier``: the candidate classifier,
     a published version in ``repository`` (``0``: latest), a classifier run folder, or ``none``
-    (:func:`training.lung_nodules.export.attach_classifier`).
+    (:func:`training.lung_nodules.export.attach_classifier`). ``max_fp_per_scan``: the operating point, the
+    lowest score threshold with at most that many false positives per tuning scan (cross-validated scores;
+    the card's ``operating_point.chosen_for_max_fp_per_scan``).
     """
 
     blob_candidates: int | None = None
     grow_open_mm: float | None = None
     classifier: str | None = None
     repository: Path | None = None
+    max_fp_per_scan: float | None = None
 
     def check(self) -> None:
-        """Raises: RescoreError on a negative count or radius."""
+        """Raises: RescoreError on a negative count, radius or false-positive rate."""
         if self.blob_candidates is not None and self.blob_candidates < 0:
             raise RescoreError(f"blob candidates {self.blob_candidates}: must be >= 0")
         if self.grow_open_mm is not None and self.grow_open_mm < 0:
             raise RescoreError(f"grow radius {self.grow_open_mm} mm: must be >= 0")
+        if self.max_fp_per_scan is not None and not self.max_fp_per_scan > 0:
+            raise RescoreError(f"false positives per scan {self.max_fp_per_scan}: must be > 0")
 
 
 def rescore_run(run_dir: Path, data_dir: Path, options: RescoreOptions = RescoreOptions(), threads: int = 0
@@ -259,7 +264,7 @@ def _fit_run(run_dir: Path, data_dir: Path, options: RescoreOptions, threads: in
     x = np.vstack([s.features for s in scans])
     y = np.concatenate([s.positive for s in scans])
     rescorer = fit(x, y, names=names)
-    max_fp = float(card.get("operating_point", {}).get("chosen_for_max_fp_per_scan", 0.5))
+    max_fp = options.max_fp_per_scan or float(card.get("operating_point", {}).get("chosen_for_max_fp_per_scan", 0.5))
     validated = cross_validated(scans)
     threshold = choose_threshold(validated, max_fp, floor=0.0)
     network_froc = froc([s.scan for s in scans])["points"]
@@ -269,7 +274,7 @@ def _fit_run(run_dir: Path, data_dir: Path, options: RescoreOptions, threads: in
     summary = {"data": str(data_dir), "seeds": seeds, "scans": len(scans), "candidates": int(len(y)),
                "on_nodules": int(y.sum()), "blob_candidates": blobs, "grow_open_mm": grow,
                "classifier": card.get("classifier"), "l2": L2, "folds": FOLDS,
-               "threshold": round(threshold, 4),
+               "threshold": round(threshold, 4), "max_fp_per_scan": max_fp,
                "froc_network_score": network_froc, "froc_cross_validated": rescored_froc}
     card["rescore"] = {**rescorer.to_mapping(), "trained_on": summary}
     card.setdefault("postprocess", {})["min_score"] = round(threshold, 4)
@@ -302,6 +307,7 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
             + (f", solid outlines grown to their CT body (vessels thinner than {grow} mm radius left out)" if grow
                else "") + (f", with the classifier's logit ({classifier['model']} version {classifier['version']}"
                            f"{', from run ' + str(classifier['run']) if 'run' in classifier else ''})" if classifier
-                           else "") + f"; operating threshold {summary['threshold']}",
+                           else "") + f"; operating threshold {summary['threshold']} (at most "
+            f"{summary.get('max_fp_per_scan', 0.5)} false positives per tuning scan)",
             "FROC, network score (sensitivity >= 5 mm at FP/scan): " + points(summary["froc_network_score"]),
             "FROC, second stage (cross-validated):                " + points(summary["froc_cross_validated"])]

@@ -42,7 +42,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                  "--candidates-from", "1", "--repository", str(SHIPPED.parent)]) == 0
     code = main(["rescore", str(folder), "--data", str(root / "tune"), "--threads", "2", "--from-version", "1",
                  "--repository", str(SHIPPED.parent), "--blob-candidates", "5", "--grow-open-mm", "2.5",
-                 "--classifier", str(root / "c1")])
+                 "--classifier", str(root / "c1"), "--max-fp-per-scan", "0.25"])
     assert code == 0
     return {"root": root, "run": folder}
 
@@ -69,6 +69,9 @@ def test_from_version_starts_a_run_from_the_published_network(run: dict[str, Pat
     assert main(["rescore", str(missing), "--data", str(run["root"] / "tune"), "--from-version", "1",
                  "--repository", str(SHIPPED.parent), "--grow-open-mm", "-1"]) == 1
     assert "--grow-open-mm -1.0: must be >= 0" in capsys.readouterr().err and not missing.exists()
+    assert main(["rescore", str(missing), "--data", str(run["root"] / "tune"), "--from-version", "1",
+                 "--repository", str(SHIPPED.parent), "--max-fp-per-scan", "0"]) == 1
+    assert "--max-fp-per-scan 0.0: must be > 0" in capsys.readouterr().err and not missing.exists()
 
 
 def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, Path],
@@ -89,6 +92,7 @@ def test_rescore_writes_the_second_stage_into_the_candidate_card(run: dict[str, 
     assert stage["trained_on"]["seeds"] == [20100, 20101] and stage["trained_on"]["on_nodules"] >= 1
     assert card["postprocess"]["min_score"] == stage["trained_on"]["threshold"] == card["operating_point"][
         "score_threshold"]
+    assert card["operating_point"]["chosen_for_max_fp_per_scan"] == stage["trained_on"]["max_fp_per_scan"] == 0.25
     markdown = (run["run"] / "export" / "lung_nodules" / "1" / "model_card.md").read_text()
     assert "## Second stage (false-positive reduction)" in markdown and "| elongation |" in markdown
     assert json.loads((run["run"] / "run.json").read_text())["rescore_seeds"] == [20100, 20101]
