@@ -179,10 +179,10 @@ def patch_metrics(logits: np.ndarray, patches: Patches) -> dict[str, Any]:
     y = patches.positive
     pos, neg = logits[y], logits[~y]
     if not len(pos) or not len(neg):
-        return {"points": int(len(y)), "positives": int(len(pos)), "auc": None}
+        return {"points": len(y), "positives": len(pos), "auc": None}
     ranks = np.argsort(np.argsort(np.r_[neg, pos], kind="stable"), kind="stable") + 1.0
     auc = (ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-    out: dict[str, Any] = {"points": int(len(y)), "positives": int(len(pos)), "auc": round(float(auc), 4)}
+    out: dict[str, Any] = {"points": len(y), "positives": len(pos), "auc": round(float(auc), 4)}
     for spec in (95, 99):
         cut = float(np.quantile(neg, spec / 100.0))
         out[f"sensitivity_at_{spec}_specificity"] = round(float((pos > cut).mean()), 4)

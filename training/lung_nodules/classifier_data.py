@@ -97,7 +97,7 @@ def truth_of(case: Case) -> list[Truth]:
                       "juxtapleural" if n.get("juxtapleural") else str(n.get("type", "solid"))) for n in listed]
     if case.label is None:
         return []
-    labels, n = ndimage.label(case.label > 0, structure=np.ones((3, 3, 3), dtype=bool))
+    labels, _ = ndimage.label(case.label > 0, structure=np.ones((3, 3, 3), dtype=bool))
     out = []
     for k, obj in enumerate(ndimage.find_objects(labels), start=1):
         if obj is None:
