@@ -70,6 +70,6 @@ train-lung: setup
 	  --config training/lung_nodules/configs/classifier.toml --candidates-from $$run \
 	  --run $$(basename $$run)-classifier --runs-dir runs && \
 	$(BIN)/aiws rescore $$run --data $(LUNG_DATA)/tune --blob-candidates 10 --grow-open-mm 2.5 \
-	  --classifier $$run-classifier && \
+	  --classifier $$run-classifier --max-fp-per-scan 0.25 && \
 	$(BIN)/aiws evaluate $$run --data $(LUNG_DATA)/eval && \
 	$(BIN)/aiws export $$run
