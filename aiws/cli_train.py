@@ -145,12 +145,12 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
 
     if not (args.data / "dataset.json").is_file():
         raise NotFound(f"{args.data}: no dataset.json (MSD layout with nodulesTr/ ground truth)")
-    if args.blob_candidates is not None and args.blob_candidates < 0:
-        raise ConfigError(f"--blob-candidates {args.blob_candidates}: must be >= 0")
-    if args.grow_open_mm is not None and args.grow_open_mm < 0:
-        raise ConfigError(f"--grow-open-mm {args.grow_open_mm}: must be >= 0")
-    if args.max_fp_per_scan is not None and not args.max_fp_per_scan > 0:
-        raise ConfigError(f"--max-fp-per-scan {args.max_fp_per_scan}: must be > 0")
+    options = RescoreOptions(args.blob_candidates, args.grow_open_mm, args.classifier,
+                             args.repository or config.runtime.model_repository, args.max_fp_per_scan)
+    problem = options.problem()  # before --from-version makes a run folder
+    if problem is not None:
+        name, value, rule = problem
+        raise ConfigError(f"--{name.replace('_', '-')} {value}: {rule}")
     if args.from_version is not None:
         from training.lung_nodules.export import run_from_version
 
@@ -164,8 +164,6 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
         print(f"{args.run}: candidate is lung_nodules version {used} from {repo} (no training)")
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
-    options = RescoreOptions(args.blob_candidates, args.grow_open_mm, args.classifier,
-                             args.repository or config.runtime.model_repository, args.max_fp_per_scan)
     try:
         summary = rescore_run(args.run, args.data, options, threads=args.threads)
     except RescoreError as exc:

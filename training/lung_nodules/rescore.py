@@ -192,14 +192,19 @@ class RescoreOptions:
     repository: Path | None = None
     max_fp_per_scan: float | None = None
 
+    def problem(self) -> tuple[str, float, str] | None:
+        """The first option out of range as (field, value, rule), None when all are valid."""
+        rules = (("blob_candidates", self.blob_candidates, lambda v: v >= 0, "must be >= 0"),
+                 ("grow_open_mm", self.grow_open_mm, lambda v: v >= 0, "must be >= 0"),
+                 ("max_fp_per_scan", self.max_fp_per_scan, lambda v: v > 0, "must be > 0"))
+        return next(((name, value, rule) for name, value, ok, rule in rules if value is not None and not ok(value)),
+                    None)
+
     def check(self) -> None:
-        """Raises: RescoreError on a negative count, radius or false-positive rate."""
-        if self.blob_candidates is not None and self.blob_candidates < 0:
-            raise RescoreError(f"blob candidates {self.blob_candidates}: must be >= 0")
-        if self.grow_open_mm is not None and self.grow_open_mm < 0:
-            raise RescoreError(f"grow radius {self.grow_open_mm} mm: must be >= 0")
-        if self.max_fp_per_scan is not None and not self.max_fp_per_scan > 0:
-            raise RescoreError(f"false positives per scan {self.max_fp_per_scan}: must be > 0")
+        """Raises: RescoreError on a negative count or radius, or a false-positive rate <= 0."""
+        found = self.problem()
+        if found is not None:
+            raise RescoreError(f"{found[0]} {found[1]}: {found[2]}")
 
 
 def rescore_run(run_dir: Path, data_dir: Path, options: RescoreOptions = RescoreOptions(), threads: int = 0
