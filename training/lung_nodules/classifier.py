@@ -183,10 +183,10 @@ def patch_metrics(logits: np.ndarray, patches: Patches) -> dict[str, Any]:
     ranks = np.argsort(np.argsort(np.r_[neg, pos], kind="stable"), kind="stable") + 1.0
     auc = (ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
     out: dict[str, Any] = {"points": len(y), "positives": len(pos), "auc": round(float(auc), 4)}
-    for spec in (95, 99):
-        cut = float(np.quantile(neg, spec / 100.0))
+    cuts = {spec: float(np.quantile(neg, spec / 100.0)) for spec in (95, 99)}
+    for spec, cut in cuts.items():
         out[f"sensitivity_at_{spec}_specificity"] = round(float((pos > cut).mean()), 4)
-    cut = float(np.quantile(neg, 0.99))
+    cut = cuts[99]
     kinds = np.array(patches.kind)
     out["by_kind_at_99_specificity"] = {k: round(float((logits[y & (kinds == k)] > cut).mean()), 4)
                                         for k in sorted(set(kinds[y]))}
@@ -349,8 +349,10 @@ def classifier_card(config: ClassifierConfig, trained_on: dict[str, Any], valida
         "conventions": [f"Input {INPUT_NAME} [N, 2, {p}, {p}, {p}]: HU windowed to {list(config.export.hu_window)} "
                         f"and scaled to [0, 1] on the {list(config.export.spacing_mm)} mm grid; channel 1 averages "
                         "2 x 2 x 2 blocks. Output nodule_logit [N, 1].",
-                        "Positives: nodule centres; negatives: dot-filter peaks, lung tissue and lung surface "
-                        "(training/lung_nodules/classifier_data.py)."],
+                        "Positives: nodule centres; negatives: dot-filter peaks, lung tissue and lung surface"
+                        + (", and the candidates of the network named in trained_on.candidates_from"
+                           if trained_on.get("candidates_from") else "")
+                        + " (training/lung_nodules/classifier_data.py)."],
         "limitations": LIMITATIONS,
         "provenance": {"training_config_sha256": config.config_hash(), "training_config": config.to_dict()},
     }

@@ -201,24 +201,23 @@ def attach_classifier(run_dir: Path, source: str, repo_root: Path | None) -> dic
     card_path = candidates.card_path(model, candidates.resolve_version(model)).with_name(CARD_JSON)
     card = json.loads(card_path.read_text(encoding="utf-8"))
     entry: dict[str, Any] | None = None
+    trained: Path | None = None
     if source.isdigit():
         if repo_root is None:
             raise FileNotFoundError(f"classifier version {source}: no model repository given")
-        repo = ModelRepository(repo_root)
-        version = repo.resolve_version(CLASSIFIER, int(source) or None)
-        shutil.rmtree(candidates.root / CLASSIFIER, ignore_errors=True)
-        _copy_model(repo, CLASSIFIER, version, candidates)
-        entry = {"model": CLASSIFIER, "version": version}
+        origin = ModelRepository(repo_root)
+        entry = {"model": CLASSIFIER, "version": origin.resolve_version(CLASSIFIER, int(source) or None)}
     elif source != "none":
         trained = Path(source)
         if not is_classifier_run(trained):
             raise FileNotFoundError(f"{trained}: not a classifier run (aiws train {CLASSIFIER}) nor a version number")
-        shutil.rmtree(candidates.root / CLASSIFIER, ignore_errors=True)
-        folder = _copy_model(ModelRepository(trained / CANDIDATE_DIR), CLASSIFIER, 1, candidates)
-        _with_evaluation(folder / CARD_JSON, trained)
+        origin = ModelRepository(trained / CANDIDATE_DIR)
         entry = {"model": CLASSIFIER, "version": 1, "run": trained.name, "published": False}
-    else:
-        shutil.rmtree(candidates.root / CLASSIFIER, ignore_errors=True)
+    shutil.rmtree(candidates.root / CLASSIFIER, ignore_errors=True)
+    if entry is not None:
+        folder = _copy_model(origin, CLASSIFIER, int(entry["version"]), candidates)
+        if trained is not None:
+            _with_evaluation(folder / CARD_JSON, trained)
     card.pop("classifier", None)
     if entry is not None:
         card["classifier"] = entry
@@ -229,13 +228,19 @@ def attach_classifier(run_dir: Path, source: str, repo_root: Path | None) -> dic
 
 def _with_evaluation(card_path: Path, run_dir: Path) -> dict[str, Any]:
     """The card at *card_path* with the run's ``evaluation.json`` (if any) as ``metrics.evaluation``; written back."""
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card = _evaluated(json.loads(card_path.read_text(encoding="utf-8")), run_dir)
+    if "evaluation" in card.get("metrics", {}):
+        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
+        card_path.with_name("model_card.md").write_text(render_card(card), encoding="utf-8")
+    return card
+
+
+def _evaluated(card: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """*card* with the run's ``evaluation.json`` (if any) as ``metrics.evaluation``."""
     evaluation = run_dir / "evaluation.json"
     if evaluation.is_file():
         card.setdefault("metrics", {})["evaluation"] = json.loads(evaluation.read_text(encoding="utf-8"))
-        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
-        card_path.with_name("model_card.md").write_text(render_card(card), encoding="utf-8")
-    return dict(card)
+    return card
 
 
 def _sha256(path: Path) -> str:
@@ -281,10 +286,7 @@ def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:
         raise FileNotFoundError(f"{run_dir}: no exported {model} in {run_dir / CANDIDATE_DIR} (train first)")
     version = candidates.resolve_version(model)
     folder = candidates.root / model / str(version)
-    card = json.loads((folder / CARD_JSON).read_text(encoding="utf-8"))
-    evaluation = run_dir / "evaluation.json"
-    if evaluation.is_file():
-        card.setdefault("metrics", {})["evaluation"] = json.loads(evaluation.read_text(encoding="utf-8"))
+    card = _evaluated(json.loads((folder / CARD_JSON).read_text(encoding="utf-8")), run_dir)
     if "classifier" in card:
         card["classifier"] = _published_classifier(candidates, card["classifier"], repo_root)
     card["provenance"]["run"] = run_dir.name
