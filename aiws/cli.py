@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiws.config import Config, load_config
 from aiws.errors import AiwsError, ConfigError
-from aiws.logsetup import setup_logging
+from aiws.logsetup import CONSOLE, setup_logging
 from pacs_bridge.errors import BridgeError
 
 LOGGER = logging.getLogger("aiws")
@@ -69,13 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, os.environ)
     except ConfigError as exc:
-        print(f"aiws: invalid configuration:\n{exc}", file=sys.stderr)
+        CONSOLE.error(f"aiws: invalid configuration:\n{exc}")
         return 2
     handler: Callable[[argparse.Namespace, Config], int] = args.handler
     try:
         return handler(args, config)
     except (AiwsError, BridgeError) as exc:
-        print(f"aiws: {exc}", file=sys.stderr)
+        CONSOLE.error(f"aiws: {exc}")
         return 1
 
 

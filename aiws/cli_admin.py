@@ -10,6 +10,7 @@ from typing import Any
 from aiws.config import Config
 from aiws.errors import NotFound
 from aiws.ledger import Ledger
+from aiws.logsetup import CONSOLE
 from aiws.netconfig import NetworkStore
 from aiws.netsettings import sender_settings
 from pacs_bridge.sender import echo, send_files
@@ -35,32 +36,32 @@ def cmd_ae(args: argparse.Namespace, config: Config) -> int:
     ledger, network = _network(config)
     if args.ae_command == "list":
         doc = network.doc()
-        print(f"local AE: {doc['ae_title']} (port {config.dicom.port}, known sources only: "
-              f"{doc['require_known_source']})")
+        CONSOLE.info(f"local AE: {doc['ae_title']} (port {config.dicom.port}, known sources only: "
+                     f"{doc['require_known_source']})")
         for s in doc["sources"]:
-            print(f"source       {s['ae_title']:<16} {s.get('host') or 'any host'}")
+            CONSOLE.info(f"source       {s['ae_title']:<16} {s.get('host') or 'any host'}")
         for d in doc["destinations"]:
-            print(f"destination  {d['name']:<16} {d['ae_title']}@{d['host']}:{d['port']}"
-                  f"{' tls' if d['tls'] else ''}{' pdf' if d['pdf_report'] else ''}")
+            CONSOLE.info(f"destination  {d['name']:<16} {d['ae_title']}@{d['host']}:{d['port']}"
+                         f"{' tls' if d['tls'] else ''}{' pdf' if d['pdf_report'] else ''}")
     elif args.ae_command == "add" and args.kind == "source":
         network.add_source({"ae_title": args.ae_title, "host": args.host}, _ACTOR)
-        print(f"source {args.ae_title} added")
+        CONSOLE.info(f"source {args.ae_title} added")
     elif args.ae_command == "add":
         if args.host is None or args.port is None or args.name is None:
-            print("aiws ae add destination needs NAME (--name), --host and --port")
+            CONSOLE.info("aiws ae add destination needs NAME (--name), --host and --port")
             return 2
         network.add_destination({"name": args.name, "ae_title": args.ae_title, "host": args.host,
                                  "port": args.port, "tls": args.tls, "pdf_report": args.pdf_report}, _ACTOR)
-        print(f"destination {args.name} added")
+        CONSOLE.info(f"destination {args.name} added")
     elif args.ae_command == "remove" and args.kind == "source":
         network.remove_source(args.ae_title, _ACTOR)
-        print(f"source {args.ae_title} removed")
+        CONSOLE.info(f"source {args.ae_title} removed")
     elif args.ae_command == "remove":
         network.remove_destination(args.ae_title, _ACTOR)
-        print(f"destination {args.ae_title} removed")
+        CONSOLE.info(f"destination {args.ae_title} removed")
     elif args.ae_command == "set-local":
         network.set_ae(args.ae_title, None, _ACTOR)
-        print(f"local AE title is now {args.ae_title}")
+        CONSOLE.info(f"local AE title is now {args.ae_title}")
     return 0
 
 
@@ -76,7 +77,7 @@ def cmd_echo(args: argparse.Namespace, config: Config) -> int:
     dest = _destination(network, args.destination)
     ms = echo(dest, sender_settings(config, network.policy().ae_title))
     ledger.audit(_ACTOR, "echo", {"destination": args.destination, "ms": round(ms, 1)})
-    print(f"C-ECHO {dest.ae_title}@{dest.host}:{dest.port}: success in {ms:.1f} ms")
+    CONSOLE.info(f"C-ECHO {dest.ae_title}@{dest.host}:{dest.port}: success in {ms:.1f} ms")
     return 0
 
 
@@ -88,7 +89,7 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
         paths.extend(sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p])
     report = send_files(dest, paths, sender_settings(config, network.policy().ae_title))
     ledger.audit(_ACTOR, "manual send", {"destination": args.destination, "files": report.sent})
-    print(f"sent {report.sent} instances to {args.destination} in {report.seconds:.2f} s")
+    CONSOLE.info(f"sent {report.sent} instances to {args.destination} in {report.seconds:.2f} s")
     return 0
 
 
@@ -96,18 +97,19 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     ledger, network = _network(config)
     counts = ledger.counts()
     if args.json:
-        print(json.dumps(counts, indent=2))
+        CONSOLE.info(json.dumps(counts, indent=2))
         return 0
-    print(f"AIWS data in {config.storage.data_dir.resolve()}  (local AE {network.policy().ae_title})")
+    CONSOLE.info(f"AIWS data in {config.storage.data_dir.resolve()}  (local AE {network.policy().ae_title})")
     for table, states in counts.items():
-        print(f"  {table:<10} " + ", ".join(f"{k}: {v}" for k, v in sorted(states.items())))
+        CONSOLE.info(f"  {table:<10} " + ", ".join(f"{k}: {v}" for k, v in sorted(states.items())))
     now = time.time()
     for s in ledger.list_sends("dead", limit=10):
-        print(f"  dead send {s.id} → {s.destination} ({s.attempts} tries): {s.last_error[:100]}")
+        CONSOLE.info(f"  dead send {s.id} → {s.destination} ({s.attempts} tries): {s.last_error[:100]}")
     for j in ledger.list_jobs("failed", limit=10):
-        print(f"  failed job {j.id} {j.pipeline} study {j.study_uid}: {j.error.splitlines()[0][:100]}")
+        CONSOLE.info(f"  failed job {j.id} {j.pipeline} study {j.study_uid}: {j.error.splitlines()[0][:100]}")
     for st in ledger.list_studies("receiving", limit=10):
-        print(f"  receiving study {st.study_uid}: {st.n_instances} instances, quiet {now - st.last_received_at:.0f} s")
+        CONSOLE.info(f"  receiving study {st.study_uid}: {st.n_instances} instances, "
+                     f"quiet {now - st.last_received_at:.0f} s")
     return 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiws.config import Config
 from aiws.ledger import Ledger
+from aiws.logsetup import CONSOLE
 from plugins.errors import InvalidInput, PluginError, UnknownPlugin
 from plugins.registry import Registry
 from plugins.runner import audit_detail, run_plugin
@@ -28,9 +29,9 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
         try:
             plugin = registry.get(name)
         except PluginError as exc:
-            print(f"{name:<12} (cannot load: {exc})")
+            CONSOLE.info(f"{name:<12} (cannot load: {exc})")
             continue
-        print(f"{plugin.name:<12} {plugin.version:<8} {','.join(sorted(plugin.formats)):<14} {plugin.summary}")
+        CONSOLE.info(f"{plugin.name:<12} {plugin.version:<8} {','.join(sorted(plugin.formats)):<14} {plugin.summary}")
     return 0
 
 
@@ -42,12 +43,12 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     try:
         plugin = Registry().get(args.name)
     except UnknownPlugin as exc:
-        print(f"aiws plugin run: {exc}", file=sys.stderr)
+        CONSOLE.error(f"aiws plugin run: {exc}")
         return 2
     try:
         data = _read(args.input)
     except OSError as exc:
-        print(f"aiws plugin run: cannot read {args.input} ({exc.strerror})", file=sys.stderr)
+        CONSOLE.error(f"aiws plugin run: cannot read {args.input} ({exc.strerror})")
         return 2
     hint = args.format or args.input.suffix.lstrip(".") or None
     ledger = Ledger(config.storage.data_dir / "aiws.db")
@@ -56,9 +57,9 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     except InvalidInput as exc:
         ledger.audit(_ACTOR, AUDIT_ACTION, audit_detail(plugin.name, plugin.version, data, "invalid",
                                                         problems=len(exc.problems)))
-        print(f"aiws plugin run {plugin.name}: invalid input", file=sys.stderr)
+        CONSOLE.error(f"aiws plugin run {plugin.name}: invalid input")
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            CONSOLE.error(f"  {problem}")
         return 2
     ledger.audit(_ACTOR, AUDIT_ACTION, audit_detail(plugin.name, plugin.version, data, "ok",
                                                     format=result.input_format, records=len(result.outputs),
@@ -66,9 +67,9 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     text = json.dumps(result.body(), indent=2, ensure_ascii=False)
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")
-        print(f"{plugin.name} {plugin.version}: {len(result.outputs)} result(s) written to {args.output}")
+        CONSOLE.info(f"{plugin.name} {plugin.version}: {len(result.outputs)} result(s) written to {args.output}")
     else:
-        print(text)
+        CONSOLE.info(text)
     return 0
 
 

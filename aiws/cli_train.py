@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aiws.config import Config
 from aiws.errors import ConfigError, NotFound
+from aiws.logsetup import CONSOLE
 
 REPOSITORY_HELP = "model repository (default: [runtime] model_repository)"
 LOGGER = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def _run_dir(args: argparse.Namespace) -> Path:
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
     if args.task in PHANTOM_TASKS:
         for line in _phantom_commands(args.task).train_run(args.config_file, _run_dir(args)):
-            print(line)
+            CONSOLE.info(line)
         return 0
     from training.lung_nodules.config import TrainConfigError, load_config
     from training.lung_nodules.train import train
@@ -68,10 +69,11 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int:
     run_dir = _free_run_dir(args)
     result = train(train_config, args.data, run_dir, progress=not args.no_progress)
     val = result["validation"]
-    print(f"run {run_dir}: best step {result['best_step']} of {train_config.train.iterations} "
-          f"in {result['seconds']:.0f} s; validation sensitivity(>=5 mm)@1FP "
-          f"{val.get('froc', {}).get('1.0', {}).get('sensitivity')}, Dice {val.get('dice_net_grid')}")
-    print(f"exported candidate: {result['onnx']}; next: aiws evaluate {run_dir} --data DIR; aiws export {run_dir}")
+    CONSOLE.info(f"run {run_dir}: best step {result['best_step']} of {train_config.train.iterations} "
+                 f"in {result['seconds']:.0f} s; validation sensitivity(>=5 mm)@1FP "
+                 f"{val.get('froc', {}).get('1.0', {}).get('sensitivity')}, Dice {val.get('dice_net_grid')}")
+    CONSOLE.info(f"exported candidate: {result['onnx']}; next: aiws evaluate {run_dir} --data DIR; "
+                 f"aiws export {run_dir}")
     return 0
 
 
@@ -103,11 +105,11 @@ def _train_classifier(args: argparse.Namespace, config: Config) -> int:
     except ModelError as exc:
         raise ConfigError(str(exc)) from None
     val = result["validation"]
-    print(f"run {run_dir}: best step {result['best_step']} of {classifier_config.train.iterations} in "
-          f"{result['seconds']:.0f} s; validation AUC {val.get('auc')}, sensitivity at 99 % specificity "
-          f"{val.get('sensitivity_at_99_specificity')}")
-    print(f"exported candidate: {result['onnx']}; next: aiws evaluate {run_dir} --data DIR; "
-          f"aiws rescore LUNG_RUN --data TUNE --classifier {run_dir}")
+    CONSOLE.info(f"run {run_dir}: best step {result['best_step']} of {classifier_config.train.iterations} in "
+                 f"{result['seconds']:.0f} s; validation AUC {val.get('auc')}, sensitivity at 99 % specificity "
+                 f"{val.get('sensitivity_at_99_specificity')}")
+    CONSOLE.info(f"exported candidate: {result['onnx']}; next: aiws evaluate {run_dir} --data DIR; "
+                 f"aiws rescore LUNG_RUN --data TUNE --classifier {run_dir}")
     return 0
 
 
@@ -116,7 +118,7 @@ def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     if phantom_task is not None:
         seeds = tuple(int(v) for v in args.seeds.split(":")) if args.seeds else None
         lines, met = _phantom_commands(phantom_task).evaluate_run(args.run, *([seeds] if seeds else []))
-        print("\n".join(lines))
+        CONSOLE.info("\n".join(lines))
         return 0 if met or not args.strict else 3
     from training.lung_nodules import classifier, evaluate
 
@@ -134,8 +136,8 @@ def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     except error as exc:
         raise ConfigError(str(exc)) from None
     for line in report(result):
-        print(line)
-    print(f"written {args.run / 'evaluation.json'}")
+        CONSOLE.info(line)
+    CONSOLE.info(f"written {args.run / 'evaluation.json'}")
     return 0 if all(b["met"] for b in result.get("bars", {}).values()) or not args.strict else 3
 
 
@@ -161,7 +163,7 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
             used = run_from_version(repo, "lung_nodules", args.from_version or None, args.run)
         except ModelError as exc:
             raise NotFound(str(exc)) from None
-        print(f"{args.run}: candidate is lung_nodules version {used} from {repo} (no training)")
+        CONSOLE.info(f"{args.run}: candidate is lung_nodules version {used} from {repo} (no training)")
     if not (args.run / "run.json").is_file():
         raise NotFound(f"{args.run}: not a lung_nodules training run (no run.json)")
     try:
@@ -171,8 +173,8 @@ def cmd_rescore(args: argparse.Namespace, config: Config) -> int:
     except (FileNotFoundError, ModelError) as exc:
         raise NotFound(str(exc)) from None
     for line in report_lines(summary):
-        print(line)
-    print(f"updated the candidate's model card; next: aiws evaluate {args.run} --data DIR (unseen seeds)")
+        CONSOLE.info(line)
+    CONSOLE.info(f"updated the candidate's model card; next: aiws evaluate {args.run} --data DIR (unseen seeds)")
     return 0
 
 
@@ -190,8 +192,8 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     except ModelConfigError as exc:
         raise ConfigError(str(exc)) from None
     card = json.loads((repo / model / str(version) / "model_card.json").read_text(encoding="utf-8"))
-    print(f"published {model} version {version} in {repo} (config sha256 "
-          f"{card['provenance']['training_config_sha256'][:12]}); the service uses it from its next job")
+    CONSOLE.info(f"published {model} version {version} in {repo} (config sha256 "
+                 f"{card['provenance']['training_config_sha256'][:12]}); the service uses it from its next job")
     return 0
 
 

@@ -7,6 +7,7 @@ and AE titles only.
 from __future__ import annotations
 
 import logging
+import sys
 
 #: Loggers kept at WARNING whatever the level asked for.
 QUIET = ("pynetdicom", "highdicom", "uvicorn.access", "httpx")
@@ -16,3 +17,26 @@ def setup_logging(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(
     logging.basicConfig(level=level, format=fmt)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _Console(logging.Handler):
+    """Bare messages to standard output (INFO) or standard error (WARNING and up), looked up at each record so
+    that a redirected or captured stream gets them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        try:
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+
+
+#: What an ``aiws`` command tells the person who ran it (its result, tables, the next step), as opposed to
+#: the service's log: ``CONSOLE.info`` goes to standard output, ``CONSOLE.error`` to standard error, each
+#: message as it is, whatever the log level and format. Not propagated to the root logger.
+CONSOLE = logging.getLogger("aiws.console")
+CONSOLE.setLevel(logging.INFO)
+CONSOLE.propagate = False
+if not any(isinstance(h, _Console) for h in CONSOLE.handlers):
+    CONSOLE.addHandler(_Console())
