@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_TOOLS := Orthanc storescu echoscu dsrdump dcmdump dciodvfy
+SYSTEM_TOOLS := Orthanc storescu echoscu dsrdump dcmdump dciodvfy pdftoppm pdftotext
 VENV_TRITON := .venv-triton
 TRITON_STAMP := $(VENV_TRITON)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -13,13 +13,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: system-deps $(STAMP) $(TRITON_STAMP)
 
-# Debian packages: Orthanc (the PACS in tests), dcmtk (independent DICOM peers), dicom3tools (dciodvfy).
+# Debian packages: Orthanc (the PACS in tests), dcmtk (independent DICOM peers), dicom3tools (dciodvfy),
+# poppler-utils (pdftoppm, pdftotext: the PDF reports rendered and measured in tests).
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing orthanc dcmtk dicom3tools (missing:$$missing)"; \
-	  $(SUDO) apt-get install -y orthanc dcmtk dicom3tools >/dev/null || \
-	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y orthanc dcmtk dicom3tools >/dev/null; }; \
+	  echo "installing orthanc dcmtk dicom3tools poppler-utils (missing:$$missing)"; \
+	  $(SUDO) apt-get install -y orthanc dcmtk dicom3tools poppler-utils >/dev/null || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y orthanc dcmtk dicom3tools poppler-utils >/dev/null; }; \
 	fi
 
 $(STAMP): pyproject.toml
