@@ -1,12 +1,10 @@
 """Real peers for tests: Orthanc, dcmtk tools, dciodvfy. Every process started is stopped by its owner."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
-import time
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,115 +12,15 @@ from typing import Any
 
 import httpx
 
-#: dcmtk and Orthanc leave Nagle's algorithm on unless this is set (see the developers' guide).
-DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+# Orthanc and the helpers it needs live in scripts/orthanc_local.py (``make demo`` starts the same Orthanc).
+from scripts.orthanc_local import DCMTK_ENV, Orthanc, free_port, wait_for  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
-    """Poll *predicate* until it returns a truthy value; raise TimeoutError naming *what*."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-@dataclass
-class Orthanc:
-    """A private Orthanc started on loopback ports with its own storage."""
-
-    workdir: Path
-    aet: str = "ORTHANC"
-    modalities: dict[str, tuple[str, str, int]] = field(default_factory=dict)
-    dicom_port: int = 0
-    http_port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def start(self) -> Orthanc:
-        self.dicom_port = self.dicom_port or free_port()
-        self.http_port = self.http_port or free_port()
-        storage = self.workdir / "storage"
-        storage.mkdir(parents=True, exist_ok=True)
-        config = {
-            "Name": "aiws-test-orthanc",
-            "StorageDirectory": str(storage),
-            "IndexDirectory": str(storage),
-            "DicomAet": self.aet,
-            "DicomPort": self.dicom_port,
-            "HttpPort": self.http_port,
-            "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
-            "DicomCheckCalledAet": False,
-            "DicomAlwaysAllowStore": True,
-            "DicomAlwaysAllowEcho": True,
-            "OverwriteInstances": True,
-            "StableAge": 1,
-            "DicomScuTimeout": 30,
-            "DicomModalities": {k: list(v) for k, v in self.modalities.items()},
-            "Plugins": [],
-        }
-        cfg = self.workdir / "orthanc.json"
-        cfg.write_text(json.dumps(config))
-        log = open(self.workdir / "orthanc.log", "wb")
-        self.proc = subprocess.Popen(["Orthanc", str(cfg)], stdout=log, stderr=subprocess.STDOUT, env=DCMTK_ENV)
-        wait_for(self._up, timeout=30, what="Orthanc HTTP")
-        return self
-
-    def _up(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"Orthanc exited: {(self.workdir / 'orthanc.log').read_text()[-2000:]}")
-        try:
-            return httpx.get(f"{self.url}/system", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def get(self, path: str) -> Any:
-        r = httpx.get(f"{self.url}{path}", timeout=60)
-        r.raise_for_status()
-        return r.json()
-
-    def post(self, path: str, body: Any, timeout: float = 300) -> Any:
-        r = httpx.post(f"{self.url}{path}", json=body, timeout=timeout) if not isinstance(body, bytes) else \
-            httpx.post(f"{self.url}{path}", content=body, timeout=timeout)
-        r.raise_for_status()
-        return r.json() if r.content else None
-
-    def upload(self, paths: Sequence[Path]) -> list[str]:
-        """Store files through the REST API; return Orthanc instance ids."""
-        return [self.post("/instances", Path(p).read_bytes())["ID"] for p in paths]
-
-    def instances_of_study(self, study_uid: str) -> list[dict[str, Any]]:
-        found = self.post("/tools/find", {"Level": "Instance", "Query": {"StudyInstanceUID": study_uid},
-                                          "Expand": True})
-        return list(found)
-
-    def file_of(self, instance_id: str) -> bytes:
-        r = httpx.get(f"{self.url}/instances/{instance_id}/file", timeout=60)
-        r.raise_for_status()
-        return r.content
+__all__ = ["DCMTK_ENV", "AiwsProcess", "Orthanc", "dciodvfy_errors", "echoscu", "free_port", "have_tool",
+           "storescu", "wait_for"]
 
 
 def dciodvfy_errors(path: Path) -> list[str]:
