@@ -4,7 +4,9 @@ in ``history``).
 Observations are found by LOINC code (table below; blood-pressure panels by their components) or by
 the ``urn:aiws:plugin-input`` system whose code is the flat key (``spo2_scale``,
 ``on_respiratory_support``). Units are converted from UCUM (°F, µmol/L, /µL); an unknown unit is
-refused, never assumed. Vasopressors come from active MedicationRequests with an ATC code of
+refused, never assumed. Oxygen: a flow (3151-8) > 0 L/min or an FiO2 (3150-0) above room air (21 %)
+means supplemental oxygen; FiO2 is read by its unit (``%``; ``1`` or none for a fraction such as
+0.40; see :func:`fio2_percent`). Vasopressors come from active MedicationRequests with an ATC code of
 dopamine, dobutamine, noradrenaline or adrenaline and a rate in µg/kg/min.
 
 Time points: every distinct observation time. At each, a measurement is the most recent value
@@ -75,7 +77,12 @@ LOINC_MAP: dict[str, tuple[str, Convert, bool]] = {
     "3167-4": ("urine_ml_day", _URINE_DAY, True),
 }
 _O2_FLOW = "3151-8"        # inhaled oxygen flow rate: > 0 → on oxygen
-_FIO2 = "3150-0"           # inhaled oxygen concentration: > 21 % → on oxygen
+_FIO2 = "3150-0"           # inhaled oxygen concentration: > 21 % → on oxygen (see fio2_percent)
+_O2_FLOW_L_MIN = _unit({"L/min": 1, "l/min": 1, "mL/min": 1e-3, "": 1})
+#: FiO2 of room air (%): a higher FiO2 is supplemental oxygen (NEWS2: "supplemental oxygen → 2").
+ROOM_AIR_FIO2_PERCENT = 21.0
+#: plausible FiO2 range (%): below 20 % is no breathable mixture, above 100 % is impossible.
+FIO2_RANGE_PERCENT = (20.0, 100.0)
 _ACVPU = "67775-7"         # level of responsiveness
 _ACVPU_SNOMED = {"248234008": "A", "40917007": "C", "300202002": "V", "450847001": "P", "422768004": "U"}
 _ACVPU_WORDS = (("alert", "A"), ("confus", "C"), ("voice", "V"), ("verbal", "V"), ("pain", "P"), ("unresp", "U"))
@@ -129,6 +136,35 @@ def _quantity_reading(where: str, key: str, convert: Convert, value: Any) -> flo
     return round(converted, 4)
 
 
+def fio2_percent(where: str, value: Any) -> float:
+    """FiO2 (LOINC 3150-0) in percent, by its UCUM unit.
+
+    ``%`` → percent (40 → 40 %); ``1`` (the UCUM unity, a fraction) → × 100 (0.40 → 40 %);
+    no unit → a fraction when <= 1 (0.40 → 40 %, 1 → 100 %), percent when >= 20 (40 → 40 %),
+    refused in between (e.g. 5: neither a plausible fraction nor a plausible percentage).
+    The result must lie in 20–100 % (room air is 21 %). Raises :class:`InvalidInput` naming
+    the resource otherwise, or on any other unit.
+    """
+    q = fhir.quantity(value) if hasattr(value, "value") else (float(value), "") if isinstance(value, (int, float)) \
+        else None
+    if q is None:
+        raise _bad(f"{where}.value[x]", "FiO2: a numeric value is required")
+    amount, unit = q[0], q[1].strip()
+    if unit == "%":
+        percent = amount
+    elif unit == "1" or (unit == "" and amount <= 1.0):
+        percent = amount * 100.0
+    elif unit == "":
+        percent = amount
+    else:
+        raise _bad(f"{where}.valueQuantity.code", "unit not supported for FiO2 (use %, or 1 for a fraction)", unit)
+    lo, hi = FIO2_RANGE_PERCENT
+    if not lo <= percent <= hi:
+        raise _bad(f"{where}.valueQuantity.value", f"FiO2 {percent:g} % outside {lo:g}-{hi:g} % (unit {unit or 'none'!r}: "
+                   "a fraction is 0.21-1, a percentage 21-100)", amount)
+    return percent
+
+
 def _coded_readings(where: str, code: str, value: Any) -> list[tuple[str, Any]]:
     """Readings of the codes that are not plain quantities."""
     if code == _ACVPU or code == "consciousness":
@@ -136,9 +172,11 @@ def _coded_readings(where: str, code: str, value: Any) -> list[tuple[str, Any]]:
         if letter is None:
             raise _bad(f"{where}.value[x]", "consciousness must be A, C, V, P or U (or SNOMED/text equivalent)")
         return [("consciousness", letter)]
-    if code in (_O2_FLOW, _FIO2):
-        amount = _quantity_reading(where, "oxygen", _unit({"L/min": 1, "%": 1, "1": 100, "": 1}), value)
-        return [("on_oxygen", amount > (21.0 if code == _FIO2 else 0.0))]
+    if code == _O2_FLOW:
+        flow = _quantity_reading(where, "oxygen flow", _O2_FLOW_L_MIN, value)
+        return [("on_oxygen", flow > 0.0)]
+    if code == _FIO2:
+        return [("on_oxygen", fio2_percent(where, value) > ROOM_AIR_FIO2_PERCENT)]
     if code in ("on_oxygen", "on_respiratory_support"):
         if not isinstance(value, bool):
             raise _bad(f"{where}.valueBoolean", f"{code} must be a boolean")
