@@ -150,6 +150,7 @@ class WorkersConfig(_Model):
     count: int = Field(default=1, ge=0, le=64)  # 0: receive and route only; jobs wait for a worker
     max_job_tries: int = Field(default=5, ge=1)
     retry_seconds: float = Field(default=30.0, ge=0)
+    stop_grace_seconds: float = Field(default=5.0, ge=0, le=300)  # a job still running then resumes at next start
 
 
 class ImagingConfig(_Model):

@@ -119,7 +119,9 @@ class Service:
             self._http.should_exit = True
         self.scp.stop()
         self.scheduler.stop()
-        self.workers.stop()
+        for name in self.workers.stop(self.config.workers.stop_grace_seconds):
+            if self.ledger.requeue_running_jobs(name):
+                LOGGER.info("the job of worker %s goes back to the queue", name)
         self.dispatcher.stop()
         if self._http_thread is not None:
             self._http_thread.join(10)
