@@ -5,9 +5,14 @@ the four composition categories in words and dropped the percentage bands of the
 a = almost entirely fatty, b = scattered areas of fibroglandular density, c = heterogeneously
 dense, d = extremely dense. An automated tool must still map its measure to a category. This
 package measures the *percent dense area* (fibroglandular area / breast area, pectoral muscle
-excluded, in %) and maps it with the 4th-edition quartile cut points that area-based tools use:
+excluded, in %) and maps it with the 4th-edition quartiles (BI-RADS Atlas 4th edition, 2003:
+"< 25 % glandular", "25-50 %", "51-75 %", "> 75 %") that area-based tools use:
 
-    a: < 25 %    b: 25 – < 50 %    c: 50 – < 75 %    d: >= 75 %
+    a: < 25 %    b: 25 – 50 %    c: > 50 – 75 %    d: > 75 %
+
+The 4th edition's bands are closed at 50 and at 75 (50 % is b, 75 % is c: a value at a cut point
+stays in the lower grade); its "51-75 %" is read as "above 50 up to 75" so that no value falls
+between bands (50.4 % is c). ``MAPPING`` is this rule as one line, shown on every output.
 
 (Volumetric tools use other cut points, e.g. 4.5 / 7.5 / 15.5 % of breast *volume*; they do not
 apply to an area measure.) A breast's percent dense area is the mean over its CC and MLO views;
@@ -22,8 +27,11 @@ import numpy as np
 
 from models.errors import ModelError
 
-#: Upper bounds (exclusive) of categories a, b and c, in percent dense area.
+#: Cut points between a|b, b|c and c|d, in percent dense area: a < 25 <= b <= 50 < c <= 75 < d.
 CUT_POINTS_PERCENT: tuple[float, float, float] = (25.0, 50.0, 75.0)
+#: The mapping as shown on the outputs (SR, summary image, job summary).
+MAPPING = ("BI-RADS density from percent dense area, 4th-edition quartiles: a < 25 %, b 25-50 %, "
+           "c > 50-75 %, d > 75 %")
 CATEGORIES: tuple[str, str, str, str] = ("a", "b", "c", "d")
 DESCRIPTIONS: dict[str, str] = {
     "a": "almost entirely fatty",
@@ -41,10 +49,14 @@ def birads_density(percent_dense: float) -> str:
     """
     if not np.isfinite(percent_dense) or not 0.0 <= percent_dense <= 100.0:
         raise ModelError(f"percent dense area {percent_dense!r} is outside [0, 100] %")
-    for category, upper in zip(CATEGORIES, CUT_POINTS_PERCENT):
-        if percent_dense < upper:
-            return category
-    return CATEGORIES[-1]
+    a_b, b_c, c_d = CUT_POINTS_PERCENT
+    if percent_dense < a_b:
+        return "a"
+    if percent_dense <= b_c:
+        return "b"
+    if percent_dense <= c_d:
+        return "c"
+    return "d"
 
 
 def percent_dense_area(dense: np.ndarray, breast: np.ndarray, pectoral: np.ndarray | None = None) -> float:
@@ -78,6 +90,11 @@ class ExamDensity:
     @property
     def description(self) -> str:
         return DESCRIPTIONS[self.category]
+
+    @property
+    def mapping(self) -> str:
+        """The percent-to-category rule used (:data:`MAPPING`), to show beside the category."""
+        return MAPPING
 
 
 def exam_density(per_view: Mapping[tuple[str, str], float]) -> ExamDensity:

@@ -21,6 +21,7 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from imaging.provenance import algorithm_version
 from models.errors import NoSuitableSeries
 from models.mammography.analysis import ExamAnalysis, Predict, ViewAnalysis, analyse_exam, analyse_view
 from models.mammography.inference import load_calibration, runtime_predictor
@@ -160,7 +161,7 @@ class MammographyPipeline:
         timings["network"] = predict.seconds
         timings["analysis"] = time.perf_counter() - t2 - predict.seconds
         t3 = time.perf_counter()
-        context = context_of(request, self.name, f"{self.version}+model{model_version}",
+        context = context_of(request, self.name, algorithm_version(self.version, self.model, model_version),
                              f"{self.model} v{model_version} model card")
         files = write_results(request, context, analysed, exam)
         timings["writing"] = time.perf_counter() - t3
@@ -177,6 +178,7 @@ def summary_of(exam: ExamAnalysis, selection: Selection, model_version: int) -> 
     return {
         "model_version": model_version,
         "density": exam.density.category,
+        "density_mapping": exam.density.mapping,
         "breasts": {b.laterality: {"percent_dense": round(b.percent_dense, 1), "category": b.category}
                     for b in exam.density.breasts},
         "exam_score": exam.exam_score,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from imaging.provenance import save_dataset
 from imaging.results import AlgorithmId, ResultContext
 from models.mammography.analysis import ExamAnalysis, Finding
+from models.mammography.density import MAPPING as DENSITY_MAPPING
 from models.mammography.detection import Region
 from models.mammography.gsps import Mark, build_gsps
 from models.mammography.sr import build_sr
@@ -48,7 +49,8 @@ def finding_label(finding: Finding) -> str:
 def context_of(request: PipelineRequest, pipeline: str, version: str, calibration_note: str) -> ResultContext:
     return ResultContext(uid_root=request.uid_root, pipeline=pipeline, model_version=version,
                          manufacturer=request.manufacturer, institution_name=request.institution_name,
-                         algorithm=AlgorithmId(pipeline, version, (("calibration", calibration_note),)))
+                         algorithm=AlgorithmId(pipeline, version, (("calibration", calibration_note),
+                                                                   ("density_mapping", DENSITY_MAPPING))))
 
 
 def gsps_files(request: PipelineRequest, context: ResultContext, analysed: Mapping[tuple[str, str], AnalysedView],

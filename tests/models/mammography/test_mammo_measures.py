@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.errors import ModelError
-from models.mammography.density import birads_density, exam_density, percent_dense_area
+from models.mammography.density import MAPPING, birads_density, exam_density, percent_dense_area
 from models.mammography.detection import (
     Calibration, Platt, Region, decile_cut_points, find_regions, fit_platt, link_views, region_score,
 )
@@ -15,10 +15,19 @@ from models.mammography.segmentation import segment_breast
 from training.mammography.phantom import PhantomConfig, make_exam
 
 
-@pytest.mark.parametrize("pd,category", [(0.0, "a"), (24.99, "a"), (25.0, "b"), (49.99, "b"), (50.0, "c"),
-                                         (74.99, "c"), (75.0, "d"), (100.0, "d")])
+# BI-RADS Atlas 4th edition (2003) quartiles, as REFERENCE.md corrects them: < 25 %, 25-50 %, 51-75 %, > 75 %:
+# exactly 50 % is b and exactly 75 % is c (a value at a cut point stays in the lower grade), 25 % is b.
+@pytest.mark.parametrize("pd,category", [(0.0, "a"), (24.99, "a"), (25.0, "b"), (49.99, "b"), (50.0, "b"),
+                                         (50.01, "c"), (50.4, "c"), (74.99, "c"), (75.0, "c"), (75.01, "d"),
+                                         (100.0, "d")])
 def test_birads_density_cut_points(pd: float, category: str) -> None:
     assert birads_density(pd) == category
+
+
+def test_density_mapping_is_stated_with_the_result() -> None:
+    result = exam_density({("L", "CC"): 50.0, ("L", "MLO"): 50.0})
+    assert result.category == "b"
+    assert result.mapping == MAPPING and "b 25-50 %" in MAPPING and "c > 50-75 %" in MAPPING and "d > 75 %" in MAPPING
 
 
 @pytest.mark.parametrize("bad", [-0.1, 100.1, float("nan")])

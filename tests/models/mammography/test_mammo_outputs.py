@@ -21,6 +21,7 @@ from peers import dciodvfy_errors  # noqa: E402
 
 from models.mammography.analysis import analyse_exam, analyse_view  # noqa: E402
 from models.mammography.detection import Calibration, Platt  # noqa: E402
+from models.mammography.density import MAPPING as DENSITY_MAPPING  # noqa: E402
 from models.mammography.pipeline import AnalysedView, select_views  # noqa: E402
 from models.mammography.preprocess import resample  # noqa: E402
 from models.mammography.report import context_of, write_results  # noqa: E402
@@ -102,6 +103,8 @@ def test_every_object_is_valid_dicom(written) -> None:
     sr = written[0].path
     dump = subprocess.run(["dsrdump", str(sr)], capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0 and "Breast composition" in dump.stdout
+    texts = [str(el.value) for el in dcmread(sr).iterall() if el.VR in ("UT", "ST", "LT", "LO")]
+    assert f"density_mapping={DENSITY_MAPPING}" in texts  # the percent-to-category mapping is shown in the SR
 
 
 def test_gsps_marks_land_on_the_lesions_of_the_stored_images(study, written) -> None:
