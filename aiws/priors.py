@@ -8,6 +8,7 @@ from typing import Any
 from pydicom import dcmread
 
 from aiws.ledger import Ledger
+from aiws.quarantine import read_back
 from models.pipeline import PriorStudy
 from pacs_bridge.errors import SendError
 from pacs_bridge.qr import QueryTarget, find_series, find_studies, get_study, move_study
@@ -47,7 +48,7 @@ def _retrieve(target: QueryTarget, settings: SenderSettings, study_uid: str, des
         return get_study(target, settings, study_uid, dest, sop_classes, series)
     if inbox is None:
         raise SendError(f"C-MOVE from {target.ae_title}: no retrieve inbox (the service's SCP receives it)")
-    inbox.expect(study_uid)
+    inbox.expect(study_uid, settings.ae_title)  # only C-STOREs naming us as Move Originator land there
     try:
         move_study(target, settings, study_uid, settings.ae_title)
         return inbox.take(study_uid, dest)
@@ -88,11 +89,14 @@ def fetch_latest_prior(
         series: dict[str, list[Path]] = {}
         wanted = set(sop_classes)
         for path in files:
-            header = dcmread(path, stop_before_pixels=True)
-            uid = str(header.SeriesInstanceUID)
-            if str(header.SOPClassUID) in wanted and is_valid_uid(uid):
+            header, reason = read_back(path)
+            uid = str(header.get("SeriesInstanceUID", "")) if header is not None else ""
+            if header is not None and str(header.get("SOPClassUID", "")) in wanted and is_valid_uid(uid):
                 series.setdefault(uid, []).append(path)
-            else:  # moved along with the study, not an image this pipeline reads
+            else:  # moved along with the study, not an image this pipeline reads (or unreadable)
+                if header is None:
+                    LOGGER.warning("study %s: prior %s: a retrieved file is left out (%s)", study_uid,
+                                   prior.study_uid, reason)
                 path.unlink()
         LOGGER.info("study %s: prior %s (%s) from %s", study_uid, prior.study_uid, prior.study_date, target.ae_title)
         return (PriorStudy(prior.study_uid, prior.study_date, {k: tuple(v) for k, v in series.items()},

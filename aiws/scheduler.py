@@ -2,24 +2,29 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from aiws.config import Config
-from aiws.ledger import Ledger
+from aiws.ledger import Ledger, QuarantineItem
+from aiws.quarantine import item_for, quarantine, quarantine_root, read_back
 from aiws.routing import Route, route_study
 from aiws.sending import SendDispatcher
 from pacs_bridge.assembly import StudyAssembler
-from pacs_bridge.spool import Spool
+from pacs_bridge.spool import Spool, fsync_dir
+from pacs_bridge.uids import is_valid_uid, validate_uid
 
 LOGGER = logging.getLogger(__name__)
 
 _RETENTION_EVERY_S = 3600.0
+PURGING_DIR = "purging"  # under the spool root: a study's folder is renamed here, then deleted
 
 
 class Scheduler:
@@ -37,6 +42,7 @@ class Scheduler:
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_retention = 0.0
+        self._failing: dict[str, str] = {}  # step → exception type of its current run of failures
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="aiws-scheduler", daemon=True)
@@ -52,19 +58,56 @@ class Scheduler:
             self.tick(time.time())
 
     def tick(self, now: float) -> None:
-        """One round; each step's failure is logged and the others still run."""
-        for step in (self._assembler.poll, self._dispatcher.poll, self._retention):
+        """One round; each step's failure is logged, counted in the ledger (``/health``), and the
+        others still run. A step that keeps failing the same way logs its traceback once."""
+        steps: tuple[tuple[str, Callable[[float], object]], ...] = (
+            ("assembly", self._assembler.poll), ("sending", self._dispatcher.poll), ("retention", self._retention))
+        for name, step in steps:
             try:
                 step(now)
-            except Exception:  # the scheduler must survive any single failure; it is logged with traceback
-                LOGGER.exception("scheduler step %s failed", getattr(step, "__name__", step))
+            except Exception as exc:  # the scheduler must survive any single failure; logged and counted
+                self._step_failed(name, exc, now)
+            else:
+                self._failing.pop(name, None)
+
+    def _step_failed(self, name: str, exc: Exception, now: float) -> None:
+        kind = type(exc).__name__
+        if self._failing.get(name) != kind:
+            LOGGER.exception("scheduler step %s failed (%s)", name, kind)
+        else:
+            LOGGER.debug("scheduler step %s failed again (%s)", name, kind)
+        self._failing[name] = kind
+        try:
+            self._ledger.note_scheduler_error(name, kind, now)
+        except sqlite3.Error as err:
+            LOGGER.error("scheduler step %s: failure not recorded in the ledger (%s)", name, type(err).__name__)
 
     def complete_study(self, study_uid: str, last_seen: float) -> bool:
-        """Route a quiet study and record its completion and jobs atomically."""
-        headers = self._series_headers(study_uid)
+        """Complete one quiet study on its own: a study that cannot be completed goes to ``error``
+        (its unreadable instances to the quarantine) and the others go on."""
+        try:
+            return self._complete(study_uid, last_seen)
+        except Exception as exc:  # one study must not stop the rest; the error names the type, no value
+            LOGGER.error("study %s: completion failed (%s); study set to error", study_uid, type(exc).__name__,
+                         exc_info=LOGGER.isEnabledFor(logging.DEBUG))
+            return self._ledger.fail_study(study_uid, last_seen, f"completion failed: {type(exc).__name__}",
+                                           time.time())
+
+    def _complete(self, study_uid: str, last_seen: float) -> bool:
+        """Read every instance back, quarantine what cannot be read, route the study and record its
+        completion and jobs atomically."""
+        headers, bad = self._read_back(study_uid)
+        if bad:
+            quarantine(self._ledger, study_uid, bad, last_seen, time.time())
+            LOGGER.error("study %s: %d instance(s) cannot be read back, quarantined; study set to error",
+                         study_uid, len(bad))
+            return True
         jobs = route_study(self._routes, headers)
         done = self._ledger.complete_study(study_uid, last_seen, jobs, time.time())
-        if done:
+        study = self._ledger.get_study(study_uid) if done else None
+        if study is not None and study.state == "error":
+            LOGGER.error("study %s: %s", study_uid, study.error)
+        elif done:
             if jobs:
                 LOGGER.info("study %s: %d series routed to %s", study_uid, len(headers),
                             ", ".join(f"{j.pipeline}({len(j.series_uids)} series)" for j in jobs))
@@ -73,11 +116,18 @@ class Scheduler:
                             study_uid, len(headers))
         return done
 
-    def _series_headers(self, study_uid: str) -> dict[str, Dataset]:
-        first: dict[str, str] = {}
+    def _read_back(self, study_uid: str) -> tuple[dict[str, Dataset], list[QuarantineItem]]:
+        """The first header of each series, and the instances that cannot be read back."""
+        headers: dict[str, Dataset] = {}
+        bad: list[QuarantineItem] = []
+        root = quarantine_root(self._spool.root)
         for inst in self._ledger.instances_of_study(study_uid):
-            first.setdefault(inst.series_uid, inst.path)
-        return {uid: dcmread(path, stop_before_pixels=True) for uid, path in first.items()}
+            header, reason = read_back(Path(inst.path))
+            if header is None:
+                bad.append(item_for(root, study_uid, inst.series_uid, inst.sop_instance_uid, Path(inst.path), reason))
+            else:
+                headers.setdefault(inst.series_uid, header)
+        return headers, bad
 
     def _retention(self, now: float) -> None:
         if now - self._last_retention < _RETENTION_EVERY_S:
@@ -88,16 +138,59 @@ class Scheduler:
 
 def purge_expired(config: Config, ledger: Ledger, spool: Spool, now: float) -> list[str]:
     """Delete received data and results older than the retention period, never before
-    their jobs and sends are finished. Returns the purged study UIDs."""
+    their jobs and sends are finished. Returns the purged study UIDs.
+
+    Each study is purged by :meth:`aiws.ledger.Ledger.purge_study`: one transaction re-checks it and
+    renames its spool folder aside; the folder is deleted after the commit. An instance acknowledged
+    meanwhile either re-opened the study first (not purged) or was written into a fresh folder.
+    """
     before = now - config.storage.retention_days * 86400.0
+    aside_root = spool.root / PURGING_DIR
+    settle_purges(ledger, spool)
     purged = []
     outbox = config.storage.data_dir / "outbox"
     for uid in ledger.purgeable_studies(before):
-        spool.remove_study(uid)
+        aside = aside_root / validate_uid(uid, "StudyInstanceUID")
+        if not ledger.purge_study(uid, before, now, _mover(spool.instances_dir / uid, aside)):
+            continue
+        if aside.exists():
+            shutil.rmtree(aside)
         for job_id in ledger.job_ids_of_study(uid):
             shutil.rmtree(outbox / str(job_id), ignore_errors=True)
-        ledger.mark_purged(uid, now)
         purged.append(uid)
     if purged:
         LOGGER.info("retention: purged %d studies older than %.0f days", len(purged), config.storage.retention_days)
     return purged
+
+
+def _mover(folder: Path, aside: Path) -> Callable[[], None]:
+    def move_aside() -> None:
+        if folder.exists():
+            aside.parent.mkdir(exist_ok=True)
+            os.rename(folder, aside)
+            fsync_dir(folder.parent)
+    return move_aside
+
+
+def settle_purges(ledger: Ledger, spool: Spool) -> None:
+    """Folders a crash left aside: deleted when their study's purge committed, put back otherwise."""
+    aside_root = spool.root / PURGING_DIR
+    if not aside_root.is_dir():
+        return
+    for aside in aside_root.iterdir():
+        if not is_valid_uid(aside.name):
+            continue
+        study = ledger.get_study(aside.name)
+        if study is not None and study.state != "purged":
+            _restore(aside, spool.instances_dir / aside.name)
+            LOGGER.warning("retention: study %s put back from an interrupted purge", aside.name)
+        shutil.rmtree(aside)
+
+
+def _restore(aside: Path, folder: Path) -> None:
+    for f in aside.glob("*/*.dcm"):
+        dest = folder / f.parent.name / f.name
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dest)
+            fsync_dir(dest.parent)

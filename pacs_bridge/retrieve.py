@@ -2,9 +2,11 @@
 
 With C-MOVE the PACS opens its own association to our storage SCP and C-STOREs the study there.
 Those instances are a prior for comparison, not a new study to route. The retriever marks the
-study as expected (a folder ``<root>/<StudyInstanceUID>/``), the SCP writes the instances of an
-expected study into that folder instead of the spool (unless the C-STORE names another move
-originator), and the retriever takes the folder when the C-MOVE has finished: the PACS sends the
+study as expected (a folder ``<root>/<StudyInstanceUID>/`` holding the AE title that issues the
+C-MOVE), the SCP writes an instance of an expected study into that folder instead of the spool only
+when its C-STORE carries that AE title as Move Originator (PS3.7 9.1.1.1.8): a C-STORE without it is
+an ordinary store, spooled and routed even while the study is expected. The retriever takes the
+folder when the C-MOVE has finished: the PACS sends the
 final C-MOVE response only after every C-STORE has been answered, and the SCP answers only once
 the file is durable. A folder on disk works across processes: the SCP runs in the service,
 retrieves run in job workers.
@@ -18,6 +20,9 @@ from pathlib import Path
 from pacs_bridge.spool import fsync_dir, write_durably
 from pacs_bridge.uids import is_valid_uid
 
+_ORIGINATOR_FILE = "move-originator"
+
+
 class RetrieveInbox:
     """Expected C-MOVE studies under *root* (one folder each)."""
 
@@ -29,19 +34,28 @@ class RetrieveInbox:
             raise ValueError(f"study {study_uid!r}: not a valid DICOM UID")
         return self.root / study_uid
 
-    def expect(self, study_uid: str) -> Path:
-        """Mark *study_uid* as expected; its instances will land in the returned folder."""
+    def expect(self, study_uid: str, originator_ae: str) -> Path:
+        """Mark *study_uid* as expected from a C-MOVE that *originator_ae* issues; its instances
+        (C-STOREs naming that AE title as Move Originator) will land in the returned folder."""
+        if not originator_ae.strip():
+            raise ValueError(f"study {study_uid}: a C-MOVE is expected from a named AE title")
         folder = self._folder(study_uid)
         folder.mkdir(parents=True, exist_ok=True)
+        write_durably(folder / _ORIGINATOR_FILE, originator_ae.strip().encode("ascii"), folder)
         return folder
 
     def claims(self, study_uid: str, move_originator: str, our_ae: str) -> Path | None:
         """The folder for an arriving instance of *study_uid*, or None when it is an ordinary store:
-        the study is not expected, or the C-STORE says another AE asked for the move."""
-        if (move_originator and move_originator != our_ae) or not is_valid_uid(study_uid):
+        the study is not expected, or the C-STORE carries no Move Originator or another one than
+        the C-MOVE's (*our_ae* when the folder does not say)."""
+        if not move_originator or not is_valid_uid(study_uid):
             return None
         folder = self._folder(study_uid)
-        return folder if folder.is_dir() else None
+        if not folder.is_dir():
+            return None
+        marker = folder / _ORIGINATOR_FILE
+        expected = marker.read_text("ascii").strip() if marker.exists() else our_ae
+        return folder if move_originator.strip() == expected else None
 
     def store(self, folder: Path, sop_instance_uid: str, data: bytes) -> Path:
         """Write one retrieved instance durably into *folder* (a path :meth:`claims` gave)."""
@@ -59,6 +73,7 @@ class RetrieveInbox:
             return []
         os.rename(folder, dest)
         fsync_dir(dest.parent)
+        (dest / _ORIGINATOR_FILE).unlink(missing_ok=True)
         return sorted(p for p in dest.iterdir() if p.suffix == ".dcm")
 
     def forget(self, study_uid: str) -> None:

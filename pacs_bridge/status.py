@@ -20,6 +20,9 @@ class StoreStatus(IntEnum):
     INVALID_UID = 0xC002
     #: Failure: processing failure (unexpected error while keeping the instance).
     PROCESSING_FAILURE = 0x0110
+    #: Failure: duplicate SOP instance (PS3.7 C.4.2): the SOP Instance UID is already held under
+    #: another study or series.
+    DUPLICATE_SOP_INSTANCE = 0x0111
 
 
 class EchoStatus(IntEnum):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -11,14 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from aiws.ledger.custody import CustodyMixin, InstanceRefused
 from aiws.ledger.rows import InstanceRow, NewJob, StudyRow
-from aiws.ledger.schema import SCHEMA, SCHEMA_VERSION
+from aiws.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from aiws.ledger.work import WorkMixin
 
 LOGGER = logging.getLogger(__name__)
 
 
-class Ledger(WorkMixin):
+class Ledger(CustodyMixin, WorkMixin):
     """Thread-safe (one connection per thread) and multi-process safe (SQLite WAL, immediate transactions).
 
     Durability: instance files are fsynced in the spool before they are
@@ -36,6 +38,20 @@ class Ledger(WorkMixin):
         con.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an older database up to :data:`SCHEMA_VERSION`, one version per transaction (another
+        process opening the same file at the same time finds the version already raised and skips)."""
+        while True:
+            with self.transaction() as con:
+                version = int(con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+                if version >= SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version + 1]:
+                    con.execute(statement)
+                con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version + 1),))
+            LOGGER.info("ledger %s: schema migrated from version %d to %d", self.path, version, version + 1)
 
     # -- connections ------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -72,8 +88,17 @@ class Ledger(WorkMixin):
             self._local.con = None
 
     # -- instances and studies -----------------------------------------------------
-    def record_instance(self, row: InstanceRow) -> bool:
-        """Record a spooled instance and open (or re-open) its study. False for a duplicate."""
+    def record_instance(self, row: InstanceRow, require_file: bool = False) -> bool:
+        """Record a spooled instance and open (or re-open) its study. False for a duplicate (same
+        SOP Instance UID, study and series).
+
+        With *require_file*, the spool file must still exist when the row is written (checked under
+        the write lock, which a retention purge holds while it moves a study's folder aside).
+
+        Raises:
+            InstanceRefused: the SOP Instance UID is held under another study or series
+                (``conflict``), or the file is gone (``gone``); nothing is recorded.
+        """
         with self.transaction() as con:
             cur = con.execute(
                 "INSERT OR IGNORE INTO instances VALUES(?,?,?,?,?,?,?,?,?,?,?)",
@@ -81,7 +106,16 @@ class Ledger(WorkMixin):
                  row.transfer_syntax, row.path, row.size_bytes, row.calling_ae, row.peer_ip, row.received_at),
             )
             if cur.rowcount == 0:
+                held = con.execute("SELECT study_uid, series_uid FROM instances WHERE sop_instance_uid=?",
+                                   (row.sop_instance_uid,)).fetchone()
+                if (held["study_uid"], held["series_uid"]) != (row.study_uid, row.series_uid):
+                    raise InstanceRefused(
+                        "conflict", f"SOP instance {row.sop_instance_uid} is already held under study "
+                        f"{held['study_uid']} series {held['series_uid']}")
                 return False
+            if require_file and not os.path.exists(row.path):
+                raise InstanceRefused(
+                    "gone", f"study {row.study_uid} was purged while instance {row.sop_instance_uid} arrived")
             study = con.execute("SELECT state FROM studies WHERE study_uid=?", (row.study_uid,)).fetchone()
             if study is None:
                 con.execute(
@@ -129,6 +163,10 @@ class Ledger(WorkMixin):
             ).fetchone()
             if study is None or study["state"] != "receiving" or study["last_received_at"] > last_seen:
                 return False
+            n_bad, reason = self._unresolved(con, study_uid)
+            if n_bad:  # an instance of it is quarantined and was not sent again
+                self._set_error(con, study_uid, f"{n_bad} instance(s) quarantined; first: {reason}", now)
+                return True
             for job in jobs:
                 con.execute(
                     "UPDATE jobs SET state='superseded', finished_at=? WHERE study_uid=? AND pipeline=?"
@@ -162,29 +200,6 @@ class Ledger(WorkMixin):
                 "SELECT * FROM studies ORDER BY last_received_at DESC LIMIT ? OFFSET ?", (limit, offset)
             )
         return [StudyRow.of(r) for r in rows]
-
-    def purgeable_studies(self, before: float) -> list[str]:
-        """Studies older than *before* whose every job and send is finished."""
-        rows = self.query(
-            "SELECT s.study_uid FROM studies s WHERE s.state='complete' AND s.last_received_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.study_uid=s.study_uid"
-            "                 AND j.state IN ('pending','running'))"
-            " AND NOT EXISTS (SELECT 1 FROM sends d JOIN jobs j ON d.job_id=j.id"
-            "                 WHERE j.study_uid=s.study_uid AND d.state IN ('pending','sending'))",
-            (before,),
-        )
-        return [r[0] for r in rows]
-
-    def mark_purged(self, study_uid: str, now: float) -> None:
-        with self.transaction() as con:
-            con.execute("DELETE FROM instances WHERE study_uid=?", (study_uid,))
-            con.execute(
-                "UPDATE studies SET state='purged', purged_at=?, n_instances=0 WHERE study_uid=?", (now, study_uid)
-            )
-            con.execute(
-                "UPDATE results SET path='' WHERE job_id IN (SELECT id FROM jobs WHERE study_uid=?)", (study_uid,)
-            )
-            self._audit(con, "retention", "study purged", {"study_uid": study_uid})
 
     # -- associations, audit, network configuration -----------------------------------
     def record_association(self, rec: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ class StudyRow:
     n_jobs: int
     unrouted: bool
     purged_at: float | None
+    error: str = ""  # why the study is in state 'error' (no tag values: UIDs, counts, exception types)
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> StudyRow:
@@ -127,3 +128,30 @@ class NewResult:
     series_uid: str
     sop_class_uid: str
     path: str
+
+
+@dataclass(frozen=True)
+class QuarantineItem:
+    """An instance that cannot be read back, and why (the reason names no tag value)."""
+
+    sop_instance_uid: str
+    series_uid: str
+    original_path: str
+    path: str  # where it was moved ('' when there was no file to move)
+    reason: str
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    id: int
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    original_path: str
+    path: str
+    reason: str
+    at: float
+
+    @classmethod
+    def of(cls, r: sqlite3.Row) -> QuarantineRow:
+        return cls(**dict(r))

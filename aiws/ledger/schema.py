@@ -1,7 +1,10 @@
 """SQLite schema of the ledger. Every state change of the service is a row here."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# 1 -> 2: studies may be in state 'error' (with its reason in studies.error); quarantine table;
+#         see MIGRATIONS below. The CREATE statements are the newest version; an older database
+#         is brought up to date by the migrations, one version at a time, in one transaction each.
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -23,7 +26,7 @@ CREATE INDEX IF NOT EXISTS ix_instances_study ON instances(study_uid, series_uid
 
 CREATE TABLE IF NOT EXISTS studies(
     study_uid TEXT PRIMARY KEY,
-    state TEXT NOT NULL CHECK(state IN ('receiving', 'complete', 'purged')),
+    state TEXT NOT NULL CHECK(state IN ('receiving', 'complete', 'error', 'purged')),
     generation INTEGER NOT NULL DEFAULT 1,
     first_received_at REAL NOT NULL,
     last_received_at REAL NOT NULL,
@@ -32,9 +35,23 @@ CREATE TABLE IF NOT EXISTS studies(
     calling_ae TEXT NOT NULL DEFAULT '',
     n_jobs INTEGER NOT NULL DEFAULT 0,
     unrouted INTEGER NOT NULL DEFAULT 0,
-    purged_at REAL
+    purged_at REAL,
+    error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS ix_studies_state ON studies(state, last_received_at);
+
+-- instances that could not be read back: moved out of the spool into <data_dir>/quarantine
+CREATE TABLE IF NOT EXISTS quarantine(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sop_instance_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    original_path TEXT NOT NULL,
+    path TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_quarantine_study ON quarantine(study_uid);
 
 CREATE TABLE IF NOT EXISTS jobs(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -112,3 +129,31 @@ CREATE TABLE IF NOT EXISTS network_config(
     version INTEGER NOT NULL
 );
 """
+
+#: Statements that bring a database from version ``n - 1`` to ``n`` (SQLite cannot change a CHECK
+#: constraint in place: the table is rebuilt, as https://sqlite.org/lang_altertable.html describes).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        """CREATE TABLE studies_v2(
+            study_uid TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK(state IN ('receiving', 'complete', 'error', 'purged')),
+            generation INTEGER NOT NULL DEFAULT 1,
+            first_received_at REAL NOT NULL,
+            last_received_at REAL NOT NULL,
+            completed_at REAL,
+            n_instances INTEGER NOT NULL DEFAULT 0,
+            calling_ae TEXT NOT NULL DEFAULT '',
+            n_jobs INTEGER NOT NULL DEFAULT 0,
+            unrouted INTEGER NOT NULL DEFAULT 0,
+            purged_at REAL,
+            error TEXT NOT NULL DEFAULT ''
+        )""",
+        "INSERT INTO studies_v2(study_uid, state, generation, first_received_at, last_received_at, completed_at,"
+        " n_instances, calling_ae, n_jobs, unrouted, purged_at) SELECT study_uid, state, generation,"
+        " first_received_at, last_received_at, completed_at, n_instances, calling_ae, n_jobs, unrouted, purged_at"
+        " FROM studies",
+        "DROP TABLE studies",
+        "ALTER TABLE studies_v2 RENAME TO studies",
+        "CREATE INDEX IF NOT EXISTS ix_studies_state ON studies(state, last_received_at)",
+    ),
+}

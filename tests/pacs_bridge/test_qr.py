@@ -56,7 +56,7 @@ def test_move_lands_an_expected_study_in_the_inbox_and_anything_else_in_the_spoo
     scp.start()
     try:
         target = QueryTarget("ORTHANC", "127.0.0.1", orthanc.dicom_port, "c-move")
-        inbox.expect(prior)
+        inbox.expect(prior, "AIWS")
         assert move_study(target, SenderSettings(ae_title="AIWS"), prior, "AIWS") == 3
         got = inbox.take(prior, tmp_path / "cache" / prior)
         assert {dcmread(p).SOPInstanceUID for p in got} == {dcmread(f).SOPInstanceUID for f in prior_files}
@@ -73,9 +73,10 @@ def test_move_lands_an_expected_study_in_the_inbox_and_anything_else_in_the_spoo
 def test_inbox_ignores_stores_moved_for_another_ae(tmp_path: Path) -> None:
     inbox = RetrieveInbox(tmp_path)
     uid = generate_uid()
-    folder = inbox.expect(uid)
-    assert inbox.claims(uid, "", "AIWS") == folder  # no originator given: expected study
+    folder = inbox.expect(uid, "AIWS")
+    assert inbox.claims(uid, "", "AIWS") is None  # no Move Originator: an ordinary store, never swallowed
     assert inbox.claims(uid, "AIWS", "AIWS") == folder
+    assert inbox.claims(uid, "AIWS", "OTHER") == folder  # the AE title the C-MOVE was issued from counts
     assert inbox.claims(uid, "VIEWER", "AIWS") is None  # someone else's move of the same study
     assert inbox.claims(generate_uid(), "AIWS", "AIWS") is None
     assert inbox.claims("../..", "AIWS", "AIWS") is None
