@@ -26,7 +26,7 @@ from pynetdicom.sop_class import (
 
 from pacs_bridge.contexts import STORAGE_TRANSFER_SYNTAXES
 from pacs_bridge.errors import SendError
-from pacs_bridge.scp import encode_file
+from pacs_bridge.scp import encode_file, received_bytes
 from pacs_bridge.settings import SenderSettings
 from pacs_bridge.spool import write_durably
 from pacs_bridge.uids import is_valid_uid
@@ -143,7 +143,7 @@ def get_study(target: QueryTarget, settings: SenderSettings, study_uid: str, out
     received: list[Path] = []
 
     def on_store(event: Event) -> int:
-        ds_bytes = event.request.DataSet.getvalue()  # type: ignore[union-attr]
+        ds_bytes = received_bytes(event)  # in a file when our SCP runs in this process (chunked receive)
         sop = str(event.request.AffectedSOPInstanceUID)
         if not is_valid_uid(sop):
             return 0xC002

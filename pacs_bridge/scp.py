@@ -3,28 +3,27 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
 from pacs_bridge.contexts import storage_contexts
 from pacs_bridge.errors import InvalidInstance
-from pacs_bridge.inspect import InstanceInfo, parse_instance
+from pacs_bridge.inspect import InstanceInfo, inspect_stream
 from pacs_bridge.retrieve import RetrieveInbox
+from pacs_bridge.server import make_association_server
 from pacs_bridge.settings import AcceptPolicy, ScpSettings
 from pacs_bridge.spool import Spool, SpooledFile
 from pacs_bridge.status import StoreStatus
-from pacs_bridge.tls import server_context
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,19 +58,6 @@ class StoreListener(Protocol):
     def association_ended(self, record: AssociationRecord) -> None: ...
 
 
-class _NoDelayServer(ThreadedAssociationServer):
-    """Association server that turns Nagle's algorithm off on accepted sockets."""
-
-    def get_request(self):  # type: ignore[no-untyped-def]
-        client, address = super().get_request()
-        raw = getattr(client, "socket", client)
-        try:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError as exc:
-            LOGGER.debug("TCP_NODELAY not set: %s", exc)
-        return client, address
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -86,12 +72,10 @@ def _element(group_elem: tuple[int, int], vr: bytes, value: bytes) -> bytes:
     return tag + vr + struct.pack("<H", len(value)) + value
 
 
-def encode_file(dataset_bytes: bytes, sop_class: str, sop_instance: str, transfer_syntax: str,
-                source_ae: str) -> bytes:
-    """DICOM file bytes (preamble, File Meta Information, data set as received).
+def file_header(sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str) -> bytes:
+    """Preamble and File Meta Information (PS3.10 7.1) for a data set kept as received.
 
-    The meta group is packed directly (PS3.10 7.1): the data set is never
-    decoded or re-encoded.
+    The meta group is packed directly: the data set is never decoded or re-encoded.
     """
     body = b"".join((
         _element((0x0002, 0x0001), b"OB", b"\x00\x01"),
@@ -103,7 +87,36 @@ def encode_file(dataset_bytes: bytes, sop_class: str, sop_instance: str, transfe
         _element((0x0002, 0x0016), b"AE", source_ae.encode("ascii", "replace")[:16]),
     ))
     length = struct.pack("<HH", 0x0002, 0x0000) + b"UL" + struct.pack("<HI", 4, len(body))
-    return b"".join((_PREAMBLE, length, body, dataset_bytes))
+    return b"".join((_PREAMBLE, length, body))
+
+
+def encode_file(dataset_bytes: bytes, sop_class: str, sop_instance: str, transfer_syntax: str,
+                source_ae: str) -> bytes:
+    """DICOM file bytes (preamble, File Meta Information, data set as received)."""
+    return file_header(sop_class, sop_instance, transfer_syntax, source_ae) + dataset_bytes
+
+
+def received_dataset_start(fp: BinaryIO) -> int:
+    """Offset of the data set in a file pynetdicom received it into (preamble and meta before it).
+
+    Raises:
+        InvalidInstance: PROCESSING_FAILURE when the file does not start with a File Meta group.
+    """
+    fp.seek(128)
+    head = fp.read(16)
+    if len(head) < 16 or head[:8] != b"DICM\x02\x00\x00\x00":
+        raise InvalidInstance(StoreStatus.PROCESSING_FAILURE, "received data set file has no File Meta group")
+    return 144 + int.from_bytes(head[12:16], "little")
+
+
+def received_bytes(event: Event) -> bytes:
+    """The encoded data set of a C-STORE request, received into a file or into memory."""
+    path = event.dataset_path
+    if isinstance(path, Path):
+        with path.open("rb") as fp:
+            fp.seek(received_dataset_start(fp))
+            return fp.read()
+    return event.request.DataSet.getvalue()  # type: ignore[union-attr]
 
 
 class StorageSCP:
@@ -134,6 +147,9 @@ class StorageSCP:
 
     def start(self) -> None:
         ae = AE(ae_title=self._policy().ae_title)
+        # Every C-STORE data set goes from the PDUs into a file, never whole into memory (pynetdicom's
+        # switch is process-wide; received_bytes() reads either way).
+        _config.STORE_RECV_CHUNKED_DATASET = True
         ae.supported_contexts = storage_contexts()
         ae.require_called_aet = False  # checked in _on_requested against the live policy
         ae.maximum_associations = self.settings.max_associations
@@ -148,20 +164,14 @@ class StorageSCP:
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
         ]
-        ssl_ctx = server_context(self.settings.tls) if self.settings.tls else None
-        server = ae.make_server(
-            (self.settings.host, self.settings.port),
-            ssl_context=ssl_ctx,
-            evt_handlers=handlers,
-            server_class=_NoDelayServer,
-        )
+        server = make_association_server(ae, self.settings, handlers)  # TLS, limits and timeouts: server.py
         thread = threading.Thread(target=server.serve_forever, name="aiws-scp", daemon=True)
         thread.start()
         ae._servers.append(server)  # as AE.start_server does; server.shutdown() removes it
         self._server = server
         LOGGER.info(
             "storage SCP %s listening on %s:%d%s",
-            ae.ae_title, self.settings.host, self.port, " (TLS)" if ssl_ctx else "",
+            ae.ae_title, self.settings.host, self.port, " (TLS)" if self.settings.tls else "",
         )
 
     def stop(self) -> None:
@@ -233,36 +243,52 @@ class StorageSCP:
         ip = str(event.assoc.requestor.address)
         affected = str(event.request.AffectedSOPInstanceUID or "")
         try:
-            raw = event.request.DataSet.getvalue()  # type: ignore[union-attr]
-            tsyntax = str(event.context.transfer_syntax)
-            info, _ = parse_instance(raw, tsyntax)
-            if affected and affected != info.sop_instance_uid:
-                raise InvalidInstance(
-                    StoreStatus.DATASET_MISMATCH,
-                    f"SOPInstanceUID {info.sop_instance_uid} differs from the command's {affected}",
-                )
-            data = encode_file(raw, info.sop_class_uid, info.sop_instance_uid, tsyntax, calling)
-            folder = self._retrieve_folder(event, info.study_instance_uid)
-            if folder is not None:  # a prior we asked for with C-MOVE: not a study to route
-                self._inbox.store(folder, info.sop_instance_uid, data)  # type: ignore[union-attr]
-                if record is not None:
-                    record.received += 1
-                LOGGER.debug("retrieved %s from %s", info.sop_instance_uid, calling)
-                return int(StoreStatus.SUCCESS)
-            spooled = self._spool.store(info, data)
-            self._listener.instance_stored(info, spooled, calling, ip)
+            with event.dataset_path.open("rb") as fp:
+                info, spooled = self._keep(event, fp, calling)
+            if spooled is not None:
+                self._listener.instance_stored(info, spooled, calling, ip)
         except InvalidInstance as exc:
             return self._failure(record, calling, affected, exc.status, exc.reason)
         except OSError as exc:
             status = StoreStatus.OUT_OF_RESOURCES if exc.errno == errno.ENOSPC else StoreStatus.PROCESSING_FAILURE
             return self._failure(record, calling, affected, status, f"cannot keep instance: {exc.strerror}")
         if record is not None:
-            if spooled.created:
+            if spooled is None or spooled.created:
                 record.received += 1
             else:
                 record.duplicates += 1
-        LOGGER.debug("stored %s from %s", info.sop_instance_uid, calling)
+        LOGGER.debug("%s %s from %s", "stored" if spooled else "retrieved", info.sop_instance_uid, calling)
         return int(StoreStatus.SUCCESS)
+
+    def _keep(self, event: Event, fp: BinaryIO, calling: str) -> tuple[InstanceInfo, SpooledFile | None]:
+        """Check the received data set in *fp* and make it durable: in the spool, or in the retrieve
+        inbox for a prior we asked for with C-MOVE (then no spooled file is returned).
+
+        Raises:
+            InvalidInstance: the status and reason to answer with; nothing is kept.
+            OSError: the write failed.
+        """
+        start = received_dataset_start(fp)
+        size = fp.seek(0, 2) - start
+        limit = self.settings.max_dataset_bytes
+        if limit and size > limit:
+            raise InvalidInstance(StoreStatus.OUT_OF_RESOURCES,
+                                  f"data set is {size} bytes, the maximum data set size is {limit} bytes")
+        tsyntax = str(event.context.transfer_syntax)
+        info = inspect_stream(fp, start, tsyntax, limit)
+        affected = str(event.request.AffectedSOPInstanceUID or "")
+        if affected and affected != info.sop_instance_uid:
+            raise InvalidInstance(
+                StoreStatus.DATASET_MISMATCH,
+                f"SOPInstanceUID {info.sop_instance_uid} differs from the command's {affected}",
+            )
+        header = file_header(info.sop_class_uid, info.sop_instance_uid, tsyntax, calling)
+        folder = self._retrieve_folder(event, info.study_instance_uid)
+        if folder is not None:  # a prior we asked for with C-MOVE: not a study to route
+            fp.seek(start)
+            self._inbox.store(folder, info.sop_instance_uid, header + fp.read())  # type: ignore[union-attr]
+            return info, None
+        return info, self._spool.store_stream(info, header, fp, start)
 
     def _retrieve_folder(self, event: Event, study_uid: str) -> Path | None:
         if self._inbox is None:

@@ -16,7 +16,11 @@ class TlsSettings:
 
 @dataclass(frozen=True)
 class Source:
-    """A peer allowed to send to us. ``host`` None accepts the AE title from any address."""
+    """A peer allowed to send to us.
+
+    ``host`` None accepts the AE title from any address; the composition root builds such a
+    source only where the configuration says so explicitly (``any_host = true``).
+    """
 
     ae_title: str
     host: str | None = None
@@ -31,6 +35,7 @@ class Destination:
     host: str
     port: int
     tls: bool = False
+    verify: bool = True  # with tls: the peer's certificate must chain to TlsSettings.ca_file and name host
 
 
 @dataclass(frozen=True)
@@ -51,17 +56,20 @@ class AcceptPolicy:
         named = [s for s in self.sources if s.ae_title == calling]
         if not named:
             return f"calling AE {calling!r} is not a configured source"
-        if all(s.host not in (None, "", peer_ip) for s in named):
+        if all(s.host is not None and s.host != peer_ip for s in named):
             return f"calling AE {calling!r} is configured for another host, not {peer_ip}"
         return None
 
 
 @dataclass(frozen=True)
 class ScpSettings:
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 11112
     max_associations: int = 16
+    max_associations_per_host: int = 8  # connections open at once from one IP address, pending ones included
+    request_timeout_s: float = 10.0  # TLS handshake plus the whole A-ASSOCIATE-RQ, from the accept
     max_pdu_bytes: int = 1_048_576  # 0 = unlimited
+    max_dataset_bytes: int = 4 * 2**30  # a larger data set is refused (A700); 0 = unlimited
     network_timeout_s: float = 60.0
     dimse_timeout_s: float = 60.0
     tls: TlsSettings | None = None

@@ -10,19 +10,23 @@ so no peer can make us write outside the root.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pacs_bridge.errors import SpoolFull
 from pacs_bridge.inspect import InstanceInfo
 from pacs_bridge.uids import is_valid_uid, validate_uid
 
 LOGGER = logging.getLogger(__name__)
+
+_COPY_CHUNK = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -41,19 +45,33 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
-    """Write *data* to *path* through a temporary file: write, fsync, rename, fsync dir.
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
-    A reader (or a restart after kill -9 or power loss) sees either no file
-    or the whole file, never a part of it.
-    """
+
+def _copy_range(out_fd: int, in_fd: int, offset: int, count: int) -> None:
+    """Copy ``count`` bytes of *in_fd* from *offset* to *out_fd*, in the kernel where it can."""
+    while count > 0:
+        try:
+            sent = os.sendfile(out_fd, in_fd, offset, min(count, _COPY_CHUNK))
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            sent = os.write(out_fd, os.pread(in_fd, min(count, _COPY_CHUNK), offset))
+        if sent == 0:
+            raise OSError(errno.EIO, f"source ended {count} bytes early")
+        offset += sent
+        count -= sent
+
+
+def _write_through_tmp(path: Path, tmp_dir: Path, fill: Callable[[int], None]) -> None:
     tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        fill(fd)
         os.fdatasync(fd)
     except BaseException:
         os.close(fd)
@@ -62,6 +80,28 @@ def write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
     os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
+    """Write *data* to *path* through a temporary file: write, fsync, rename, fsync dir.
+
+    A reader (or a restart after kill -9 or power loss) sees either no file
+    or the whole file, never a part of it.
+    """
+    _write_through_tmp(path, tmp_dir, lambda fd: _write_all(fd, data))
+
+
+def copy_durably(path: Path, header: bytes, source: BinaryIO, offset: int, tmp_dir: Path) -> int:
+    """As :func:`write_durably`, with *header* then ``source[offset:]`` (copied in chunks, never
+    held whole in memory). Returns the bytes written."""
+    count = os.fstat(source.fileno()).st_size - offset
+
+    def fill(fd: int) -> None:
+        _write_all(fd, header)
+        _copy_range(fd, source.fileno(), offset, count)
+
+    _write_through_tmp(path, tmp_dir, fill)
+    return len(header) + count
 
 
 class Spool:
@@ -111,12 +151,31 @@ class Spool:
         if path.exists():
             return SpooledFile(path, path.stat().st_size, created=False)
         self.check_space(len(encoded_file))
+        self._make_parent(path)
+        write_durably(path, encoded_file, self.tmp_dir)
+        return SpooledFile(path, len(encoded_file), created=True)
+
+    def store_stream(self, info: InstanceInfo, header: bytes, source: BinaryIO, offset: int) -> SpooledFile:
+        """As :meth:`store`, the file being *header* then ``source[offset:]`` (a received data set in a
+        file), copied without holding it in memory.
+
+        Raises:
+            SpoolFull: below the free-space watermark; nothing is written.
+            OSError: the write failed; the temporary file is removed.
+        """
+        path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
+        if path.exists():
+            return SpooledFile(path, path.stat().st_size, created=False)
+        self.check_space(len(header) + os.fstat(source.fileno()).st_size - offset)
+        self._make_parent(path)
+        size = copy_durably(path, header, source, offset, self.tmp_dir)
+        return SpooledFile(path, size, created=True)
+
+    def _make_parent(self, path: Path) -> None:
         if not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             fsync_dir(path.parent.parent)
             fsync_dir(path.parent.parent.parent)
-        write_durably(path, encoded_file, self.tmp_dir)
-        return SpooledFile(path, len(encoded_file), created=True)
 
     def iter_files(self) -> Iterator[tuple[str, str, str, Path]]:
         """Yield (study, series, sop, path) for every complete file in the spool."""
