@@ -15,6 +15,10 @@ from pacs_bridge.errors import BridgeError
 
 LOGGER = logging.getLogger("aiws")
 
+#: The configuration ``aiws serve`` (and every command) uses when no --config is given; documented, and the
+#: example a site copies to start its own file.
+DEFAULT_CONFIG = Path(__file__).with_name("defaults.toml")
+
 #: Modules that add sub-commands: each has ``register(subparsers)``; handlers get (args, config).
 _COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_plugin", "aiws.cli_train")
 
@@ -25,7 +29,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aiws", description="AIWS imaging-AI workstation service")
-    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file (default: embedded defaults)")
+    parser.add_argument("--config", type=Path, default=None, help="TOML configuration file (default: aiws/defaults.toml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     import importlib
@@ -67,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.verbose = common.verbose or args.verbose
     _setup_logging(args.verbose)
     try:
-        config = load_config(args.config, os.environ)
+        config = load_config(args.config or DEFAULT_CONFIG, os.environ)
     except ConfigError as exc:
         CONSOLE.error(f"aiws: invalid configuration:\n{exc}")
         return 2

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiws.config import Config
+from aiws.config import Config, RouteConfig
 from aiws.errors import NotFound
 from aiws.ledger import Ledger
 from aiws.logsetup import CONSOLE
@@ -15,6 +17,7 @@ from aiws.netconfig import NetworkStore
 from aiws.netsettings import sender_settings
 from pacs_bridge.sender import echo, send_files
 
+LOGGER = logging.getLogger(__name__)
 _ACTOR = "cli"
 
 
@@ -25,10 +28,26 @@ def _network(config: Config) -> tuple[Ledger, NetworkStore]:
     return ledger, network
 
 
+def describe_active(network: dict[str, Any], routes: Sequence[RouteConfig], port: int) -> str:
+    """One line naming the accepted sources, the routes and the destinations (AE titles and hosts only);
+    *network* is the live network document (:meth:`aiws.netconfig.NetworkStore.doc`)."""
+    if network["require_known_source"]:
+        sources = ", ".join(f"{s['ae_title']}@{s.get('host') or 'any host'}" for s in network["sources"]) or "none"
+    else:
+        sources = "any calling AE title"
+    rules = [f"{r.pipeline} [{' '.join(f'{k}={v}' for k, v in r.match.items()) or 'every series'}] -> "
+             f"{','.join(r.send_to) or 'nowhere'}" for r in routes]
+    dests = ", ".join(f"{d['name']}={d['ae_title']}@{d['host']}:{d['port']}" for d in network["destinations"])
+    return (f"active: AE {network['ae_title']} on port {port}; sources {sources}; "
+            f"routes {'; '.join(rules) or 'none'}; destinations {dests or 'none'}")
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from aiws.service import Service
 
-    Service(config).serve_forever()
+    service = Service(config)
+    LOGGER.info("%s", describe_active(service.network.doc(), config.routes, config.dicom.port))
+    service.serve_forever()
     return 0
 
 
