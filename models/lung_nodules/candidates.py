@@ -35,7 +35,7 @@ from models.lung_nodules.geometry import Grid, resample
 from models.lung_nodules.lungrads import NoduleType
 from models.lung_nodules.measures import mean_diameter_mm
 from models.lung_nodules.rescore import Rescorer, candidate_features
-from models.lung_nodules.shape import Location, is_oval, locate
+from models.lung_nodules.shape import Location, juxtapleural_features, locate
 
 LOGGER = logging.getLogger(__name__)
 
@@ -411,9 +411,10 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
         if settings.min_mean_hu is not None and mean_hu < settings.min_mean_hu:
             continue
         ntype = _type(mean, min(solid_mean, mean), settings)
+        features = (juxtapleural_features(mask, crop.spacing)
+                    if location.juxtapleural and ntype is NoduleType.SOLID else None)
         location = Location(location.side, location.zone, location.juxtapleural,
-                            location.juxtapleural and ntype is NoduleType.SOLID and is_oval(mask, crop.spacing),
-                            location.in_lung)
+                            features is not None and features.benign, location.in_lung, features)
         nodules.append(Nodule(
             score=score, centre_mm=(float(centre[0]), float(centre[1]), float(centre[2])),
             long_axis_mm=round(axes.long_mm, 2), short_axis_mm=round(min(axes.short_mm, axes.long_mm), 2),

@@ -4,6 +4,13 @@ Matching is by centre distance in patient coordinates (LPS mm): the nearest prio
 ``max(match_mm, larger radius + match_mm / 2)``. It assumes the two exams share the patient's
 coordinate frame closely enough (same scanner table position conventions); there is no
 registration. Each prior nodule is matched at most once.
+
+Growth (Lung-RADS v2022, REFERENCE.md): a solid nodule grows when its mean diameter increases by
+more than 1.5 mm. For a part-solid nodule "new or growing" refers to the SOLID component: it grows
+when its solid component's mean diameter increases by more than 1.5 mm, or when the prior nodule
+had no solid component (ground glass then: the solid component is new). When only the ground-glass
+part grew (total diameter up > 1.5 mm, solid component not), the status is ``ggo-growing`` and the
+baseline rule for its size applies. A ground-glass nodule grows on its mean diameter.
 """
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.lung_nodules.candidates import Nodule
-from models.lung_nodules.lungrads import NoduleStatus
+from models.lung_nodules.lungrads import NoduleStatus, NoduleType
 from models.lung_nodules.measures import MeasureError, is_growing, volume_doubling_time_days
 
 
@@ -28,6 +35,23 @@ class Comparison:
     interval_days: float = 0.0
     delta_mean_mm: float | None = None
     vdt_days: float | None = None
+    delta_solid_mm: float | None = None  # part-solid: change of the solid component's mean diameter
+
+
+def growth_status(old: Nodule, new: Nodule, days: float) -> NoduleStatus:
+    """GROWING, GROUND_GLASS_GROWING (part-solid only) or STABLE for a matched pair (see the module doc).
+
+    Raises:
+        MeasureError: a non-positive interval.
+    """
+    if new.nodule_type is NoduleType.PART_SOLID:
+        old_solid = 0.0 if old.nodule_type is NoduleType.GROUND_GLASS else old.solid_diameter_mm
+        if old_solid <= 0.0 or is_growing(old_solid, new.solid_diameter_mm, days):
+            return NoduleStatus.GROWING
+        if is_growing(old.mean_diameter_mm, new.mean_diameter_mm, days):
+            return NoduleStatus.GROUND_GLASS_GROWING
+        return NoduleStatus.STABLE
+    return NoduleStatus.GROWING if is_growing(old.mean_diameter_mm, new.mean_diameter_mm, days) else NoduleStatus.STABLE
 
 
 def interval_days(prior_date: str, current_date: str) -> float:
@@ -68,8 +92,11 @@ def compare(current: Sequence[Nodule], prior: Sequence[Nodule] | None, days: flo
             continue
         used.add(best)
         old = prior[best]
-        growing = is_growing(old.mean_diameter_mm, nodule.mean_diameter_mm, days)
         vdt = volume_doubling_time_days(old.volume_mm3, nodule.volume_mm3, days)
-        out.append(Comparison(NoduleStatus.GROWING if growing else NoduleStatus.STABLE, best, days,
-                              round(nodule.mean_diameter_mm - old.mean_diameter_mm, 1), vdt))
+        delta_solid = None
+        if nodule.nodule_type is NoduleType.PART_SOLID:
+            old_solid = 0.0 if old.nodule_type is NoduleType.GROUND_GLASS else old.solid_diameter_mm
+            delta_solid = round(nodule.solid_diameter_mm - old_solid, 1)
+        out.append(Comparison(growth_status(old, nodule, days), best, days,
+                              round(nodule.mean_diameter_mm - old.mean_diameter_mm, 1), vdt, delta_solid))
     return out

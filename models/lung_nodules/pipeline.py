@@ -24,11 +24,12 @@ from imaging.series import SeriesInfo, group_series, select_series
 from imaging.volume import Volume, load_volume
 from models.errors import ModelError, NoSuitableSeries
 from models.lung_nodules.candidates import CandidateSettings, Nodule
-from models.lung_nodules.compare import compare, interval_days
-from models.lung_nodules.fleischner import Risk, fleischner_recommendation
+from models.lung_nodules.compare import Comparison, compare, interval_days
+from models.lung_nodules.context import ContextRule, parse_rules, study_context
+from models.lung_nodules.fleischner import Indication, Risk, fleischner_recommendation
 from models.lung_nodules.geometry import Grid
 from models.lung_nodules.inference import MODEL_NAME, Detection, candidate_settings, detect_nodules
-from models.lung_nodules.lungrads import NoduleForRads, NoduleStatus, exam_category, nodule_category
+from models.lung_nodules.lungrads import NoduleForRads, assess, exam_category
 from models.lung_nodules.report import AssessedNodule, exam_finding, nodule_finding, nodule_segment, summary
 from models.pipeline import OutputFile, PipelineOutput, PipelineRequest, PriorStudy
 from models.runtime.base import InferenceRuntime
@@ -39,26 +40,49 @@ LOGGER = logging.getLogger(__name__)
 DEFAULT_SELECT: dict[str, Any] = {"Modality": "CT", "Orientation": "AXIAL", "SliceThickness": [0.0, 2.5]}
 
 
+_KEYS = {"select", "model_version", "indication", "fleischner_risk", "rules", "match_mm", "prior_min_score"}
+
+
 @dataclass(frozen=True)
 class LungSettings:
-    """``[pipelines.lung_nodules]``: series rule, model version (None = latest), Fleischner risk, match distance
-    and the score a prior candidate needs to be the earlier measurement of a current nodule."""
+    """``[pipelines.lung_nodules]``: series rule, model version (None = latest), the per-study context
+    (indication and Fleischner risk when no tag rule says, and the tag rules: :mod:`context`), match
+    distance and the score a prior candidate needs to be the earlier measurement of a current nodule."""
 
     select: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_SELECT))
     model_version: int | None = None
-    risk: Risk = Risk.UNKNOWN
+    indication: Indication = Indication.UNKNOWN
+    fleischner_risk: Risk = Risk.UNKNOWN
+    rules: tuple[ContextRule, ...] = ()
     match_mm: float = 10.0
     prior_min_score: float = 0.5  # score a prior candidate needs to count as the earlier size of a current nodule
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> LungSettings:
-        """Raises: ModelError on an unknown key or value."""
-        unknown = set(raw) - {"select", "model_version", "risk", "match_mm", "prior_min_score"}
+        """Raises: ModelError on an unknown key or value, naming it (the old site-wide ``risk`` names its
+        replacements)."""
+        if "risk" in raw:
+            raise ModelError("pipelines.lung_nodules.risk: no longer a site-wide switch; set the risk per study "
+                             "with [[pipelines.lung_nodules.rules]] (match = {...}, fleischner_risk = \"high\") and "
+                             "the default for studies no rule matches with pipelines.lung_nodules.fleischner_risk")
+        unknown = set(raw) - _KEYS
         if unknown:
             raise ModelError(f"pipelines.lung_nodules: unknown keys {sorted(unknown)}")
+        rules = parse_rules(raw.get("rules", []))
+        try:
+            indication = Indication(raw.get("indication", "unknown"))
+        except ValueError:
+            raise ModelError(f"pipelines.lung_nodules.indication: {raw.get('indication')!r} is not one of "
+                             f"{[v.value for v in Indication]}") from None
+        try:
+            risk = Risk(raw.get("fleischner_risk", "unknown"))
+        except ValueError:
+            raise ModelError(f"pipelines.lung_nodules.fleischner_risk: {raw.get('fleischner_risk')!r} is not one "
+                             f"of {[v.value for v in Risk]}") from None
         try:
             return cls(select=dict(raw.get("select", DEFAULT_SELECT)), model_version=raw.get("model_version"),
-                       risk=Risk(raw.get("risk", "unknown")), match_mm=float(raw.get("match_mm", 10.0)),
+                       indication=indication, fleischner_risk=risk, rules=rules,
+                       match_mm=float(raw.get("match_mm", 10.0)),
                        prior_min_score=float(raw.get("prior_min_score", 0.5)))
         except ValueError as exc:
             raise ModelError(f"pipelines.lung_nodules: {exc}") from None
@@ -96,10 +120,11 @@ def mask_on_source(nodule: Nodule, detection: Detection, volume: Volume) -> np.n
     return out
 
 
-def _for_rads(nodule: Nodule, status: NoduleStatus) -> NoduleForRads:
+def _for_rads(nodule: Nodule, comparison: Comparison) -> NoduleForRads:
     return NoduleForRads(nodule.nodule_type, nodule.mean_diameter_mm,
-                         min(nodule.solid_diameter_mm, nodule.mean_diameter_mm), status,
-                         nodule.location.juxtapleural, nodule.location.benign_features)
+                         min(nodule.solid_diameter_mm, nodule.mean_diameter_mm), comparison.status,
+                         nodule.location.juxtapleural, nodule.location.benign_features, nodule.location.features,
+                         comparison.vdt_days)
 
 
 class LungNodulePipeline:
@@ -162,11 +187,13 @@ class LungNodulePipeline:
                 LOGGER.warning("study %s: a nodule of %.1f mm has no voxel on the source grid; dropped",
                                request.study_uid, nodule.mean_diameter_mm)
                 continue
-            category = nodule_category(_for_rads(nodule, cmp.status))
-            assessed.append(AssessedNodule(nodule, cmp, category, mask, len(assessed) + 1))
-        exam = exam_category(_for_rads(a.nodule, a.comparison.status) for a in assessed)
+            rads = assess(_for_rads(nodule, cmp))
+            assessed.append(AssessedNodule(nodule, cmp, rads.category, mask, len(assessed) + 1, rads.rules))
+        exam = exam_category(_for_rads(a.nodule, a.comparison) for a in assessed)
+        context = study_context(info.header, self.settings.rules, self.settings.indication,
+                                self.settings.fleischner_risk)
         fleischner = fleischner_recommendation([(a.nodule.nodule_type, a.nodule.mean_diameter_mm) for a in assessed],
-                                               self.settings.risk)
+                                               context.risk, context.age_years, context.indication)
         timings["measures"] = time.perf_counter() - t + sum(
             v for k, v in detection.timings_s.items() if k not in ("preprocess", "network", "classifier"))
 
@@ -175,19 +202,21 @@ class LungNodulePipeline:
         if detection.classifier is not None:
             parts += (("classifier", f"{detection.classifier.model} v{detection.classifier.version}"),)
         parts += (("lung_rads", "v2022"),)
-        context = ResultContext(
+        result_context = ResultContext(
             uid_root=request.uid_root, pipeline=self.name, model_version=f"{self.version}-m{version}",
             manufacturer=request.manufacturer, institution_name=request.institution_name,
             algorithm=AlgorithmId(self.name, f"{self.version}-m{version}", parts),
         )
-        findings = [nodule_finding(a) for a in assessed] + [exam_finding(exam, len(assessed), prior is not None)]
+        findings = [nodule_finding(a) for a in assessed] + [exam_finding(exam, len(assessed), prior is not None,
+                                                                         context)]
         segments = [nodule_segment(a) for a in assessed]
-        written = write_bundle(volume, findings, context, request.out_dir, segments=segments,
+        written = write_bundle(volume, findings, result_context, request.out_dir, segments=segments,
                                options=BundleOptions(pdf=True, window=(-600.0, 1500.0)))
         timings["writing"] = time.perf_counter() - t
-        LOGGER.info("study %s: %s found %d nodule(s), Lung-RADS %s, series %s", request.study_uid, self.name,
-                    len(assessed), exam.value, info.series_uid)
-        result = {**summary(assessed, exam, fleischner), "series_uid": info.series_uid, "model_version": version,
+        LOGGER.info("study %s: %s found %d nodule(s), Lung-RADS %s, indication %s, series %s", request.study_uid,
+                    self.name, len(assessed), exam.value, context.indication, info.series_uid)
+        result = {**summary(assessed, exam, fleischner, context), "series_uid": info.series_uid,
+                  "model_version": version,
                   "prior_study_uid": prior.study_uid if prior else None}
         return PipelineOutput(files=tuple(OutputFile(w.kind, w.path) for w in written), summary=result,
                               timings_s=timings)

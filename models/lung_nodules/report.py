@@ -33,7 +33,7 @@ VOLUME = Code("118565006", "SCT", "Volume")
 MEAN = Code("373098007", "SCT", "Mean")
 SOLID_PART = Code("AIWS-LUNG-SOLID", LOCAL, "Solid component mean diameter")
 GROWTH = Code("AIWS-LUNG-GROWTH", LOCAL, "Change in mean diameter since prior")
-SOLID_GROWTH = Code("AIWS-LUNG-SGROWTH", LOCAL, "Change in solid component diameter since prior")
+SOLID_GROWTH = Code("AIWS-LUNG-SGROW", LOCAL, "Change in solid component diameter since prior")
 RULE = Code("AIWS-LR-RULE", LOCAL, "Lung-RADS rule applied")
 INDICATION = Code("AIWS-LUNG-INDIC", LOCAL, "Indication")
 FLEISCHNER = Code("AIWS-FLEISCHNER", LOCAL, "Fleischner 2017")
@@ -86,6 +86,10 @@ class AssessedNodule:
         return (f"{str(n.nodule_type).capitalize()} nodule, {n.location.side} lung, {zone}, "
                 f"{n.mean_diameter_mm:.1f} mm, Lung-RADS {self.category.value}")
 
+    def legend_lines(self) -> list[str]:
+        """The nodule's lines for a legend: its label, then each rule that set or kept its category."""
+        return [self.label(), *(rule.text for rule in self.rules)]
+
 
 def _measurements(a: AssessedNodule) -> tuple[Measurement, ...]:
     n = a.nodule
@@ -112,8 +116,10 @@ def nodule_finding(a: AssessedNodule) -> Finding:
     evaluations = (
         QualitativeEvaluation(NODULE_TYPE, _local(str(n.nodule_type), f"{n.nodule_type} nodule")),
         QualitativeEvaluation(ZONE, _local(n.location.zone, ZONE_TEXT.get(n.location.zone, f"{n.location.zone} zone"))),
-        QualitativeEvaluation(STATUS, _local(str(a.comparison.status), str(a.comparison.status))),
+        QualitativeEvaluation(STATUS, _local(str(a.comparison.status),
+                                             _STATUS_MEANING.get(a.comparison.status, str(a.comparison.status)))),
         QualitativeEvaluation(LUNG_RADS, category_code(a.category)),
+        *(QualitativeEvaluation(RULE, _local(rule.code, rule.text)) for rule in a.rules),
     )
     return Finding(tracking_id=a.tracking_id, finding_type=NODULE, finding_site=SIDES.get(n.location.side, LUNG),
                    measurements=_measurements(a), evaluations=evaluations, segment_number=a.index,
@@ -130,16 +136,13 @@ def exam_finding(category: LungRads, n_nodules: int, has_prior: bool,
     """The exam-level group: Lung-RADS exam category (1 when no nodule), indication, whether Fleischner
     was applied, and the scope statements (S modifier not assessed; the one 4X feature measured)."""
     status = "compared with prior" if has_prior else "baseline"
-    applies, reason = applicability(context.indication, context.age_years)
-    fleischner_code = "FL-APPLIED" if applies else (
-        "FL-NA-SCREEN" if "screening" in reason else "FL-NA-AGE")
+    _, fleischner_code, reason = applicability(context.indication, context.age_years)
     evaluations = (
         QualitativeEvaluation(LUNG_RADS, category_code(category)),
         QualitativeEvaluation(STATUS, _local(status.split()[0], status)),
         QualitativeEvaluation(INDICATION, _local(str(context.indication),
                                                  _INDICATION_MEANING[str(context.indication)])),
-        QualitativeEvaluation(FLEISCHNER, _local(fleischner_code + ("-NOAGE" if applies and context.age_years
-                                                                    is None else ""), reason)),
+        QualitativeEvaluation(FLEISCHNER, _local(fleischner_code, reason)),
         QualitativeEvaluation(S_MODIFIER, S_NOT_ASSESSED),
         QualitativeEvaluation(FEATURES_4X, ONLY_4X),
     )

@@ -1,10 +1,23 @@
-"""Where a nodule is (side, zone, pleura) and whether its shape is oval (a Lung-RADS benign feature)."""
+"""Where a nodule is (side, zone, pleura) and the Lung-RADS v2022 benign features of a juxtapleural one.
+
+Benign features (:func:`juxtapleural_features`), measured on the nodule's outline from its moment-
+equivalent ellipsoid (semi-axes ``sqrt(5 * eigenvalue)`` of the voxel coordinates' covariance):
+- smooth margin: the outline fills its ellipsoid (volume ratio 0.8-1.2); lobulated or spiculated
+  outlines fall outside;
+- shape: round when the shortest semi-axis is >= 0.85 of the longest; oval or lentiform when it is
+  < 0.75 (lentiform, a lens, when the middle one is >= 0.8 of the longest, oval otherwise);
+  uncertain in between. Triangular is not told apart (it reads as oval or as not smooth);
+- fewer than 20 voxels: margin and shape uncertain.
+An uncertain or failing feature keeps the size category (:mod:`lungrads`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from models.lung_nodules.lungrads import JuxtapleuralFeatures, PleuralShape
 
 JUXTA_SHELL_FRACTION = 0.02  # of the nodule's in-plane shell (1.5 mm wide) lying on chest wall
 JUXTA_SHELL_MM = 1.5
@@ -13,7 +26,11 @@ WALL_HU = -300.0
 _FULL = np.ones((3, 3, 3), dtype=bool)
 _IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
                       [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], dtype=bool)
-OVAL_RATIO = (0.8, 1.2)  # volume / volume of the moment-equivalent ellipsoid
+OVAL_RATIO = (0.8, 1.2)  # volume / volume of the moment-equivalent ellipsoid: smooth margin
+ROUND_RATIO = 0.85  # shortest / longest equivalent semi-axis at or above this: round
+ELONGATED_RATIO = 0.75  # below this: oval or lentiform; in between: uncertain
+LENTIFORM_RATIO = 0.8  # middle / longest semi-axis at or above this (and elongated): lentiform, else oval
+MIN_FEATURE_VOXELS = 20
 
 
 @dataclass(frozen=True)
@@ -25,6 +42,7 @@ class Location:
     juxtapleural: bool
     benign_features: bool = False
     in_lung: bool = True
+    features: JuxtapleuralFeatures | None = None  # juxtapleural solid nodules: the measured benign features
 
 
 def locate(centre_mm: np.ndarray, mask: np.ndarray, lung: np.ndarray | None, hu: np.ndarray,
@@ -71,16 +89,21 @@ def chest_wall(mask: np.ndarray, lung: np.ndarray, hu: np.ndarray, spacing: tupl
     return np.isin(labels, outside[outside > 0])
 
 
-def is_oval(mask: np.ndarray, spacing: tuple[float, float, float]) -> bool:
-    """True when *mask* fills its moment-equivalent ellipsoid (volume ratio 0.8-1.2): smooth and oval.
-
-    For a solid ellipsoid of semi-axes a, b, c the second moments are a^2/5 …, so the
-    equivalent semi-axes are sqrt(5 * eigenvalue). Lobulated or spiculated shapes fall outside.
-    """
+def juxtapleural_features(mask: np.ndarray, spacing: tuple[float, float, float]) -> JuxtapleuralFeatures:
+    """Smooth margin and shape of a nodule *mask* (voxel size *spacing*, mm), see the module docstring."""
     pts = np.argwhere(mask) * np.array(spacing)
-    if len(pts) < 10:
-        return True
-    eig = np.clip(np.linalg.eigvalsh(np.cov(pts.T)), 1e-9, None)
-    fit = 4.0 / 3.0 * np.pi * float(np.prod(np.sqrt(5.0 * eig)))
-    volume = len(pts) * float(np.prod(spacing))
-    return OVAL_RATIO[0] <= volume / fit <= OVAL_RATIO[1]
+    if len(pts) < MIN_FEATURE_VOXELS:
+        return JuxtapleuralFeatures(None, PleuralShape.UNCERTAIN)
+    eig = np.sort(np.clip(np.linalg.eigvalsh(np.cov(pts.T)), 1e-9, None))
+    semi = np.sqrt(5.0 * eig)  # shortest, middle, longest
+    fit = 4.0 / 3.0 * np.pi * float(np.prod(semi))
+    fill = len(pts) * float(np.prod(spacing)) / fit
+    smooth = OVAL_RATIO[0] <= fill <= OVAL_RATIO[1]
+    ratio = float(semi[0] / semi[2])
+    if ratio >= ROUND_RATIO:
+        shape = PleuralShape.ROUND
+    elif ratio < ELONGATED_RATIO:
+        shape = PleuralShape.LENTIFORM if semi[1] / semi[2] >= LENTIFORM_RATIO else PleuralShape.OVAL
+    else:
+        shape = PleuralShape.UNCERTAIN
+    return JuxtapleuralFeatures(smooth, shape)

@@ -12,9 +12,11 @@ from models.lung_nodules.measures import MeasureError, sphere_volume_mm3
 from models.lung_nodules.shape import Location
 
 
-def _nodule(centre: tuple[float, float, float], mean_mm: float) -> Nodule:
+def _nodule(centre: tuple[float, float, float], mean_mm: float, ntype: NoduleType = NoduleType.SOLID,
+            solid_mm: float | None = None) -> Nodule:
+    solid = mean_mm if solid_mm is None else solid_mm
     return Nodule(score=0.9, centre_mm=centre, long_axis_mm=mean_mm, short_axis_mm=mean_mm, mean_diameter_mm=mean_mm,
-                  volume_mm3=sphere_volume_mm3(mean_mm), nodule_type=NoduleType.SOLID, solid_diameter_mm=mean_mm,
+                  volume_mm3=sphere_volume_mm3(mean_mm), nodule_type=ntype, solid_diameter_mm=solid,
                   mean_hu=20.0, location=Location("left", "upper", False), slice_index=0)
 
 
@@ -47,3 +49,29 @@ def test_each_prior_nodule_matches_once() -> None:
     prior = [_nodule((0, 0, 0), 6.0)]
     out = compare([_nodule((1, 0, 0), 6.0), _nodule((2, 0, 0), 6.0)], prior, 100.0)
     assert [c.status for c in out] == [NoduleStatus.STABLE, NoduleStatus.NEW]
+
+
+PS, GG = NoduleType.PART_SOLID, NoduleType.GROUND_GLASS
+
+
+@pytest.mark.parametrize("prior, current, status, delta_solid", [
+    # Lung-RADS v2022: "new or growing" refers to the SOLID component of a part-solid nodule
+    ((10.0, PS, 3.0), (10.0, PS, 5.0), NoduleStatus.GROWING, 2.0),               # the case: solid 3 -> 5 mm
+    ((10.0, PS, 3.0), (10.0, PS, 4.5), NoduleStatus.STABLE, 1.5),                # + 1.5 mm exactly: not growth
+    ((10.0, PS, 3.0), (13.0, PS, 3.5), NoduleStatus.GROUND_GLASS_GROWING, 0.5),  # only the ground glass grew
+    ((10.0, GG, 0.0), (10.5, PS, 2.0), NoduleStatus.GROWING, 2.0),               # a new solid component
+    ((6.0, PS, 3.0), (6.5, NoduleType.SOLID, 6.5), NoduleStatus.STABLE, None),   # solid now: its mean diameter
+])
+def test_part_solid_growth_is_judged_on_the_solid_component(prior: tuple[float, NoduleType, float],
+                                                            current: tuple[float, NoduleType, float],
+                                                            status: NoduleStatus, delta_solid: float | None) -> None:
+    out = compare([_nodule((0, 0, 0), current[0], current[1], current[2])],
+                  [_nodule((0, 0, 0), prior[0], prior[1], prior[2])], 365.0)
+    assert out[0].status is status
+    assert out[0].delta_solid_mm == delta_solid
+    assert out[0].delta_mean_mm == round(current[0] - prior[0], 1)
+
+
+def test_ground_glass_growth_is_judged_on_the_mean_diameter() -> None:
+    out = compare([_nodule((0, 0, 0), 12.0, GG, 0.0)], [_nodule((0, 0, 0), 10.0, GG, 0.0)], 200.0)
+    assert out[0].status is NoduleStatus.GROWING and out[0].delta_solid_mm is None
