@@ -59,12 +59,21 @@ PIPELINES: dict[str, PipelineFactory] = {
 
 
 def check_routes(config: Config) -> None:
-    """Every route names a known pipeline.
+    """Every route names a known pipeline, and ``[pipelines.lung_nodules]`` is valid (its tag rules and the
+    replaced site-wide ``risk``: refused at start-up, not by each job).
 
     Raises:
-        ConfigError: naming the route index and the known pipelines.
+        ConfigError: naming the route index and the known pipelines, or the lung setting.
     """
     for i, route in enumerate(config.routes):
         if route.pipeline not in PIPELINES:
             known = ", ".join(sorted(PIPELINES))
             raise ConfigError(f"routes[{i}].pipeline: unknown pipeline {route.pipeline!r} (known: {known})")
+    if "lung_nodules" in config.pipelines:
+        from models.errors import ModelError
+        from models.lung_nodules.pipeline import LungSettings
+
+        try:
+            LungSettings.from_mapping(config.pipelines["lung_nodules"])
+        except ModelError as exc:
+            raise ConfigError(str(exc)) from None

@@ -159,3 +159,13 @@ def test_the_old_site_wide_risk_key_names_its_replacements() -> None:
 def test_bad_context_settings_name_the_key(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ModelError, match=message):
         LungSettings.from_mapping(raw)
+
+
+def test_the_service_refuses_the_old_key_at_start_up() -> None:
+    from aiws.config import config_from_mapping
+    from aiws.errors import ConfigError
+    from aiws.pipelines import check_routes
+
+    check_routes(config_from_mapping({"pipelines": {"lung_nodules": {"rules": RULES}}}))
+    with pytest.raises(ConfigError, match=r"pipelines\.lung_nodules\.risk: .*pipelines\.lung_nodules\.fleischner_risk"):
+        check_routes(config_from_mapping({"pipelines": {"lung_nodules": {"risk": "high"}}}))
