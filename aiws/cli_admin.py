@@ -15,6 +15,7 @@ from aiws.ledger import Ledger
 from aiws.logsetup import CONSOLE
 from aiws.netconfig import NetworkStore
 from aiws.netsettings import sender_settings
+from pacs_bridge.scrub import scrub_text
 from pacs_bridge.sender import echo, send_files
 
 LOGGER = logging.getLogger(__name__)
@@ -123,9 +124,11 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         CONSOLE.info(f"  {table:<10} " + ", ".join(f"{k}: {v}" for k, v in sorted(states.items())))
     now = time.time()
     for s in ledger.list_sends("dead", limit=10):
-        CONSOLE.info(f"  dead send {s.id} → {s.destination} ({s.attempts} tries): {s.last_error[:100]}")
+        CONSOLE.info(f"  dead send {s.id} → {s.destination} ({s.attempts} tries): "
+                     f"{scrub_text(s.last_error.splitlines()[0] if s.last_error else '', max_chars=100)}")
     for j in ledger.list_jobs("failed", limit=10):
-        CONSOLE.info(f"  failed job {j.id} {j.pipeline} study {j.study_uid}: {j.error.splitlines()[0][:100]}")
+        CONSOLE.info(f"  failed job {j.id} {j.pipeline} study {j.study_uid}: "
+                     f"{scrub_text(j.error.splitlines()[0] if j.error else '', max_chars=100)}")
     for st in ledger.list_studies("receiving", limit=10):
         CONSOLE.info(f"  receiving study {st.study_uid}: {st.n_instances} instances, "
                      f"quiet {now - st.last_received_at:.0f} s")

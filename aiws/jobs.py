@@ -5,7 +5,6 @@ import logging
 import os
 import shutil
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from imaging.backend import ArrayBackend
 from models.errors import ModelError, RetryLater
 from models.pipeline import Pipeline, PipelineRequest
 from pacs_bridge.retrieve import RetrieveInbox
+from pacs_bridge.scrub import describe_error, error_trace, patient_values
 from pacs_bridge.spool import fsync_dir
 
 LOGGER = logging.getLogger(__name__)
@@ -47,25 +47,31 @@ class JobRunner:
         return self._pipelines[name]
 
     def run(self, job: JobRow) -> None:
-        """Run *job* and record the outcome in the ledger. Never raises for pipeline errors."""
+        """Run *job* and record the outcome in the ledger. Never raises for pipeline errors.
+
+        What is stored and logged of an error is :func:`pacs_bridge.scrub.describe_error` (its type and a
+        message without the study's identifying values or anything that looks like a tag value).
+        """
         t0 = time.time()
         try:
             results, summary = self._execute(job)
         except RetryLater as exc:
             delay = min(self.config.workers.retry_seconds * 2 ** min(job.attempts - 1, 6), _MAX_RETRY_DELAY_S)
-            LOGGER.warning("job %d (%s) will be retried in %.0f s: %s", job.id, job.pipeline, delay, exc)
-            self.ledger.fail_job(job.id, f"retrying: {exc}", time.time() + delay, time.time())
+            error = self._describe(job, exc)
+            LOGGER.warning("job %d (%s) will be retried in %.0f s: %s", job.id, job.pipeline, delay, error)
+            self.ledger.fail_job(job.id, f"retrying: {error}", time.time() + delay, time.time())
             return
         except ModelError as exc:
-            LOGGER.error("job %d (%s) study %s failed: %s", job.id, job.pipeline, job.study_uid, exc)
-            self.ledger.fail_job(job.id, str(exc), None, time.time())
+            error = self._describe(job, exc)
+            LOGGER.error("job %d (%s) study %s failed: %s", job.id, job.pipeline, job.study_uid, error)
+            self.ledger.fail_job(job.id, error, None, time.time())
             return
-        except Exception as exc:  # a pipeline bug: keep the traceback, retry a few times, then fail
-            LOGGER.exception("job %d (%s) crashed", job.id, job.pipeline)
+        except Exception as exc:  # a pipeline bug: keep where it happened, retry a few times, then fail
+            error = f"{self._describe(job, exc)}\n{error_trace(exc)}"
+            LOGGER.error("job %d (%s) study %s crashed: %s", job.id, job.pipeline, job.study_uid, error)
             retry = job.attempts < self.config.workers.max_job_tries
             retry_at = time.time() + self.config.workers.retry_seconds if retry else None
-            self.ledger.fail_job(job.id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
-                                 retry_at, time.time())
+            self.ledger.fail_job(job.id, error, retry_at, time.time())
             return
         sends = self._sends(job, results)
         sent = self.ledger.finish_job(job.id, results, summary, sends, time.time())
@@ -74,6 +80,13 @@ class JobRunner:
             job.id, job.pipeline, job.study_uid, time.time() - t0, len(results),
             "" if sent else " (superseded by a newer run, not sent)",
         )
+
+    def _describe(self, job: JobRow, exc: BaseException) -> str:
+        """The error as it may be stored and shown: scrubbed of the study's identifying values."""
+        firsts: dict[str, Path] = {}
+        for inst in self.ledger.instances_of_study(job.study_uid):
+            firsts.setdefault(inst.series_uid, Path(inst.path))
+        return describe_error(exc, patient_values(firsts.values()))
 
     def _execute(self, job: JobRow) -> tuple[list[NewResult], dict[str, object]]:
         instances = self.ledger.instances_of_study(job.study_uid)

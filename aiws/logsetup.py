@@ -9,12 +9,19 @@ from __future__ import annotations
 import logging
 import sys
 
+from pacs_bridge.scrub import ScrubFilter
+
 #: Loggers kept at WARNING whatever the level asked for.
 QUIET = ("pynetdicom", "highdicom", "uvicorn.access", "httpx")
 
 
 def setup_logging(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:
+    """Root handler with *fmt*; warnings go to the log; every record passes :class:`ScrubFilter` (no tag values)."""
     logging.basicConfig(level=level, format=fmt)
+    logging.captureWarnings(True)  # pydicom warns with the offending value: scrubbed like any record
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -12,6 +12,7 @@ from aiws.config import SenderConfig
 from aiws.ledger import Ledger, SendRow
 from aiws.netconfig import NetworkStore
 from pacs_bridge.errors import SendError
+from pacs_bridge.scrub import describe_error, patient_values
 from pacs_bridge.sender import send_files
 from pacs_bridge.settings import SenderSettings
 
@@ -54,6 +55,8 @@ class SendDispatcher:
             self._slots.release()
 
     def _attempt(self, send: SendRow) -> None:
+        """One try; a failure is stored and logged as :func:`pacs_bridge.scrub.describe_error`."""
+        paths: list[Path] = []
         try:
             dest = self._network.destinations().get(send.destination)
             if dest is None:
@@ -64,17 +67,18 @@ class SendDispatcher:
             if paths:
                 settings = dataclasses.replace(self._settings, ae_title=self._network.policy().ae_title)
                 send_files(dest, paths, settings)
-        except (SendError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - SendError, OSError, or a file that cannot be encoded: retry
+            error = describe_error(exc, patient_values(paths[:1]))
             now = time.time()
             if send.attempts >= self._policy.max_tries:
                 LOGGER.error("send %d to %s dead-lettered after %d tries: %s",
-                             send.id, send.destination, send.attempts, exc)
-                self._ledger.send_failed(send.id, str(exc), None, now)
+                             send.id, send.destination, send.attempts, error)
+                self._ledger.send_failed(send.id, error, None, now)
             else:
                 delay = backoff_seconds(send.attempts, self._policy)
                 LOGGER.warning("send %d to %s failed (try %d/%d), retry in %.0f s: %s",
-                               send.id, send.destination, send.attempts, self._policy.max_tries, delay, exc)
-                self._ledger.send_failed(send.id, str(exc), now + delay, now)
+                               send.id, send.destination, send.attempts, self._policy.max_tries, delay, error)
+                self._ledger.send_failed(send.id, error, now + delay, now)
             return
         self._ledger.send_done(send.id, time.time())
         LOGGER.info("send %d: job %d results delivered to %s", send.id, send.job_id, send.destination)

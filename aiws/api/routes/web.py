@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from aiws import __version__
 from aiws.api.deps import ContextDep
+from pacs_bridge.scrub import scrub_text
 
 router = APIRouter(tags=["web"])
 
@@ -44,9 +45,11 @@ def index(ctx: ContextDep) -> str:
             [[s.study_uid, s.state, s.n_instances, s.n_jobs, s.unrouted, s.calling_ae, _ts(s.last_received_at)]
              for s in studies]),
         "<h2>Jobs</h2>" + _table(["id", "pipeline", "study UID", "state", "attempts", "error"],
-                                 [[j.id, j.pipeline, j.study_uid, j.state, j.attempts, j.error[:120]] for j in jobs]),
+                                 [[j.id, j.pipeline, j.study_uid, j.state, j.attempts,
+                                   scrub_text(j.error, max_chars=120)] for j in jobs]),
         "<h2>Sends</h2>" + _table(["id", "job", "destination", "state", "attempts", "files", "last error"],
-                                  [[s.id, s.job_id, s.destination, s.state, s.attempts, s.n_files, s.last_error[:120]]
+                                  [[s.id, s.job_id, s.destination, s.state, s.attempts, s.n_files,
+                                    scrub_text(s.last_error, max_chars=120)]
                                    for s in sends]),
     ]
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
