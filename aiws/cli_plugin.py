@@ -32,6 +32,8 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
             CONSOLE.info(f"{name:<12} (cannot load: {exc})")
             continue
         CONSOLE.info(f"{plugin.name:<12} {plugin.version:<8} {','.join(sorted(plugin.formats)):<14} {plugin.summary}")
+        CONSOLE.info(f"{'':<12} disclaimer: {plugin.disclaimer}")
+        CONSOLE.info(f"{'':<12} provenance: {plugin.provenance().text()}")
     return 0
 
 
@@ -68,6 +70,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")
         CONSOLE.info(f"{plugin.name} {plugin.version}: {len(result.outputs)} result(s) written to {args.output}")
+        CONSOLE.info(f"disclaimer: {plugin.disclaimer}")
+        CONSOLE.info(f"provenance: {plugin.provenance().text()}")
     else:
         CONSOLE.info(text)
     return 0

@@ -140,7 +140,7 @@ def run_plugin(plugin: Plugin[Any, Any], data: bytes, hint: str | None = None) -
     if not docs:
         raise InvalidInput(plugin.name, [FieldProblem("(input)", "at least one record is required")])
     items = _validate(plugin, docs, prefixes)
-    outputs = plugin.run_batch(items)
+    outputs = [plugin.stamp(o) for o in plugin.run_batch(items)]
     seconds = time.perf_counter() - start
     LOGGER.debug("plugin %s %s: %d record(s) from %s in %.3f s", plugin.name, plugin.version, len(items),
                  fmt, seconds)

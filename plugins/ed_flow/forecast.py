@@ -86,6 +86,33 @@ def seasonal_naive(history: np.ndarray, horizon: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class NaiveForecast:
+    """Seasonal-naive forecast with normal prediction intervals (Hyndman & Athanasopoulos,
+    Forecasting: Principles and Practice, 3rd ed., section 5.5: for the seasonal naive method
+    sigma_h = sigma * sqrt(k + 1), k = floor((h - 1) / m), m = 168 h; sigma from the in-sample
+    residuals y_t - y_(t-168)). *sigma_hourly*: per step of the horizon; *sigma_daily*: the residual
+    SD of complete-day totals against the same weekday a week earlier (None with < 2 such pairs)."""
+
+    mean: np.ndarray
+    sigma_hourly: np.ndarray
+    sigma_daily: float | None
+
+
+def naive_forecast(hours: list[datetime], counts: np.ndarray, horizon: int) -> NaiveForecast:
+    """The seasonal-naive forecast of the next *horizon* hours from a history of >= 2 weeks."""
+    residuals = (counts[WEEK:] - counts[:-WEEK]).astype(float)
+    sigma = float(np.sqrt(np.mean(residuals**2)))
+    k = np.arange(horizon) // WEEK
+    days: dict[date, list[int]] = {}
+    for i, h in enumerate(hours):
+        days.setdefault(h.date(), []).append(i)
+    totals = {d: float(counts[idx].sum()) for d, idx in days.items() if len(idx) == 24}
+    pairs = [totals[d] - totals[d - timedelta(days=7)] for d in totals if d - timedelta(days=7) in totals]
+    sigma_daily = float(np.sqrt(np.mean(np.square(pairs)))) if len(pairs) >= 2 else None
+    return NaiveForecast(seasonal_naive(counts, horizon), sigma * np.sqrt(k + 1.0), sigma_daily)
+
+
+@dataclass(frozen=True)
 class Scores:
     mae: float
     mase: float

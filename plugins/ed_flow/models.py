@@ -87,9 +87,15 @@ class DayForecast(Interval):
 
 
 class Forecast(BaseModel):
+    """The forecast served. *served*: ``model`` (the GLM) or ``seasonal_naive`` when the GLM did not
+    beat the seasonal-naive baseline in the backtest; *model* names what produced the numbers;
+    *notice* says, in words, which forecast is served and why (or that it could not be checked)."""
+
     status: Status
     reason: str | None = None
     model: str
+    served: Literal["model", "seasonal_naive"] | None = None
+    notice: str | None = None
     history_hours: int
     dispersion_alpha: float | None = None
     hourly: list[HourForecast] = Field(default_factory=list)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from plugins import fhir
-from plugins.base import Plugin
+from plugins.base import Plugin, Provenance
 from plugins.ed_flow import forecast as fc
 from plugins.ed_flow.models import (
     Backtest, DayForecast, EdFlowInput, EdFlowOutput, Forecast, HourForecast, MethodScores, Occupancy,
@@ -23,7 +23,11 @@ LOGGER = logging.getLogger(__name__)
 
 MODEL = ("Poisson log-linear GLM (hour of day, day of week, hour x weekend, trend, holiday), "
          "negative-binomial intervals")
+NAIVE = ("seasonal naive (same hour last week), normal intervals sigma x sqrt(k + 1), k = whole weeks ahead "
+         "(Hyndman & Athanasopoulos, FPP3 5.5)")
 RULES = [MODEL, "baseline: seasonal naive (same hour last week)",
+         "the GLM is served only when it beats the seasonal naive in the backtest (lower MAE and MASE); "
+         "otherwise the seasonal naive forecast is served and the output says so",
          "backtest: rolling origin over the last weeks; MAE and MASE hourly, MAE and MAPE on complete days",
          "occupancy: Little's law L = lambda W; hourly: sum_k lambda(t-k) P(LOS > k + 0.5 h)",
          "staffing: M/M/c Erlang C (P0, P(wait), Lq, Wq)"]
@@ -90,6 +94,14 @@ class EdFlowPlugin(Plugin[EdFlowInput, EdFlowOutput]):
     input_model = EdFlowInput
     output_model = EdFlowOutput
     csv_is_batch = False  # a CSV file is one history
+    disclaimer = ("Planning aid, not a guarantee: forecasts are statistical estimates from the history sent, with "
+                  "prediction intervals; the forecast served is the one that did better in the backtest against the "
+                  "seasonal naive baseline (see forecast.notice). Staff decisions stay with the department.")
+
+    def provenance(self) -> Provenance:
+        return Provenance(model=MODEL, model_version=self.version,
+                          trained_on="fitted at each request on the arrival history sent (nothing pre-trained)",
+                          review_status="checked per request by a rolling-origin backtest against the seasonal naive")
 
     def run(self, data: EdFlowInput) -> EdFlowOutput:
         explanation: list[str] = []
@@ -98,8 +110,8 @@ class EdFlowPlugin(Plugin[EdFlowInput, EdFlowOutput]):
         if data.arrivals is not None or data.hourly_counts is not None:
             hours, counts = history(data)
             holidays = frozenset(data.holidays)
-            fcast, means = self._forecast(hours, counts, data, holidays)
             bt = self._backtest(hours, counts, data, holidays)
+            fcast, means = self._forecast(hours, counts, data, holidays, bt)
             occ = self._occupancy(counts, means, data)
             explanation += _explain(fcast, bt, occ)
         staffing = self._staffing(data, means)
@@ -110,16 +122,22 @@ class EdFlowPlugin(Plugin[EdFlowInput, EdFlowOutput]):
                             explanation=explanation, forecast=fcast, occupancy=occ, backtest=bt, staffing=staffing)
 
     def _forecast(self, hours: list[datetime], counts: np.ndarray, data: EdFlowInput,
-                  holidays: frozenset[date]) -> tuple[Forecast, np.ndarray | None]:
+                  holidays: frozenset[date], bt: Backtest) -> tuple[Forecast, np.ndarray | None]:
+        """The GLM forecast, or the seasonal naive one when the GLM did not beat it in *bt*."""
         if len(counts) < fc.MIN_HISTORY_HOURS:
             return Forecast(status="not computed", reason=f"history of {len(counts)} h; at least "
                             f"{fc.MIN_HISTORY_HOURS} h (2 weeks) needed", model=MODEL, history_hours=len(counts)), None
-        model = fc.fit(hours, counts, holidays)
         future = fc.future_hours(hours[-1], data.horizon_hours)
+        if bt.beats_baseline is False:
+            return _naive(hours, counts, future, bt)
+        model = fc.fit(hours, counts, holidays)
         mean = fc.predict(model, future, holidays)
         iv = _interval_kwargs(mean, model.alpha)
         hourly = [HourForecast(hour=h, **{k: v[i] for k, v in iv.items()}) for i, h in enumerate(future)]
-        return Forecast(status="computed", model=MODEL, history_hours=len(counts),
+        notice = ("model served: it beat the seasonal naive baseline in the backtest" if bt.beats_baseline else
+                  f"model served WITHOUT a check against the seasonal naive baseline (backtest not computed: "
+                  f"{bt.reason})")
+        return Forecast(status="computed", model=MODEL, served="model", notice=notice, history_hours=len(counts),
                         dispersion_alpha=round(model.alpha, 5), hourly=hourly,
                         daily=_daily(future, mean, model.alpha)), mean
 
@@ -213,12 +231,47 @@ class EdFlowPlugin(Plugin[EdFlowInput, EdFlowOutput]):
         return [doc]
 
 
+def _naive(hours: list[datetime], counts: np.ndarray, future: list[datetime],
+           bt: Backtest) -> tuple[Forecast, np.ndarray]:
+    """The seasonal naive forecast, served because the GLM did not beat it in the backtest."""
+    nf = fc.naive_forecast(hours, counts, len(future))
+    z80, z95 = 1.2815516, 1.959964
+
+    def interval(mean: float, sigma: float) -> dict[str, float]:
+        return {"mean": round(mean, 3), "lo80": max(0.0, float(np.floor(mean - z80 * sigma))),
+                "hi80": float(np.ceil(mean + z80 * sigma)), "lo95": max(0.0, float(np.floor(mean - z95 * sigma))),
+                "hi95": float(np.ceil(mean + z95 * sigma))}
+
+    hourly = [HourForecast(hour=h, **interval(float(nf.mean[i]), float(nf.sigma_hourly[i])))
+              for i, h in enumerate(future)]
+    days: dict[date, list[int]] = {}
+    for i, h in enumerate(future):
+        days.setdefault(h.date(), []).append(i)
+    daily = []
+    for j, (day, idx) in enumerate(days.items()):
+        total = float(nf.mean[idx].sum())
+        sigma = nf.sigma_daily * math.sqrt(j // 7 + 1) if nf.sigma_daily is not None else \
+            float(np.sqrt(np.sum(nf.sigma_hourly[idx] ** 2)))
+        daily.append(DayForecast(date=day, hours=len(idx), **interval(total, sigma)))
+    model, naive = bt.model, bt.seasonal_naive
+    notice = ("SEASONAL NAIVE BASELINE SERVED (same hour last week): the model did not beat it in the backtest "
+              f"(MASE {model.mase_hourly if model else '?'} vs {naive.mase_hourly if naive else '?'}, "
+              f"MAE {model.mae_hourly if model else '?'} vs {naive.mae_hourly if naive else '?'} arrivals/h); "
+              "the model's forecast is not shown")
+    return Forecast(status="computed", model=NAIVE, served="seasonal_naive", notice=notice,
+                    history_hours=len(counts), hourly=hourly, daily=daily), nf.mean
+
+
 def _explain(fcast: Forecast, bt: Backtest, occ: Occupancy) -> list[str]:
-    lines = []
+    lines = [fcast.notice] if fcast.notice and fcast.served == "seasonal_naive" else []
     if fcast.status == "computed":
         total = sum(h.mean for h in fcast.hourly)
-        lines.append(f"forecast of {len(fcast.hourly)} h from {fcast.history_hours} h of history: "
-                     f"{total:.0f} arrivals expected (dispersion alpha {fcast.dispersion_alpha})")
+        what = "seasonal naive forecast" if fcast.served == "seasonal_naive" else "forecast"
+        lines.append(f"{what} of {len(fcast.hourly)} h from {fcast.history_hours} h of history: "
+                     f"{total:.0f} arrivals expected" + (f" (dispersion alpha {fcast.dispersion_alpha})"
+                                                         if fcast.dispersion_alpha is not None else ""))
+        if fcast.served == "model" and fcast.notice:
+            lines.append(fcast.notice)
     else:
         lines.append(f"forecast not computed: {fcast.reason}")
     if bt.status == "computed" and bt.model and bt.seasonal_naive:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from plugins.base import Plugin
+from plugins.base import Plugin, Provenance
 from plugins.or_planning.durations import BUNDLED_HISTORY, History
 from plugins.or_planning.greedy import greedy_lpt
 from plugins.or_planning.models import OrInput, OrOutput, SolverReport
@@ -33,9 +33,18 @@ class OrPlanningPlugin(Plugin[OrInput, OrOutput]):
     input_model = OrInput
     output_model = OrOutput
     formats = frozenset({"json"})
+    disclaimer = ("Planning aid: a proposed schedule for the planner to review and change; case durations are "
+                  "predicted from past cases (a quantile of the history), so real durations will differ.")
 
     def __init__(self, history_path: Path = BUNDLED_HISTORY) -> None:
         self.history = History.bundled(history_path)
+
+    def provenance(self) -> Provenance:
+        return Provenance(model="OR-Tools CP-SAT schedule with history-quantile case durations",
+                          model_version=self.version,
+                          trained_on="case durations from the request's history, else the bundled "
+                                     "data/history.csv (synthetic, see data/README.md)",
+                          review_status="schedule checked against the greedy LPT baseline at each request")
 
     def run(self, data: OrInput) -> OrOutput:
         history = History.from_rows(data.history) if data.history is not None else self.history

@@ -59,6 +59,28 @@ class DoseRule:
 
 
 @dataclass(frozen=True)
+class CreatinineFloor:
+    """Minimum-creatinine convention (manifest ``creatinine_floor``): from *min_age* years, a serum
+    creatinine below *mg_dl* is raised to it before Cockcroft-Gault, because a low creatinine in
+    the elderly reflects low muscle mass rather than a high clearance. *reason*: the manifest's
+    justification, shown with the result."""
+
+    min_age: int
+    mg_dl: float
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not 18 <= self.min_age <= 120 or not 0.3 <= self.mg_dl <= 1.5:
+            raise KnowledgeBaseError(f"manifest.json creatinine_floor: min_age {self.min_age} must be 18-120 and "
+                                     f"mg_dl {self.mg_dl} within 0.3-1.5")
+
+    @property
+    def umol_l(self) -> float:
+        """The same floor in µmol/L (1 mg/dL = 88.4 µmol/L)."""
+        return self.mg_dl * 88.4
+
+
+@dataclass(frozen=True)
 class RenalRule:
     atc: str
     crcl_from: float
@@ -68,6 +90,7 @@ class RenalRule:
     max_daily_mg_per_kg: float | None
     severity: str
     message: str
+    reference: str = ""  # the product information (document, section, wording) the row encodes
 
 
 @dataclass(frozen=True)
@@ -188,8 +211,9 @@ def _renal(r: _Row) -> RenalRule:
     lo, hi = r.number("crcl_from_ml_min") or 0.0, r.number("crcl_below_ml_min")
     if hi is None or hi <= lo:
         raise r.error("crcl_below_ml_min", "required and greater than crcl_from_ml_min")
+    reference = r.text("reference", required="EU-SMPC" in r.list("source"))
     return RenalRule(r.atc(), lo, hi, r.choice("action", RENAL_ACTIONS), r.number("max_daily_mg"),
-                     r.number("max_daily_mg_per_kg"), r.choice("severity", SEVERITIES), r.text("message"))
+                     r.number("max_daily_mg_per_kg"), r.choice("severity", SEVERITIES), r.text("message"), reference)
 
 
 def _interaction(r: _Row) -> Interaction:
@@ -226,6 +250,10 @@ def _index(rules: tuple[Any, ...]) -> dict[str, list[Any]]:
 
 @dataclass(frozen=True)
 class KnowledgeBase:
+    """The validated knowledge base. *name*, *version* and *status* (its review status, in the
+    manifest's words) are shown with every output; *creatinine_floor* is the manifest's
+    minimum-creatinine convention (None when the manifest sets none)."""
+
     version: str
     drugs: dict[str, Drug]
     names: dict[str, str]  # lower-case name or synonym → ATC
@@ -235,6 +263,9 @@ class KnowledgeBase:
     allergies: tuple[AllergyRule, ...]
     contraindications: tuple[ContraRule, ...]
     exemptions: dict[str, str]
+    name: str = "pharmacy knowledge base"
+    status: str = "review status not stated in manifest.json"
+    creatinine_floor: CreatinineFloor | None = None
 
     @classmethod
     def load(cls, directory: Path = DEFAULT_KB) -> KnowledgeBase:
@@ -243,6 +274,9 @@ class KnowledgeBase:
             manifest: dict[str, Any] = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
             files, version = manifest["files"], str(manifest["version"])
             meta = _Meta(directory, frozenset(manifest["sources"]), frozenset(manifest["licences"]))
+            floor = manifest.get("creatinine_floor")
+            creatinine_floor = None if floor is None else CreatinineFloor(int(floor["min_age"]), float(floor["mg_dl"]),
+                                                                          str(floor["reason"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise KnowledgeBaseError(f"pharmacy knowledge base {directory}/manifest.json: {exc!r}") from exc
         drugs: dict[str, Drug] = {}
@@ -258,7 +292,9 @@ class KnowledgeBase:
                  tuple(_renal(r) for r in _rows(meta, files["renal"])),
                  tuple(_interaction(r) for r in _rows(meta, files["interactions"])),
                  tuple(_allergy(r) for r in _rows(meta, files["allergy_classes"])),
-                 tuple(_contra(r) for r in _rows(meta, files["contraindications"])), exemptions)
+                 tuple(_contra(r) for r in _rows(meta, files["contraindications"])), exemptions,
+                 str(manifest.get("name", "pharmacy knowledge base")),
+                 str(manifest.get("status", "review status not stated in manifest.json")), creatinine_floor)
         kb._check_prefixes()
         return kb
 

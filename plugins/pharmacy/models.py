@@ -95,6 +95,7 @@ class RenalFunction(BaseModel):
     weight_kg_used: float | None
     weight_basis: str | None
     reason: str | None = None
+    creatinine_basis: str | None = None  # set when the creatinine used differs from the measured one
 
 
 class Alert(BaseModel):
@@ -103,6 +104,7 @@ class Alert(BaseModel):
     drugs: list[str]
     message: str
     rule: str  # the knowledge-base file and row key that fired
+    reference: str | None = None  # the product information the row encodes (renal.csv ``reference``)
     level: str | None = None  # ANSM level for interactions
 
 

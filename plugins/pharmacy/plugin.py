@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from plugins.base import Plugin, nest_dotted
+from plugins.base import Plugin, Provenance, nest_dotted
 from plugins.pharmacy import review
 from plugins.pharmacy.fhir_map import pharmacy_inputs
 from plugins.pharmacy.kb import DEFAULT_KB, KnowledgeBase
@@ -33,9 +33,20 @@ class PharmacyPlugin(Plugin[PharmacyInput, PharmacyOutput]):
     def __init__(self, kb_dir: Path = DEFAULT_KB) -> None:
         self.kb = KnowledgeBase.load(kb_dir)
 
+    @property
+    def disclaimer(self) -> str:  # type: ignore[override]
+        """Decision support for a pharmacist, with the knowledge base's own review status."""
+        return (f"Prescription review support for a pharmacist, not a prescription. The alerts come from the "
+                f"knowledge base {self.kb.name} {self.kb.version}, whose status is: {self.kb.status}. "
+                "No alert does not mean that a prescription is safe.")
+
+    def provenance(self) -> Provenance:
+        return Provenance(knowledge_base=self.kb.name, knowledge_base_version=self.kb.version,
+                          review_status=self.kb.status)
+
     def run(self, data: PharmacyInput) -> PharmacyOutput:
         kb = self.kb
-        renal = cockcroft_gault(data.patient)
+        renal = cockcroft_gault(data.patient, kb.creatinine_floor)
         lines = [review.resolve(kb, rx, i) for i, rx in enumerate(data.prescriptions)]
         dose_alerts, dose_nd = review.dose_checks(kb, lines, data.patient.weight_kg)
         renal_alerts, renal_nd = review.renal_checks(kb, lines, renal, data.patient.weight_kg)
@@ -45,13 +56,17 @@ class PharmacyPlugin(Plugin[PharmacyInput, PharmacyOutput]):
         risk = review.triage(kb, data, lines, alerts, renal)
         unknown = [ln.label for ln in lines if not ln.known]
         crcl = renal.creatinine_clearance_ml_min
-        explanation = [f"creatinine clearance {crcl:g} ml/min ({renal.band}; weight {renal.weight_basis})"
+        explanation = [f"creatinine clearance {crcl:g} ml/min ({renal.band}; weight {renal.weight_basis}"
+                       + (f"; {renal.creatinine_basis})" if renal.creatinine_basis else ")")
                        if crcl is not None else f"creatinine clearance not computed: {renal.reason}"]
         explanation += [f"{a.severity} {a.type}: {', '.join(a.drugs)}: {a.message}" for a in alerts]
         explanation.append(f"triage risk {risk.level} (score {risk.score:g}: {'; '.join(risk.factors) or 'no factor'})")
         return PharmacyOutput(
             plugin=self.name, version=self.version, ref=data.ref, kb_version=kb.version,
             rules=[f"knowledge base {kb.version} (kb/manifest.json; sources and licences per row)", renal.formula,
+                   *([f"minimum creatinine {kb.creatinine_floor.mg_dl:g} mg/dL "
+                      f"({kb.creatinine_floor.umol_l:.1f} umol/L) from age {kb.creatinine_floor.min_age}"]
+                     if kb.creatinine_floor else []),
                    "obesity (BMI >= 30): adjusted body weight, IBW by Devine", "interaction levels: ANSM thesaurus",
                    "duplicate: same ATC level-4 group", review.triage.__doc__.split("\n")[0].strip()],  # type: ignore[union-attr]
             explanation=explanation, creatinine_clearance_ml_min=crcl, renal_function=renal, alerts=alerts,

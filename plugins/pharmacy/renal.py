@@ -8,9 +8,18 @@ body weight is used: IBW + 0.4 × (actual − IBW), IBW by Devine (50 kg men, 45
 Adults only (age >= 18); sex must be female or male (the formula has no other factor).
 Bands: severe < 30, moderate 30–< 50, mild 50–< 80, normal >= 80 ml/min, applied to the value
 reported (rounded to 0.1 ml/min).
+
+Minimum-creatinine convention (frail elderly): in an old patient with little muscle mass a low
+serum creatinine does not mean a high clearance, and Cockcroft-Gault divides by it (90 years,
+50 kg, 0.3 mg/dL would give a "normal" 98 ml/min for a woman). When the knowledge base's manifest
+sets ``creatinine_floor`` (shipped: age >= 65, 0.8 mg/dL = 70.7 µmol/L), a creatinine below the
+floor is raised to it before the formula and the output says so (``creatinine_basis``). Practice
+varies (0.8 and 1.0 mg/dL are both in use, and rounding up can under-estimate the clearance); no
+guideline fixes the value, so it is a reviewed setting of the knowledge base, not a constant here.
 """
 from __future__ import annotations
 
+from plugins.pharmacy.kb import CreatinineFloor
 from plugins.pharmacy.models import Patient, RenalFunction
 
 MG_DL_FORMULA = "Cockcroft-Gault (140 - age) x weight / (72 x creatinine mg/dL) [x 0.85 female]"
@@ -43,8 +52,24 @@ def band(crcl: float) -> str:
     return "normal (>= 80)"
 
 
-def cockcroft_gault(patient: Patient) -> RenalFunction:
-    """Creatinine clearance, or "not computed" naming what is missing."""
+def floored_creatinine(patient: Patient, floor: CreatinineFloor | None) -> tuple[float, str, str | None]:
+    """(creatinine used, unit, why it differs from the measured value or None) for a patient with
+    age and creatinine; raised to *floor* from its minimum age."""
+    umol = patient.creatinine_umol_l is not None
+    measured = float(patient.creatinine_umol_l if umol else patient.creatinine_mg_dl)  # type: ignore[arg-type]
+    unit = "umol/L" if umol else "mg/dL"
+    if floor is None or patient.age is None or patient.age < floor.min_age:
+        return measured, unit, None
+    minimum = floor.umol_l if umol else floor.mg_dl
+    if measured >= minimum:
+        return measured, unit, None
+    return minimum, unit, (f"measured creatinine {measured:g} {unit} raised to {minimum:.3g} {unit} "
+                           f"(minimum-creatinine convention from age {floor.min_age}: {floor.reason})")
+
+
+def cockcroft_gault(patient: Patient, floor: CreatinineFloor | None = None) -> RenalFunction:
+    """Creatinine clearance, or "not computed" naming what is missing. *floor*: the knowledge
+    base's minimum-creatinine convention (None: the measured creatinine is used as it is)."""
     formula = UMOL_FORMULA if patient.creatinine_umol_l is not None else MG_DL_FORMULA
     missing = [name for name, value in (("age", patient.age), ("sex", patient.sex), ("weight_kg", patient.weight_kg),
                                         ("creatinine", patient.creatinine_mg_dl or patient.creatinine_umol_l))
@@ -61,11 +86,13 @@ def cockcroft_gault(patient: Patient) -> RenalFunction:
                              weight_kg_used=None, weight_basis=None, reason=reason)
     sex, age = str(patient.sex), float(patient.age)  # type: ignore[arg-type]
     weight, basis = dosing_weight(sex, float(patient.weight_kg), patient.height_cm)  # type: ignore[arg-type]
-    if patient.creatinine_umol_l is not None:
-        crcl = (140.0 - age) * weight * (1.23 if sex == "male" else 1.04) / patient.creatinine_umol_l
+    creatinine, unit, creatinine_basis = floored_creatinine(patient, floor)
+    if unit == "umol/L":
+        crcl = (140.0 - age) * weight * (1.23 if sex == "male" else 1.04) / creatinine
     else:
-        crcl = (140.0 - age) * weight / (72.0 * float(patient.creatinine_mg_dl))  # type: ignore[arg-type]
+        crcl = (140.0 - age) * weight / (72.0 * creatinine)
         crcl *= 0.85 if sex == "female" else 1.0
     crcl = round(crcl, 1)  # the band and every renal rule use the value reported
     return RenalFunction(status="computed", creatinine_clearance_ml_min=crcl, band=band(crcl),  # type: ignore[arg-type]
-                         formula=formula, weight_kg_used=round(weight, 1), weight_basis=basis)
+                         formula=formula, weight_kg_used=round(weight, 1), weight_basis=basis,
+                         creatinine_basis=creatinine_basis)

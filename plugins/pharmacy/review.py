@@ -127,7 +127,8 @@ def renal_checks(kb: KnowledgeBase, lines: list[Line], renal: RenalFunction,
             shown = f"; prescribed {daily:g} mg/day" if daily is not None and limit is not None else ""
             alerts.append(Alert(type="renal", severity=r.severity, drugs=[ln.label],  # type: ignore[arg-type]
                                 message=f"CrCl {crcl:g} ml/min: {r.message}{shown}",
-                                rule=f"renal.csv {r.atc} {r.crcl_from:g}-{r.crcl_below:g} ml/min ({r.action})"))
+                                rule=f"renal.csv {r.atc} {r.crcl_from:g}-{r.crcl_below:g} ml/min ({r.action})",
+                                reference=r.reference or None))
     return alerts, not_done
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from plugins.base import Plugin, nest_dotted
+from plugins.base import Plugin, Provenance, nest_dotted
 from plugins.sepsis.fhir_map import sepsis_inputs
 from plugins.sepsis.models import (
     Risk, SepsisInput, SepsisObservation, SepsisOutput, SeriesTrend, Trend, TrendPoint,
@@ -57,9 +57,19 @@ class SepsisPlugin(Plugin[SepsisInput, SepsisOutput]):
     summary = "NEWS2, qSOFA, SIRS, SOFA exactly as published; sepsis risk model; trend over a series"
     input_model = SepsisInput
     output_model = SepsisOutput
+    disclaimer = ("Decision support, not a diagnosis. NEWS2, qSOFA, SIRS and SOFA are computed as published from "
+                  "the values sent. The sepsis risk comes from a logistic regression trained on a SYNTHETIC cohort "
+                  "(simulated patients, no real patient data) and not validated on real patients: its percentage is "
+                  "not a clinical probability. A clinician reviews every result.")
 
     def __init__(self, model_path: Path = DEFAULT_MODEL) -> None:
         self.model = RiskModel.load(model_path)
+
+    def provenance(self) -> Provenance:
+        return Provenance(model=f"{self.model.name} (standardised logistic regression)",
+                          model_version=self.model.version, trained_on=self.model.trained_on,
+                          review_status="not validated on real patients; a local validation on retrospective "
+                                        "data is required before clinical use (model/MODEL_CARD.md)")
 
     def _point(self, obs: SepsisObservation) -> tuple[Any, Any, Any, Any, Risk]:
         chart = at_chart_precision(obs)
@@ -125,8 +135,9 @@ def _explain(n2: Any, qs: Any, si: Any, so: Any, risk: Risk, trend: Trend | None
                  f" ({si.lower_bound} criteria met)")
     if risk.probability is not None:
         top = ", ".join(f"{c.parameter} {c.log_odds:+.2f}" for c in risk.top_features[:3])
-        lines.append(f"risk of sepsis onset within {risk.horizon_hours} h: {risk.probability:.1%} "
-                     f"(largest log-odds contributions: {top})")
+        lines.append(f"risk of sepsis onset within {risk.horizon_hours} h: {risk.probability:.1%} from a model "
+                     f"trained on a synthetic cohort, not validated on real patients (largest log-odds "
+                     f"contributions: {top})")
     else:
         lines.append(f"risk not computed: missing {', '.join(risk.missing)}")
     if trend is not None:

@@ -149,3 +149,44 @@ def test_invalid_input_names_the_field(ed_flow: EdFlowPlugin, doc: dict[str, Any
 def test_bundled_history_is_documented_and_small() -> None:
     assert BUNDLED.stat().st_size < 200_000
     assert (Path(BUNDLED).parent / "README.md").exists()
+
+
+def _weekly_pattern_counts(weeks: int = 5) -> dict[str, Any]:
+    """A history that repeats exactly every week, with a Monday 10:00 surge the GLM's terms (hour of day,
+    day of week, hour x weekend) cannot express: same-hour-last-week is exact, the GLM is not."""
+    start = datetime(2024, 1, 1)  # a Monday
+    rows = []
+    for h in range(weeks * 168):
+        t = start + timedelta(hours=h)
+        count = 3 + (t.hour % 5) + (40 if t.weekday() == 0 and t.hour == 10 else 0) + (t.weekday() == 3) * 2
+        rows.append({"hour": t.isoformat(), "count": count})
+    return {"hourly_counts": rows}
+
+
+def test_seasonal_naive_is_served_when_the_model_loses_to_it(ed_flow: EdFlowPlugin) -> None:
+    out = run_doc(ed_flow, {**_weekly_pattern_counts(), "horizon_hours": 200, "backtest_origins": 2,
+                            "mean_length_of_stay_hours": 3})
+    bt, f = out["backtest"], out["forecast"]
+    assert bt["beats_baseline"] is False and bt["seasonal_naive"]["mae_hourly"] == 0
+    assert f["served"] == "seasonal_naive" and f["model"].startswith("seasonal naive")
+    assert f["notice"].startswith("SEASONAL NAIVE BASELINE SERVED") and out["explanation"][0] == f["notice"]
+    last_week = [r["count"] for r in _weekly_pattern_counts()["hourly_counts"][-168:]]
+    assert [h["mean"] for h in f["hourly"][:168]] == last_week                 # same hour last week
+    assert [h["mean"] for h in f["hourly"][168:]] == last_week[:32]            # repeated past one week
+    monday_10 = f["hourly"][10]
+    assert monday_10["mean"] == 3 + 0 + 40 and monday_10["lo95"] <= monday_10["lo80"] <= 43 <= monday_10["hi80"]
+    assert f["dispersion_alpha"] is None
+    assert out["occupancy"]["mean_arrivals_per_hour"] == pytest.approx(np.mean([h["mean"] for h in f["hourly"]]),
+                                                                       abs=1e-3)
+
+
+def test_model_served_without_backtest_says_it_is_unchecked(ed_flow: EdFlowPlugin) -> None:
+    out = run_doc(ed_flow, {**_bundled_counts(), "horizon_hours": 24, "backtest_origins": 0})
+    f = out["forecast"]
+    assert f["served"] == "model" and "WITHOUT a check" in f["notice"] and f["notice"] in out["explanation"]
+
+
+def test_model_served_when_it_beats_the_baseline(ed_flow: EdFlowPlugin) -> None:
+    out = run_doc(ed_flow, {**_bundled_counts(), "horizon_hours": 24, "backtest_origins": 1})
+    assert out["backtest"]["beats_baseline"] is True
+    assert out["forecast"]["served"] == "model" and "beat the seasonal naive" in out["forecast"]["notice"]

@@ -266,7 +266,8 @@ def test_pharmacist_extends_the_base_without_code(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("file", "row", "message"), [
     ("interactions.csv", "B01AA03,M01A,maybe,bleeding,AIWS-CURATED,CC-BY-4.0\n", "column level"),
     ("doses.csv", "B01AA03,oral,ten,,,,,,AIWS-CURATED,CC-BY-4.0\n", "column max_single_mg"),
-    ("renal.csv", "Z99ZZ,0,30,avoid,,,high,x,AIWS-CURATED,CC-BY-4.0\n", "matches no drug"),
+    ("renal.csv", "Z99ZZ,0,30,avoid,,,high,x,AIWS-CURATED,CC-BY-4.0,\n", "matches no drug"),
+    ("renal.csv", "A10BA02,60,90,reduce,3000,,low,x,EU-SMPC,CC-BY-4.0,\n", "column reference: required"),
     ("drugs.csv", "B01AA99,newdrug,,0,WHO-ATC,UNKNOWN-LICENCE\n", "column licence"),
 ])
 def test_malformed_knowledge_base_row_is_named(tmp_path: Path, file: str, row: str, message: str) -> None:
@@ -276,3 +277,89 @@ def test_malformed_knowledge_base_row_is_named(tmp_path: Path, file: str, row: s
         fh.write(row)
     with pytest.raises(KnowledgeBaseError, match=message):
         KnowledgeBase.load(kb_dir)
+
+
+# EU SmPC renal caps encoded in renal.csv with a per-row reference (see the row's `reference` column):
+# metformin (SmPC 4.2 renal table, EMA Art. 31 review 2016): GFR 45-59 -> 2000 mg/day, 30-44 -> 1000 mg/day;
+# ramipril (SmPC 4.2 "Patients with renal impairment"): CrCl 30-60 -> maximal 5 mg/day, >= 60 -> 10 mg/day.
+def _crcl_patient(crcl: float) -> dict[str, Any]:
+    """A male of 60 years whose Cockcroft-Gault clearance is *crcl* ml/min (80 kg: CrCl = 6400 / (72 x Cr))."""
+    return {"age": 60, "sex": "male", "weight_kg": 80, "height_cm": 180,
+            "creatinine_mg_dl": round(6400 / (72 * crcl), 6)}
+
+
+@pytest.mark.parametrize(("crcl", "daily_mg", "alerted"), [
+    (50.0, 3000, True),    # the issue's case: 1000 mg x 3 at CrCl 50 exceeds the 2000 mg/day cap
+    (50.0, 2000, False),   # at the cap
+    (45.0, 2550, True),    # lower edge of the 45-59 band
+    (59.9, 2550, True),    # upper edge of the 45-59 band
+    (60.0, 2550, False),   # 60-89: up to 3000 mg/day
+    (44.9, 1500, True),    # 30-44: 1000 mg/day
+])
+def test_metformin_smpc_renal_cap(pharmacy: PharmacyPlugin, crcl: float, daily_mg: float, alerted: bool) -> None:
+    out = run_doc(pharmacy, {"patient": _crcl_patient(crcl),
+                             "prescriptions": [{"drug": "metformin", "dose_mg": daily_mg / 3, "frequency_per_day": 3}]})
+    assert out["creatinine_clearance_ml_min"] == pytest.approx(crcl, abs=0.05)
+    renal = alerts_of(out, "renal")
+    assert bool(renal) == alerted
+    if alerted:
+        assert "EU SmPC of metformin" in renal[0]["reference"] and "section 4.2" in renal[0]["reference"]
+
+
+@pytest.mark.parametrize(("crcl", "dose_mg", "alerted"), [
+    (40.0, 10, True),      # the issue's case: ramipril 10 mg at CrCl 40
+    (40.0, 5, False),
+    (30.0, 10, True), (59.9, 10, True),
+    (60.0, 10, False),     # ">= 60 ml/min: maximal daily dose 10 mg"
+    (29.9, 10, True),      # 10-30: maximal 5 mg/day
+])
+def test_ramipril_smpc_renal_cap(pharmacy: PharmacyPlugin, crcl: float, dose_mg: float, alerted: bool) -> None:
+    out = run_doc(pharmacy, {"patient": _crcl_patient(crcl),
+                             "prescriptions": [{"drug": "ramipril", "dose_mg": dose_mg, "frequency_per_day": 1}]})
+    renal = alerts_of(out, "renal")
+    assert bool(renal) == alerted
+    if alerted:
+        assert "at most 5 mg/day" in renal[0]["message"] and "EU SmPC of ramipril" in renal[0]["reference"]
+
+
+def test_every_smpc_row_cites_its_source() -> None:
+    kb = KnowledgeBase.load()
+    smpc = [r for r in kb.renal if r.atc in ("A10BA02", "C09AA05")]
+    assert len(smpc) == 5 and all("SmPC" in r.reference and "4.2" in r.reference for r in smpc)
+
+
+# Minimum-creatinine convention (kb/manifest.json creatinine_floor: age >= 65, 0.8 mg/dL = 70.7 umol/L).
+def test_frail_elderly_low_creatinine_is_floored() -> None:
+    kb = KnowledgeBase.load()
+    patient = Patient(age=90, sex="female", weight_kg=50, creatinine_mg_dl=0.3)
+    raw = cockcroft_gault(patient)
+    assert raw.creatinine_clearance_ml_min == 98.4 and raw.band == "normal (>= 80)"  # the issue's "normal" 98
+    floored = cockcroft_gault(patient, kb.creatinine_floor)
+    assert floored.creatinine_clearance_ml_min == round(50 * 50 / (72 * 0.8) * 0.85, 1) == 36.9
+    assert floored.band == "moderate (30-50)" and "raised to 0.8 mg/dL" in floored.creatinine_basis
+
+
+@pytest.mark.parametrize(("patient", "floored"), [
+    ({"age": 65, "sex": "male", "weight_kg": 70, "creatinine_mg_dl": 0.79}, True),    # from age 65
+    ({"age": 64, "sex": "male", "weight_kg": 70, "creatinine_mg_dl": 0.79}, False),   # younger: measured value
+    ({"age": 80, "sex": "male", "weight_kg": 70, "creatinine_mg_dl": 0.8}, False),    # at the floor
+    ({"age": 80, "sex": "male", "weight_kg": 70, "creatinine_umol_l": 50}, True),     # 70.7 umol/L
+    ({"age": 80, "sex": "male", "weight_kg": 70, "creatinine_umol_l": 71}, False),
+])
+def test_creatinine_floor_boundaries(patient: dict[str, Any], floored: bool) -> None:
+    floor = KnowledgeBase.load().creatinine_floor
+    assert floor is not None and floor.min_age == 65 and floor.mg_dl == 0.8 and floor.umol_l == pytest.approx(70.72)
+    res = cockcroft_gault(Patient.model_validate(patient), floor)
+    assert (res.creatinine_basis is not None) == floored
+    if patient.get("creatinine_umol_l") == 50:
+        assert res.creatinine_clearance_ml_min == round(60 * 70 * 1.23 / 70.72, 1)
+
+
+def test_plugin_output_shows_floor_and_knowledge_base_status(pharmacy: PharmacyPlugin) -> None:
+    out = run_doc(pharmacy, {"patient": {"age": 90, "sex": "female", "weight_kg": 50, "creatinine_mg_dl": 0.3},
+                             "prescriptions": [{"drug": "paracetamol"}]})
+    assert out["creatinine_clearance_ml_min"] == 36.9 and "raised to 0.8 mg/dL" in out["explanation"][0]
+    status = KnowledgeBase.load().status
+    assert status.startswith("starter set") and "reviewed and validated by the hospital pharmacy" in status
+    assert out["provenance"]["review_status"] == status and status in out["disclaimer"]
+    assert out["provenance"]["knowledge_base_version"] == out["kb_version"] and out["provenance"]["model"] is None

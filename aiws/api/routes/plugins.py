@@ -1,12 +1,17 @@
 """Plugin routes: ``GET /api/plugins``, ``GET /api/plugins/{name}`` (with the input schema) and
 ``POST /api/plugins/{name}`` (flat JSON, a FHIR R4 Bundle, or CSV with ``Content-Type: text/csv``).
 
+Every plugin states what its results are and where they come from: ``disclaimer`` and
+``provenance`` (model, version, trained on, knowledge base, version, review status) in the list, the
+description, every result, and the status page (:func:`plugins_html`).
+
 Invalid input answers 422 with ``errors: [{field, rule, value}]``. Every run, valid or not, is
 recorded in the ledger's audit (plugin, version, SHA-256 of the input, status, time) — never a
 patient identifier.
 """
 from __future__ import annotations
 
+import html
 import logging
 from typing import Annotated, Any
 
@@ -15,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from aiws.api.deps import ContextDep
+from plugins.base import Provenance
 from plugins.errors import InvalidInput, PluginError, UnknownPlugin
 from plugins.registry import Registry
 from plugins.runner import audit_detail, run_plugin
@@ -54,8 +60,24 @@ def list_plugins(registry: RegistryDep) -> list[dict[str, Any]]:
     out = []
     for name in registry.names():
         info = _plugin(registry, name).describe()
-        out.append({k: info[k] for k in ("name", "version", "summary", "formats")})
+        out.append({k: info[k] for k in ("name", "version", "summary", "disclaimer", "provenance", "formats")})
     return out
+
+
+def plugins_html(registry: Registry) -> str:
+    """The status page's plugin section: name, version, summary, disclaimer and provenance of each."""
+    rows = []
+    for name in registry.names():
+        try:
+            info = registry.get(name).describe()
+        except PluginError as exc:
+            rows.append(f"<tr><td>{html.escape(name)}</td><td colspan=4>cannot load: {html.escape(str(exc))}</td></tr>")
+            continue
+        cells = (info["name"], info["version"], info["summary"], info["disclaimer"],
+                 Provenance.model_validate(info["provenance"]).text())
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("plugin", "version", "what it does", "disclaimer", "provenance"))
+    return f"<h2>Plugins</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 @router.get("/{name}")
@@ -63,7 +85,13 @@ def describe_plugin(name: str, registry: RegistryDep) -> dict[str, Any]:
     return dict(_plugin(registry, name).describe())
 
 
-@router.post("/{name}")
+#: What the OpenAPI description says of the body (each plugin's own schema: ``GET /api/plugins/{name}``).
+_RUN_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": ["object", "array"], "description": "flat JSON or a FHIR R4 Bundle"}},
+    "text/csv": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/{name}", openapi_extra=_RUN_BODY)
 async def run(name: str, request: Request, ctx: ContextDep, registry: RegistryDep) -> JSONResponse:
     plugin = _plugin(registry, name)
     body = await request.body()

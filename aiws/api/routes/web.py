@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from aiws import __version__
 from aiws.api.deps import ContextDep
+from aiws.api.routes.plugins import RegistryDep, plugins_html
 from pacs_bridge.scrub import scrub_text
 
 router = APIRouter(tags=["web"])
@@ -25,7 +26,7 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(ctx: ContextDep) -> str:
+def index(ctx: ContextDep, registry: RegistryDep) -> str:
     doc = ctx.network.doc()
     studies = ctx.ledger.list_studies(limit=50)
     jobs = ctx.ledger.list_jobs(limit=50)
@@ -38,7 +39,9 @@ def index(ctx: ContextDep) -> str:
         "<h2>Sources</h2>" + _table(["AE title", "host"], [[s["ae_title"], s.get("host") or "any"]
                                                           for s in doc["sources"]]),
         "<h2>Destinations</h2>" + _table(["name", "AE title", "host", "port", "TLS"],
-                                         [[d["name"], d["ae_title"], d["host"], d["port"], d["tls"]]
+                                         [[d["name"], d["ae_title"], d["host"], d["port"],
+                                           ("peer verified" if d.get("verify", True) else "NOT verified (verify = false)")
+                                           if d["tls"] else "no"]
                                           for d in doc["destinations"]]),
         "<h2>Studies</h2>" + _table(
             ["study UID", "state", "instances", "jobs", "unrouted", "from", "last received"],
@@ -51,6 +54,7 @@ def index(ctx: ContextDep) -> str:
                                   [[s.id, s.job_id, s.destination, s.state, s.attempts, s.n_files,
                                     scrub_text(s.last_error, max_chars=120)]
                                    for s in sends]),
+        plugins_html(registry),
     ]
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
              "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}")
