@@ -74,7 +74,8 @@ def check(config: Config, ledger: Ledger, now: float | None = None) -> HealthRep
                        "MiB watermark (new images are refused)")
     held = held_files(data_dir / "spool")
     if held:
-        reasons.append(f"quarantine: {held} instance(s) could not be read back (see /api/quarantine)")
+        reasons.append(f"quarantine: {held} instance file{'' if held == 1 else 's'} could not be read back "
+                       "(see /api/quarantine)")
     dead = tuple(ledger.dead_letter_destinations())
     if dead:
         reasons.append(f"destinations dead-lettering: {', '.join(dead)}")

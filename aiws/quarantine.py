@@ -43,7 +43,7 @@ def read_back(path: Path) -> tuple[Dataset | None, str]:
     except OSError as exc:
         return None, f"file unreadable ({exc.strerror or type(exc).__name__})"
     except Exception as exc:  # pydicom raises many types on malformed bytes (zlib.error, struct.error, ...)
-        return None, f"data set cannot be parsed ({type(exc).__module__}.{type(exc).__name__})"
+        return None, f"data set cannot be parsed ({type(exc).__module__.split('.')[0]} {type(exc).__name__})"
 
 
 def item_for(root: Path, study_uid: str, series_uid: str, sop_uid: str, original: Path,

@@ -29,6 +29,11 @@ _UNRESOLVED = (
 REFUSED_ACTION = "instance refused"
 
 
+def quarantined_error(n: int, first_reason: str) -> str:
+    """A study's error text for its *n* quarantined instances (words only: it passes the scrubber whole)."""
+    return f"quarantined {n} instance{'' if n == 1 else 's'}, first: {first_reason}"
+
+
 class InstanceRefused(AiwsError):
     """The ledger will not take an instance (nothing was recorded).
 
@@ -103,7 +108,7 @@ class CustodyMixin:
             if study["state"] == "receiving" and study["last_received_at"] > last_seen:
                 return False
             n, reason = self._unresolved(con, study_uid)
-            self._set_error(con, study_uid, f"{n} instance(s) quarantined; first: {reason}", now)
+            self._set_error(con, study_uid, quarantined_error(n, reason), now)
         return True
 
     def fail_study(self, study_uid: str, last_seen: float, error: str, now: float) -> bool:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aiws.ledger.custody import CustodyMixin, InstanceRefused
+from aiws.ledger.custody import CustodyMixin, InstanceRefused, quarantined_error
 from aiws.ledger.rows import InstanceRow, NewJob, StudyRow
 from aiws.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from aiws.ledger.work import WorkMixin
@@ -165,7 +165,7 @@ class Ledger(CustodyMixin, WorkMixin):
                 return False
             n_bad, reason = self._unresolved(con, study_uid)
             if n_bad:  # an instance of it is quarantined and was not sent again
-                self._set_error(con, study_uid, f"{n_bad} instance(s) quarantined; first: {reason}", now)
+                self._set_error(con, study_uid, quarantined_error(n_bad, reason), now)
                 return True
             for job in jobs:
                 con.execute(

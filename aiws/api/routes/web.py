@@ -44,9 +44,9 @@ def index(ctx: ContextDep, registry: RegistryDep) -> str:
                                            if d["tls"] else "no"]
                                           for d in doc["destinations"]]),
         "<h2>Studies</h2>" + _table(
-            ["study UID", "state", "instances", "jobs", "unrouted", "from", "last received"],
-            [[s.study_uid, s.state, s.n_instances, s.n_jobs, s.unrouted, s.calling_ae, _ts(s.last_received_at)]
-             for s in studies]),
+            ["study UID", "state", "instances", "jobs", "unrouted", "from", "last received", "error"],
+            [[s.study_uid, s.state, s.n_instances, s.n_jobs, s.unrouted, s.calling_ae, _ts(s.last_received_at),
+              scrub_text(s.error, max_chars=120)] for s in studies]),
         "<h2>Jobs</h2>" + _table(["id", "pipeline", "study UID", "state", "attempts", "error"],
                                  [[j.id, j.pipeline, j.study_uid, j.state, j.attempts,
                                    scrub_text(j.error, max_chars=120)] for j in jobs]),
