@@ -12,7 +12,7 @@ from aiws.api.deps import AdminDep, LedgerDep
 
 router = APIRouter(prefix="/api", tags=["studies"])
 
-StudyState = Literal["receiving", "complete", "purged"]
+StudyState = Literal["receiving", "complete", "error", "purged"]
 JobState = Literal["pending", "running", "done", "failed", "superseded"]
 SendState = Literal["pending", "sending", "done", "dead", "superseded"]
 
