@@ -28,6 +28,25 @@ PATIENT_STUDY_KEYWORDS = (
 PROCESSING_EQUIPMENT = CodedConcept("109102", "DCM", "Processing Equipment")
 
 
+def algorithm_version(software_version: str, model: str | None = None, model_version: int | None = None) -> str:
+    """The one way every output writes an algorithm's version: ``<software version> model <name> v<N>``,
+    e.g. ``1.0.0 model lung_nodules v6``; the software version alone for a pipeline without a model.
+
+    It names the result series, fills Software Versions and the SR's Algorithm Version, and derives the
+    result UIDs, so a new model version gives new objects.
+
+    Raises:
+        WriteError: a model without its version (or the reverse), or a result longer than 64 characters
+        (a DICOM LO).
+    """
+    if (model is None) != (model_version is None):
+        raise WriteError(f"algorithm version {software_version!r}: give the model name and its version together")
+    text = software_version if model is None else f"{software_version} model {model} v{model_version}"
+    if not software_version or len(text) > 64 or "\\" in text:
+        raise WriteError(f"algorithm version {text!r}: must be 1-64 characters without a backslash (LO)")
+    return text
+
+
 def contributing_equipment(context: ResultContext) -> hd.ContributingEquipment:
     """The algorithm as Contributing Equipment (name, version, manufacturer); see :func:`finish`."""
     algorithm = context.algorithm_id

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from imaging.provenance import algorithm_version
 from models.cardiac_mri.cine_io import DEFAULT_SELECT, choose_series, load_stack
 from models.cardiac_mri.findings import CardiacFindings
 from models.cardiac_mri.function import LabelMasks, cardiac_function, volume_curve_ml
@@ -92,7 +93,7 @@ class CardiacFunctionPipeline:
             lv_curve_ml=volume_curve_ml(masks.lv_pool, stack.geometry),
             rv_curve_ml=volume_curve_ml(masks.rv_pool, stack.geometry),
             trigger_times_ms=stack.trigger_times_ms, sex=stack.sex,
-            algorithm=f"{self.name} {self.version}, {MODEL_NAME} v{model_version}")
+            algorithm=f"{self.name} {algorithm_version(self.version, MODEL_NAME, model_version)}")
         timings["measures"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -9,17 +9,20 @@ Written through :mod:`imaging` (SR, SEG, key-image SC, durable saving).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+
 import numpy as np
 
 from imaging.capture import write_summary_capture
-from imaging.provenance import save_dataset
+from imaging.provenance import algorithm_version, save_dataset
 from imaging.results import AlgorithmId, Code, Finding, Measurement, QualitativeEvaluation, ResultContext, Segment
 from imaging.seg import write_seg
 from imaging.sr import write_sr
 from imaging.volume import Volume
 from models.coronary_ct.calcium import CORONARIES, MIN_AREA_MM2, THRESHOLD_HU, Vessel, VesselScore
 from models.coronary_ct.findings import CalciumFindings
+from models.coronary_ct.network import MODEL_NAME
 from models.coronary_ct.volume_io import Canonical
 from models.pipeline import OutputFile, PipelineRequest
 
@@ -67,9 +70,10 @@ def context_for(request: PipelineRequest, pipeline: str, version: str, model_ver
               ("threshold_hu", f"{THRESHOLD_HU:g}"), ("min_lesion_area_mm2", f"{MIN_AREA_MM2:g}"),
               ("connectivity", "2D per slice, 8-connected"),
               ("normalisation", f"3 mm equivalent = raw x ({increment_mm:g} mm / 3 mm)"))
-    return ResultContext(uid_root=request.uid_root, pipeline=pipeline, model_version=f"{version}+m{model_version}",
+    full = algorithm_version(version, MODEL_NAME, model_version)
+    return ResultContext(uid_root=request.uid_root, pipeline=pipeline, model_version=full,
                          manufacturer=request.manufacturer, institution_name=request.institution_name,
-                         algorithm=AlgorithmId(pipeline, f"{version}+m{model_version}", params))
+                         algorithm=AlgorithmId(pipeline, full, params))
 
 
 def segments_and_findings(findings: CalciumFindings, shape: tuple[int, int, int], canon: Canonical
@@ -108,6 +112,11 @@ def write_outputs(request: PipelineRequest, volume: Volume, canon: Canonical, fi
     """
     pipeline, version, model_version = identity
     context = context_for(request, pipeline, version, model_version, findings.score.increment_mm)
+    if findings.acquisition_warnings:  # stated beside the scoring conventions, on every measurement
+        algorithm = context.algorithm_id
+        warned = tuple((f"acquisition_warning_{i}", w) for i, w in enumerate(findings.acquisition_warnings, 1))
+        context = dataclasses.replace(context, algorithm=dataclasses.replace(
+            algorithm, parameters=algorithm.parameters + warned))
     segments, groups = segments_and_findings(findings, volume.shape, canon)
     files: list[OutputFile] = []
     seg = None

@@ -18,6 +18,7 @@ from pydicom.uid import CTImageStorage
 
 from imaging.backend import ArrayBackend
 from imaging.bundle import BundleOptions, write_bundle
+from imaging.provenance import algorithm_version
 from imaging.results import AlgorithmId, ResultContext
 from imaging.rules import MatchRules
 from imaging.series import SeriesInfo, group_series, select_series
@@ -203,9 +204,10 @@ class LungNodulePipeline:
             parts += (("classifier", f"{detection.classifier.model} v{detection.classifier.version}"),)
         parts += (("lung_rads", "v2022"),)
         result_context = ResultContext(
-            uid_root=request.uid_root, pipeline=self.name, model_version=f"{self.version}-m{version}",
+            uid_root=request.uid_root, pipeline=self.name, model_version=algorithm_version(self.version, MODEL_NAME,
+                                                                                           version),
             manufacturer=request.manufacturer, institution_name=request.institution_name,
-            algorithm=AlgorithmId(self.name, f"{self.version}-m{version}", parts),
+            algorithm=AlgorithmId(self.name, algorithm_version(self.version, MODEL_NAME, version), parts),
         )
         findings = [nodule_finding(a) for a in assessed] + [exam_finding(exam, len(assessed), prior is not None,
                                                                          context)]

@@ -74,7 +74,7 @@ def test_train_evaluate_export_and_load(tmp_path: Path, capsys: pytest.CaptureFi
     assert [f.kind for f in output.files] == ["sr", "gsps", "gsps", "gsps", "gsps", "sc"]
     assert output.summary["model_version"] == 2 and output.summary["views"] == ["LCC", "LMLO", "RCC", "RMLO"]
     assert set(output.timings_s) == {"load", "preprocess", "network", "analysis", "writing"}
-    assert dcmread(output.files[0].path).SoftwareVersions == "1.0.0+model2"
+    assert dcmread(output.files[0].path).SoftwareVersions == f"1.0.0 model {config.name} v2"
 
 
 def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
