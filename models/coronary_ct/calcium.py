@@ -17,6 +17,10 @@ Conventions (also stated in the SR and the model card):
 - Mass score (mg) = c x sum(lesion volume (cm³) x lesion mean HU), c in mg/cm³ per HU
   from a calibration phantom; reported only when c is configured.
 - Lesion count: the number of counted 2D lesions (Agatston's unit), per vessel and total.
+- Acquisition: the 130 HU threshold and the weights are defined at 120 kVp on ECG-gated
+  (prospectively triggered) scans. :func:`acquisition_problems` names what departs from that
+  (another or an unknown tube voltage; no or unknown ECG gating); the pipeline writes these as
+  warnings into every output, or refuses the series when configured to.
 - CAC-DRS: A0 when the total is exactly 0 (no counted coronary lesion); otherwise the
   total rounded half up to an integer: < 100 -> A1 (any calcium is at least A1),
   100-299 -> A2, >= 300 -> A3. N = number of vessels among LM, LAD, LCx, RCA with a
@@ -38,6 +42,8 @@ from models.errors import ModelError
 LOGGER = logging.getLogger(__name__)
 
 THRESHOLD_HU = 130.0
+REFERENCE_KVP = 120.0
+_KVP_TOLERANCE = 0.5
 MIN_AREA_MM2 = 1.0
 REFERENCE_INCREMENT_MM = 3.0
 _AREA_TOLERANCE_MM2 = 1e-9
@@ -251,3 +257,26 @@ def cac_drs(total_agatston: float, vessels_with_calcium: int) -> str:
     else:
         grade = "A3"
     return f"{grade}/N{vessels_with_calcium}"
+
+
+def acquisition_problems(kvp: float | None, gating: str | None) -> list[str]:
+    """Why an Agatston score of this acquisition is not the published Agatston score; [] when none.
+
+    *kvp*: the tube voltage (DICOM KVP), None when not stated. *gating*: ``"gated"``, ``"not gated"``
+    (Cardiac Synchronization Technique NONE) or None when the header does not say.
+    """
+    problems = []
+    if kvp is None:
+        problems.append("tube voltage not stated (no KVP): the 130 HU threshold and the weights are defined at "
+                        "120 kVp; check the acquisition")
+    elif abs(kvp - REFERENCE_KVP) > _KVP_TOLERANCE:
+        problems.append(f"acquired at {kvp:g} kVp, not 120 kVp: the 130 HU threshold and the weights are defined at "
+                        "120 kVp (calcium reads brighter at lower kVp, darker at higher), so this score is not "
+                        "comparable with 120 kVp scores or published percentiles")
+    if gating is None:
+        problems.append("ECG gating not stated in the header (no Cardiac Synchronization Technique, Trigger Time or "
+                        "cardiac phase): Agatston scoring is defined on ECG-gated scans; check the acquisition")
+    elif gating == "not gated":
+        problems.append("not ECG-gated (Cardiac Synchronization Technique NONE): cardiac motion blurs calcium, so "
+                        "this score is not comparable with ECG-gated Agatston scores")
+    return problems

@@ -15,6 +15,8 @@ class CalciumFindings:
     labels: list[Vessel]
     score: CalciumScore
     algorithm: str  # "<pipeline> <version>, <model> v<model version>"
+    #: why this acquisition departs from Agatston's (kVp, ECG gating), shown on every output
+    acquisition_warnings: tuple[str, ...] = ()
 
     def counted(self, vessel: Vessel) -> list[Lesion]:
         return [les for les, lab in zip(self.lesions, self.labels) if lab is vessel]
@@ -36,4 +38,5 @@ class CalciumFindings:
             "cac_drs": s.cac_drs,
             "increment_mm": round(s.increment_mm, 3),
             "candidates": len(self.lesions),
+            "acquisition_warnings": list(self.acquisition_warnings),
         }
