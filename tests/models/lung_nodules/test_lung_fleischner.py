@@ -111,6 +111,7 @@ def _header(**attrs: str) -> Dataset:
     ({"PatientBirthDate": "20300101", "StudyDate": "20250101"}, None),
     ({}, None),
 ])
+@pytest.mark.filterwarnings("ignore:Invalid value for VR AS")  # the malformed PatientAge case, on purpose
 def test_patient_age_from_the_header(attrs: dict[str, str], years: int | None) -> None:
     assert patient_age_years(_header(**attrs)) == years
 
