@@ -97,11 +97,11 @@ class Scheduler:
         """Read every instance back, quarantine what cannot be read, route the study and record its
         completion and jobs atomically."""
         headers, bad = self._read_back(study_uid)
-        if bad:
-            quarantine(self._ledger, study_uid, bad, last_seen, time.time())
-            LOGGER.error("study %s: %d instance(s) cannot be read back, quarantined; study set to error",
-                         study_uid, len(bad))
-            return True
+        if bad:  # the study goes to 'error' now, or when it is quiet again if an instance just arrived
+            in_error = quarantine(self._ledger, study_uid, bad, last_seen, time.time())
+            LOGGER.error("study %s: %d instance(s) cannot be read back, quarantined%s", study_uid, len(bad),
+                         "; study set to error" if in_error else "")
+            return in_error
         jobs = route_study(self._routes, headers)
         done = self._ledger.complete_study(study_uid, last_seen, jobs, time.time())
         study = self._ledger.get_study(study_uid) if done else None

@@ -122,6 +122,8 @@ CREATE TABLE IF NOT EXISTS audit(
     detail TEXT NOT NULL DEFAULT '{}'
 );
 
+CREATE INDEX IF NOT EXISTS ix_audit_action ON audit(action);
+
 CREATE TABLE IF NOT EXISTS network_config(
     id INTEGER PRIMARY KEY CHECK(id = 1),
     doc TEXT NOT NULL,
