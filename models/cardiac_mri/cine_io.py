@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from imaging.cine import Cine, load_cine
 from imaging.rules import MatchRules
 from imaging.series import SeriesInfo, group_series, select_series
-from models.cardiac_mri.function import DiscGeometry, bsa_mosteller_m2
+from models.cardiac_mri.function import DiscGeometry, bsa_from_dicom
 from models.errors import NoSuitableSeries
 
 LOGGER = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ def patient_facts(ds: Dataset) -> tuple[float | None, float | None, str | None]:
         rr = _number(ds, "NominalInterval")
         hr = 60000.0 / rr if rr else None
     height_m, weight = _number(ds, "PatientSize"), _number(ds, "PatientWeight")
-    bsa = bsa_mosteller_m2(height_m * 100.0, weight) if height_m and weight else None
+    bsa, why_not = bsa_from_dicom(height_m, weight)  # Patient's Size in metres; a value in cm is refused
+    if why_not and height_m and weight:
+        LOGGER.warning("%s", why_not)  # the rule only: height and weight are patient data
     sex = str(ds.get("PatientSex", "")).upper()
     return hr, bsa, sex if sex in ("M", "F") else None
 

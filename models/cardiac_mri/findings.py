@@ -57,10 +57,10 @@ class CardiacFindings:
                 out.append(Measure("CI", "Cardiac index", float(f.indexed(co) or 0), "l/min/m2"))
         if f.rv is not None:
             out += [
-                Measure("RVEDV", "RV end-diastolic volume", f.rv.edv_ml, "ml"),
-                Measure("RVESV", "RV end-systolic volume", f.rv.esv_ml, "ml"),
+                Measure("RVEDV", "RV end-diastolic volume", f.rv.edv_ml, "ml", flag("RVEDV", f.rv.edv_ml, sex)),
+                Measure("RVESV", "RV end-systolic volume", f.rv.esv_ml, "ml", flag("RVESV", f.rv.esv_ml, sex)),
                 Measure("RVSV", "RV stroke volume", f.rv.sv_ml, "ml"),
-                Measure("RVEF", "RV ejection fraction", f.rv.ef_pct, "%"),
+                Measure("RVEF", "RV ejection fraction", f.rv.ef_pct, "%", flag("RVEF", f.rv.ef_pct, sex)),
             ]
             if f.bsa_m2 is not None:
                 out.append(Measure("RVEDVi", "RV EDV index", float(f.indexed(f.rv.edv_ml) or 0), "ml/m2"))
@@ -75,4 +75,7 @@ class CardiacFindings:
         values: dict[str, Any] = {m.key: round(m.value, 2) for m in self.measures()}
         values["flags"] = {m.key: m.flag.value for m in self.measures() if m.flag is not None}
         values["ed_phase"], values["es_phase"] = self.function.lv.ed_phase, self.function.lv.es_phase
+        if self.function.bsa_m2 is None:
+            values["bsa_note"] = ("BSA not computed (Patient's Size in metres 0.3-2.5 and Patient's Weight 1-400 kg "
+                                  "needed): no indexed values")
         return values

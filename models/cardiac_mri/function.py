@@ -14,7 +14,11 @@ Conventions (also stated in the SR and the model card):
 - SV = EDV - ESV (ml); EF = SV / EDV x 100 (%); cardiac output = SV x heart rate / 1000 (l/min).
 - LV mass = myocardial volume at end-diastole x 1.05 g/ml (myocardial volume = epicardial
   minus endocardial volume, i.e. the LV myocardium label).
-- Body surface area, Mosteller: sqrt(height_cm x weight_kg / 3600) (m²).
+- Body surface area, Mosteller: sqrt(height_cm x weight_kg / 3600) (m²), for a height of 30-250 cm
+  and a weight of 1-400 kg; anything else is refused (a height in cm taken as metres would give
+  17,500 cm and a BSA of ~18 m²). DICOM Patient's Size (0010,1020) is in METRES: a value outside
+  0.3-2.5 m (e.g. 175, centimetres where metres are expected) is refused, never converted, and
+  BSA-indexed values are then not reported (:func:`bsa_from_dicom` says why).
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ from models.errors import ModelError
 LOGGER = logging.getLogger(__name__)
 
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
+HEIGHT_RANGE_CM = (30.0, 250.0)
+WEIGHT_RANGE_KG = (1.0, 400.0)
 
 
 @dataclass(frozen=True)
@@ -134,11 +140,31 @@ def bsa_mosteller_m2(height_cm: float, weight_kg: float) -> float:
     """Body surface area (m²), Mosteller: sqrt(height_cm x weight_kg / 3600).
 
     Raises:
-        ModelError: height or weight <= 0.
+        ModelError: height outside 30-250 cm or weight outside 1-400 kg (e.g. a height in cm
+            multiplied by 100 as if it were metres).
     """
-    if height_cm <= 0 or weight_kg <= 0:
-        raise ModelError(f"BSA: height {height_cm} cm and weight {weight_kg} kg must be > 0")
+    (h_lo, h_hi), (w_lo, w_hi) = HEIGHT_RANGE_CM, WEIGHT_RANGE_KG
+    if not h_lo <= height_cm <= h_hi:
+        raise ModelError(f"BSA: height {height_cm:g} cm outside {h_lo:g}-{h_hi:g} cm (a height in cm where metres "
+                         "are expected?)")
+    if not w_lo <= weight_kg <= w_hi:
+        raise ModelError(f"BSA: weight {weight_kg:g} kg outside {w_lo:g}-{w_hi:g} kg")
     return math.sqrt(height_cm * weight_kg / 3600.0)
+
+
+def bsa_from_dicom(patient_size_m: float | None, patient_weight_kg: float | None) -> tuple[float | None, str | None]:
+    """(BSA m², None) from DICOM Patient's Size (metres) and Patient's Weight (kg), or (None, why not).
+
+    The reason names the rule, never the values (they are patient data).
+    """
+    if patient_size_m is None or patient_weight_kg is None:
+        return None, "BSA not computed: Patient's Size or Patient's Weight missing"
+    if not HEIGHT_RANGE_CM[0] / 100 <= patient_size_m <= HEIGHT_RANGE_CM[1] / 100:
+        return None, ("BSA not computed: Patient's Size is not a height in metres (0.3-2.5 m; centimetres given "
+                      "where DICOM expects metres?)")
+    if not WEIGHT_RANGE_KG[0] <= patient_weight_kg <= WEIGHT_RANGE_KG[1]:
+        return None, "BSA not computed: Patient's Weight outside 1-400 kg"
+    return bsa_mosteller_m2(patient_size_m * 100.0, patient_weight_kg), None
 
 
 @dataclass(frozen=True)

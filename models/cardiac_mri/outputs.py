@@ -84,7 +84,7 @@ def context_for(request: PipelineRequest, pipeline: str, version: str, model_ver
     params = (("model", f"cardiac_cine_segmenter v{model_version}"), ("method", "method of discs (thickness + gap)"),
               ("papillary_muscles", "blood pool"), ("ed_es", "largest/smallest LV volume"),
               ("myocardial_density_g_ml", "1.05"), ("bsa", "Mosteller"),
-              ("reference", "Kawel-Boehm 2015, mean +/- 2 SD"))
+              ("reference", "mean +/- 2 SD; LV Kawel-Boehm 2015; RV Hudsmith 2005 as tabulated in Kawel-Boehm 2015"))
     return ResultContext(uid_root=request.uid_root, pipeline=pipeline, model_version=full,
                          manufacturer=request.manufacturer, institution_name=request.institution_name,
                          algorithm=AlgorithmId(pipeline, full, params))

@@ -6,9 +6,11 @@ import math
 import numpy as np
 import pytest
 
+from models.cardiac_mri.findings import CardiacFindings
 from models.cardiac_mri.function import (
     DiscGeometry,
     LabelMasks,
+    bsa_from_dicom,
     bsa_mosteller_m2,
     cardiac_function,
     cardiac_output_l_min,
@@ -146,4 +148,51 @@ def test_no_flag_without_sex_or_value() -> None:
 
 def test_unknown_measure_is_an_error() -> None:
     with pytest.raises(ModelError):
-        flag("RVEF", 50.0, "M")
+        flag("LAEF", 50.0, "M")
+
+
+# RV (Hudsmith 2005, JCMR 7:775, SSFP, as tabulated in Kawel-Boehm 2015): EDV men 190 +/- 33 ml, women 148 +/- 35;
+# ESV men 78 +/- 20, women 56 +/- 18; EF men 59 +/- 6 %, women 63 +/- 5 %; normal = mean +/- 2 SD inclusive.
+@pytest.mark.parametrize(
+    ("measure", "sex", "value", "expected"),
+    [
+        ("RVEF", "M", 28.0, Flag.LOW), ("RVEF", "F", 28.0, Flag.LOW),       # the RV EF of 28 %
+        ("RVEF", "M", 47.0, Flag.NORMAL), ("RVEF", "M", 46.9, Flag.LOW), ("RVEF", "M", 71.1, Flag.HIGH),
+        ("RVEF", "F", 53.0, Flag.NORMAL), ("RVEF", "F", 52.9, Flag.LOW), ("RVEF", "F", 73.0, Flag.NORMAL),
+        ("RVEDV", "M", 124.0, Flag.NORMAL), ("RVEDV", "M", 256.1, Flag.HIGH), ("RVEDV", "F", 77.9, Flag.LOW),
+        ("RVEDV", "F", 218.0, Flag.NORMAL),
+        ("RVESV", "M", 118.0, Flag.NORMAL), ("RVESV", "M", 118.1, Flag.HIGH), ("RVESV", "F", 92.1, Flag.HIGH),
+        ("RVESV", "F", 19.9, Flag.LOW),
+    ],
+)
+def test_rv_reference_flags(measure: str, sex: str, value: float, expected: Flag) -> None:
+    assert flag(measure, value, sex) is expected
+
+
+def test_rv_measures_are_flagged_in_the_findings() -> None:
+    masks = _masks()
+    func = cardiac_function(masks, DiscGeometry((1.0, 1.0), 8.0, 2.0))
+    # RV EDV 3.0 ml, ESV 0.2 ml: both below the ranges, EF 93 % above; reported with flags like the LV's
+    findings = CardiacFindings(func, np.zeros((3, 2, 20, 20), np.uint8), np.zeros(3), np.zeros(3), (0.0, 1.0, 2.0),
+                               "F", "test")
+    flags = {m.key: m.flag for m in findings.measures()}
+    assert flags["RVEDV"] is Flag.LOW and flags["RVESV"] is Flag.LOW and flags["RVEF"] is Flag.HIGH
+    assert flags["RVSV"] is None
+    summary = findings.summary()
+    assert summary["flags"]["RVEF"] == "high" and "bsa_note" in summary  # no BSA: no indexed values, and why
+
+
+@pytest.mark.parametrize(("height_cm", "weight_kg"), [(17500.0, 70.0), (1.75, 70.0), (29.9, 70.0), (250.1, 70.0),
+                                                      (175.0, 0.5), (175.0, 400.1)])
+def test_bsa_refuses_implausible_height_or_weight(height_cm: float, weight_kg: float) -> None:
+    with pytest.raises(ModelError, match="BSA"):
+        bsa_mosteller_m2(height_cm, weight_kg)
+
+
+def test_bsa_from_dicom_patient_size_in_metres_only() -> None:
+    bsa, why = bsa_from_dicom(1.75, 70.0)
+    assert bsa == pytest.approx(math.sqrt(175 * 70 / 3600)) and why is None       # 1.84 m²
+    bsa, why = bsa_from_dicom(175.0, 70.0)   # centimetres where DICOM expects metres: refused, not ~18 m²
+    assert bsa is None and "not a height in metres" in why and "175" not in why
+    assert bsa_from_dicom(2.5, 70.0)[0] is not None and bsa_from_dicom(0.3, 70.0)[0] is not None
+    assert bsa_from_dicom(2.51, 70.0)[0] is None and bsa_from_dicom(None, 70.0)[1].endswith("missing")
