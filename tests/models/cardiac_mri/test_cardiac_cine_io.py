@@ -48,6 +48,18 @@ def test_patient_facts_and_heart_rate_fallback(cine) -> None:
     assert patient_facts(ds) == (75.0, None, None)
 
 
+def test_patient_size_in_centimetres_gives_no_bsa(cine, caplog: pytest.LogCaptureFixture) -> None:
+    """DICOM Patient's Size is in metres: 175 (cm) is refused, not read as 175 m (a BSA of ~18 m²)."""
+    _, _, _, files = cine
+    ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    ds.PatientSize = 175
+    with caplog.at_level("WARNING", logger="models.cardiac_mri.cine_io"):
+        _, bsa, _ = patient_facts(ds)
+    assert bsa is None and "not a height in metres" in caplog.text and "175" not in caplog.text
+    ds.PatientSize = 1.75
+    assert patient_facts(ds)[1] == pytest.approx(bsa_mosteller_m2(175.0, float(ds.PatientWeight)))
+
+
 def test_missing_slice_location_is_refused(cine, tmp_path: Path) -> None:
     params, _, _, files = cine
     kept = [f for f in files if not f.name.startswith("mr_03_")]  # drop every phase of location 3
