@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -76,7 +77,13 @@ def check(config: Config, ledger: Ledger, now: float | None = None) -> HealthRep
     if held:
         reasons.append(f"quarantine: {held} instance file{'' if held == 1 else 's'} could not be read back "
                        "(see /api/quarantine)")
-    dead = tuple(ledger.dead_letter_destinations())
+    try:
+        dead = tuple(ledger.dead_letter_destinations())
+        errors, last_at, last = ledger.scheduler_errors()
+        refused = ledger.refusal_counts()
+    except sqlite3.Error as exc:  # a damaged or locked ledger is a reason, not a failed health check
+        reasons.append(f"ledger: cannot be read ({type(exc).__name__})")
+        dead, errors, last_at, last, refused = (), 0, 0.0, "", {}
     if dead:
         reasons.append(f"destinations dead-lettering: {', '.join(dead)}")
     triton_up = None
@@ -84,7 +91,6 @@ def check(config: Config, ledger: Ledger, now: float | None = None) -> HealthRep
         triton_up = triton_live(config.runtime)
         if not triton_up:
             reasons.append(f"triton: {config.runtime.triton_url} ({config.runtime.triton_protocol}) unreachable")
-    errors, last_at, last = ledger.scheduler_errors()
     if errors and now - last_at < SCHEDULER_ERROR_WINDOW_S:
         reasons.append(f"scheduler: step failed {now - last_at:.0f} s ago ({last}); {errors} failures in all")
-    return HealthReport(tuple(reasons), free, watermark, held, dead, triton_up, errors, ledger.refusal_counts())
+    return HealthReport(tuple(reasons), free, watermark, held, dead, triton_up, errors, refused)

@@ -40,7 +40,11 @@ class SendDispatcher:
         """Start every due send there is a free slot for; return how many were started."""
         started = 0
         while self._slots.acquire(blocking=False):
-            send = self._ledger.claim_send(now)
+            try:
+                send = self._ledger.claim_send(now)
+            except BaseException:  # the slot goes back, or four ledger errors would stop sending for good
+                self._slots.release()
+                raise
             if send is None:
                 self._slots.release()
                 break

@@ -2,6 +2,7 @@
 with dcmtk storescu/storescp peers; each degradation is provoked for real and, where it can be, cleared."""
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import time
@@ -11,8 +12,15 @@ import httpx
 import pytest
 from pydicom.uid import generate_uid
 
-from aiws.scheduler import PURGING_DIR
+from aiws.config import Config
+from aiws.health import check
+from aiws.ledger import Ledger
+from aiws.netconfig import NetworkStore
+from aiws.netsettings import sender_settings
+from aiws.scheduler import PURGING_DIR, Scheduler
+from aiws.sending import SendDispatcher
 from factories import make_ct_series
+from pacs_bridge.spool import Spool
 from peers import DCMTK_ENV, AiwsProcess, free_port, storescu, wait_for
 
 pytestmark = [pytest.mark.network]
@@ -126,3 +134,24 @@ def test_scheduler_errors_degrade_and_are_counted(tmp_path: Path) -> None:
         assert aiws.log().count("scheduler step retention failed") == 1
     finally:
         aiws.stop()
+
+
+def test_a_step_failing_on_every_tick_logs_its_traceback_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = Config.model_validate({"storage": {"data_dir": str(tmp_path)}})
+    ledger = Ledger(tmp_path / "aiws.db")
+    network = NetworkStore(ledger)
+    network.seed(config)
+    dispatcher = SendDispatcher(ledger, network, config.sender, sender_settings(config, "AIWS"))
+    scheduler = Scheduler(config, ledger, Spool(tmp_path / "spool", 0), dispatcher, [])
+    ledger.query("DROP TABLE sends")  # a damaged ledger: sending and retention fail on each run
+    try:
+        with caplog.at_level(logging.INFO, logger="aiws.scheduler"):
+            for _ in range(10):
+                scheduler.tick(time.time())
+    finally:
+        dispatcher.stop()
+    tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
+    assert sorted(r.getMessage() for r in tracebacks) == ["scheduler step retention failed (OperationalError)",
+                                                          "scheduler step sending failed (OperationalError)"]
+    assert ledger.scheduler_errors()[0] == 11  # ten sending runs, one retention run (hourly)
+    assert [r.split(" (")[0] for r in check(config, ledger).reasons] == ["ledger: cannot be read"]

@@ -197,3 +197,29 @@ def test_version_1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
     assert ledger.get_study("1.2.4").state == "error"  # type: ignore[union-attr]
     assert Ledger(db).get_study("1.2.3").n_instances == 7  # type: ignore[union-attr]  # opened again: no-op
     assert [r[0] for r in ledger.query("SELECT name FROM sqlite_master WHERE name='ix_studies_state'")]
+
+
+def test_file_removed_from_the_spool_while_running_stops_only_its_study(tmp_path: Path) -> None:
+    uids = [generate_uid() for _ in range(4)]
+    series = [make_ct_series(tmp_path / str(i), n_slices=3, study_uid=uid) for i, uid in enumerate(uids)]
+    work = tmp_path / "aiws"
+    work.mkdir()
+    aiws = AiwsProcess(work, CONFIG, env={"AIWS_WORKERS": "0", "AIWS_QUIET_SECONDS": "1"}).start()
+    try:
+        out = storescu("127.0.0.1", aiws.dicom_port, "AIWS", "STORESCU", series[0][:2])
+        assert out.returncode == 0, out.stdout + out.stderr
+        wait_for(lambda: _states(aiws).get(uids[0]) == "complete", timeout=60, what="the first completion")
+        _spooled(aiws.data_dir, series[0][0]).unlink()
+        # the study re-opens with its last image and completes again: now one of its files is gone
+        sent = [series[0][2], *series[1], *series[2], *series[3]]
+        out = storescu("127.0.0.1", aiws.dicom_port, "AIWS", "STORESCU", sent)
+        assert out.returncode == 0, out.stdout + out.stderr
+        want = {uids[0]: "error", uids[1]: "complete", uids[2]: "complete", uids[3]: "complete"}
+        wait_for(lambda: {u: _states(aiws).get(u) for u in uids} == want, timeout=60, what=f"states {want}")
+        study = aiws.api(f"/api/studies/{uids[0]}")
+        assert study["error"] == "quarantined 1 instance, first: file missing from the spool"
+        assert (study["generation"], study["n_instances"]) == (2, 2)
+        assert aiws.api("/health")["status"] == "ok"  # nothing is held in the quarantine: no file to keep
+        assert "Traceback" not in aiws.log()
+    finally:
+        aiws.stop()
