@@ -5,12 +5,14 @@ import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from aiws.api.deps import AdminDep, ContextDep
+from aiws.api.fields import api_model
 from aiws.config import DestinationConfig, SourceConfig
 from aiws.errors import NotFound
 from pacs_bridge.errors import SendError
+from pacs_bridge.scrub import describe_error
 from pacs_bridge.sender import echo
 
 router = APIRouter(prefix="/api/config", tags=["config"])
@@ -18,8 +20,13 @@ router = APIRouter(prefix="/api/config", tags=["config"])
 
 class AeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ae_title: str | None = None
-    require_known_source: bool | None = None
+    ae_title: str | None = Field(default=None, max_length=64)
+    require_known_source: StrictBool | None = None
+
+
+#: The bodies as the API takes them: strict booleans, checked hosts (see :mod:`aiws.api.fields`).
+SourceIn = api_model(SourceConfig)
+DestinationIn = api_model(DestinationConfig)
 
 
 @router.get("/ae")
@@ -40,7 +47,7 @@ def list_sources(ctx: ContextDep) -> list[dict[str, Any]]:
 
 
 @router.post("/sources", status_code=201)
-def add_source(body: SourceConfig, ctx: ContextDep, actor: AdminDep) -> dict[str, Any]:
+def add_source(body: SourceIn, ctx: ContextDep, actor: AdminDep) -> dict[str, Any]:
     return ctx.network.add_source(body.model_dump(), actor)
 
 
@@ -56,12 +63,12 @@ def list_destinations(ctx: ContextDep) -> list[dict[str, Any]]:
 
 
 @router.post("/destinations", status_code=201)
-def add_destination(body: DestinationConfig, ctx: ContextDep, actor: AdminDep) -> dict[str, Any]:
+def add_destination(body: DestinationIn, ctx: ContextDep, actor: AdminDep) -> dict[str, Any]:
     return ctx.network.add_destination(body.model_dump(), actor)
 
 
 @router.put("/destinations/{name}")
-def put_destination(name: str, body: DestinationConfig, ctx: ContextDep, actor: AdminDep) -> dict[str, Any]:
+def put_destination(name: str, body: DestinationIn, ctx: ContextDep, actor: AdminDep) -> dict[str, Any]:
     if body.name != name:
         raise HTTPException(422, f"name: body name {body.name!r} differs from the path {name!r}")
     return ctx.network.add_destination(body.model_dump(), actor, replace=True)
@@ -82,7 +89,8 @@ def echo_destination(name: str, ctx: ContextDep, actor: AdminDep) -> dict[str, A
     try:
         ms = echo(dest, settings)
     except SendError as exc:
-        ctx.ledger.audit(actor, "echo failed", {"destination": name, "error": str(exc)})
-        return {"destination": name, "ok": False, "error": str(exc)}
+        error = describe_error(exc)
+        ctx.ledger.audit(actor, "echo failed", {"destination": name, "error": error})
+        return {"destination": name, "ok": False, "error": error}
     ctx.ledger.audit(actor, "echo", {"destination": name, "ms": round(ms, 1)})
     return {"destination": name, "ok": True, "round_trip_ms": round(ms, 1)}

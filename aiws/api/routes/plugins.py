@@ -29,7 +29,9 @@ LOGGER = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/plugins", tags=["plugins"])
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Largest input (a year of hourly ED counts as CSV is ~0.3 MiB; a patient's FHIR Bundle a few MiB), enforced
+#: while the body streams in (:mod:`aiws.api.limits`): four concurrent bodies cost at most 4 × this.
+MAX_BODY_BYTES = 16 * 1024 * 1024
 AUDIT_ACTION = "plugin.run"
 
 

@@ -1,4 +1,6 @@
-"""What came in and what went out: studies, jobs, sends, associations, audit."""
+"""What came in and what went out: studies, jobs, sends, associations, audit.
+
+Error text is shown through :func:`pacs_bridge.scrub.scrub_fields` (no tag values, whoever stored it)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,6 +11,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from aiws.api.deps import AdminDep, LedgerDep
+from aiws.api.fields import MAX_ROW_ID, RowId
+from pacs_bridge.scrub import scrub_fields
 
 router = APIRouter(prefix="/api", tags=["studies"])
 
@@ -18,13 +22,14 @@ SendState = Literal["pending", "sending", "done", "dead", "superseded"]
 
 
 @router.get("/studies")
-def list_studies(ledger: LedgerDep, state: StudyState | None = None, unrouted: bool | None = None,
-                 limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict[str, Any]]:
+def list_studies(ledger: LedgerDep, state: StudyState | None = None, unrouted: Literal["true", "false"] | None = None,
+                 limit: int = Query(100, ge=1, le=1000),
+                 offset: int = Query(0, ge=0, le=MAX_ROW_ID)) -> list[dict[str, Any]]:
     """Studies, newest first; ``unrouted=true`` lists the complete studies no route matched."""
     studies = ledger.list_studies(state, limit, offset)
     if unrouted is not None:
-        studies = [s for s in studies if s.unrouted == unrouted]
-    return [dataclasses.asdict(s) for s in studies]
+        studies = [s for s in studies if s.unrouted == (unrouted == "true")]
+    return scrub_fields([dataclasses.asdict(s) for s in studies])
 
 
 @router.get("/studies/{study_uid}")
@@ -36,38 +41,39 @@ def get_study(study_uid: str, ledger: LedgerDep) -> dict[str, Any]:
     per_series = Counter(i.series_uid for i in instances)
     modality = {i.series_uid: i.modality for i in instances}
     jobs = ledger.list_jobs(study_uid=study_uid, limit=1000)
-    return {
+    return scrub_fields({
         **dataclasses.asdict(study),
         "series": [{"series_uid": uid, "modality": modality[uid], "instances": n} for uid, n in per_series.items()],
         "jobs": [dataclasses.asdict(j) for j in jobs],
         "results": [dataclasses.asdict(r) for r in ledger.results_of_study(study_uid)],
         "sends": [dataclasses.asdict(s) for j in jobs for s in ledger.list_sends(job_id=j.id)],
-    }
+    })
 
 
 @router.get("/jobs")
 def list_jobs(ledger: LedgerDep, state: JobState | None = None, study_uid: str | None = None,
               limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(j) for j in ledger.list_jobs(state, study_uid, limit)]
+    return scrub_fields([dataclasses.asdict(j) for j in ledger.list_jobs(state, study_uid, limit)])
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: int, ledger: LedgerDep) -> dict[str, Any]:
+def get_job(job_id: RowId, ledger: LedgerDep) -> dict[str, Any]:
     job = ledger.get_job(job_id)
     if job is None:
         raise HTTPException(404, f"job {job_id} not found")
-    return {**dataclasses.asdict(job), "results": [dataclasses.asdict(r) for r in ledger.results_of_job(job_id)],
-            "sends": [dataclasses.asdict(s) for s in ledger.list_sends(job_id=job_id)]}
+    return scrub_fields({**dataclasses.asdict(job),
+                         "results": [dataclasses.asdict(r) for r in ledger.results_of_job(job_id)],
+                         "sends": [dataclasses.asdict(s) for s in ledger.list_sends(job_id=job_id)]})
 
 
 @router.get("/sends")
 def list_sends(ledger: LedgerDep, state: SendState | None = None,
                limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(s) for s in ledger.list_sends(state, limit=limit)]
+    return scrub_fields([dataclasses.asdict(s) for s in ledger.list_sends(state, limit=limit)])
 
 
 @router.post("/sends/{send_id}/retry")
-def retry_send(send_id: int, ledger: LedgerDep, actor: AdminDep) -> dict[str, Any]:
+def retry_send(send_id: RowId, ledger: LedgerDep, actor: AdminDep) -> dict[str, Any]:
     send = ledger.get_send(send_id)
     if send is None:
         raise HTTPException(404, f"send {send_id} not found")
@@ -78,9 +84,9 @@ def retry_send(send_id: int, ledger: LedgerDep, actor: AdminDep) -> dict[str, An
 
 @router.get("/associations")
 def list_associations(ledger: LedgerDep, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-    return ledger.list_associations(limit)
+    return scrub_fields(ledger.list_associations(limit))
 
 
 @router.get("/audit")
 def list_audit(ledger: LedgerDep, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-    return ledger.list_audit(limit)
+    return scrub_fields(ledger.list_audit(limit))
