@@ -42,7 +42,7 @@ _TAG = r"\(?[0-9A-Fa-f]{4},\s?[0-9A-Fa-f]{4}\)?"
 _HOST = (r"(?:[A-Z][A-Z0-9_ -]{0,15}@)?(?:(?:[a-z0-9-]+\.)+[a-z0-9-]+(?::\d{1,5})?|[a-z0-9-]+:\d{1,5})"
          r"|\[[0-9a-fA-F:]+\](?::\d{1,5})?")
 _PATH_PART = r"(?:[a-z0-9_.-]+|\d+(?:\.\d+)+(?:\.[a-z]+)?)"
-_PATH = rf"~?/(?:{_PATH_PART}/?)*"
+_PATH = rf"~?/(?:{_PATH_PART}/)*(?:{_PATH_PART})?"  # not (part/?)*: that backtracks exponentially
 _URL = r"<?https?://[a-z0-9./#_%-]+>?"
 _SAFE_TOKEN = re.compile(
     rf"(?:{REDACTED}|{_WORD}|{_NUMBER}|{_TAG}|{_HOST}|{_PATH}|{_URL}|[^\w\s]{{1,3}}|\[Errno|\d+\])"
@@ -76,6 +76,9 @@ def scrub_text(text: str, values: Iterable[str] = (), max_chars: int = MAX_MESSA
     Spaces are collapsed within each line (lines are kept); the result is at most *max_chars* long.
     Scrubbing scrubbed text changes nothing.
     """
+    limit = max(8 * max_chars, 4096)
+    if len(text) > limit:  # bounded work whatever an exception holds; the cut word goes (it may be half a value)
+        text = text[:limit].rsplit(None, 1)[0] if any(c.isspace() for c in text[:limit]) else ""
     for value in sorted({v for v in values if len(v) >= _MIN_VALUE_CHARS}, key=len, reverse=True):
         text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", REDACTED, text, flags=re.I)
     text = _QUOTED.sub(_quoted, text)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,15 @@ def test_filter_scrubs_exceptions_and_third_party_messages(caplog: pytest.LogCap
     assert all("from CT2 study 1.2.3" in r for r in records), records
     assert "BIRTH1234X" in records[0]  # our own INFO messages are not second-guessed (the caller scrubs)
     assert "BIRTH1234X" not in records[1] and "BIRTH1234X" not in records[2]
+
+
+@pytest.mark.parametrize("text", [
+    "/" + "a/" * 20_000 + "A",  # a path that almost matches
+    "x'" * 50_000,  # quotes that never close
+    "Zyxäv^" * 30_000,
+])
+def test_pathological_text_is_scrubbed_quickly(text: str) -> None:
+    t0 = time.perf_counter()
+    out = scrub_text(text)
+    assert len(out) <= 400 and "Zyxäv" not in out
+    assert time.perf_counter() - t0 < 5.0  # generous: milliseconds when the patterns cannot backtrack
