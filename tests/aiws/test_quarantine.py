@@ -223,3 +223,47 @@ def test_file_removed_from_the_spool_while_running_stops_only_its_study(tmp_path
         assert "Traceback" not in aiws.log()
     finally:
         aiws.stop()
+
+
+def test_start_up_recovery_quarantines_what_it_cannot_register(tmp_path: Path) -> None:
+    from aiws.intake import recover_spool
+    from aiws.ledger import QuarantineItem
+    from pacs_bridge.spool import Spool
+
+    ledger = Ledger(tmp_path / "aiws.db")
+    spool = Spool(tmp_path / "spool", 0)
+    good, garbage, held, unmoved = (make_ct_series(tmp_path / n, n_slices=1)[0]
+                                    for n in ("good", "garbage", "held", "unmoved"))
+
+    def place(f: Path, study: str | None = None) -> Path:
+        ds = dcmread(f, stop_before_pixels=True)
+        path = spool.path_for(study or ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f.read_bytes())
+        return path
+
+    for f in (good, garbage, held):
+        place(f)
+    place(garbage).write_bytes(b"\x00" * 300)  # spooled, then damaged, before the ledger heard of it
+    assert recover_spool(spool, ledger) == 2  # good and held
+    held_ds = dcmread(held, stop_before_pixels=True)
+    other_study = generate_uid()
+    leftover = place(held, other_study)  # the same SOP Instance UID under another study (an old silent drop)
+    unmoved_path = place(unmoved)  # its quarantine was recorded, then the process died before the move
+    un = dcmread(unmoved, stop_before_pixels=True)
+    dest = tmp_path / "spool" / "quarantine" / un.StudyInstanceUID / f"{un.SOPInstanceUID}.dcm"
+    ledger.quarantine_instances(un.StudyInstanceUID, [QuarantineItem(un.SOPInstanceUID, un.SeriesInstanceUID,
+                                                                     str(unmoved_path), str(dest), "test")],
+                                float("inf"), 1.0)
+
+    assert recover_spool(spool, ledger) == 0
+    assert dest.is_file() and not unmoved_path.exists()
+    assert not leftover.exists()
+    (conflict,) = ledger.quarantine_of_study(other_study)
+    assert conflict.reason == "SOP instance held under another study"
+    assert ledger.get_study(other_study).state == "error"  # type: ignore[union-attr]
+    assert ledger.get_study(held_ds.StudyInstanceUID).state == "receiving"  # type: ignore[union-attr]  # untouched
+    g = dcmread(garbage, stop_before_pixels=True)
+    assert ledger.get_study(g.StudyInstanceUID).state == "error"  # type: ignore[union-attr]
+    assert [q.reason for q in ledger.quarantine_of_study(g.StudyInstanceUID)] == \
+        ["data set cannot be parsed (pydicom InvalidDicomError)"]
