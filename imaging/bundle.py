@@ -60,7 +60,8 @@ def write_bundle(source: Volume | Mammogram, findings: Sequence[Finding], contex
                                     max_images=options.max_key_images):
         keep("sc", sc)
     if options.pdf:
-        keep("pdf", write_pdf_report(source, findings, context))
+        keep("pdf", write_pdf_report(source, findings, context, segments=segments, window=options.window,
+                                     max_images=options.max_key_images))
     LOGGER.info("study %s: %s %s wrote %d result objects", source.study_uid, context.pipeline,
                 context.model_version, len(written))
     return written

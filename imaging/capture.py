@@ -2,13 +2,16 @@
 
 Each key image is one slice of the source (windowed greyscale), scaled by
 :func:`key_image_layout`, with segment outlines and region shapes in a
-per-finding colour, a yellow ring marker centred on each finding, a red
-banner stating "AI result - not for primary diagnosis unless validated"
-(ASCII hyphen: the bundled font has no em dash),
-and a legend listing every finding with its measurements and evaluations.
+per-finding colour, a yellow ring marker centred on each finding with its number, a red
+banner stating "AI result — not for primary diagnosis unless validated" with the algorithm,
+and a legend listing exactly the findings drawn on that image (then the exam-level findings, and
+where the other findings are) with their measurements and evaluations in human units
+(:mod:`imaging.display`). Every text line is wrapped to the width it is drawn in, measured with the
+font it is drawn with (DejaVu Sans), so nothing runs past the image's edge.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,10 +24,11 @@ from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian
 from scipy import ndimage
 
+from imaging.display import finding_details, finding_heading, font_path, wrap
 from imaging.errors import WriteError
 from imaging.mammo import Mammogram
 from imaging.provenance import contributing_equipment, finish
-from imaging.results import DISCLAIMER, Finding, Graphic, ResultContext, Segment
+from imaging.results import DISCLAIMER, DISCLAIMER_DISPLAY, Finding, Graphic, ResultContext, Segment
 from imaging.volume import Volume
 
 LOGGER = logging.getLogger(__name__)
@@ -34,6 +38,46 @@ PALETTE = ((255, 80, 80), (80, 230, 80), (80, 170, 255), (255, 90, 255), (255, 1
 BANNER_PX, LEGEND_PX, LINE_PX, PAD_PX, FONT_PX = 48, 600, 26, 16, 19
 MAX_IMAGE_PX, MIN_IMAGE_PX = 1024, 512
 MAX_LEGEND_LINES = 48
+DETAIL_INDENT_PX, WRAP_INDENT_PX = 28, 14
+DETAIL_COLOUR, NOTE_COLOUR, WHITE = (230, 230, 230), (190, 190, 190), (255, 255, 255)
+Colour = tuple[int, int, int]
+
+
+@functools.lru_cache(maxsize=8)
+def display_font(size: int = FONT_PX) -> ImageFont.FreeTypeFont:
+    """The font every summary image is drawn with (DejaVu Sans at *size* px)."""
+    return ImageFont.truetype(str(font_path()), size)
+
+
+@dataclass(frozen=True)
+class DrawnText:
+    """One line of text as drawn: top-left (*x*, *y*) in the capture, font *size* in px (DejaVu Sans)."""
+
+    x: float
+    y: float
+    text: str
+    size: int = FONT_PX
+
+
+@dataclass(frozen=True)
+class LegendLine:
+    """A legend line: text, colour, and its indent in px from the legend's left padding."""
+
+    text: str
+    colour: Colour
+    indent_px: int = 0
+
+
+def wrap_lines(text: str, size: int, width: float, colour: Colour, indent_px: int = 0) -> list[LegendLine]:
+    """*text* wrapped to *width* px (from the legend's left padding) with the summary font at *size*;
+    continuation lines are indented by :data:`WRAP_INDENT_PX` more."""
+    font = display_font(size)
+    first = wrap(text, font.getlength, width - indent_px)
+    out = [LegendLine(first[0], colour, indent_px)]
+    if len(first) > 1:
+        rest = wrap(" ".join(first[1:]), font.getlength, width - indent_px - WRAP_INDENT_PX)
+        out += [LegendLine(t, colour, indent_px + WRAP_INDENT_PX) for t in rest]
+    return out
 
 
 @dataclass(frozen=True)
@@ -54,9 +98,10 @@ class KeyImageLayout:
         return self.image_x0 + (col + 0.5) * self.scale, self.image_y0 + (row + 0.5) * self.scale
 
 
-def key_image_layout(rows: int, cols: int, legend_lines: int) -> KeyImageLayout:
+def key_image_layout(rows: int, cols: int, legend_lines: int, banner_px: int = BANNER_PX) -> KeyImageLayout:
     """Layout of a key image of a *rows* × *cols* slice: small images are enlarged by an integer
-    factor to at least 512 px, large ones reduced to at most 1024 px; the legend sits to the right."""
+    factor to at least 512 px, large ones reduced to at most 1024 px; the legend sits to the right,
+    below a banner of *banner_px* rows; the capture is as tall as the image or the legend."""
     largest = max(rows, cols)
     if largest <= MIN_IMAGE_PX:
         scale = float(max(1, MIN_IMAGE_PX // largest))
@@ -64,18 +109,27 @@ def key_image_layout(rows: int, cols: int, legend_lines: int) -> KeyImageLayout:
         scale = min(1.0, MAX_IMAGE_PX / largest)
     width_img, height_img = int(round(cols * scale)), int(round(rows * scale))
     legend_height = 2 * PAD_PX + LINE_PX * legend_lines
-    height = BANNER_PX + max(height_img, legend_height)
-    return KeyImageLayout(scale, 0, BANNER_PX, width_img, height_img, width_img, width_img + LEGEND_PX, height)
+    height = banner_px + max(height_img, legend_height)
+    return KeyImageLayout(scale, 0, banner_px, width_img, height_img, width_img, width_img + LEGEND_PX, height)
 
 
 @dataclass(frozen=True, eq=False)
 class KeyImage:
-    """A rendered key image: RGB uint8 *pixels*, the source slice it shows, and its layout."""
+    """A rendered key image: RGB uint8 *pixels*, the source slice it shows, and its layout.
+
+    *tracking_ids*: the findings drawn on it; *listed_ids*: the findings its legend lists in full
+    (those drawn, then the exam-level ones); *numbers*: tracking id -> the number marked and listed;
+    *texts*: every line of text drawn, and *markers*: (tracking id, x, y, ring radius) of every ring
+    drawn, both in capture pixels, for checks of the layout."""
 
     slice_index: int
     pixels: np.ndarray
     layout: KeyImageLayout
     tracking_ids: tuple[str, ...]
+    listed_ids: tuple[str, ...] = ()
+    numbers: tuple[tuple[str, int], ...] = ()
+    texts: tuple[DrawnText, ...] = ()
+    markers: tuple[tuple[str, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +140,21 @@ class _Place:
     center_rc: tuple[float, float]
     radius_px: float
     outline: np.ndarray | None
+
+
+def finding_locations(source: Volume | Mammogram, findings: Sequence[Finding],
+                      segments: Sequence[Segment] = ()) -> dict[str, str]:
+    """Tracking id -> the image a reader finds each located finding on (``image 42``), as on the key images.
+
+    Raises:
+        WriteError: a finding refers to a segment that is not given.
+    """
+    out = {}
+    for number, finding in enumerate(findings, start=1):
+        place = _place(source, finding, number, segments)
+        if place is not None:
+            out[finding.tracking_id] = image_label(source, place.slice_index)
+    return out
 
 
 def _slice_mask(source: Volume | Mammogram, segment: Segment) -> np.ndarray:
@@ -126,21 +195,59 @@ def image_label(source: Volume | Mammogram, k: int) -> str:
     return f"image {number}" if number not in (None, "") else f"slice {k + 1}"
 
 
-def _legend(source: Volume | Mammogram, findings: Sequence[Finding],
-            places: dict[str, _Place]) -> list[tuple[str, tuple[int, int, int]]]:
-    lines: list[tuple[str, tuple[int, int, int]]] = []
-    for number, f in enumerate(findings, start=1):
-        where = places.get(f.tracking_id)
-        site = f" - {f.finding_site.meaning}" if f.finding_site else ""
-        at = f" ({image_label(source, where.slice_index)})" if where else ""
-        colour = PALETTE[(number - 1) % len(PALETTE)] if where else (255, 255, 255)
-        lines.append((f"{number}. {f.display_label}{site}{at}", colour))
-        lines += [(f"     {m.concept.meaning}: {m.value:.4g} {m.unit.value}", (230, 230, 230)) for m in f.measurements]
-        lines += [(f"     {e.concept.meaning}: {e.value.meaning}", (230, 230, 230)) for e in f.evaluations]
-    if len(lines) > MAX_LEGEND_LINES:
-        hidden = len(lines) - (MAX_LEGEND_LINES - 1)
-        lines = lines[:MAX_LEGEND_LINES - 1] + [(f"... {hidden} more lines: see the structured report", MARKER_COLOUR)]
+def _where(source: Volume | Mammogram, place: _Place | None) -> str:
+    return image_label(source, place.slice_index) if place is not None else ""
+
+
+def _block(number: int, finding: Finding, place: _Place | None, detailed: bool) -> list[LegendLine]:
+    """A finding's legend lines: its heading in its colour (white when not drawn), then its details.
+    No image number: the legend's title names the image it is on."""
+    width = LEGEND_PX - 2 * PAD_PX
+    colour = PALETTE[(number - 1) % len(PALETTE)] if place is not None else WHITE
+    lines = wrap_lines(finding_heading(number, finding), FONT_PX, width, colour)
+    for text in finding_details(finding) if detailed else []:
+        lines += wrap_lines(text, FONT_PX, width, DETAIL_COLOUR, DETAIL_INDENT_PX)
     return lines
+
+
+def _refs(source: Volume | Mammogram, items: Sequence[tuple[int, Finding]], places: dict[str, _Place]) -> str:
+    return ", ".join(f"{n} ({_where(source, places.get(f.tracking_id))})" for n, f in items)
+
+
+def _legend(source: Volume | Mammogram, findings: Sequence[Finding], places: dict[str, _Place], k: int,
+            shown: Sequence[int]) -> tuple[list[LegendLine], tuple[str, ...]]:
+    """The legend of the key image of slice *k*: the findings drawn on it, the exam-level findings,
+    then one line each naming the findings on the other key images (*shown* slices) and those on no
+    key image. Past :data:`MAX_LEGEND_LINES` the last findings keep their heading only.
+
+    Returns the lines and the tracking ids listed in full."""
+    numbered = list(enumerate(findings, start=1))
+    listed = [(n, f) for n, f in numbered if f.tracking_id in places and places[f.tracking_id].slice_index == k]
+    listed += [(n, f) for n, f in numbered if f.tracking_id not in places]
+    elsewhere = [(n, f) for n, f in numbered if f.tracking_id in places
+                 and places[f.tracking_id].slice_index != k and places[f.tracking_id].slice_index in shown]
+    unshown = [(n, f) for n, f in numbered if f.tracking_id in places
+               and places[f.tracking_id].slice_index not in shown]
+    width = LEGEND_PX - 2 * PAD_PX
+    tail: list[LegendLine] = []
+    if elsewhere:
+        tail += wrap_lines(f"On the other key images: {_refs(source, elsewhere, places)}", FONT_PX, width,
+                           NOTE_COLOUR)
+    if unshown:
+        tail += wrap_lines(f"Not on a key image: {_refs(source, unshown, places)}; see the SR and SEG", FONT_PX,
+                           width, NOTE_COLOUR)
+    blocks = [_block(n, f, places.get(f.tracking_id), True) for n, f in listed]
+    brief = len(blocks)
+    while brief > 0 and sum(map(len, blocks)) + len(tail) > MAX_LEGEND_LINES:
+        brief -= 1
+        blocks[brief] = _block(*listed[brief], places.get(listed[brief][1].tracking_id), False)
+    if brief < len(blocks):
+        numbers = ", ".join(str(n) for n, _ in listed[brief:])
+        tail = wrap_lines(f"Measurements of {numbers}: see the structured report (SR)", FONT_PX, width,
+                          MARKER_COLOUR) + tail
+    if not listed:
+        blocks = [[LegendLine("No finding on this image", WHITE)]]
+    return [line for block in blocks for line in block] + tail, tuple(f.tracking_id for _, f in listed)
 
 
 def _first_value(value: object) -> float:
@@ -177,8 +284,10 @@ def _draw_outline(canvas: np.ndarray, layout: KeyImageLayout, place: _Place) -> 
     region[edge] = PALETTE[(place.number - 1) % len(PALETTE)]
 
 
-def _draw_marker(draw: ImageDraw.ImageDraw, layout: KeyImageLayout, place: _Place, font: ImageFont.FreeTypeFont) -> None:
-    """Region shape in the finding's colour, a yellow ring centred on the finding, and its number."""
+def _draw_marker(draw: ImageDraw.ImageDraw, layout: KeyImageLayout,
+                 place: _Place) -> tuple[DrawnText, tuple[str, float, float, float]]:
+    """Region shape in the finding's colour, a yellow ring centred on the finding, and its number
+    (kept inside the image area); returns the number as drawn and the ring (id, x, y, radius)."""
     colour = PALETTE[(place.number - 1) % len(PALETTE)]
     region = place.finding.region
     if region is not None and region.graphic in (Graphic.CIRCLE, Graphic.POLYLINE, Graphic.ELLIPSE):
@@ -196,35 +305,59 @@ def _draw_marker(draw: ImageDraw.ImageDraw, layout: KeyImageLayout, place: _Plac
     cx, cy = layout.to_capture(*place.center_rc)
     ring = max(12.0, place.radius_px * layout.scale + 8.0)
     draw.ellipse([cx - ring, cy - ring, cx + ring, cy + ring], outline=MARKER_COLOUR, width=2)
-    draw.text((cx + ring * 0.75 + 2, cy - ring - FONT_PX), str(place.number), fill=(255, 255, 255), font=font,
-              stroke_width=2, stroke_fill=(0, 0, 0))
+    font = display_font(FONT_PX)
+    text = str(place.number)
+    left, top, right, bottom = font.getbbox(text, stroke_width=2)
+    x = min(cx + ring * 0.75 + 2, layout.image_x0 + layout.image_width - right - 1)
+    x = x if x >= layout.image_x0 else float(layout.image_x0)
+    y = cy - ring - FONT_PX
+    if y + top < layout.image_y0:  # no room above the ring: below it
+        y = cy + ring + 2
+    y = min(y, layout.image_y0 + layout.image_height - bottom - 1)
+    draw.text((x, y), text, fill=WHITE, font=font, stroke_width=2, stroke_fill=(0, 0, 0))
+    return DrawnText(x, y, text), (place.finding.tracking_id, cx, cy, ring)
 
 
-def _render(source: Volume | Mammogram, k: int, places: list[_Place], legend: list[tuple[str, tuple[int, int, int]]],
-            title: str, window: tuple[float, float] | None) -> KeyImage:
+def _banner_lines(title: str, width: int) -> list[str]:
+    font = display_font(FONT_PX)
+    return wrap(f"{DISCLAIMER_DISPLAY}   |   {title}" if title else DISCLAIMER_DISPLAY, font.getlength,
+                width - 2 * PAD_PX)
+
+
+def _render(source: Volume | Mammogram, k: int, places: list[_Place], legend: list[LegendLine],
+            title: str, window: tuple[float, float] | None) -> tuple[np.ndarray, KeyImageLayout, list[DrawnText],
+                                                                 list[tuple[str, float, float, float]]]:
     grey = _grey(source, k, window)
-    layout = key_image_layout(grey.shape[0], grey.shape[1], len(legend) + 2)
+    probe = key_image_layout(grey.shape[0], grey.shape[1], len(legend) + 2)
+    banner = _banner_lines(title, probe.width)
+    banner_px = max(BANNER_PX, 2 * 12 + LINE_PX * len(banner) - (LINE_PX - FONT_PX))
+    layout = key_image_layout(grey.shape[0], grey.shape[1], len(legend) + 2, banner_px)
     canvas = np.zeros((layout.height, layout.width, 3), dtype=np.uint8)
     resample = Image.NEAREST if layout.scale >= 1 else Image.LANCZOS
     shown = np.asarray(Image.fromarray(grey).resize((layout.image_width, layout.image_height), resample))
     canvas[layout.image_y0:layout.image_y0 + layout.image_height,
            layout.image_x0:layout.image_x0 + layout.image_width] = shown[..., np.newaxis]
-    canvas[:BANNER_PX] = (150, 0, 0)
     for place in places:
         _draw_outline(canvas, layout, place)
     img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default(size=FONT_PX)
-    for place in places:
-        _draw_marker(draw, layout, place, font)
-    draw.text((PAD_PX, 12), f"{DISCLAIMER}   |   {title}", fill=(255, 255, 255), font=font)
-    y = BANNER_PX + PAD_PX
-    draw.text((layout.legend_x0 + PAD_PX, y), f"Findings (this key image: {image_label(source, k)})",
-              fill=MARKER_COLOUR, font=font)
-    for text, colour in legend:
+    font = display_font(FONT_PX)
+    drawn = [_draw_marker(draw, layout, place) for place in places]
+    texts, markers = [t for t, _ in drawn], [m for _, m in drawn]
+    # markers near an edge are cut at the image area: legend and banner are painted over them
+    draw.rectangle((layout.legend_x0, layout.image_y0, layout.width - 1, layout.height - 1), fill=(0, 0, 0))
+    draw.rectangle((0, 0, layout.width - 1, layout.image_y0 - 1), fill=(150, 0, 0))
+    for i, line in enumerate(banner):
+        texts.append(DrawnText(PAD_PX, 12 + i * LINE_PX, line))
+        draw.text((texts[-1].x, texts[-1].y), line, fill=WHITE, font=font)
+    x0, y = layout.legend_x0 + PAD_PX, layout.image_y0 + PAD_PX
+    texts.append(DrawnText(x0, y, f"Findings on this key image ({image_label(source, k)})"))
+    draw.text((x0, y), texts[-1].text, fill=MARKER_COLOUR, font=font)
+    for line in legend:
         y += LINE_PX
-        draw.text((layout.legend_x0 + PAD_PX, y), text, fill=colour, font=font)
-    return KeyImage(k, np.asarray(img, dtype=np.uint8), layout, tuple(p.finding.tracking_id for p in places))
+        texts.append(DrawnText(x0 + line.indent_px, y, line.text))
+        draw.text((texts[-1].x, y), line.text, fill=line.colour, font=font)
+    return np.asarray(img, dtype=np.uint8), layout, texts, markers
 
 
 def render_key_images(source: Volume | Mammogram, findings: Sequence[Finding], *, segments: Sequence[Segment] = (),
@@ -244,14 +377,21 @@ def render_key_images(source: Volume | Mammogram, findings: Sequence[Finding], *
         place = _place(source, finding, number, segments)
         if place is not None:
             places[finding.tracking_id] = place
-    legend = _legend(source, findings, places)
     by_slice: dict[int, list[_Place]] = {}
     for place in places.values():
         by_slice.setdefault(place.slice_index, []).append(place)
     chosen = sorted(by_slice, key=lambda k: (-len(by_slice[k]), k))[:max(1, max_images)]
     if not chosen:
         chosen = [0 if isinstance(source, Mammogram) else source.shape[0] // 2]
-    return [_render(source, k, by_slice.get(k, []), legend, title, window) for k in sorted(chosen)]
+    numbers = tuple((f.tracking_id, n) for n, f in enumerate(findings, start=1))
+    out = []
+    for k in sorted(chosen):
+        legend, listed = _legend(source, findings, places, k, chosen)
+        drawn = by_slice.get(k, [])
+        pixels, layout, texts, markers = _render(source, k, drawn, legend, title, window)
+        out.append(KeyImage(k, pixels, layout, tuple(p.finding.tracking_id for p in drawn), listed, numbers,
+                            tuple(texts), tuple(markers)))
+    return out
 
 
 def _patient_orientation(source: Volume | Mammogram, k: int) -> tuple[str, str] | None:

@@ -14,13 +14,14 @@ import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from imaging.provenance import contributing_equipment, finish, save_dataset
+from imaging.provenance import algorithm_version, contributing_equipment, finish, save_dataset
 from imaging.results import DISCLAIMER, AlgorithmId, Code, Finding, Measurement, QualitativeEvaluation, ResultContext, Segment
 from imaging.seg import write_seg
 from imaging.sr import write_sr
 from imaging.volume import Volume
 from models.cardiac_mri.cine_io import CineStack
 from models.cardiac_mri.findings import CardiacFindings, Measure
+from models.cardiac_mri.network import MODEL_NAME
 from models.cardiac_mri.reference import Flag
 from models.cardiac_mri.summary import render_summary
 from models.pipeline import OutputFile, PipelineRequest
@@ -80,7 +81,7 @@ def sr_findings(findings: CardiacFindings) -> list[Finding]:
 
 
 def context_for(request: PipelineRequest, pipeline: str, version: str, model_version: int) -> ResultContext:
-    full = f"{version}+m{model_version}"
+    full = algorithm_version(version, MODEL_NAME, model_version)
     params = (("model", f"cardiac_cine_segmenter v{model_version}"), ("method", "method of discs (thickness + gap)"),
               ("papillary_muscles", "blood pool"), ("ed_es", "largest/smallest LV volume"),
               ("myocardial_density_g_ml", "1.05"), ("bsa", "Mosteller"),
@@ -134,7 +135,7 @@ def _phase_order(stack: CineStack, phase_volume: Volume) -> list[int]:
 
 def _page_capture(stack: CineStack, findings: CardiacFindings, context: ResultContext) -> Dataset:
     """The summary page as an RGB Secondary Capture referencing the ED mid-ventricular image."""
-    pixels = render_summary(stack.images, findings)
+    pixels = render_summary(stack.images, findings, f"AIWS {context.pipeline} {context.model_version}")
     ref = stack.cine.slices[len(stack.cine.slices) // 2].headers[findings.function.lv.ed_phase].source
     study_uid = str(ref.header.StudyInstanceUID)
     series_uid, sop_uid = context.uids(study_uid, "sc")

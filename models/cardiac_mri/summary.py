@@ -1,19 +1,24 @@
 """The cardiac summary image: ED and ES contours on mid-ventricular slices, the volume curve, the table.
 
 Pure rendering (numpy + Pillow) to an RGB uint8 array; the DICOM Secondary Capture around it is
-written by :mod:`imaging`.
+written by :mod:`imaging`. A red banner on top states the AI-result disclaimer and the algorithm;
+values are shown in human units at one precision per quantity (:mod:`imaging.display`), and every
+text line is wrapped to the width it is drawn in with the font it is drawn with.
 """
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from imaging.capture import DrawnText, display_font
+from imaging.display import value_text, wrap
+from imaging.results import DISCLAIMER_DISPLAY
 from models.cardiac_mri.findings import CardiacFindings
 
 LABEL_COLOURS = {1: (255, 50, 50), 2: (50, 230, 50), 3: (60, 140, 255)}  # LV pool, LV myocardium, RV pool
-DISCLAIMER = "AI result - not for primary diagnosis unless validated"
-_TILE = 360
+DISCLAIMER = DISCLAIMER_DISPLAY
+_TILE, _CURVE_W, _TABLE_W, _LINE, _FONT, _PAD = 360, 500, 520, 28, 19, 16
 _WHITE = (255, 255, 255)
 
 
@@ -40,6 +45,7 @@ def heart_box(labels: np.ndarray, margin: float = 0.6) -> tuple[slice, slice]:
 
 
 def _tile(image: np.ndarray, labels: np.ndarray, caption: str) -> Image.Image:
+    """The slice with its contours, enlarged to :data:`_TILE` px, captioned at (8, 6) in 18 px."""
     hi = float(np.percentile(image, 99.5)) or 1.0
     grey = (np.clip(image / hi, 0, 1) * 255).astype(np.uint8)
     rgb = np.stack([grey] * 3, axis=-1)
@@ -47,14 +53,16 @@ def _tile(image: np.ndarray, labels: np.ndarray, caption: str) -> Image.Image:
         mask = labels == lab
         rgb[mask & ~ndimage.binary_erosion(mask)] = colour
     img = Image.fromarray(rgb).resize((_TILE, _TILE), Image.NEAREST)
-    ImageDraw.Draw(img).text((8, 6), caption, fill=(255, 255, 0), font=ImageFont.load_default(size=18))
+    ImageDraw.Draw(img).text((8, 6), caption, fill=(255, 255, 0), font=display_font(18))
     return img
 
 
-def _curve(findings: CardiacFindings, width: int, height: int) -> Image.Image:
+def _curve(findings: CardiacFindings, width: int, height: int) -> tuple[Image.Image, list[DrawnText]]:
+    """The LV and RV volume curves with ED and ES marked; the texts drawn, in panel coordinates."""
     img = Image.new("RGB", (width, height), (0, 0, 0))
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default(size=16)
+    font = display_font(16)
+    texts: list[DrawnText] = []
     lv, rv = findings.lv_curve_ml, findings.rv_curve_ml
     vmax = max(float(lv.max()), float(rv.max()), 1.0) * 1.1
     n = len(lv)
@@ -70,45 +78,74 @@ def _curve(findings: CardiacFindings, width: int, height: int) -> Image.Image:
     for phase, name in ((findings.function.lv.ed_phase, "ED"), (findings.function.lv.es_phase, "ES")):
         x, y = xy(phase, float(lv[phase]))
         draw.ellipse((x - 5, y - 5, x + 5, y + 5), outline=_WHITE, width=2)
-        draw.text((x + 6, y - 20), name, fill=_WHITE, font=font)
-    draw.text((left, 6), "volume (ml) over the cardiac cycle: LV red, RV blue", fill=_WHITE, font=font)
-    draw.text((left, bottom + 8), f"phase 1 .. {n}", fill=_WHITE, font=font)
-    draw.text((4, top), f"{vmax:.0f}", fill=_WHITE, font=font)
-    return img
+        texts.append(DrawnText(min(x + 6, width - 4 - font.getlength(name)), y - 20, name, 16))
+    texts += [DrawnText(left, 6, "Volume (ml) per phase: LV red, RV blue", 16),
+              DrawnText(left, bottom + 8, f"phase 1 to {n}", 16), DrawnText(4, top, f"{vmax:.0f}", 16)]
+    for text in texts:
+        draw.text((text.x, text.y), text.text, fill=_WHITE, font=font)
+    return img, texts
 
 
 def table_rows(findings: CardiacFindings) -> list[tuple[str, str, str]]:
     """(label, value with unit, reference flag) of every measure."""
-    return [(m.label, f"{m.value:.1f} {m.unit}", f"[{m.flag.value}]" if m.flag is not None else "")
+    return [(m.label, value_text(m.value, m.unit), f"[{m.flag.value}]" if m.flag is not None else "")
             for m in findings.measures()]
 
 
-def render_summary(images: np.ndarray, findings: CardiacFindings) -> np.ndarray:
-    """RGB uint8: ED (top) and ES (bottom) contours on two mid slices, curve on the right, table below."""
+def render_layout(images: np.ndarray, findings: CardiacFindings, title: str = ""
+                  ) -> tuple[np.ndarray, list[DrawnText]]:
+    """The summary page (see :func:`render_summary`) and every text line drawn on it."""
     ed, es = findings.function.lv.ed_phase, findings.function.lv.es_phase
     slices = mid_slices(findings.labels[ed])
     box = heart_box(findings.labels[ed])
-    tiles = [[_tile(images[ph, k][box], findings.labels[ph, k][box], f"{name} slice {k + 1}") for k in slices]
-             for ph, name in ((ed, "ED"), (es, "ES"))]
+    font = display_font(_FONT)
+    width = _TILE * len(slices) + 20 + _CURVE_W
+    banner = wrap(f"{DISCLAIMER_DISPLAY}   |   {title}" if title else DISCLAIMER_DISPLAY, font.getlength,
+                  width - 2 * _PAD)
+    top = max(44, 20 + 26 * len(banner))
+    texts = [DrawnText(_PAD, 10 + 26 * i, line) for i, line in enumerate(banner)]
+    heading = wrap(f"Cardiac MRI function (method of discs) - {findings.algorithm}", font.getlength, width - 2 * _PAD)
+    no_bsa = ("No indexed values: body surface area not computed (needs Patient's Size 0.3-2.5 m and "
+              "Patient's Weight 1-400 kg in the header).") if findings.function.bsa_m2 is None else ""
+    notes = [(line, colour) for note, colour in (
+        ("Ranges: Kawel-Boehm 2015, mean \u00b1 2 SD by sex. Papillary muscles in the blood pool.", _WHITE),
+        (no_bsa, (255, 200, 0)), (DISCLAIMER_DISPLAY, (255, 80, 80)))
+        if note for line in wrap(note, font.getlength, width - 2 * _PAD)]
     rows = table_rows(findings)
-    width = _TILE * len(slices) + 520
-    height = 2 * _TILE + 30 + 28 * (len(rows) + 3)
+    height = top + 2 * _TILE + 30 + _LINE * (len(rows) + len(heading) + len(notes) + 1)
     canvas = Image.new("RGB", (width, height), (0, 0, 0))
-    for r, row in enumerate(tiles):
-        for c, tile in enumerate(row):
-            canvas.paste(tile, (c * _TILE, r * _TILE))
-    canvas.paste(_curve(findings, 500, 2 * _TILE), (_TILE * len(slices) + 10, 0))
+    for r, (ph, name) in enumerate(((ed, "ED"), (es, "ES"))):
+        for c, k in enumerate(slices):
+            canvas.paste(_tile(images[ph, k][box], findings.labels[ph, k][box], f"{name} slice {k + 1}"),
+                         (c * _TILE, top + r * _TILE))
+            texts.append(DrawnText(c * _TILE + 8, top + r * _TILE + 6, f"{name} slice {k + 1}", 18))
+    curve, curve_texts = _curve(findings, _CURVE_W, 2 * _TILE)
+    x_curve = _TILE * len(slices) + 10
+    canvas.paste(curve, (x_curve, top))
+    texts += [DrawnText(t.x + x_curve, t.y + top, t.text, t.size) for t in curve_texts]
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=19)
-    y = 2 * _TILE + 16
-    draw.text((16, y), f"Cardiac MRI function (method of discs) - {findings.algorithm}", fill=(255, 200, 0), font=font)
+    draw.rectangle((0, 0, width - 1, top - 1), fill=(170, 0, 0))
+    for text in texts[:len(banner)]:
+        draw.text((text.x, text.y), text.text, fill=_WHITE, font=font)
+    y = top + 2 * _TILE + 16 - _LINE
+    for line in heading:
+        y += _LINE
+        texts.append(DrawnText(_PAD, y, line))
+        draw.text((_PAD, y), line, fill=(255, 200, 0), font=font)
     for label, value, flag in rows:
-        y += 28
-        draw.text((16, y), label, fill=_WHITE, font=font)
+        y += _LINE
+        texts += [DrawnText(_PAD, y, label), DrawnText(470 - font.getlength(value), y, value), DrawnText(490, y, flag)]
+        draw.text((_PAD, y), label, fill=_WHITE, font=font)
         draw.text((470, y), value, fill=_WHITE, font=font, anchor="ra")
         draw.text((490, y), flag, fill=(255, 120, 120) if flag not in ("", "[normal]") else _WHITE, font=font)
-    notes = ("Ranges: Kawel-Boehm 2015, mean +/- 2 SD by sex. Papillary muscles in the blood pool.", DISCLAIMER)
-    for note, colour in zip(notes, (_WHITE, (255, 80, 80))):
-        y += 28
-        draw.text((16, y), note, fill=colour, font=font)
-    return np.asarray(canvas, dtype=np.uint8)
+    for note, colour in notes:
+        y += _LINE
+        texts.append(DrawnText(_PAD, y, note))
+        draw.text((_PAD, y), note, fill=colour, font=font)
+    return np.asarray(canvas, dtype=np.uint8), texts
+
+
+def render_summary(images: np.ndarray, findings: CardiacFindings, title: str = "") -> np.ndarray:
+    """RGB uint8: a banner (disclaimer, *title*), ED (top) and ES (bottom) contours on two mid slices,
+    the volume curve on the right, the table of measures below."""
+    return render_layout(images, findings, title)[0]

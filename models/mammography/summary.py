@@ -1,8 +1,10 @@
 """Summary Secondary Capture of a mammography exam: the four views as hung for reading, with the marks.
 
 Layout: R CC | L CC above R MLO | L MLO, each image as stored (chest walls back to back), scaled to
-:data:`VIEW_PX` rows; marks as coloured rectangles with their labels; a legend with density per
-breast, the exam score and every finding; a red banner with the AI-result disclaimer.
+:data:`VIEW_PX` rows; marks as coloured rectangles with their labels (kept inside their view); a
+legend with density per breast and the mapping used, the exam score and every finding; a red banner
+with the AI-result disclaimer and the algorithm. Text is wrapped to the width it is drawn in,
+measured with the font it is drawn with (:func:`imaging.capture.display_font`).
 """
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from typing import TYPE_CHECKING
 
 import highdicom as hd
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from imaging.capture import DrawnText, display_font
+from imaging.display import wrap
 from imaging.provenance import contributing_equipment, finish
 from imaging.results import DISCLAIMER, DISCLAIMER_DISPLAY, ResultContext
 from models.errors import ModelError
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
-VIEW_PX, LEGEND_PX, BANNER_PX, LINE_PX, FONT_PX = 640, 560, 44, 26, 19
+VIEW_PX, LEGEND_PX, BANNER_PX, LINE_PX, FONT_PX, PAD_PX = 640, 560, 44, 26, 19, 16
 COLOURS = {"mass": (255, 70, 70), "calcification_cluster": (60, 220, 255)}
 HANGING = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))
 
@@ -43,36 +47,72 @@ def _grey(view: AnalysedView, height: int) -> tuple[Image.Image, float]:
     return img.convert("RGB"), scale
 
 
-def _legend(exam: ExamAnalysis) -> list[tuple[str, tuple[int, int, int]]]:
-    lines = [(f"Exam score {exam.exam_score}/10 (10 = most suspicious decile)", (255, 255, 0)),
-             (f"Density: BI-RADS {exam.density.category} ({DESCRIPTIONS[exam.density.category]})", (255, 255, 255))]
+def _legend(exam: ExamAnalysis) -> list[tuple[str, tuple[int, int, int], int]]:
+    """(text, colour, indent px) of every legend line, before wrapping."""
+    white, yellow = (255, 255, 255), (255, 255, 0)
+    lines = [(f"Exam score {exam.exam_score}/10 (10 = most suspicious decile)", yellow, 0),
+             (f"Density: BI-RADS {exam.density.category} ({DESCRIPTIONS[exam.density.category]})", white, 0)]
     for b in exam.density.breasts:
-        lines.append((f"  {b.laterality}: {b.percent_dense:.1f} % dense area -> {b.category}", (255, 255, 255)))
-    lines.append((f"Findings: {len(exam.findings)}" if exam.findings else "Findings: none marked", (255, 255, 0)))
+        side = "Right" if b.laterality == "R" else "Left"
+        lines.append((f"{side} breast: {b.percent_dense:.1f} % dense area \u2192 {b.category}", white, 20))
+    lines.append((exam.density.mapping, (190, 190, 190), 20))
+    lines.append((f"Findings: {len(exam.findings)}" if exam.findings else "Findings: none marked", yellow, 0))
     for f in exam.findings:
-        views = "+".join(sorted(f.regions))
+        views = " and ".join(sorted(f.regions))
         kind = "mass" if f.kind == "mass" else "calcification cluster"
-        lines.append((f"  F{f.finding_id} {f.laterality} {kind}, score {f.score}, {views}", COLOURS[f.kind]))
+        side = "right" if f.laterality == "R" else "left"
+        lines.append((f"F{f.finding_id}: {side} breast {kind}, score {f.score}/100, on {views}", COLOURS[f.kind], 20))
     return lines
 
 
-def render_summary(analysed: Mapping[tuple[str, str], AnalysedView], exam: ExamAnalysis,
-                   boxes: Mapping[str, tuple[float, float, float, float]], title: str) -> np.ndarray:
-    """RGB uint8 summary image; *boxes*: tracking id (``F<n>-<side><view>``) -> stored-image box."""
-    font = ImageFont.load_default(size=FONT_PX)
+def legend_texts(exam: ExamAnalysis, x0: int, y0: int) -> list[tuple[DrawnText, tuple[int, int, int]]]:
+    """The legend wrapped to :data:`LEGEND_PX` from (*x0*, *y0*): each line where it is drawn, and its colour."""
+    font = display_font(FONT_PX)
+    out = []
+    y = y0
+    for text, colour, indent in _legend(exam):
+        for i, part in enumerate(wrap(text, font.getlength, LEGEND_PX - 2 * PAD_PX - indent - 14)):
+            out.append((DrawnText(x0 + indent + (14 if i else 0), y, part, FONT_PX), colour))
+            y += LINE_PX
+    return out
+
+
+def _mark_label(draw: ImageDraw.ImageDraw, text: str, rect: tuple[float, ...], tile: tuple[int, int, int, int],
+                colour: tuple[int, int, int]) -> DrawnText:
+    """A mark's label above its box (below it at the top of the view), kept inside the view *tile*."""
+    font = display_font(FONT_PX)
+    _, top, right, bottom = font.getbbox(text)
+    x = max(tile[0], min(rect[0], tile[2] - right - 1))
+    y = rect[1] - LINE_PX if rect[1] - LINE_PX + top >= tile[1] else rect[3] + 2
+    y = min(y, tile[3] - bottom - 1)
+    draw.text((x, y), text, fill=colour, font=font)
+    return DrawnText(x, y, text, FONT_PX)
+
+
+def render_layout(analysed: Mapping[tuple[str, str], AnalysedView], exam: ExamAnalysis,
+                  boxes: Mapping[str, tuple[float, float, float, float]], title: str
+                  ) -> tuple[np.ndarray, list[DrawnText]]:
+    """The summary image and every text line drawn on it (see :func:`render_summary`)."""
+    font = display_font(FONT_PX)
     tiles: dict[tuple[str, str], tuple[Image.Image, float]] = {k: _grey(v, VIEW_PX) for k, v in analysed.items()}
     col_w = [max((tiles[k][0].width for k in tiles if k[0] == side), default=VIEW_PX // 2) for side in ("R", "L")]
     width = col_w[0] + col_w[1] + LEGEND_PX
-    height = BANNER_PX + 2 * VIEW_PX
+    banner = wrap(f"{DISCLAIMER_DISPLAY}   |   {title}", font.getlength, width - 2 * PAD_PX)
+    banner_px = max(BANNER_PX, 20 + LINE_PX * len(banner))
+    legend = legend_texts(exam, col_w[0] + col_w[1] + PAD_PX, banner_px + PAD_PX)
+    height = max(banner_px + 2 * VIEW_PX, int(legend[-1][0].y) + LINE_PX + PAD_PX)
     canvas = Image.new("RGB", (width, height), (0, 0, 0))
     draw = ImageDraw.Draw(canvas)
+    texts: list[DrawnText] = []
     for key, (img, scale) in tiles.items():
         row, col = (0 if key[1] == "CC" else 1), (0 if key[0] == "R" else 1)
         x0 = col_w[0] - img.width if col == 0 else col_w[0]  # chest walls back to back at the middle
-        y0 = BANNER_PX + row * VIEW_PX
+        y0 = banner_px + row * VIEW_PX
+        tile = (x0, y0, x0 + img.width, y0 + img.height)
         canvas.paste(img, (x0, y0))
-        draw.text((x0 + 6, y0 + 4) if col == 1 else (x0 + img.width - 70, y0 + 4), f"{key[0]} {key[1]}",
-                  fill=(255, 255, 0), font=font)
+        name = f"{key[0]} {key[1]}"
+        texts.append(DrawnText(x0 + 6 if col == 1 else x0 + img.width - 6 - font.getlength(name), y0 + 4, name))
+        draw.text((texts[-1].x, texts[-1].y), name, fill=(255, 255, 0), font=font)
         for f in exam.findings:
             box = boxes.get(f"F{f.finding_id}-{key[0]}{key[1]}")
             if box is None:
@@ -80,15 +120,21 @@ def render_summary(analysed: Mapping[tuple[str, str], AnalysedView], exam: ExamA
             r0, c0, r1, c1 = (v * scale for v in box)
             rect = (x0 + c0 - 3, y0 + r0 - 3, x0 + c1 + 3, y0 + r1 + 3)
             draw.rectangle(rect, outline=COLOURS[f.kind], width=2)
-            draw.text((rect[0], max(y0, rect[1] - LINE_PX)), f"F{f.finding_id} {f.score}", fill=COLOURS[f.kind],
-                      font=font)
-    draw.rectangle((0, 0, width, BANNER_PX - 1), fill=(170, 0, 0))
-    draw.text((12, 10), f"{title} - {DISCLAIMER_DISPLAY.replace(chr(0x2014), '-')}", fill=(255, 255, 255), font=font)
-    y = BANNER_PX + 16
-    for text, colour in _legend(exam):
-        draw.text((col_w[0] + col_w[1] + 16, y), text[:52], fill=colour, font=font)
-        y += LINE_PX
-    return np.asarray(canvas, dtype=np.uint8)
+            texts.append(_mark_label(draw, f"F{f.finding_id} {f.score}", rect, tile, COLOURS[f.kind]))
+    draw.rectangle((0, 0, width, banner_px - 1), fill=(170, 0, 0))
+    for i, line in enumerate(banner):
+        texts.append(DrawnText(PAD_PX, 10 + i * LINE_PX, line))
+        draw.text((texts[-1].x, texts[-1].y), line, fill=(255, 255, 255), font=font)
+    for text, colour in legend:
+        texts.append(text)
+        draw.text((text.x, text.y), text.text, fill=colour, font=font)
+    return np.asarray(canvas, dtype=np.uint8), texts
+
+
+def render_summary(analysed: Mapping[tuple[str, str], AnalysedView], exam: ExamAnalysis,
+                   boxes: Mapping[str, tuple[float, float, float, float]], title: str) -> np.ndarray:
+    """RGB uint8 summary image; *boxes*: tracking id (``F<n>-<side><view>``) -> stored-image box."""
+    return render_layout(analysed, exam, boxes, title)[0]
 
 
 def build_summary(context: ResultContext, analysed: Mapping[tuple[str, str], AnalysedView], exam: ExamAnalysis,

@@ -68,7 +68,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
     files["sr"] = save_dataset(write_sr(volume, ct_findings(), CONTEXT, seg=seg), root / "out")
     for n, sc in enumerate(write_summary_capture(volume, ct_findings(), CONTEXT, segments=[segment])):
         files[f"sc{n}"] = save_dataset(sc, root / "out")
-    files["pdf"] = save_dataset(write_pdf_report(volume, ct_findings(), CONTEXT), root / "out")
+    files["pdf"] = save_dataset(write_pdf_report(volume, ct_findings(), CONTEXT, segments=[segment]), root / "out")
     return Written(volume, seg, files)
 
 
@@ -181,9 +181,11 @@ def test_pdf_holds_the_findings(written: Written) -> None:
     document = bytes(ds.EncapsulatedDocument)[:int(ds.EncapsulatedDocumentLength)]
     assert document.startswith(b"%PDF-") and document.rstrip().endswith(b"%%EOF")
     assert ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
-    assert b"Solid nodule - Lung" in document and b"Diameter: 8 mm" in document
+    assert b"1. Solid nodule - Lung \\(image " in document and b"Diameter: 8.0 mm" in document
+    assert b"Volume: 0.3 ml" in document and b"nodule-1" not in document  # one precision, no internal id
     assert b"not for primary diagnosis unless validated" in document
-    assert document.count(b"/Type /Page\n") + document.count(b"/Type /Page ") == 1
+    assert b"/Subtype /Image" in document  # the key images
+    assert document.count(b"/Type /Page\n") + document.count(b"/Type /Page ") >= 1
 
 
 def test_uids_are_deterministic_and_change_with_the_model_version(written: Written) -> None:

@@ -56,7 +56,8 @@ def test_mammography_seg_sr_summary_pdf(tmp_path: Path, context: ResultContext, 
              save_dataset(write_sr(mg, findings, context, seg=seg), tmp_path / "out"),
              *[save_dataset(sc, tmp_path / "out") for sc in write_summary_capture(mg, findings, context,
                                                                                   segments=[Segment("Mass 1", ALTERED, MASS, mask)])],
-             save_dataset(write_pdf_report(mg, findings, context), tmp_path / "out")]
+             save_dataset(write_pdf_report(mg, findings, context, segments=[Segment("Mass 1", ALTERED, MASS, mask)]),
+                          tmp_path / "out")]
     _validate(paths)
     seg_back = hd.seg.segread(paths[0])
     assert seg_back.get_segment_description(1).segment_label == "Mass 1"
