@@ -20,6 +20,8 @@ from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from imaging.errors import ReadError
+from imaging.legacy import normalise_legacy_values
+from imaging.provenance import PATIENT_STUDY_KEYWORDS
 
 LOGGER = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ def read_header(path: Path) -> tuple[Dataset, PixelLayout]:
     try:
         with open(path, "rb") as fp:
             ds = dcmread(fp, stop_before_pixels=True)
+            normalise_legacy_values(ds, PATIENT_STUDY_KEYWORDS)  # what every result copies
             layout = layout_of(ds, what=str(path))
             offset = _native_offset(ds, layout, fp)
     except (OSError, ValueError, EOFError, InvalidDicomError) as exc:

@@ -13,7 +13,9 @@ from pydicom.errors import InvalidDicomError
 
 from imaging.errors import ReadError
 from imaging.headers import SourceFrame
+from imaging.legacy import normalise_legacy_values
 from imaging.pixels import decode_dataset, rescale_into
+from imaging.provenance import PATIENT_STUDY_KEYWORDS
 
 LOGGER = logging.getLogger(__name__)
 
@@ -126,6 +128,7 @@ def load_mammogram(path: Path) -> Mammogram:
         ds = dcmread(path)
     except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
         raise ReadError(f"{path}: cannot read DICOM: {exc}") from exc
+    normalise_legacy_values(ds, PATIENT_STUDY_KEYWORDS)  # what every result copies
     what = f"instance {ds.get('SOPInstanceUID', '?')}"
     if int(ds.get("SamplesPerPixel", 1)) != 1 or int(ds.get("NumberOfFrames", 1) or 1) != 1:
         raise ReadError(f"{what}: a mammogram must be one greyscale frame")
