@@ -1,6 +1,7 @@
 """Phantom datasets in the MSD layout: the input of ``aiws train lung_nodules --data DIR``.
 
-``python -m training.lung_nodules.dataset --out DIR --seeds 0:40 [--slab-mm 120] [--workers 2]`` writes
+``python -m training.lung_nodules.dataset --out DIR --seeds 0:40 [--slab-mm 120] [--workers 2]
+[--round-juxtapleural 0.5]`` writes
 ``imagesTr/lung_<seed>.nii.gz`` (HU), ``labelsTr/`` (1 = nodule), ``nodulesTr/`` (ground-truth
 JSON) and ``dataset.json`` (with the seeds and the phantom configuration). Each phantom depends on its
 seed only, so ``--workers`` processes write the same files as one.
@@ -68,14 +69,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-matrix", type=int, default=512)
     parser.add_argument("--diameter-mm", default="3:30", help="MIN:MAX nodule mean diameter (log-uniform)")
     parser.add_argument("--workers", type=int, default=1, help="phantoms generated in parallel (processes)")
+    parser.add_argument("--round-juxtapleural", type=float, default=0.0,
+                        help="fraction of juxtapleural nodules drawn round (default 0: the seeds' phantoms as shipped)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers {args.workers}: must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lo, hi = (int(v) for v in args.nodules.split(":"))
     dmin, dmax = (float(v) for v in args.diameter_mm.split(":"))
-    config = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix,
-                           diameter_mm=(dmin, dmax))
+    try:
+        config = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix,
+                               diameter_mm=(dmin, dmax), round_juxtapleural=args.round_juxtapleural)
+    except ValueError as exc:
+        parser.error(str(exc))
     names = write_phantom_dataset(args.out, _seeds(args.seeds), config, args.workers)
     LOGGER.info("wrote %d phantoms to %s", len(names), args.out)
     return 0

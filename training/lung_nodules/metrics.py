@@ -10,6 +10,9 @@
   ground-truth mask), mean absolute diameter error and bias (matched nodules, all sizes), type
   accuracy, Lung-RADS agreement per matched nodule and per exam (exam category from all
   detections above the threshold vs from all ground-truth nodules).
+- Lung-RADS of a detection: baseline, from what the pipeline measured (the juxtapleural rule only when
+  its benign features were measured present); of a truth nodule: the category the phantom recorded,
+  from its known shape (:func:`training.lung_nodules.nodules.truth`).
 """
 from __future__ import annotations
 
@@ -36,12 +39,17 @@ def lung_rads_of(n: dict[str, Any]) -> LungRads:
 
 
 def detection_record(n: Nodule) -> dict[str, Any]:
-    """JSON-able summary of a detected nodule."""
-    rec = {"score": round(n.score, 4), "centre_mm": [round(v, 2) for v in n.centre_mm],
+    """JSON-able summary of a detected nodule; a juxtapleural solid one also carries the benign features its
+    outline measured (``smooth``: True, False or None for uncertain; ``pleural_shape``)."""
+    rec: dict[str, Any] = {"score": round(n.score, 4), "centre_mm": [round(v, 2) for v in n.centre_mm],
            "long_axis_mm": n.long_axis_mm, "short_axis_mm": n.short_axis_mm, "mean_diameter_mm": n.mean_diameter_mm,
            "volume_mm3": n.volume_mm3, "type": str(n.nodule_type), "solid_diameter_mm": n.solid_diameter_mm,
            "side": n.location.side, "zone": n.location.zone, "juxtapleural": n.location.juxtapleural,
            "benign_features": n.location.benign_features}
+    features = n.location.features
+    if features is not None:
+        rec["smooth"] = features.smooth
+        rec["pleural_shape"] = features.shape.value
     rec["lung_rads"] = lung_rads_of(rec).value
     return rec
 

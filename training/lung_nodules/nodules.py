@@ -3,8 +3,16 @@
 Each nodule is an ellipsoid with its third axis along z, so its largest axial cross-section is
 the central one and the ground truth is analytic: long axis = 2a, short axis = 2b (in-plane
 semi-axes a >= b), volume = 4/3 pi a b c. Part-solid nodules are a ground-glass ellipsoid with a
-concentric solid core; juxtapleural nodules are solid, oval, and touch the pleura with their long
-axis parallel to it (benign features in the Lung-RADS sense).
+concentric solid core; juxtapleural nodules are solid and touch the pleura with their long axis
+parallel to it.
+
+Juxtapleural shapes: by default every juxtapleural nodule is oval or lentiform (in-plane short/long
+0.55-0.8, so its shortest semi-axis is at most 0.8 of the longest); with ``round_fraction`` > 0
+(:class:`~training.lung_nodules.phantom.PhantomConfig` ``round_juxtapleural``) that fraction is drawn
+round (every semi-axis >= 0.9 of the longest). The truth category follows the Lung-RADS v2022 rule from
+the KNOWN shape (:func:`pleural_shape`): an ellipsoid is smooth and attached to the pleura by
+construction, so a juxtapleural nodule < 10 mm is category 2 when oval or lentiform and keeps its size
+category when round.
 
 Rendering integrates the occupancy over each voxel (sub-samples across the pixel and the whole
 slice thickness), so thick slices show the partial-volume effect a scanner gives.
@@ -20,8 +28,11 @@ import numpy as np
 from scipy import ndimage
 
 from models.lung_nodules.geometry import Grid
-from models.lung_nodules.lungrads import NoduleForRads, NoduleType, nodule_category
+from models.lung_nodules.lungrads import JuxtapleuralFeatures, NoduleForRads, NoduleType, PleuralShape, nodule_category
 from models.lung_nodules.measures import mean_diameter_mm
+from models.lung_nodules.shape import LENTIFORM_RATIO, ROUND_RATIO
+
+ROUND_MIN_RATIO = 0.9  # a round juxtapleural phantom nodule: every semi-axis >= this fraction of the longest
 
 
 class Kind(enum.StrEnum):
@@ -58,9 +69,33 @@ class NoduleShape:
         return self.centre - r, self.centre + r
 
 
-def sample_shape(rng: np.random.Generator, kind: Kind, diameter_mm: tuple[float, float]) -> NoduleShape:
-    """Size (log-uniform mean diameter), elongation and densities; the centre is set by :func:`place`."""
+def pleural_shape(semi_axes: tuple[float, float, float]) -> PleuralShape:
+    """The known shape of an ellipsoid, with the thresholds :mod:`models.lung_nodules.shape` measures by.
+
+    Round when the shortest semi-axis is >= ``ROUND_RATIO`` (0.85) of the longest; otherwise lentiform when
+    the middle one is >= ``LENTIFORM_RATIO`` (0.8) of the longest, else oval. The measurement's "uncertain"
+    band (0.75-0.85) is a margin for measuring an outline; the truth knows the axes and has none.
+    """
+    short, middle, long = sorted(semi_axes)
+    if short >= ROUND_RATIO * long:
+        return PleuralShape.ROUND
+    return PleuralShape.LENTIFORM if middle >= LENTIFORM_RATIO * long else PleuralShape.OVAL
+
+
+def sample_shape(rng: np.random.Generator, kind: Kind, diameter_mm: tuple[float, float],
+                 round_fraction: float = 0.0) -> NoduleShape:
+    """Size (log-uniform mean diameter), elongation and densities; the centre is set by :func:`place`.
+
+    *round_fraction*: the chance that a juxtapleural nodule is round; 0 draws nothing more from *rng*
+    (the phantoms of every seed stay as they were).
+    """
     mean = float(np.exp(rng.uniform(np.log(diameter_mm[0]), np.log(diameter_mm[1]))))
+    if kind is Kind.JUXTAPLEURAL and round_fraction > 0 and rng.uniform() < round_fraction:
+        mean = min(mean, 14.0)
+        ratio = rng.uniform(ROUND_MIN_RATIO, 1.0)
+        a = mean / (1.0 + ratio)
+        return NoduleShape(kind, np.zeros(3), (a, a * ratio, a * rng.uniform(ROUND_MIN_RATIO, 1.0)),
+                           rng.uniform(0, np.pi), rng.uniform(-10.0, 60.0))
     if kind is Kind.JUXTAPLEURAL:
         mean = min(mean, 14.0)
         ratio = rng.uniform(0.55, 0.8)
@@ -239,12 +274,13 @@ def truth(shape: NoduleShape, label: int, lung_z: tuple[float, float]) -> dict[s
     elif shape.kind is not Kind.GROUND_GLASS:
         solid_mean = mean
     juxta = shape.kind is Kind.JUXTAPLEURAL
+    features = JuxtapleuralFeatures(smooth=True, shape=pleural_shape(shape.semi_axes)) if juxta else None
     rads = nodule_category(NoduleForRads(shape.nodule_type, mean, solid_mean if shape.kind is Kind.PART_SOLID
-                                         else 0.0, juxtapleural=juxta, benign_features=juxta))
+                                         else 0.0, juxtapleural=juxta, features=features))
     third = (lung_z[1] - lung_z[0]) / 3.0
     zone = "lower" if shape.centre[2] < lung_z[0] + third else ("middle" if shape.centre[2] < lung_z[1] - third
                                                                  else "upper")
-    return {
+    record: dict[str, Any] = {
         "label": label, "kind": str(shape.kind), "type": str(shape.nodule_type), "juxtapleural": juxta,
         "centre_mm": [round(float(v), 2) for v in shape.centre],
         "long_axis_mm": round(2 * a, 2), "short_axis_mm": round(2 * b, 2), "mean_diameter_mm": mean,
@@ -252,3 +288,6 @@ def truth(shape: NoduleShape, label: int, lung_z: tuple[float, float]) -> dict[s
         "hu": round(shape.hu, 1), "side": "right" if shape.centre[0] < 0 else "left", "zone": zone,
         "lung_rads": rads.value,
     }
+    if features is not None:  # only juxtapleural records carry it: the other kinds' records stay as they were
+        record["pleural_shape"] = features.shape.value
+    return record

@@ -7,7 +7,8 @@ long/short axis, mean diameter, volume mm3, type, solid-part size, side, zone, L
 
 What varies with the seed: patient size (body width, fat), slice thickness (0.6-2.5 mm),
 pixel size, noise, vessel and airway trees, and 0-n nodules of every kind (solid, part-solid,
-ground-glass, juxtapleural) from 3 to 30 mm. The same seed and config give the same phantom.
+ground-glass, juxtapleural: oval or lentiform, and round ones with ``round_juxtapleural``) from 3 to
+30 mm. The same seed and config give the same phantom.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class PhantomConfig:
     """Ranges the generator samples from. ``z_extent_mm`` None: the whole chest; else a slab of the lungs.
 
     ``kind_weights``: relative frequency of solid, part-solid, ground-glass and juxtapleural nodules.
+    ``round_juxtapleural``: the fraction of juxtapleural nodules drawn round (which keep their size category,
+    Lung-RADS v2022); the default 0 draws none and leaves every seed's phantom as it was (oval and lentiform
+    juxtapleural nodules only), so the figures quoted on fixed seeds still hold.
     """
 
     pixel_mm: tuple[float, float] = (0.6, 0.9)
@@ -42,6 +46,7 @@ class PhantomConfig:
     kind_weights: tuple[float, float, float, float] = (0.4, 0.2, 0.2, 0.2)
     z_extent_mm: float | None = None
     max_matrix: int = 512
+    round_juxtapleural: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("pixel_mm", "slice_mm", "body_width_mm", "noise_hu", "diameter_mm"):
@@ -50,6 +55,8 @@ class PhantomConfig:
                 raise ValueError(f"phantom {name} {lo}..{hi}: need 0 < low <= high")
         if not 0 <= self.nodules[0] <= self.nodules[1]:
             raise ValueError(f"phantom nodules {self.nodules}: need 0 <= low <= high")
+        if not 0.0 <= self.round_juxtapleural <= 1.0:
+            raise ValueError(f"phantom round_juxtapleural {self.round_juxtapleural}: need 0 <= fraction <= 1")
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> PhantomConfig:
@@ -139,7 +146,8 @@ def _nodules(rng: np.random.Generator, config: PhantomConfig, lung: np.ndarray, 
     placed: list[NoduleShape] = []
     for _ in range(count):
         kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
-        shape = place(rng, sample_shape(rng, kind, config.diameter_mm), lung, grid, placed, vessels)
+        shape = place(rng, sample_shape(rng, kind, config.diameter_mm, config.round_juxtapleural), lung, grid,
+                      placed, vessels)
         if shape is not None:
             placed.append(shape)
     return placed
