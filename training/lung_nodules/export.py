@@ -68,18 +68,40 @@ INTENDED_USE = ("Detection, measurement and Lung-RADS v2022 categorisation of pu
 LIMITATIONS = [
     "Trained and evaluated on synthetic phantoms only (ellipsoid nodules, tube vessels and airways); "
     "performance on patient CT is unknown until validated on local data.",
-    "No perifissural, calcified, cavitary or spiculated nodules in training; calcification and margins are not "
-    "assessed (no 4X, no benign-calcification category 1/2 rules).",
-    "Juxtapleural benign-feature rule: a solid juxtapleural nodule filling its moment-equivalent ellipsoid is "
-    "treated as smooth and oval.",
+    "No perifissural, calcified, cavitary or spiculated nodules in training; calcification and spiculation are not "
+    "assessed (no benign-calcification or fat category 1/2 rules). 4X only for the feature the pipeline measures: "
+    "a category 3 or 4 ground-glass nodule whose volume doubles within a year against the prior (spiculation and "
+    "lymph nodes are not looked at); the S modifier is not assessed.",
+    "Juxtapleural rule (Lung-RADS v2022): a solid nodule < 10 mm attached to the costal or mediastinal pleura is "
+    "category 2 only when every benign feature is measured present on its outline: a smooth margin (it fills its "
+    "moment-equivalent ellipsoid, volume ratio 0.8-1.2) and a lentiform or oval shape (shortest equivalent "
+    "semi-axis < 0.75 of the longest); a round nodule (>= 0.85), a shape in between or an outline of under 20 "
+    "voxels keeps its size category, and the outputs name the rule. Fissures are not seen: a perifissural nodule "
+    "keeps its size category. The default phantoms' juxtapleural nodules are all oval or lentiform (round ones "
+    "only with the phantom option round_juxtapleural).",
     "Location is side and cranio-caudal third, not lobe.",
 ]
+#: limitation sentences of cards published before the v2022 juxtapleural and 4X rules (issue 21), and what a run
+#: derived from such a version (:func:`run_from_version`) says instead
+REWORDED_LIMITATIONS = {
+    "No perifissural, calcified, cavitary or spiculated nodules in training; calcification and margins are not "
+    "assessed (no 4X, no benign-calcification category 1/2 rules).": LIMITATIONS[1],
+    "Juxtapleural benign-feature rule: a solid juxtapleural nodule filling its moment-equivalent ellipsoid is "
+    "treated as smooth and oval.": LIMITATIONS[2],
+}
 CONVENTIONS = [
     "Mean diameter = (long + short axis) / 2 on the axial image of largest area, one decimal, round half up.",
     "Solid component: HU >= -300 inside the outline, less dense parts that continue outside it (vessels crossing "
     "the edge of ground glass) unless they hold >= 25 % of the outline; ground-glass when its mean diameter < "
     "1.5 mm; solid when >= 80 % of the nodule's mean diameter.",
-    "Lung-RADS v2022 per nodule (baseline) and exam = highest category; see models/lung_nodules/lungrads.py.",
+    "Lung-RADS v2022 per nodule (baseline) and exam = highest category; see models/lung_nodules/lungrads.py. "
+    "Against a prior, a part-solid nodule is new or growing by its solid component (> 1.5 mm); growth of the "
+    "ground-glass part alone keeps the baseline rule for its size.",
+    "Evaluation truth: a phantom's juxtapleural nodule (smooth and on the pleura by construction) < 10 mm is "
+    "category 2 when its known shape is oval or lentiform and keeps its size category when round (shortest "
+    "semi-axis >= 0.85 of the longest).",
+    "Fleischner 2017 only for incidental findings in adults >= 35, banded on the mean diameter rounded to whole "
+    "millimetres; indication and risk per study ([pipelines.lung_nodules] rules).",
 ]
 
 
@@ -122,7 +144,8 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
     ``aiws rescore``, ``aiws evaluate`` and ``aiws export`` then work on it as on a trained run: an ML
     engineer refits the second stage of a shipped network on local data and publishes the result as the
     next version, same weights. The card keeps the network's provenance, gets today's measurement
-    conventions and ``provenance.derived_from``; ``run.json`` keeps the training seeds and the seeds its
+    conventions, today's wording of the rule limitations it states (:data:`REWORDED_LIMITATIONS`) and
+    ``provenance.derived_from``; ``run.json`` keeps the training seeds and the seeds its
     second stage was fitted on, which evaluation must still avoid (until ``aiws rescore`` refits it).
 
     Raises:
@@ -133,6 +156,7 @@ def run_from_version(repo_root: Path, model: str, version: int | None, run_dir: 
     source = repo.model_path(model, used).parent
     card = json.loads((source / CARD_JSON).read_text(encoding="utf-8"))
     card["conventions"] = CONVENTIONS
+    card["limitations"] = [REWORDED_LIMITATIONS.get(line, line) for line in card.get("limitations", [])]
     card.setdefault("provenance", {})["derived_from"] = {"model": model, "version": used}
     summary = _DERIVED.sub("", card.get("summary", ""))  # a version derived from a derived one names its source
     card["summary"] = f"{summary} Same network as version {used}: started from it by aiws rescore --from-version, " \
