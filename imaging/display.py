@@ -109,7 +109,8 @@ def sex_text(value: object) -> str:
 
 def wrap(text: str, measure: Callable[[str], float], width: float, indent: str = "") -> list[str]:
     """*text* in lines no wider than *width* as *measure* (the renderer's own font metrics) reports;
-    continuation lines start with *indent*. Words longer than a line are broken between characters."""
+    continuation lines start with *indent*. Words longer than a line are broken between characters; a
+    last line of three characters or fewer takes the word before it along ("Lung-RADS 2" stays whole)."""
     lines: list[str] = []
     line = ""
     for word in text.split(" "):
@@ -126,6 +127,11 @@ def wrap(text: str, measure: Callable[[str], float], width: float, indent: str =
             lines.append(line[:cut])
             line = indent + line[cut:]
     lines.append(line)
+    if len(lines) > 1 and len(lines[-1].strip()) <= 3 and " " in lines[-2].strip():  # no orphan "2" alone
+        head, word = lines[-2].rsplit(" ", 1)
+        moved = f"{indent}{word} {lines[-1].strip()}"
+        if measure(moved) <= width:
+            lines[-2:] = [head, moved]
     return lines
 
 

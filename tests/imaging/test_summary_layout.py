@@ -54,7 +54,8 @@ def lung(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
     root = tmp_path_factory.mktemp("lung")
     phantom = generate_phantom(7, PhantomConfig(pixel_mm=(0.8, 0.8), slice_mm=(1.25, 1.25), nodules=(6, 6),
-                                                diameter_mm=(6, 14), kind_weights=(0.4, 0.3, 0.1, 0.2)))
+                                                diameter_mm=(6, 14), kind_weights=(0.4, 0.3, 0.1, 0.2),
+                                                z_extent_mm=100.0))  # a slab: 6 nodules, more than 4 key images
     files = write_ct_series(phantom.hu.astype(np.float32), phantom.affine, root / "in",
                             CtSeriesInfo(seed_text="layout", study_date="20260110"))
     run = Run("lung_nodules", {})
