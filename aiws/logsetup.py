@@ -7,12 +7,29 @@ and AE titles only.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
-from pacs_bridge.scrub import ScrubFilter
+from pacs_bridge.scrub import REDACTED, ScrubFilter
 
 #: Loggers kept at WARNING whatever the level asked for.
 QUIET = ("pynetdicom", "highdicom", "uvicorn.access", "httpx")
+_OWN_PACKAGES = frozenset({"aiws", "pacs_bridge", "imaging", "models", "plugins", "training"})
+#: A quoted string (single, double or back quotes) of at most a line: a value in a library's message.
+_QUOTED = re.compile(r"""(['"`])[^'"`\n]{0,1000}?\1""")
+
+
+class LibraryValueFilter(logging.Filter):
+    """A handler filter for records of third-party libraries and captured warnings: every quoted string
+    in them becomes ``<value>``. Those are attribute values: pydicom's ``Invalid value for VR DA: '...'``,
+    highdicom's and pydicom's ``The string "..." is unlikely to represent the intended person name`` (a
+    name in lower case passes :class:`ScrubFilter`, which keeps quoted lower-case words). Our own
+    records are left to :class:`ScrubFilter`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".")[0] not in _OWN_PACKAGES:
+            record.msg, record.args = _QUOTED.sub(REDACTED, record.getMessage()), None
+        return True
 
 
 def setup_logging(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:
@@ -20,6 +37,8 @@ def setup_logging(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(
     logging.basicConfig(level=level, format=fmt)
     logging.captureWarnings(True)  # pydicom warns with the offending value: scrubbed like any record
     for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, LibraryValueFilter) for f in handler.filters):
+            handler.addFilter(LibraryValueFilter())  # before ScrubFilter, which keeps a quoted lower-case word
         if not any(isinstance(f, ScrubFilter) for f in handler.filters):
             handler.addFilter(ScrubFilter())
     for name in QUIET:

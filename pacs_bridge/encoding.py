@@ -41,7 +41,7 @@ def _tag_name(tag: int) -> str:
 
 
 def _mismatch(reason: str) -> InvalidInstance:
-    return InvalidInstance(StoreStatus.CANNOT_UNDERSTAND, f"data set does not parse in its transfer syntax: {reason}")
+    return InvalidInstance(StoreStatus.CANNOT_UNDERSTAND, reason)
 
 
 class _Walker:
@@ -59,7 +59,7 @@ class _Walker:
     def _read(self, n: int, what: str) -> bytes:
         data = self.fp.read(n)
         if len(data) < n:
-            raise _mismatch(f"{what} is cut off at byte {self.fp.tell()} of {self.end}")
+            raise _mismatch(f"{what} cut off at byte {self.fp.tell()} of {self.end}")
         return data
 
     def _header(self, where: str) -> tuple[int, bytes, int]:
@@ -73,9 +73,8 @@ class _Walker:
             return
         hint = ""
         if implicit and vr_bytes in _VRS:
-            hint = f"; its bytes read as explicit VR {vr_bytes.decode()}: explicit-VR data on an implicit-VR context?"
-        raise _mismatch(f"element {_tag_name(tag)} length {length} runs past the end of its data set "
-                        f"({limit - start} bytes left){hint}")
+            hint = f"; it reads as explicit VR {vr_bytes.decode()}: explicit VR on an implicit-VR context?"
+        raise _mismatch(f"{_tag_name(tag)} length {length} runs past the end ({limit - start} bytes left){hint}")
 
     def dataset(self, limit: int | None, implicit: bool, depth: int, top: bool = False) -> None:
         """Walk one data set up to *limit*, or up to its item delimiter when *limit* is None."""
@@ -92,7 +91,7 @@ class _Walker:
             if tag == _ITEM_END and limit is None:
                 return
             if tag >> 16 == 0xFFFE:
-                raise _mismatch(f"unexpected {_tag_name(tag)} at byte {pos} inside a data set")
+                raise _mismatch(f"unexpected {_tag_name(tag)} inside a data set (byte {pos})")
             vr, length = self._vr_length(tag, raw, word, implicit)
             value_at = self.fp.tell()
             if length == UNDEFINED:
@@ -111,8 +110,7 @@ class _Walker:
             return None, word
         vr = raw[4:6]
         if vr not in _VRS:
-            raise _mismatch(f"element {_tag_name(tag)} has no valid VR (bytes {vr.hex()}): "
-                            "implicit-VR data on an explicit-VR context?")
+            raise _mismatch(f"implicit VR on explicit-VR context? {_tag_name(tag)} has no VR (bytes {vr.hex()})")
         if vr in _LONG_VRS:
             return vr, self._u32.unpack(self._read(4, f"length of {_tag_name(tag)}"))[0]
         return vr, self._u16.unpack_from(raw, 6)[0]
@@ -130,8 +128,7 @@ class _Walker:
         if vr == b"SQ" or (vr is None and (_dictionary_is_sq(tag) or self._next_is_item())):
             self.sequence(tag, None, implicit, depth + 1)
             return
-        raise _mismatch(f"element {_tag_name(tag)} ({(vr or b'implicit').decode()}) has undefined length "
-                        "but is neither a sequence nor Pixel Data")
+        raise _mismatch(f"{_tag_name(tag)} {(vr or b'(implicit)').decode()}: undefined length on a non-sequence")
 
     def _next_is_item(self) -> bool:
         pos = self.fp.tell()
@@ -153,7 +150,7 @@ class _Walker:
             if item == _SEQUENCE_END and limit is None:
                 return
             if item != _ITEM:
-                raise _mismatch(f"sequence {_tag_name(tag)} holds {_tag_name(item)} at byte {pos}, not an item")
+                raise _mismatch(f"sequence {_tag_name(tag)} holds {_tag_name(item)}, not an item (byte {pos})")
             if length == UNDEFINED:
                 self.dataset(None, implicit, depth)
                 continue
@@ -169,8 +166,7 @@ class _Walker:
             if item == _SEQUENCE_END:
                 return count
             if item != _ITEM or length == UNDEFINED:
-                raise _mismatch(f"encapsulated {_tag_name(tag)} holds {_tag_name(item)} at byte {pos}, "
-                                "not an item of defined length")
+                raise _mismatch(f"encapsulated Pixel Data holds {_tag_name(item)}, not a fragment (byte {pos})")
             self._fits(item, pos + 8, length, self.end, b"", False)
             self.fp.seek(pos + 8 + length)
             count += 1
@@ -196,8 +192,7 @@ def walk(fp: BinaryIO, start: int, end: int, *, implicit_vr: bool, little_endian
     fp.seek(start)
     first = fp.read(6)
     if implicit_vr and first[4:6] in _VRS:  # a first element of >= 16705 bytes would read so too (as pydicom)
-        raise _mismatch(f"first element reads as explicit VR {first[4:6].decode()}: "
-                        "explicit-VR data on an implicit-VR context")
+        raise _mismatch(f"explicit VR on implicit-VR context (first element reads as {first[4:6].decode()})")
     fp.seek(start)
     walker = _Walker(fp, end, little_endian)
     walker.dataset(end, implicit_vr, 0, top=True)

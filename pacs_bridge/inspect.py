@@ -128,30 +128,30 @@ def _inspect(fp: BinaryIO, start: int, tsyntax: UID) -> InstanceInfo:
         transfer_syntax_uid=str(tsyntax),
     )
     if layout is not None:
-        check_pixel_data(ds, tsyntax, layout, info.sop_instance_uid)
+        check_pixel_data(ds, tsyntax, layout)
     return info
 
 
-def _image_number(ds: Dataset, keyword: str, sop_uid: str, default: int | None = None) -> int:
+def _image_number(ds: Dataset, keyword: str, default: int | None = None) -> int:
     """An Image Pixel module number (US or IS); a number, never a patient value, may be named."""
     try:
         value = ds.get(keyword)
     except _READ_ERRORS as exc:
         raise InvalidInstance(StoreStatus.DATASET_MISMATCH,
-                              f"instance {sop_uid}: {keyword} cannot be read ({type(exc).__name__})") from exc
+                              f"{keyword} cannot be read ({type(exc).__name__})") from exc
     if value is None or value == "":
         if default is None:
             raise InvalidInstance(StoreStatus.DATASET_MISMATCH,
-                                  f"instance {sop_uid}: Pixel Data present but {keyword} is missing")
+                                  f"Pixel Data present but {keyword} is missing")
         return default
     try:
         return int(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInstance(StoreStatus.DATASET_MISMATCH,
-                              f"instance {sop_uid}: {keyword} is not a number") from exc
+                              f"{keyword} is not a number") from exc
 
 
-def check_pixel_data(ds: Dataset, tsyntax: UID, layout: PixelDataLayout, sop_uid: str) -> None:
+def check_pixel_data(ds: Dataset, tsyntax: UID, layout: PixelDataLayout) -> None:
     """Check the Image Pixel attributes and that native Pixel Data is long enough for them.
 
     Native length = Rows × Columns × SamplesPerPixel × NumberOfFrames × BitsAllocated / 8 (bits
@@ -166,26 +166,26 @@ def check_pixel_data(ds: Dataset, tsyntax: UID, layout: PixelDataLayout, sop_uid
     """
     if tsyntax.is_encapsulated and layout.length is not None:
         raise InvalidInstance(StoreStatus.CANNOT_UNDERSTAND,
-                              f"instance {sop_uid}: native Pixel Data on encapsulated transfer syntax {tsyntax}")
+                              "native Pixel Data on an encapsulated transfer syntax")
     if not tsyntax.is_encapsulated and layout.length is None:
         raise InvalidInstance(StoreStatus.CANNOT_UNDERSTAND,
-                              f"instance {sop_uid}: encapsulated Pixel Data on native transfer syntax {tsyntax}")
-    rows = _image_number(ds, "Rows", sop_uid)
-    cols = _image_number(ds, "Columns", sop_uid)
-    samples = _image_number(ds, "SamplesPerPixel", sop_uid, default=1)
-    bits = _image_number(ds, "BitsAllocated", sop_uid)
-    frames = _image_number(ds, "NumberOfFrames", sop_uid, default=1) or 1  # 0 written for 1 by some
+                              "encapsulated Pixel Data on a native transfer syntax")
+    rows = _image_number(ds, "Rows")
+    cols = _image_number(ds, "Columns")
+    samples = _image_number(ds, "SamplesPerPixel", default=1)
+    bits = _image_number(ds, "BitsAllocated")
+    frames = _image_number(ds, "NumberOfFrames", default=1) or 1  # 0 written for 1 by some
     problems = [f"{k} {v} is below 1" for k, v in
                 (("Rows", rows), ("Columns", cols), ("SamplesPerPixel", samples), ("NumberOfFrames", frames))
                 if v < 1]
     if not (bits == 1 or (bits % 8 == 0 and 8 <= bits <= 64)):
         problems.append(f"BitsAllocated {bits} is neither 1 nor a multiple of 8 up to 64")
     if problems:
-        raise InvalidInstance(StoreStatus.DATASET_MISMATCH, f"instance {sop_uid}: {'; '.join(problems)}")
+        raise InvalidInstance(StoreStatus.DATASET_MISMATCH, '; '.join(problems))
     if layout.length is None:
         if layout.fragments < 2:
             raise InvalidInstance(StoreStatus.DATASET_MISMATCH,
-                                  f"instance {sop_uid}: encapsulated Pixel Data holds no fragment")
+                                  "encapsulated Pixel Data holds no fragment")
         return
     pixels = rows * cols * samples * frames
     expected = math.ceil(pixels / 8) if bits == 1 else pixels * (bits // 8)
@@ -195,7 +195,6 @@ def check_pixel_data(ds: Dataset, tsyntax: UID, layout: PixelDataLayout, sop_uid
     if layout.length < expected:
         raise InvalidInstance(
             StoreStatus.DATASET_MISMATCH,
-            f"instance {sop_uid}: Pixel Data is {layout.length} bytes, "
-            f"Rows×Columns×Samples×Frames×bytes{' (YBR_FULL_422: 2/3)' if photometric == 'YBR_FULL_422' else ''}"
-            f" = {expected}",
+            f"Pixel Data is {layout.length} bytes, the image attributes need {expected}"
+            f"{' (YBR_FULL_422)' if photometric == 'YBR_FULL_422' else ''}",
         )

@@ -273,7 +273,7 @@ class StorageSCP:
         limit = self.settings.max_dataset_bytes
         if limit and size > limit:
             raise InvalidInstance(StoreStatus.OUT_OF_RESOURCES,
-                                  f"data set is {size} bytes, the maximum data set size is {limit} bytes")
+                                  f"data set is {size} bytes, over the maximum of {limit}")
         tsyntax = str(event.context.transfer_syntax)
         info = inspect_stream(fp, start, tsyntax, limit)
         affected = str(event.request.AffectedSOPInstanceUID or "")
@@ -308,5 +308,5 @@ class StorageSCP:
                 record.failures.append(f"{status.name}: {reason}")
         rsp = Dataset()
         rsp.Status = int(status)
-        rsp.ErrorComment = reason[:64]
+        rsp.ErrorComment = reason.encode("ascii", "replace").decode()[:64]  # LO: the rule first, cut at 64
         return rsp
