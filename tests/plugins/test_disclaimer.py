@@ -131,3 +131,12 @@ def test_cli_list_and_run_show_them(tmp_path: Path, capsys: pytest.CaptureFixtur
     printed = capsys.readouterr().out
     assert f"review status: {KB_STATUS}" in printed and "disclaimer: Prescription review support" in printed
     assert json.loads(out.read_text())["provenance"]["review_status"] == KB_STATUS
+
+
+def test_status_page_survives_a_plugin_that_cannot_load(client: TestClient) -> None:
+    def broken() -> Plugin[Any, Any]:
+        raise ModuleNotFoundError("No module named 'vendor_score'")
+
+    client.app.state.plugin_registry = Registry({"broken": broken, "sepsis": BUILTINS["sepsis"]})  # type: ignore[attr-defined]
+    page = client.get("/")
+    assert page.status_code == 200 and "cannot load: No module named" in page.text and "SYNTHETIC" in page.text

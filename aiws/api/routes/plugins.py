@@ -72,7 +72,8 @@ def plugins_html(registry: Registry) -> str:
     for name in registry.names():
         try:
             info = registry.get(name).describe()
-        except PluginError as exc:
+        except (PluginError, ImportError) as exc:  # a broken third-party plugin must not take the page down
+            LOGGER.error("plugin %s cannot be loaded: %s", name, type(exc).__name__)
             rows.append(f"<tr><td>{html.escape(name)}</td><td colspan=4>cannot load: {html.escape(str(exc))}</td></tr>")
             continue
         cells = (info["name"], info["version"], info["summary"], info["disclaimer"],
