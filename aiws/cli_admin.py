@@ -62,16 +62,18 @@ def cmd_ae(args: argparse.Namespace, config: Config) -> int:
             CONSOLE.info(f"source       {s['ae_title']:<16} {s.get('host') or 'any host'}")
         for d in doc["destinations"]:
             CONSOLE.info(f"destination  {d['name']:<16} {d['ae_title']}@{d['host']}:{d['port']}"
-                         f"{' tls' if d['tls'] else ''}{' pdf' if d['pdf_report'] else ''}")
+                         f"{' tls' if d['tls'] else ''}{' NOT-verified' if d['tls'] and not d.get('verify', True) else ''}"
+                         f"{' pdf' if d['pdf_report'] else ''}")
     elif args.ae_command == "add" and args.kind == "source":
-        network.add_source({"ae_title": args.ae_title, "host": args.host}, _ACTOR)
+        network.add_source({"ae_title": args.ae_title, "host": args.host, "any_host": args.any_host}, _ACTOR)
         CONSOLE.info(f"source {args.ae_title} added")
     elif args.ae_command == "add":
         if args.host is None or args.port is None or args.name is None:
             CONSOLE.info("aiws ae add destination needs NAME (--name), --host and --port")
             return 2
         network.add_destination({"name": args.name, "ae_title": args.ae_title, "host": args.host,
-                                 "port": args.port, "tls": args.tls, "pdf_report": args.pdf_report}, _ACTOR)
+                                 "port": args.port, "tls": args.tls, "verify": not args.no_verify,
+                                 "pdf_report": args.pdf_report}, _ACTOR)
         CONSOLE.info(f"destination {args.name} added")
     elif args.ae_command == "remove" and args.kind == "source":
         network.remove_source(args.ae_title, _ACTOR)
@@ -148,7 +150,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add.add_argument("--name", help="destination name (used in routes' send_to)")
     add.add_argument("--host")
     add.add_argument("--port", type=int)
+    add.add_argument("--any-host", action="store_true", help="source: accept its AE title from every address")
     add.add_argument("--tls", action="store_true")
+    add.add_argument("--no-verify", action="store_true",
+                     help="destination with --tls: do not verify its certificate (verify = false)")
     add.add_argument("--pdf-report", action="store_true", help="also send the PDF report")
     add.set_defaults(handler=cmd_ae)
     rm = ae.add_parser("remove", help="remove a source (by AE title) or a destination (by name)")

@@ -42,9 +42,19 @@ class TlsConfig(_Model):
 
 class SourceConfig(_Model):
     ae_title: str
-    host: str | None = None
+    host: str | None = None  # the address it must come from; required unless any_host = true
+    any_host: bool = False  # accept this AE title from every address (trust on the AE title alone)
     port: int | None = Field(default=None, ge=1, le=65535)  # its SCP, for query/retrieve of priors
     query_retrieve: Literal["none", "c-get", "c-move"] = "none"  # c-move: the PACS must know our AE title
+
+    @model_validator(mode="after")
+    def _host_or_any_host(self) -> SourceConfig:
+        if not (self.host or "").strip() and not self.any_host:
+            raise ValueError(f"source {self.ae_title}: no host; write the address it sends from "
+                             "(host = \"10.1.2.3\"), or any_host = true to accept it from every address")
+        if self.host is not None and self.any_host:
+            raise ValueError(f"source {self.ae_title}: host and any_host = true contradict each other")
+        return self
 
     @model_validator(mode="after")
     def _qr_needs_address(self) -> SourceConfig:
@@ -61,6 +71,7 @@ class DestinationConfig(_Model):
     host: str
     port: int = Field(ge=1, le=65535)
     tls: bool = False
+    verify: bool = True  # with tls: the peer's certificate must chain to [dicom.tls] ca_file and name host
     pdf_report: bool = False  # also send an Encapsulated PDF report to this destination
 
     _ae = field_validator("ae_title")(check_ae_title)
@@ -75,10 +86,12 @@ class DestinationConfig(_Model):
 
 class DicomConfig(_Model):
     ae_title: str = "AIWS"
-    host: str = "0.0.0.0"
+    host: str | None = None  # the interface the DICOM port listens on; None: the same as [http] host
     port: int = Field(default=11112, ge=0, le=65535)
     require_known_source: bool = True
     max_associations: int = Field(default=16, ge=1)
+    max_associations_per_host: int = Field(default=8, ge=1)  # open connections from one IP address
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # TLS handshake + A-ASSOCIATE-RQ
     max_pdu_bytes: int = Field(default=1_048_576, ge=0)
     network_timeout_seconds: float = Field(default=60.0, gt=0)
     tls: TlsConfig | None = None
@@ -93,6 +106,16 @@ class DicomConfig(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"destination names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_destinations_can_verify(self) -> DicomConfig:
+        for d in self.destinations:
+            if d.tls and self.tls is None:
+                raise ValueError(f"destination {d.name}: tls = true needs [dicom.tls] (cert_file, key_file)")
+            if d.tls and d.verify and self.tls is not None and self.tls.ca_file is None:
+                raise ValueError(f"destination {d.name}: tls = true verifies the peer against [dicom.tls] "
+                                 "ca_file, which is not set; set it, or verify = false on the destination")
         return self
 
 

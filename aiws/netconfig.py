@@ -68,16 +68,20 @@ class NetworkStore:
             return self._cached[1]
 
     def policy(self) -> AcceptPolicy:
+        """Who may associate. A source without a host counts only where ``any_host`` says so
+        (a document saved before that rule existed may hold one without it: it matches nothing)."""
         doc = self.doc()
         return AcceptPolicy(
             ae_title=doc["ae_title"],
             require_known_source=doc["require_known_source"],
-            sources=tuple(Source(s["ae_title"], s.get("host")) for s in doc["sources"]),
+            sources=tuple(Source(s["ae_title"], s.get("host")) for s in doc["sources"]
+                          if s.get("host") or s.get("any_host", False)),
         )
 
     def destinations(self) -> dict[str, Destination]:
         return {
-            d["name"]: Destination(d["name"], d["ae_title"], d["host"], int(d["port"]), bool(d.get("tls", False)))
+            d["name"]: Destination(d["name"], d["ae_title"], d["host"], int(d["port"]), bool(d.get("tls", False)),
+                                   verify=bool(d.get("verify", True)))
             for d in self.doc()["destinations"]
         }
 

@@ -16,7 +16,7 @@ from aiws.errors import ConfigError
 from aiws.intake import LedgerListener, recover_spool
 from aiws.ledger import Ledger
 from aiws.netconfig import NetworkStore
-from aiws.netsettings import sender_settings, tls_settings
+from aiws.netsettings import scp_settings, sender_settings
 from aiws.pipelines import check_routes
 from aiws.priors import RETRIEVE_DIR
 from aiws.routing import Route
@@ -27,7 +27,6 @@ from imaging.backend import ArrayBackend
 from imaging.errors import ImagingError
 from pacs_bridge.retrieve import RetrieveInbox
 from pacs_bridge.scp import StorageSCP
-from pacs_bridge.settings import ScpSettings
 from pacs_bridge.spool import Spool
 
 LOGGER = logging.getLogger(__name__)
@@ -60,19 +59,17 @@ class Service:
             raise ConfigError(f"imaging.array_backend: {exc}") from None
         self.config = config
         data = config.storage.data_dir
-        data.mkdir(parents=True, exist_ok=True)
+        os.umask(0o077)  # spool, outbox, ledger, logs: files 0600 and folders 0700, in workers too
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data.chmod(0o700)  # a data_dir made before: nothing under it is reachable by others
         self.ledger = Ledger(data / "aiws.db")
         self.network = NetworkStore(self.ledger)
         self.network.seed(config)
         self.spool = Spool(data / "spool", config.storage.min_free_mb * 2**20)
         (data / "outbox").mkdir(exist_ok=True)
         self.scp = StorageSCP(
-            ScpSettings(
-                host=config.dicom.host, port=config.dicom.port,
-                max_associations=config.dicom.max_associations, max_pdu_bytes=config.dicom.max_pdu_bytes,
-                network_timeout_s=config.dicom.network_timeout_seconds, tls=tls_settings(config),
-            ),
-            self.network.policy, self.spool, LedgerListener(self.ledger), RetrieveInbox(data / RETRIEVE_DIR),
+            scp_settings(config), self.network.policy, self.spool, LedgerListener(self.ledger),
+            RetrieveInbox(data / RETRIEVE_DIR),
         )
         self.sender_settings = sender_settings(config, self.network.policy().ae_title)
         self.dispatcher = SendDispatcher(self.ledger, self.network, config.sender, self.sender_settings)

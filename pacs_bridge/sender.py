@@ -43,12 +43,17 @@ def _associate(ae: AE, dest: Destination, settings: SenderSettings, contexts: li
     if dest.tls:
         if settings.tls is None:
             raise SendError(f"destination {dest.name}: TLS requested but no TLS settings configured")
-        tls_args = (client_context(settings.tls), None)
+        if dest.verify and settings.tls.ca_file is None:
+            raise SendError(f"destination {dest.name}: TLS without a ca_file to verify the peer against; "
+                            "set [dicom.tls] ca_file, or verify = false on the destination")
+        tls_args = (client_context(settings.tls, verify=dest.verify), dest.host)
     assoc = ae.associate(
         dest.host, dest.port, ae_title=dest.ae_title, contexts=contexts, tls_args=tls_args
     )
     if not assoc.is_established:
         why = "rejected" if assoc.is_rejected else "refused or aborted (is the destination up?)"
+        if dest.tls and not assoc.is_rejected:
+            why = "refused or aborted (is the destination up, and does its certificate verify?)"
         raise SendError(f"destination {dest.name} ({dest.ae_title}@{dest.host}:{dest.port}): association {why}")
     return assoc
 

@@ -17,6 +17,7 @@ host = "127.0.0.1"
 port = {dicom_port}
 [[dicom.sources]]
 ae_title = "ECHOSCU"
+host = "127.0.0.1"
 [http]
 port = {http_port}
 [storage]

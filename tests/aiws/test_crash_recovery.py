@@ -22,6 +22,7 @@ host = "127.0.0.1"
 port = {dicom_port}
 [[dicom.sources]]
 ae_title = "STORESCU"
+host = "127.0.0.1"
 [[dicom.destinations]]
 name = "sink"
 ae_title = "SINK"

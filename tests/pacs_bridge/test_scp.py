@@ -196,7 +196,8 @@ def test_disk_watermark_refuses_new_instances(tmp_path: Path) -> None:
 def test_tls_association(tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=aiws-test"], check=True, capture_output=True)
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=aiws-test", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)  # the sender checks that the certificate names the host
     tls = TlsSettings(cert, key, cert)
     spool = Spool(tmp_path / "spool", 1 << 20)
     rec = Recorder()

@@ -1,0 +1,204 @@
+"""Association hygiene against the running service: idle and half-open connections (raw sockets), per-address
+limits, the TLS handshake off the accept thread (dcmtk echoscu over TLS, ``openssl s_client``).
+
+Idle peers connect from 127.0.0.2 (any 127/8 address reaches loopback on Linux); the legitimate sender
+(dcmtk) connects from 127.0.0.1, as a PACS on another host would.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from certs import Certificate, issue, make_ca
+from factories import make_ct_series
+from peers import DCMTK_ENV, AiwsProcess, echoscu, storescu, wait_for
+
+pytestmark = pytest.mark.network
+
+IDLE_IP = "127.0.0.2"
+
+CONFIG = """
+[dicom]
+host = "127.0.0.1"
+port = {{dicom_port}}
+max_associations = 4
+max_associations_per_host = 3
+request_timeout_seconds = {request_timeout}
+{tls}
+[[dicom.sources]]
+ae_title = "ECHOSCU"
+host = "127.0.0.1"
+[[dicom.sources]]
+ae_title = "STORESCU"
+host = "127.0.0.1"
+[http]
+port = {{http_port}}
+[storage]
+data_dir = "{{data_dir}}"
+min_free_mb = 1
+"""
+
+
+def _config(request_timeout: float, tls: str = "") -> str:
+    return CONFIG.format(request_timeout=request_timeout, tls=tls)
+
+
+def _tls_table(server: Certificate, ca: Certificate | None) -> str:
+    lines = ["[dicom.tls]", f'cert_file = "{server.cert}"', f'key_file = "{server.key}"']
+    if ca is not None:
+        lines.append(f'ca_file = "{ca.cert}"')
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[list[AiwsProcess]]:
+    procs: list[AiwsProcess] = []
+    yield procs
+    for proc in procs:
+        proc.stop()
+
+
+def _start(tmp_path: Path, started: list[AiwsProcess], config: str) -> AiwsProcess:
+    proc = AiwsProcess(tmp_path, config, env={"AIWS_WORKERS": "0"})
+    started.append(proc)
+    return proc.start()
+
+
+def _idle(port: int, source_ip: str = IDLE_IP, first_bytes: bytes = b"") -> socket.socket:
+    """A connection that sends *first_bytes* (maybe nothing) and then nothing more."""
+    sock = socket.socket()
+    sock.bind((source_ip, 0))
+    sock.connect(("127.0.0.1", port))
+    if first_bytes:
+        sock.sendall(first_bytes)
+    return sock
+
+
+#: An A-ASSOCIATE-RQ header announcing 200 bytes, then the first 4 of them: a half-open request.
+HALF_ASSOCIATE_RQ = b"\x01\x00" + struct.pack(">I", 200) + b"\x00\x01\x00\x00"
+#: A TLS handshake record header announcing 512 bytes, then 4 of them: a half-open ClientHello.
+HALF_CLIENT_HELLO = b"\x16\x03\x01\x02\x00" + b"\x01\x00\x01\xfc"
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """True while the server has neither closed nor reset the connection."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+
+
+def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def _close_all(socks: list[socket.socket]) -> None:
+    for s in socks:
+        s.close()
+
+
+def test_idle_sockets_from_one_address_do_not_lock_out_a_sender(tmp_path: Path, started: list) -> None:
+    aiws = _start(tmp_path, started, _config(request_timeout=60))
+    idle = [_idle(aiws.dicom_port) for _ in range(20)]
+    half = _idle(aiws.dicom_port, "127.0.0.3", first_bytes=HALF_ASSOCIATE_RQ)
+    try:
+        echo = echoscu("127.0.0.1", aiws.dicom_port, "AIWS", "ECHOSCU")
+        assert echo.returncode == 0, echo.stdout + echo.stderr  # was: Local Limit Exceeded
+        files = make_ct_series(tmp_path / "ct", n_slices=4, rows=16, cols=16)
+        out = storescu("127.0.0.1", aiws.dicom_port, "AIWS", "STORESCU", files, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        # the address's limit is 3: beyond it, connections are closed at once, not queued
+        assert sum(_closed_by_server(s, 10) for s in idle[3:]) == 17
+        # 21 idle connections, more than max_associations (4), still open: they hold no association slot
+        assert all(_still_open(s) for s in idle[:3]) and _still_open(half)
+    finally:
+        _close_all(idle + [half])
+    assert "refused: 3 connections are open from this address" in aiws.log()
+
+
+def test_idle_and_half_open_connections_are_closed_after_the_request_timeout(
+        tmp_path: Path, started: list) -> None:
+    aiws = _start(tmp_path, started, _config(request_timeout=1))
+    idle = _idle(aiws.dicom_port)
+    half = _idle(aiws.dicom_port, first_bytes=HALF_ASSOCIATE_RQ)
+    try:
+        assert _closed_by_server(idle, 30) and _closed_by_server(half, 30)
+        # their slots are free again: three more from the same address are accepted and held open
+        again = [_idle(aiws.dicom_port) for _ in range(3)]
+        assert all(_still_open(s) for s in again)
+        _close_all(again)
+    finally:
+        _close_all([idle, half])
+    assert echoscu("127.0.0.1", aiws.dicom_port, "AIWS", "ECHOSCU").returncode == 0
+    assert "no association request within 1 s" in aiws.log()
+
+
+# -- TLS -------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Certificate]:
+    folder = tmp_path_factory.mktemp("pki")
+    ca = make_ca(folder)
+    return {"ca": ca, "server": issue(ca, folder, "aiws"), "client": issue(ca, folder, "echoscu")}
+
+
+def _echoscu_tls(port: int, client: Certificate, ca: Certificate) -> subprocess.CompletedProcess[str]:
+    cmd = ["echoscu", "+tls", str(client.key), str(client.cert), "+cf", str(ca.cert),
+           "-aet", "ECHOSCU", "-aec", "AIWS", "127.0.0.1", str(port)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=DCMTK_ENV, timeout=60)
+
+
+def _s_client(port: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``openssl s_client`` that completes the handshake, sends an A-RELEASE-RQ-sized line and reads."""
+    cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "aiws", *extra]
+    return subprocess.run(cmd, input="x" * 10 + "\n", capture_output=True, text=True, timeout=60)
+
+
+def test_tls_idle_and_half_open_handshakes_do_not_block_other_associations(
+        tmp_path: Path, started: list, pki: dict[str, Certificate]) -> None:
+    aiws = _start(tmp_path, started, _config(60, _tls_table(pki["server"], pki["ca"])))
+    idle = _idle(aiws.dicom_port)  # connects, never says hello
+    half = _idle(aiws.dicom_port, first_bytes=HALF_CLIENT_HELLO)
+    try:
+        for _ in range(3):
+            out = _echoscu_tls(aiws.dicom_port, pki["client"], pki["ca"])
+            assert out.returncode == 0, out.stdout + out.stderr
+        assert _still_open(idle) and _still_open(half)  # the echoes did not wait for them to go
+    finally:
+        _close_all([idle, half])
+
+
+def test_tls_with_ca_file_refuses_anonymous_clients(
+        tmp_path: Path, started: list, pki: dict[str, Certificate]) -> None:
+    aiws = _start(tmp_path, started, _config(10, _tls_table(pki["server"], pki["ca"])))
+    for version in ("-tls1_2", "-tls1_3"):
+        anonymous = _s_client(aiws.dicom_port, "-CAfile", str(pki["ca"].cert), version)
+        text = anonymous.stdout + anonymous.stderr
+        assert "alert" in text and ("certificate required" in text or "handshake failure" in text), text
+    with_cert = _s_client(aiws.dicom_port, "-CAfile", str(pki["ca"].cert), "-cert", str(pki["client"].cert),
+                          "-key", str(pki["client"].key), "-tls1_2")
+    assert "Verify return code: 0 (ok)" in with_cert.stdout and "alert" not in with_cert.stderr
+    wait_for(lambda: "TLS handshake with 127.0.0.1 failed" in aiws.log(), timeout=10, what="the refusal logged")
+    assert "without ca_file" not in aiws.log()
+
+
+def test_tls_without_ca_file_warns_at_start(tmp_path: Path, started: list, pki: dict[str, Certificate]) -> None:
+    aiws = _start(tmp_path, started, _config(10, _tls_table(pki["server"], None)))
+    assert "DICOM TLS on port" in aiws.log() and "without ca_file: clients are not authenticated" in aiws.log()
+    anonymous = _s_client(aiws.dicom_port, "-CAfile", str(pki["ca"].cert), "-tls1_2")
+    assert "Verify return code: 0 (ok)" in anonymous.stdout and "alert" not in anonymous.stderr
