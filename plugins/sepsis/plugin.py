@@ -32,6 +32,8 @@ RULES = [
     "unless urine < 200 ml/day",
     "missing measurements are 'not computed' (total null, lower_bound = computed part), never imputed",
     "FHIR: latest value within 4 h (vitals) or 24 h (laboratory) at each observation time",
+    "FHIR FiO2 (LOINC 3150-0) by unit: '%' percent; '1', or no unit with a value <= 1, a fraction (0.40 = 40 %); "
+    "above 21 % = supplemental oxygen",
 ]
 
 

@@ -40,6 +40,7 @@ def test_fio2_40_percent_in_any_unit_is_supplemental_oxygen(sepsis: SepsisPlugin
     assert oxygen["value"] is True and oxygen["points"] == 2  # NEWS2: supplemental oxygen → 2
     spo2 = _component(out, "spo2")
     assert spo2["points"] == 2 and "on oxygen" in spo2["rule"]  # scale 2: 95-96 on oxygen → 2
+    assert any(rule.startswith("FHIR FiO2 (LOINC 3150-0) by unit") for rule in out["rules"])
 
 
 @pytest.mark.parametrize("fio2", [{"value": 0.21}, {"value": 21, "code": "%"}, {"value": 0.21, "code": "1"}])
