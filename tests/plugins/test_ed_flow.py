@@ -151,6 +151,9 @@ def test_bundled_history_is_documented_and_small() -> None:
     assert (Path(BUNDLED).parent / "README.md").exists()
 
 
+# REFERENCE.md (ED flow): every forecast must beat the seasonal naive (same hour last week) and report it beside
+# itself; when it does not, the baseline is served and the output says so. Intervals of the seasonal naive:
+# Hyndman & Athanasopoulos, Forecasting: Principles and Practice (3rd ed.), section 5.5, Table 5.2.
 def _weekly_pattern_counts(weeks: int = 5) -> dict[str, Any]:
     """A history that repeats exactly every week, with a Monday 10:00 surge the GLM's terms (hour of day,
     day of week, hour x weekend) cannot express: same-hour-last-week is exact, the GLM is not."""

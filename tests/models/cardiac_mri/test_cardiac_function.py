@@ -182,6 +182,8 @@ def test_rv_measures_are_flagged_in_the_findings() -> None:
     assert summary["flags"]["RVEF"] == "high" and "bsa_note" in summary  # no BSA: no indexed values, and why
 
 
+# Mosteller 1987 (N Engl J Med 317:1098): BSA = sqrt(height_cm x weight_kg / 3600), height in CENTIMETRES; DICOM
+# Patient's Size (0010,1020) is in METRES. A height in cm taken as metres (x 100) gave 17,500 cm and ~18 m².
 @pytest.mark.parametrize(("height_cm", "weight_kg"), [(17500.0, 70.0), (1.75, 70.0), (29.9, 70.0), (250.1, 70.0),
                                                       (175.0, 0.5), (175.0, 400.1)])
 def test_bsa_refuses_implausible_height_or_weight(height_cm: float, weight_kg: float) -> None:
