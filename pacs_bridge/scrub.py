@@ -41,8 +41,8 @@ _NUMBER = rf"(?:{_NUM})(?:[–-](?:{_NUM}))?|0x[0-9A-Fa-f]+"
 _TAG = r"\(?[0-9A-Fa-f]{4},\s?[0-9A-Fa-f]{4}\)?"
 _HOST = (r"(?:[A-Z][A-Z0-9_ -]{0,15}@)?(?:(?:[a-z0-9-]+\.)+[a-z0-9-]+(?::\d{1,5})?|[a-z0-9-]+:\d{1,5})"
          r"|\[[0-9a-fA-F:]+\](?::\d{1,5})?")
-_PATH_PART = r"(?:[a-z0-9_.-]+|\d+(?:\.\d+)+(?:\.[a-z]+)?)"
-_PATH = rf"~?/(?:{_PATH_PART}/)*(?:{_PATH_PART})?"  # not (part/?)*: that backtracks exponentially
+_PATH_PART = r"[a-z0-9_.-]+"  # UIDs and file names of UIDs too
+_PATH = rf"~?/(?:{_PATH_PART}/)*(?:{_PATH_PART})?(?::\d+)?"  # not (part/?)*: that backtracks exponentially
 _URL = r"<?https?://[a-z0-9./#_%-]+>?"
 _SAFE_TOKEN = re.compile(
     rf"(?:{REDACTED}|{_WORD}|{_NUMBER}|{_TAG}|{_HOST}|{_PATH}|{_URL}|[^\w\s]{{1,3}}|\[Errno|\d+\])"

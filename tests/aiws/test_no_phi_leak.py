@@ -17,7 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
@@ -27,9 +29,11 @@ from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.skipif(not have_tool("storescu"), reason="dcmtk storescu missing")]
 
-#: Study A: a malformed birth date (the job fails on it) and a person name with odd characters.
+#: Study A: a malformed birth date, a person name with odd characters, and the patient ID typed into the
+#: Series Number (an IS: the job fails on it, and Python's message quotes it).
 FAILING = {"PatientName": "Zyxäv^Quørt<&>'\"", "PatientID": "PIDQ77321", "PatientBirthDate": "BIRTH1234X",
            "OtherPatientIDs": "OPIDK40417"}
+FAILING_RAW = {"SeriesNumber": ("IS", "PIDQ77321"), "PatientWeight": ("DS", "OPIDK40417")}
 #: Study B: well-formed but distinctive (the job succeeds, the send fails).
 SENT = {"PatientName": "Wqxjuv^Plomkè", "PatientID": "PIDB55102", "PatientBirthDate": "19230417",
         "AccessionNumber": "ACCZ98123"}
@@ -69,7 +73,10 @@ backoff_seconds = 0
 """
 
 
-def _study(out: Path, values: dict[str, str]) -> tuple[str, list[Path]]:
+def _study(out: Path, values: dict[str, str], raw: dict[str, tuple[str, str]] | None = None
+           ) -> tuple[str, list[Path]]:
+    """Two CT slices of a new study with *values* set, and *raw* (keyword: (VR, text)) written as they are,
+    malformed for their VR (pydicom would refuse to set them)."""
     study_uid = generate_uid()
     files = make_ct_series(out, n_slices=2, study_uid=study_uid)
     for path in files:
@@ -77,6 +84,10 @@ def _study(out: Path, values: dict[str, str]) -> tuple[str, list[Path]]:
         ds.SpecificCharacterSet = "ISO_IR 100"
         for keyword, value in values.items():
             setattr(ds, keyword, value)
+        for keyword, (vr, text) in (raw or {}).items():
+            tag = Tag(keyword)
+            data = text.encode("latin-1") + b" " * (len(text) % 2)
+            ds[tag] = RawDataElement(tag, vr, len(data), data, 0, False, True)
         ds.save_as(path)
     return study_uid, files
 
@@ -134,7 +145,7 @@ def _haystacks(text: str) -> list[str]:
 
 def test_patient_values_in_malformed_tags_leak_nowhere(
         tmp_path: Path, aiws: AiwsProcess, hostile_pacs: tuple[int, list[str]]) -> None:
-    failing_uid, failing_files = _study(tmp_path / "a", FAILING)
+    failing_uid, failing_files = _study(tmp_path / "a", FAILING, FAILING_RAW)
     sent_uid, sent_files = _study(tmp_path / "b", SENT)
     for files in (failing_files, sent_files):
         result = storescu("127.0.0.1", aiws.dicom_port, "AIWS", "STORESCU", files)
