@@ -234,8 +234,8 @@ def _legend(source: Volume | Mammogram, findings: Sequence[Finding], places: dic
         tail += wrap_lines(f"On the other key images: {_refs(source, elsewhere, places)}", FONT_PX, width,
                            NOTE_COLOUR)
     if unshown:
-        tail += wrap_lines(f"Not on a key image: {_refs(source, unshown, places)}; see the SR and SEG", FONT_PX,
-                           width, NOTE_COLOUR)
+        tail += wrap_lines(f"Not on a key image: {_refs(source, unshown, places)}; see the structured report",
+                           FONT_PX, width, NOTE_COLOUR)
     blocks = [_block(n, f, places.get(f.tracking_id), True) for n, f in listed]
     brief = len(blocks)
     while brief > 0 and sum(map(len, blocks)) + len(tail) > MAX_LEGEND_LINES:

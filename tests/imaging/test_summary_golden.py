@@ -6,6 +6,7 @@ with the committed PNG at half (textured images: quarter) resolution with a tole
 After an intended layout change: ``AIWS_UPDATE_GOLDEN=1`` once, then look at tests/imaging/golden/."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,23 @@ def test_key_image_layout(ct) -> None:  # type: ignore[no-untyped-def]
     assert "Diameter (mean): 12.4 mm" in texts and "Volume: 1048 mm³" in texts
     assert "Calcium score: 60.1" in texts and "Number of lesions: 3" in texts
     assert any(t.startswith("On the other key images: 2 (image ") for t in texts)
+
+
+def test_a_crowded_key_image_lists_every_finding_marked_on_it(ct) -> None:  # type: ignore[no-untyped-def]
+    volume, _ = ct
+    diameter = Code("81827009", "SCT", "Diameter")
+    findings = [Finding(f"n{i}", NODULE, LUNG, tuple(Measurement(diameter, 3.0 + j, MM) for j in range(3)),
+                        region=ImageRegion2D(3, Graphic.CIRCLE, ((4.0 + 3 * i % 30, 5.0 + i), (4.0 + 3 * i % 30,
+                                                                                            6.0 + i))),
+                        label=f"Nodule with a label long enough to wrap onto a second line of the legend {i}")
+                for i in range(20)]
+    [key] = render_key_images(volume, findings, window=(0.0, 1000.0))
+    texts = [t.text for t in key.texts]
+    headings = [t for t in texts if re.match(r"^\d+\. ", t)]
+    assert [int(h.split(".")[0]) for h in headings] == list(range(1, 21))  # all listed, in order
+    assert sorted(key.listed_ids) == sorted(key.tracking_ids) and len(key.markers) == 20
+    assert any(t.startswith("Measurements of ") for t in texts)  # details past the line budget: in the SR
+    assert text_overflow(list(key.texts), key.pixels.shape[1], key.pixels.shape[0]) == []
 
 
 @pytest.mark.skipif(not have_tool("pdftoppm"), reason="poppler-utils missing")
