@@ -8,10 +8,11 @@ import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiws.config import Config, RuntimeConfig
 from aiws.ledger import Ledger
-from aiws.quarantine import held_files
+from aiws.quarantine import held_files, quarantine_root
 
 LOGGER = logging.getLogger(__name__)
 
@@ -61,6 +62,18 @@ def triton_live(runtime: RuntimeConfig) -> bool:
     except Exception as exc:  # refused, timed out, bad URL: all mean "not reachable"; the type is logged
         LOGGER.debug("Triton at %s not live: %s", runtime.triton_url, type(exc).__name__)
         return False
+
+
+def quarantine_bytes(spool_root: Path) -> int:
+    """Bytes of the files held in the quarantine (instances and their reason notes)."""
+    root = quarantine_root(spool_root)
+    total = 0
+    for path in root.rglob("*") if root.is_dir() else ():
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except FileNotFoundError:  # emptied by the operator while we count
+            continue
+    return total
 
 
 def check(config: Config, ledger: Ledger, now: float | None = None) -> HealthReport:

@@ -6,12 +6,12 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from aiws.ledger.audit import AuditMixin, add_counter, config_changes
 from aiws.ledger.custody import CustodyMixin, InstanceRefused, quarantined_error
 from aiws.ledger.rows import InstanceRow, NewJob, StudyRow
 from aiws.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
@@ -20,7 +20,7 @@ from aiws.ledger.work import WorkMixin
 LOGGER = logging.getLogger(__name__)
 
 
-class Ledger(CustodyMixin, WorkMixin):
+class Ledger(AuditMixin, CustodyMixin, WorkMixin):
     """Thread-safe (one connection per thread) and multi-process safe (SQLite WAL, immediate transactions).
 
     Durability: instance files are fsynced in the spool before they are
@@ -48,8 +48,11 @@ class Ledger(CustodyMixin, WorkMixin):
                 version = int(con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
                 if version >= SCHEMA_VERSION:
                     return
-                for statement in MIGRATIONS[version + 1]:
-                    con.execute(statement)
+                for step in MIGRATIONS[version + 1]:
+                    if isinstance(step, str):
+                        con.execute(step)
+                    else:
+                        step(con)
                 con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version + 1),))
             LOGGER.info("ledger %s: schema migrated from version %d to %d", self.path, version, version + 1)
 
@@ -116,6 +119,8 @@ class Ledger(CustodyMixin, WorkMixin):
             if require_file and not os.path.exists(row.path):
                 raise InstanceRefused(
                     "gone", f"study {row.study_uid} was purged while instance {row.sop_instance_uid} arrived")
+            add_counter(con, "instances_received_total", 1)  # /metrics: kept when a purge drops the rows
+            add_counter(con, "received_bytes_total", row.size_bytes)
             study = con.execute("SELECT state FROM studies WHERE study_uid=?", (row.study_uid,)).fetchone()
             if study is None:
                 con.execute(
@@ -173,12 +178,14 @@ class Ledger(CustodyMixin, WorkMixin):
                     " AND state='pending'",
                     (now, study_uid, job.pipeline),
                 )
-                con.execute(
+                cur = con.execute(
                     "INSERT INTO jobs(study_uid, generation, pipeline, series_uids, send_to, state, created_at)"
                     " VALUES(?,?,?,?,?, 'pending', ?)",
                     (study_uid, study["generation"], job.pipeline, json.dumps(list(job.series_uids)),
                      json.dumps(list(job.send_to)), now),
                 )
+                self._audit(con, "scheduler", "job created", {"job_id": cur.lastrowid, "study_uid": study_uid,
+                                                             "pipeline": job.pipeline, "send_to": list(job.send_to)})
             con.execute(
                 "UPDATE studies SET state='complete', completed_at=?, n_jobs=n_jobs+?, unrouted=? WHERE study_uid=?",
                 (now, len(jobs), 1 if not jobs else 0, study_uid),
@@ -210,26 +217,11 @@ class Ledger(CustodyMixin, WorkMixin):
                 (rec["started_at"], rec["ended_at"], rec["calling_ae"], rec["called_ae"], rec["peer_ip"],
                  rec["outcome"], rec["received"], rec["duplicates"], rec["failed"], rec["reason"]),
             )
+            self._audit(con, "scp", "association", {k: rec[k] for k in (
+                "calling_ae", "called_ae", "peer_ip", "outcome", "received", "duplicates", "failed", "reason")})
 
     def list_associations(self, limit: int = 100) -> list[dict[str, Any]]:
         return [dict(r) for r in self.query("SELECT * FROM associations ORDER BY id DESC LIMIT ?", (limit,))]
-
-    @staticmethod
-    def _audit(con: sqlite3.Connection, actor: str, action: str, detail: dict[str, Any]) -> None:
-        con.execute(
-            "INSERT INTO audit(at, actor, action, detail) VALUES(?,?,?,?)",
-            (time.time(), actor, action, json.dumps(detail, sort_keys=True)),
-        )
-
-    def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
-        with self.transaction() as con:
-            self._audit(con, actor, action, detail)
-
-    def list_audit(self, limit: int = 100, action_prefix: str = "") -> list[dict[str, Any]]:
-        rows = self.query(
-            "SELECT * FROM audit WHERE action LIKE ? ORDER BY id DESC LIMIT ?", (action_prefix + "%", limit)
-        )
-        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
     def network_doc(self) -> tuple[dict[str, Any], str, int] | None:
         """(document, hash of the file it was seeded from, version) or None before the first seed."""
@@ -244,10 +236,12 @@ class Ledger(CustodyMixin, WorkMixin):
 
     def save_network(self, doc: dict[str, Any], file_hash: str, actor: str, action: str,
                      detail: dict[str, Any]) -> int:
-        """Store the live network configuration; audit who changed what. Returns the new version."""
+        """Store the live network configuration; audit who changed what, with each changed key's old and
+        new value (``detail["changes"]``). Returns the new version."""
         with self.transaction() as con:
-            row = con.execute("SELECT version FROM network_config WHERE id=1").fetchone()
+            row = con.execute("SELECT version, doc FROM network_config WHERE id=1").fetchone()
             version = (int(row[0]) if row else 0) + 1
+            detail = {**detail, "changes": config_changes(json.loads(row[1]) if row else {}, doc)}
             con.execute(
                 "INSERT INTO network_config(id, doc, file_hash, version) VALUES(1, ?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET doc=excluded.doc, file_hash=excluded.file_hash,"

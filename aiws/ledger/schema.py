@@ -1,12 +1,19 @@
 """SQLite schema of the ledger. Every state change of the service is a row here."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+import sqlite3
+from collections.abc import Callable
+
+from aiws.ledger.audit import AUDIT_INDEX, AUDIT_TABLE, TRIGGERS, migrate_v3
+
+SCHEMA_VERSION = 3
 # 1 -> 2: studies may be in state 'error' (with its reason in studies.error); quarantine table;
 #         see MIGRATIONS below. The CREATE statements are the newest version; an older database
 #         is brought up to date by the migrations, one version at a time, in one transaction each.
+# 2 -> 3: the audit table is append-only (triggers) and hash-chained (prev_hash, hash); the rows it
+#         held are chained in id order (aiws.ledger.audit.migrate_v3).
 
-SCHEMA = """
+SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 CREATE TABLE IF NOT EXISTS instances(
@@ -114,15 +121,11 @@ CREATE TABLE IF NOT EXISTS associations(
     reason TEXT NOT NULL DEFAULT ''
 );
 
-CREATE TABLE IF NOT EXISTS audit(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT '{}'
-);
+-- append-only, hash-chained (see aiws.ledger.audit): ids are assigned 1, 2, 3 ... by the ledger
+{audit_table};
 
-CREATE INDEX IF NOT EXISTS ix_audit_action ON audit(action);
+{audit_index};
+{triggers}
 
 CREATE TABLE IF NOT EXISTS network_config(
     id INTEGER PRIMARY KEY CHECK(id = 1),
@@ -130,11 +133,14 @@ CREATE TABLE IF NOT EXISTS network_config(
     file_hash TEXT NOT NULL,
     version INTEGER NOT NULL
 );
-"""
+""").replace("{audit_table}", AUDIT_TABLE).replace("{audit_index}", AUDIT_INDEX).replace(
+    "{triggers}", "\n".join(t + ";" for t in TRIGGERS))
 
 #: Statements that bring a database from version ``n - 1`` to ``n`` (SQLite cannot change a CHECK
 #: constraint in place: the table is rebuilt, as https://sqlite.org/lang_altertable.html describes).
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+#: A step is an SQL statement, or a function of the connection where SQL alone cannot do it (hashing).
+MigrationStep = str | Callable[[sqlite3.Connection], None]
+MIGRATIONS: dict[int, tuple[MigrationStep, ...]] = {
     2: (
         """CREATE TABLE studies_v2(
             study_uid TEXT PRIMARY KEY,
@@ -158,4 +164,5 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE studies_v2 RENAME TO studies",
         "CREATE INDEX IF NOT EXISTS ix_studies_state ON studies(state, last_received_at)",
     ),
+    3: (migrate_v3,),
 }

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from aiws.ledger.audit import add_counter
 from aiws.ledger.rows import JobRow, NewResult, ResultRow, SendRow
 
 
@@ -67,6 +68,9 @@ class WorkMixin:
                 "UPDATE jobs SET state=?, finished_at=?, error='', summary=? WHERE id=?",
                 (state, now, json.dumps(summary, sort_keys=True, default=str), job_id),
             )
+            self._audit(con, "worker", "job done" if not newer else "job superseded", {
+                "job_id": job_id, "study_uid": job["study_uid"], "pipeline": job["pipeline"],
+                "results": len(results)})
             if newer:
                 return False
             for destination, n_files in sends:
@@ -84,7 +88,9 @@ class WorkMixin:
                 con.execute(
                     "UPDATE jobs SET state='failed', finished_at=?, error=? WHERE id=?", (now, error[:2000], job_id)
                 )
-                self._audit(con, "worker", "job failed", {"job_id": job_id, "error": error[:500]})
+                row = con.execute("SELECT study_uid, pipeline FROM jobs WHERE id=?", (job_id,)).fetchone()
+                self._audit(con, "worker", "job failed", {"job_id": job_id, "study_uid": row["study_uid"],
+                                                         "pipeline": row["pipeline"], "error": error[:500]})
             else:
                 con.execute(
                     "UPDATE jobs SET state='pending', not_before=?, error=?, worker='' WHERE id=?",
@@ -151,14 +157,23 @@ class WorkMixin:
 
     def send_done(self, send_id: int, now: float) -> None:
         with self.transaction() as con:
-            con.execute(
-                "UPDATE sends SET state='done', done_at=?, updated_at=?, last_error='' WHERE id=?",
+            row = con.execute(
+                "UPDATE sends SET state='done', done_at=?, updated_at=?, last_error='' WHERE id=?"
+                " RETURNING job_id, destination, n_files, attempts",
                 (now, now, send_id),
-            )
+            ).fetchone()
+            if row is not None:
+                job = con.execute("SELECT study_uid, pipeline FROM jobs WHERE id=?", (row["job_id"],)).fetchone()
+                self._audit(con, "sender", "results sent", {
+                    "send_id": send_id, "job_id": row["job_id"], "destination": row["destination"],
+                    "files": row["n_files"], "attempts": row["attempts"],
+                    "study_uid": job["study_uid"] if job else "", "pipeline": job["pipeline"] if job else ""})
 
     def send_failed(self, send_id: int, error: str, next_attempt_at: float | None, now: float) -> None:
         """Retry at *next_attempt_at*, or dead-letter when it is None."""
         with self.transaction() as con:
+            dest = con.execute("SELECT destination FROM sends WHERE id=?", (send_id,)).fetchone()
+            add_counter(con, f"send_failures_total:{dest[0] if dest else ''}", 1)
             if next_attempt_at is None:
                 con.execute(
                     "UPDATE sends SET state='dead', last_error=?, updated_at=? WHERE id=?",

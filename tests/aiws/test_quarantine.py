@@ -187,7 +187,9 @@ def test_version_1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
     con.commit()
     con.close()
     ledger = Ledger(db)
-    assert ledger.query("SELECT value FROM meta WHERE key='schema_version'")[0][0] == "2"
+    from aiws.ledger.schema import SCHEMA_VERSION  # 2 added the error state; later versions go on from it
+
+    assert ledger.query("SELECT value FROM meta WHERE key='schema_version'")[0][0] == str(SCHEMA_VERSION)
     study = ledger.get_study("1.2.3")
     assert study is not None and (study.state, study.n_instances, study.calling_ae, study.error) == \
         ("complete", 7, "CT1", "")

@@ -4,12 +4,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Query, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from aiws import __version__
 from aiws.api.deps import ContextDep, LedgerDep
-from aiws.health import HealthReport, check
+from aiws.health import check
+from aiws.metrics import exposition
 
 router = APIRouter(tags=["health"])
 
@@ -34,46 +35,8 @@ def quarantine(ledger: LedgerDep, limit: int = Query(100, ge=1, le=1000)) -> lis
     return [dataclasses.asdict(q) for q in ledger.list_quarantine(limit)]
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _gauge(lines: list[str], name: str, help_text: str, value: float, kind: str = "gauge") -> None:
-    lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
-
-
-def _health_lines(report: HealthReport) -> list[str]:
-    lines: list[str] = []
-    _gauge(lines, "aiws_health_degraded", "1 when /health reports degraded", int(bool(report.reasons)))
-    _gauge(lines, "aiws_disk_free_bytes", "free bytes under the data directory", report.disk_free_bytes)
-    _gauge(lines, "aiws_disk_watermark_bytes", "below this free space new images are refused",
-           report.watermark_bytes)
-    _gauge(lines, "aiws_quarantined_instances", "instance files in the quarantine", report.quarantined_files)
-    _gauge(lines, "aiws_scheduler_errors_total", "failed scheduler steps", report.scheduler_errors_total,
-           "counter")
-    lines += ["# HELP aiws_destination_dead_lettering 1 when the latest finished send to the destination is dead",
-              "# TYPE aiws_destination_dead_lettering gauge"]
-    lines += [f'aiws_destination_dead_lettering{{destination="{_label(d)}"}} 1'
-              for d in report.dead_letter_destinations]
-    lines += ["# HELP aiws_instances_refused_total instances the ledger refused, by kind",
-              "# TYPE aiws_instances_refused_total counter"]
-    lines += [f'aiws_instances_refused_total{{kind="{_label(k)}"}} {n}'
-              for k, n in sorted(report.refused_instances.items())]
-    if report.triton_up is not None:
-        _gauge(lines, "aiws_triton_up", "1 when Triton answers its liveness probe", int(report.triton_up))
-    return lines
-
-
-@router.get("/metrics", response_class=PlainTextResponse)
-def metrics(ctx: ContextDep) -> str:
-    """Prometheus text format: rows by state, and the health checks."""
-    lines = []
-    for table, states in ctx.ledger.counts().items():
-        name = f"aiws_{table}"
-        if table == "studies":
-            states = {"error": 0, **states}  # always present, so an alert on it has a series to watch
-        lines.append(f"# TYPE {name} gauge")
-        for state, n in sorted(states.items()):
-            lines.append(f'{name}{{state="{_label(state)}"}} {n}')
-    lines += _health_lines(check(ctx.config, ctx.ledger))
-    return "\n".join(lines) + "\n"
+@router.get("/metrics", response_class=Response)
+def metrics(ctx: ContextDep) -> Response:
+    """Prometheus text format (prometheus_client): rows by state, received instances and bytes, associations,
+    job and inference durations, queue depth, send failures, disk, quarantine and the health checks."""
+    return Response(exposition(ctx.config, ctx.ledger), media_type=CONTENT_TYPE_LATEST)
