@@ -93,6 +93,7 @@ class DicomConfig(_Model):
     max_associations_per_host: int = Field(default=8, ge=1)  # open connections from one IP address
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # TLS handshake + A-ASSOCIATE-RQ
     max_pdu_bytes: int = Field(default=1_048_576, ge=0)
+    max_dataset_mb: int = Field(default=4096, ge=0)  # a larger data set is refused (A700); 0: no limit
     network_timeout_seconds: float = Field(default=60.0, gt=0)
     tls: TlsConfig | None = None
     sources: tuple[SourceConfig, ...] = ()

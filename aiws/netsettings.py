@@ -28,6 +28,7 @@ def scp_settings(config: Config) -> ScpSettings:
         max_associations_per_host=dicom.max_associations_per_host,
         request_timeout_s=dicom.request_timeout_seconds,
         max_pdu_bytes=dicom.max_pdu_bytes,
+        max_dataset_bytes=dicom.max_dataset_mb * 2**20,
         network_timeout_s=dicom.network_timeout_seconds,
         tls=tls_settings(config),
     )
