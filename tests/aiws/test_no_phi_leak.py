@@ -170,7 +170,8 @@ def test_patient_values_in_malformed_tags_leak_nowhere(
     assert dead["last_error"].startswith("SendError: destination hostile"), dead["last_error"]
 
     paths = ["/api/studies", f"/api/studies/{failing_uid}", f"/api/studies/{sent_uid}", "/api/jobs",
-             "/api/sends", "/api/associations", "/api/audit", "/health", "/metrics", "/",
+             "/api/sends", "/api/associations", "/api/audit", "/api/quarantine", "/api/config/ae",
+             "/api/config/sources", "/api/config/destinations", "/health", "/metrics", "/",
              *(f"/api/jobs/{j['id']}" for j in jobs)]
     outputs = {path: _get(aiws, path) for path in paths}
     env = {**os.environ, "AIWS_ADMIN_TOKEN": "test-token"}
