@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
 
 from certs import Certificate, issue, make_ca
 from factories import make_ct_series
@@ -35,6 +37,9 @@ ae_title = "ECHOSCU"
 host = "127.0.0.1"
 [[dicom.sources]]
 ae_title = "STORESCU"
+host = "127.0.0.1"
+[[dicom.sources]]
+ae_title = "PYNET"
 host = "127.0.0.1"
 [http]
 port = {{http_port}}
@@ -147,6 +152,31 @@ def test_idle_and_half_open_connections_are_closed_after_the_request_timeout(
         _close_all([idle, half])
     assert echoscu("127.0.0.1", aiws.dicom_port, "AIWS", "ECHOSCU").returncode == 0
     assert "no association request within 1 s" in aiws.log()
+
+
+def test_associations_from_one_address_count_against_its_limit(tmp_path: Path, started: list) -> None:
+    aiws = _start(tmp_path, started, _config(request_timeout=10))
+    ae = AE(ae_title="PYNET")
+    ae.add_requested_context(Verification)
+    held = [ae.associate("127.0.0.1", aiws.dicom_port, ae_title="AIWS") for _ in range(3)]
+    try:
+        assert all(a.is_established for a in held)
+        fourth = ae.associate("127.0.0.1", aiws.dicom_port, ae_title="AIWS")
+        assert not fourth.is_established  # closed at once: 3 associations are open from 127.0.0.1
+        held.pop().release()
+        wait_for(lambda: "refused: 3 connections are open from this address" in aiws.log(), timeout=10,
+                 what="the refusal logged")
+        again = wait_for(lambda: _established(ae, aiws.dicom_port), timeout=10, what="a new association")
+        assert again.send_c_echo().Status == 0
+        again.release()
+    finally:
+        for a in held:
+            a.release()
+
+
+def _established(ae: AE, port: int) -> object:
+    assoc = ae.associate("127.0.0.1", port, ae_title="AIWS")
+    return assoc if assoc.is_established else None
 
 
 # -- TLS -------------------------------------------------------------------------------------------------------
