@@ -73,7 +73,7 @@ class _Walker:
             return
         hint = ""
         if implicit and vr_bytes in _VRS:
-            hint = f"; it reads as explicit VR {vr_bytes.decode()}: explicit VR on an implicit-VR context?"
+            hint = f"; it reads as explicit VR {vr_bytes.decode()}: explicit VR on an implicit VR context?"
         raise _mismatch(f"{_tag_name(tag)} length {length} runs past the end ({limit - start} bytes left){hint}")
 
     def dataset(self, limit: int | None, implicit: bool, depth: int, top: bool = False) -> None:
@@ -110,7 +110,7 @@ class _Walker:
             return None, word
         vr = raw[4:6]
         if vr not in _VRS:
-            raise _mismatch(f"implicit VR on explicit-VR context? {_tag_name(tag)} has no VR (bytes {vr.hex()})")
+            raise _mismatch(f"implicit VR on an explicit VR context? {_tag_name(tag)} has no VR (bytes {vr.hex()})")
         if vr in _LONG_VRS:
             return vr, self._u32.unpack(self._read(4, f"length of {_tag_name(tag)}"))[0]
         return vr, self._u16.unpack_from(raw, 6)[0]
@@ -192,7 +192,7 @@ def walk(fp: BinaryIO, start: int, end: int, *, implicit_vr: bool, little_endian
     fp.seek(start)
     first = fp.read(6)
     if implicit_vr and first[4:6] in _VRS:  # a first element of >= 16705 bytes would read so too (as pydicom)
-        raise _mismatch(f"explicit VR on implicit-VR context (first element reads as {first[4:6].decode()})")
+        raise _mismatch(f"explicit VR on an implicit VR context (first element reads as {first[4:6].decode()})")
     fp.seek(start)
     walker = _Walker(fp, end, little_endian)
     walker.dataset(end, implicit_vr, 0, top=True)

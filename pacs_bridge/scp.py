@@ -308,5 +308,5 @@ class StorageSCP:
                 record.failures.append(f"{status.name}: {reason}")
         rsp = Dataset()
         rsp.Status = int(status)
-        rsp.ErrorComment = reason.encode("ascii", "replace").decode()[:64]  # LO: the rule first, cut at 64
+        rsp.ErrorComment = reason.encode("ascii", "replace").decode().replace("\\", "/")[:64]  # one LO value
         return rsp

@@ -107,7 +107,7 @@ def test_explicit_bytes_on_implicit_context(tmp_path: Path, scp) -> None:
     ds = _ct(tmp_path)
     path = _raw_file(tmp_path / "x.dcm", ds, ImplicitVRLittleEndian, _encode(ds, implicit=False))
     _refused(_send_raw(server.port, path, ImplicitVRLittleEndian), StoreStatus.CANNOT_UNDERSTAND,
-             "explicit VR on implicit-VR context", rec, server.port)
+             "explicit VR on an implicit VR context", rec, server.port)
 
 
 def test_implicit_bytes_on_explicit_context(tmp_path: Path, scp) -> None:
@@ -115,7 +115,7 @@ def test_implicit_bytes_on_explicit_context(tmp_path: Path, scp) -> None:
     ds = _ct(tmp_path)
     path = _raw_file(tmp_path / "x.dcm", ds, ExplicitVRLittleEndian, _encode(ds, implicit=True))
     _refused(_send_raw(server.port, path, ExplicitVRLittleEndian), StoreStatus.CANNOT_UNDERSTAND,
-             "implicit VR on explicit-VR context", rec, server.port)
+             "implicit VR on an explicit VR context", rec, server.port)
 
 
 def test_element_length_past_the_end(tmp_path: Path, scp) -> None:
