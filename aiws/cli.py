@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from aiws import __version__
 from aiws.config import Config, load_config
 from aiws.errors import AiwsError, ConfigError
 from aiws.logsetup import CONSOLE, setup_logging
@@ -20,7 +21,7 @@ LOGGER = logging.getLogger("aiws")
 DEFAULT_CONFIG = Path(__file__).with_name("defaults.toml")
 
 #: Modules that add sub-commands: each has ``register(subparsers)``; handlers get (args, config).
-_COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_plugin", "aiws.cli_train")
+_COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_ops", "aiws.cli_plugin", "aiws.cli_train")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aiws", description="AIWS imaging-AI workstation service")
     parser.add_argument("--config", type=Path, default=None, help="TOML configuration file (default: aiws/defaults.toml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"aiws {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     import importlib
 

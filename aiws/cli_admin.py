@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aiws.config import Config, RouteConfig
-from aiws.errors import NotFound
+from aiws.errors import ConfigError, NotFound
 from aiws.ledger import Ledger
 from aiws.logsetup import CONSOLE
 from aiws.netconfig import NetworkStore
@@ -44,11 +44,17 @@ def describe_active(network: dict[str, Any], routes: Sequence[RouteConfig], port
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    """Exit 2 with one line naming the problem when the service cannot start (see :mod:`aiws.startup`)."""
     from aiws.service import Service
+    from aiws.startup import StartupError
 
-    service = Service(config)
-    LOGGER.info("%s", describe_active(service.network.doc(), config.routes, config.dicom.port))
-    service.serve_forever()
+    try:
+        service = Service(config)
+        LOGGER.info("%s", describe_active(service.network.doc(), config.routes, config.dicom.port))
+        service.serve_forever()
+    except (StartupError, ConfigError) as exc:
+        CONSOLE.error(f"aiws: cannot start: {exc}")
+        return 2
     return 0
 
 
@@ -115,12 +121,35 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def service_state(config: Config) -> dict[str, Any]:
+    """Whether a service runs on the configured data directory (its lock) and whether its API answers."""
+    import httpx
+
+    from aiws.startup import running_pid
+
+    pid = running_pid(config.storage.data_dir)
+    url = f"http://{config.http.host}:{config.http.port}/health"
+    if pid is None:
+        return {"running": False}
+    try:
+        answers = httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        answers = False
+    return {"running": True, "pid": pid, "api": url.removesuffix("/health"), "api_answers": answers}
+
+
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     ledger, network = _network(config)
     counts = ledger.counts()
+    state = service_state(config)
     if args.json:
-        CONSOLE.info(json.dumps(counts, indent=2))
+        CONSOLE.info(json.dumps({"service": state, **counts}, indent=2))
         return 0
+    if state["running"]:
+        CONSOLE.info(f"service: running (pid {state['pid']}); API {state['api']} "
+                     f"{'answers' if state['api_answers'] else 'does not answer'}")
+    else:
+        CONSOLE.info("service: not running")
     CONSOLE.info(f"AIWS data in {config.storage.data_dir.resolve()}  (local AE {network.policy().ae_title})")
     for table, states in counts.items():
         CONSOLE.info(f"  {table:<10} " + ", ".join(f"{k}: {v}" for k, v in sorted(states.items())))

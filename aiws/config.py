@@ -192,6 +192,23 @@ class ImagingConfig(_Model):
         return value
 
 
+_SYSLOG_RE = re.compile(r"^(udp|tcp)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$")
+
+
+class AuditConfig(_Model):
+    """``syslog = "udp://host:port"`` or ``"tcp://host:port"``: where the audit trail is exported (RFC 5424
+    frames carrying DICOM PS3.15 A.5 audit messages, see :mod:`aiws.audit`); None: not exported."""
+    syslog: str | None = None
+
+    @field_validator("syslog")
+    @classmethod
+    def _collector(cls, value: str | None) -> str | None:
+        m = _SYSLOG_RE.match(value) if value is not None else None
+        if value is not None and (m is None or not 1 <= int(m.group(3)) <= 65535):
+            raise ValueError(f"{value!r} is not udp://host:port or tcp://host:port")
+        return value
+
+
 class Config(_Model):
     dicom: DicomConfig = DicomConfig()
     study: StudyConfig = StudyConfig()
@@ -202,6 +219,7 @@ class Config(_Model):
     sender: SenderConfig = SenderConfig()
     workers: WorkersConfig = WorkersConfig()
     imaging: ImagingConfig = ImagingConfig()
+    audit: AuditConfig = AuditConfig()
     pipelines: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")

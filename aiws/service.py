@@ -5,12 +5,15 @@ import logging
 import os
 import secrets
 import signal
+import socket
+import ssl
 import threading
 
 import uvicorn
 
 from aiws.api.app import create_app
 from aiws.api.deps import ApiContext
+from aiws.audit import AuditExporter
 from aiws.config import Config
 from aiws.errors import ConfigError
 from aiws.intake import LedgerListener, recover_spool
@@ -22,6 +25,7 @@ from aiws.priors import RETRIEVE_DIR
 from aiws.routing import Route
 from aiws.scheduler import Scheduler
 from aiws.sending import SendDispatcher
+from aiws.startup import ServiceLock, StartupError, bind_http, check_data_dir, check_tls, port_message
 from aiws.workers import WorkerPool
 from imaging.backend import ArrayBackend
 from imaging.errors import ImagingError
@@ -49,10 +53,18 @@ def admin_token(config: Config) -> str:
 
 
 class Service:
-    """Everything ``aiws serve`` runs. ``start()`` resumes from the ledger; ``stop()`` is orderly."""
+    """Everything ``aiws serve`` runs. ``start()`` resumes from the ledger; ``stop()`` is orderly.
+
+    Raises (constructor and ``start()``):
+        ConfigError: a route or setting the configuration check refuses.
+        StartupError: the data directory cannot be written, the TLS certificate does not load, a port
+            is taken, or another service holds the data directory; nothing is left running.
+    """
 
     def __init__(self, config: Config) -> None:
         check_routes(config)
+        check_data_dir(config.storage.data_dir)
+        check_tls(config)
         try:  # each worker selects it again at its start; a backend that cannot run stops the start here
             ArrayBackend.select(config.imaging.array_backend)
         except ImagingError as exc:
@@ -80,6 +92,8 @@ class Service:
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._lock = ServiceLock(data)
+        self._exporter: AuditExporter | None = None
 
     def _worker_died(self, name: str) -> None:
         n = self.ledger.requeue_running_jobs(name, max_attempts=self.config.workers.max_job_tries)
@@ -87,23 +101,44 @@ class Service:
             LOGGER.warning("%d job(s) of dead worker %s re-queued", n, name)
 
     def start(self) -> None:
+        """Take the data directory, bind both ports, resume from the ledger, then start everything.
+
+        Raises:
+            StartupError: another service holds the data directory, or a port cannot be bound.
+        """
+        self._lock.acquire()
+        try:
+            http_socket = bind_http(self.config.http.host, self.config.http.port)
+        except StartupError:
+            self._lock.release()
+            raise
         recovered = recover_spool(self.spool, self.ledger)
         jobs = self.ledger.requeue_running_jobs(max_attempts=self.config.workers.max_job_tries)
         sends = self.ledger.requeue_sending()
         if recovered or jobs or sends:
             LOGGER.info("resuming: %d instances recovered, %d jobs and %d sends re-queued", recovered, jobs, sends)
+        try:
+            self.scp.start()
+        except (OSError, ssl.SSLError) as exc:
+            http_socket.close()
+            self._lock.release()
+            settings = self.scp.settings
+            raise StartupError(port_message("DICOM", settings.host, settings.port, exc)) from None
         self.ledger.audit("service", "service started", {"recovered": recovered, "jobs": jobs, "sends": sends})
-        self.scp.start()
+        if self.config.audit.syslog:
+            self._exporter = AuditExporter(self.ledger, self.config.audit.syslog, self.network.policy().ae_title)
+            self._exporter.start()
         self.workers.start()
         self.scheduler.start()
-        self._start_http()
+        self._start_http(http_socket)
 
-    def _start_http(self) -> None:
+    def _start_http(self, sock: socket.socket) -> None:
         app = create_app(self.api_context)
         cfg = uvicorn.Config(app, host=self.config.http.host, port=self.config.http.port,
                              log_level="warning", access_log=False, lifespan="off")
         self._http = uvicorn.Server(cfg)
-        self._http_thread = threading.Thread(target=self._http.run, name="aiws-http", daemon=True)
+        self._http_thread = threading.Thread(target=self._http.run, kwargs={"sockets": [sock]}, name="aiws-http",
+                                             daemon=True)
         self._http_thread.start()
         LOGGER.info("HTTP API on http://%s:%d", self.config.http.host, self.config.http.port)
 
@@ -123,6 +158,9 @@ class Service:
         if self._http_thread is not None:
             self._http_thread.join(10)
         self.ledger.audit("service", "service stopped", {})
+        if self._exporter is not None:
+            self._exporter.stop()
+        self._lock.release()
 
     def serve_forever(self) -> None:
         """Run until SIGINT or SIGTERM."""

@@ -96,8 +96,15 @@ class ChainReport:
 
 
 def _append(con: sqlite3.Connection, actor: str, action: str, detail: dict[str, Any], at: float) -> int:
+    # The chain goes on from the head recorded in meta, not from the last row found: rows cut off the end
+    # stay a visible gap (and a row inserted after the head does not become part of the chain).
     last = con.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-    row_id, prev = (int(last[0]) + 1, last[1]) if last else (1, GENESIS)
+    head = con.execute("SELECT value FROM meta WHERE key=?", (HEAD_KEY,)).fetchone()
+    if head is not None:
+        head_id, prev = head[0].split(" ", 1)
+        row_id = max(int(head_id), int(last[0]) if last else 0) + 1
+    else:
+        row_id, prev = (int(last[0]) + 1, last[1]) if last else (1, GENESIS)
     text = json.dumps(detail, sort_keys=True, default=str)
     digest = row_hash(row_id, at, actor, action, text, prev)
     con.execute("INSERT INTO audit(id, at, actor, action, detail, prev_hash, hash) VALUES(?,?,?,?,?,?,?)",

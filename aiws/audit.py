@@ -1,0 +1,254 @@
+"""Export of the audit trail: each ledger audit row becomes a DICOM audit message (PS3.15 Annex A.5,
+the IHE ATNA schema) carried in an RFC 5424 syslog frame, sent to ``[audit] syslog`` over UDP
+(RFC 5426, one frame per datagram) or TCP (RFC 6587 octet counting).
+
+The exporter reads the ledger, not an in-process queue: rows written by worker processes and CLI
+commands are exported too, in id order, and the position reached is kept in the ledger's ``meta``
+(``audit_exported_id``), so a restart resumes where it stopped and a collector that was down gets
+the rows it missed. Each frame carries the row id as ``[meta sequenceId="…"]``; the collector's copy
+is the external anchor against a rewrite of the whole chain (see :mod:`aiws.ledger.audit`).
+
+Mapping (DCM codes of CID 400 / 401; events without a DICOM code carry an ``AIWS`` type code):
+service start/stop -> Application Activity (110100) with Application Start/Stop (110120/110121);
+association, results sent, manual send, instance refused/quarantined -> DICOM Instances Transferred
+(110104); network configuration changes -> Security Alert (110113) / Network Configuration (110128);
+study purged -> DICOM Study Deleted (110105); audit verified -> Audit Log Used (110101); jobs,
+plugin runs, echo and the rest -> Application Activity with the AIWS action as event type.
+Deviation, by design: no Patient participant object (the messages carry no patient data); the
+study is identified by its Study Instance UID only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from xml.etree import ElementTree as ET
+
+from aiws.errors import AiwsError
+from aiws.ledger import Ledger
+from aiws.ledger.audit import AuditRow
+
+LOGGER = logging.getLogger(__name__)
+
+#: facility 10 (security/authorization, as IHE ATNA asks) * 8 + severity 5 (notice); 4 (warning) for failures
+FACILITY = 10
+MSGID = "IHE+RFC-3881"
+APP_NAME = "AIWS"
+EXPORTED_KEY = "audit_exported_id"
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    system: str
+    text: str
+
+
+def _dcm(code: str, text: str) -> Code:
+    return Code(code, "DCM", text)
+
+
+APPLICATION_ACTIVITY = _dcm("110100", "Application Activity")
+INSTANCES_TRANSFERRED = _dcm("110104", "DICOM Instances Transferred")
+SECURITY_ALERT = _dcm("110113", "Security Alert")
+STUDY_DELETED = _dcm("110105", "DICOM Study Deleted")
+AUDIT_LOG_USED = _dcm("110101", "Audit Log Used")
+NETWORK_CONFIGURATION = _dcm("110128", "Network Configuration")
+
+#: action -> (EventID, EventTypeCode or None for an AIWS code of the action, EventActionCode)
+EVENTS: dict[str, tuple[Code, Code | None, str]] = {
+    "service started": (APPLICATION_ACTIVITY, _dcm("110120", "Application Start"), "E"),
+    "service stopped": (APPLICATION_ACTIVITY, _dcm("110121", "Application Stop"), "E"),
+    "association": (INSTANCES_TRANSFERRED, None, "C"),
+    "instance refused": (INSTANCES_TRANSFERRED, None, "C"),
+    "instance quarantined": (INSTANCES_TRANSFERRED, None, "C"),
+    "results sent": (INSTANCES_TRANSFERRED, None, "R"),
+    "manual send": (INSTANCES_TRANSFERRED, None, "R"),
+    "send dead-lettered": (INSTANCES_TRANSFERRED, None, "R"),
+    "study purged": (STUDY_DELETED, None, "D"),
+    "audit verified": (AUDIT_LOG_USED, None, "R"),
+    "network config loaded from file": (SECURITY_ALERT, NETWORK_CONFIGURATION, "U"),
+    "local AE changed": (SECURITY_ALERT, NETWORK_CONFIGURATION, "U"),
+    "source added": (SECURITY_ALERT, NETWORK_CONFIGURATION, "C"),
+    "source removed": (SECURITY_ALERT, NETWORK_CONFIGURATION, "D"),
+    "destination added": (SECURITY_ALERT, NETWORK_CONFIGURATION, "C"),
+    "destination changed": (SECURITY_ALERT, NETWORK_CONFIGURATION, "U"),
+    "destination removed": (SECURITY_ALERT, NETWORK_CONFIGURATION, "D"),
+}
+_FAILED_ACTIONS = {"job failed": "8", "send dead-lettered": "8", "study error": "8", "echo failed": "4",
+                   "instance refused": "4", "instance quarantined": "4"}
+
+
+def outcome(row: AuditRow) -> str:
+    """EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure."""
+    if row.action == "association":
+        if row.detail.get("outcome") in ("rejected", "aborted") or row.detail.get("failed"):
+            return "4"
+        return "0"
+    if row.action == "audit verified" and not row.detail.get("ok", True):
+        return "8"
+    if row.action == "plugin.run" and row.detail.get("status") not in (None, "ok"):
+        return "4"
+    return _FAILED_ACTIONS.get(row.action, "0")
+
+
+def _code(parent: ET.Element, tag: str, code: Code, **attrs: str) -> ET.Element:
+    return ET.SubElement(parent, tag, {"csd-code": code.code, "codeSystemName": code.system,
+                                       "originalText": code.text, **attrs})
+
+
+def _participant(msg: ET.Element, user_id: str, requestor: bool, role: Code | None, host: str = "") -> None:
+    attrs = {"UserID": user_id, "UserIsRequestor": "true" if requestor else "false"}
+    if host:
+        attrs |= {"NetworkAccessPointID": host, "NetworkAccessPointTypeCode": "2"}
+    part = ET.SubElement(msg, "ActiveParticipant", attrs)
+    if role is not None:
+        _code(part, "RoleIDCode", role)
+
+
+_SOURCE_ROLE = _dcm("110153", "Source Role ID")
+_DESTINATION_ROLE = _dcm("110152", "Destination Role ID")
+_APPLICATION_ROLE = _dcm("110150", "Application")
+
+
+def audit_message(row: AuditRow, ae_title: str, hostname: str) -> str:
+    """The DICOM audit message (PS3.15 A.5.1 schema) of one ledger audit row, as XML text."""
+    event_id, event_type, action_code = EVENTS.get(row.action, (APPLICATION_ACTIVITY, None, "E"))
+    msg = ET.Element("AuditMessage")
+    ev = ET.SubElement(msg, "EventIdentification", {
+        "EventActionCode": action_code, "EventDateTime": _iso(row.at), "EventOutcomeIndicator": outcome(row)})
+    _code(ev, "EventID", event_id)
+    _code(ev, "EventTypeCode", event_type or Code(row.action, "AIWS", row.action))
+    d = row.detail
+    if row.action == "association":
+        _participant(msg, str(d.get("calling_ae", "")), True, _SOURCE_ROLE, str(d.get("peer_ip", "")))
+        _participant(msg, str(d.get("called_ae", ae_title)), False, _DESTINATION_ROLE, hostname)
+    elif event_id is INSTANCES_TRANSFERRED and action_code == "R":
+        _participant(msg, ae_title, True, _SOURCE_ROLE, hostname)
+        _participant(msg, str(d.get("destination", "")), False, _DESTINATION_ROLE)
+    else:
+        _participant(msg, row.actor, row.actor not in ("service", "scheduler", "worker", "sender", "scp"),
+                     None)
+        _participant(msg, ae_title, False, _APPLICATION_ROLE, hostname)
+    ET.SubElement(msg, "AuditSourceIdentification", {"AuditSourceID": f"{ae_title}@{hostname}"})
+    if d.get("study_uid"):
+        obj = ET.SubElement(msg, "ParticipantObjectIdentification", {
+            "ParticipantObjectID": str(d["study_uid"]), "ParticipantObjectTypeCode": "2",
+            "ParticipantObjectTypeCodeRole": "3"})
+        _code(obj, "ParticipantObjectIDTypeCode", _dcm("110180", "Study Instance UID"))
+    return ET.tostring(msg, encoding="unicode")
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def syslog_frame(row: AuditRow, xml: str, hostname: str) -> bytes:
+    """One RFC 5424 message: header, ``[meta sequenceId]``, then the XML as UTF-8 with its BOM (6.4)."""
+    severity = 4 if outcome(row) != "0" else 5
+    header = (f"<{FACILITY * 8 + severity}>1 {_iso(row.at)} {_printable(hostname, 255)} {APP_NAME} "
+              f"{os.getpid()} {MSGID} [meta sequenceId=\"{row.id % 2147483647 or 1}\"] ")
+    return header.encode("ascii") + b"\xef\xbb\xbf" + xml.encode("utf-8")
+
+
+def _printable(value: str, limit: int) -> str:
+    text = "".join(c for c in value if 33 <= ord(c) <= 126)[:limit]
+    return text or "-"
+
+
+class SyslogError(AiwsError):
+    """The collector cannot be reached (the rows stay unexported and are sent again later)."""
+
+
+class SyslogClient:
+    """Sends frames to ``udp://host:port`` (one datagram each) or ``tcp://host:port`` (octet counting)."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        scheme, rest = url.split("://", 1)
+        host, port = rest.rsplit(":", 1)
+        self.url, self.scheme, self.address = url, scheme, (host.strip("[]"), int(port))
+        self.timeout_s = timeout_s
+        self._sock: socket.socket | None = None
+
+    def _connect(self) -> socket.socket:
+        if self._sock is None:
+            kind = socket.SOCK_DGRAM if self.scheme == "udp" else socket.SOCK_STREAM
+            info = socket.getaddrinfo(*self.address, type=kind)[0]
+            sock = socket.socket(info[0], kind)
+            sock.settimeout(self.timeout_s)
+            try:
+                sock.connect(info[4])
+            except OSError:
+                sock.close()
+                raise
+            self._sock = sock
+        return self._sock
+
+    def send(self, frame: bytes) -> None:
+        """Raises: SyslogError naming the collector and the error type."""
+        try:
+            sock = self._connect()
+            if self.scheme == "udp":
+                sock.send(frame)
+            else:
+                sock.sendall(f"{len(frame)} ".encode("ascii") + frame)
+        except OSError as exc:
+            self.close()
+            raise SyslogError(f"audit collector {self.url}: {type(exc).__name__}") from None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class AuditExporter:
+    """A thread that sends the rows not yet exported, every *interval_s*, in id order."""
+
+    def __init__(self, ledger: Ledger, url: str, ae_title: str, interval_s: float = 1.0) -> None:
+        self._ledger, self._client = ledger, SyslogClient(url)
+        self._ae_title, self._interval_s = ae_title, interval_s
+        self._hostname = socket.gethostname()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aiws-audit-export", daemon=True)
+        self._failing = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.export_pending()  # the 'service stopped' row, when the collector takes it
+        self._client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.export_pending()
+
+    def export_pending(self) -> int:
+        """Send what is pending; returns how many rows went. A failure is logged once until it clears."""
+        sent = 0
+        try:
+            start = int(self._ledger.meta_value(EXPORTED_KEY) or 0)
+            for row in self._ledger.audit_after(start):
+                self._client.send(syslog_frame(row, audit_message(row, self._ae_title, self._hostname),
+                                               self._hostname))
+                self._ledger.set_meta_value(EXPORTED_KEY, str(row.id))
+                sent += 1
+        except (SyslogError, sqlite3.Error) as exc:
+            if not self._failing:
+                LOGGER.warning("audit export paused: %s (retrying every %.0f s)",
+                               exc if isinstance(exc, SyslogError) else f"ledger: {type(exc).__name__}",
+                               self._interval_s)
+            self._failing = True
+            return sent
+        if self._failing:
+            LOGGER.info("audit export to %s resumed", self._client.url)
+        self._failing = False
+        return sent
+
