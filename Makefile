@@ -9,7 +9,7 @@ VENV_TRITON := .venv-triton
 TRITON_STAMP := $(VENV_TRITON)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps serve test test-fast bench train-lung clean
+.PHONY: setup system-deps serve demo test test-fast bench train-lung clean
 
 setup: system-deps $(STAMP) $(TRITON_STAMP)
 
@@ -34,6 +34,13 @@ $(STAMP): pyproject.toml
 
 serve: setup
 	$(BIN)/aiws serve
+
+# The whole loop on this machine, offline: a demo PACS (Orthanc) and AIWS on the defaults with their own ports, one
+# phantom study per pipeline sent PACS -> AIWS -> PACS, one example per plugin; a table and the pages to open.
+# Everything stays under var/demo. Ctrl-C stops it; `make demo DEMO_ARGS=--ci` exits after the table.
+DEMO_ARGS ?=
+demo: setup
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q
