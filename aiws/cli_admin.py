@@ -68,7 +68,8 @@ def cmd_ae(args: argparse.Namespace, config: Config) -> int:
             CONSOLE.info(f"source       {s['ae_title']:<16} {s.get('host') or 'any host'}")
         for d in doc["destinations"]:
             CONSOLE.info(f"destination  {d['name']:<16} {d['ae_title']}@{d['host']}:{d['port']}"
-                         f"{' tls' if d['tls'] else ''}{' NOT-verified' if d['tls'] and not d.get('verify', True) else ''}"
+                         f"{' tls' if d['tls'] else ''}"
+                         f"{' NOT-verified' if d['tls'] and not d.get('verify', True) else ''}"
                          f"{' pdf' if d['pdf_report'] else ''}")
     elif args.ae_command == "add" and args.kind == "source":
         network.add_source({"ae_title": args.ae_title, "host": args.host, "any_host": args.any_host}, _ACTOR)

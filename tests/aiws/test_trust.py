@@ -47,7 +47,8 @@ def test_tls_destination_needs_a_ca_or_verify_false(tmp_path: Path) -> None:
         config_from_mapping(_dicom(destinations=[dest]))
     with pytest.raises(ConfigError, match="destination pacs: tls = true verifies the peer against .*ca_file"):
         config_from_mapping(_dicom(tls=tls, destinations=[dest]))
-    assert not config_from_mapping(_dicom(tls=tls, destinations=[{**dest, "verify": False}])).dicom.destinations[0].verify
+    unverified = config_from_mapping(_dicom(tls=tls, destinations=[{**dest, "verify": False}]))
+    assert not unverified.dicom.destinations[0].verify
     with_ca = config_from_mapping(_dicom(tls={**tls, "ca_file": str(tmp_path / "ca.pem")}, destinations=[dest]))
     assert with_ca.dicom.destinations[0].verify
 
