@@ -222,7 +222,8 @@ class AuditExporter:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        if self._thread.ident is not None:
+            self._thread.join(10)
         self.export_pending()  # the 'service stopped' row, when the collector takes it
         self._client.close()
 
