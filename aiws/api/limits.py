@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fastapi.routing import APIRoute
+import numpy as np
 from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,7 +29,9 @@ from aiws.api.deps import require_admin
 
 #: Methods whose requests carry a body worth limiting.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
+#: Bodies larger than this are checked in a worker thread.
+_INLINE_CHECK_BYTES = 256 * 1024
+_DIGIT_RUNS = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))  # digit -> "1", else "0"
 
 
 @dataclass(frozen=True)
@@ -58,19 +61,34 @@ def _needs_admin(dependant: Dependant) -> bool:
 
 
 def json_too_deep(body: bytes, max_depth: int) -> bool:
-    """Whether the JSON text *body* nests arrays and objects deeper than *max_depth* (strings skipped)."""
+    """Whether the JSON text *body* nests arrays and objects deeper than *max_depth* (brackets inside strings
+    do not count).
+
+    Vectorised (numpy): the brackets outside strings are those after an even number of unescaped quotes;
+    a 16 MiB FHIR Bundle takes a small fraction of what parsing it does."""
     if body.count(b"[") + body.count(b"{") <= max_depth:
         return False
-    depth = 0
-    for match in _JSON_TOKENS.finditer(body):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return False
+    data = np.frombuffer(body, dtype=np.uint8)
+    quotes = np.flatnonzero(data == 0x22)
+    quotes = quotes[~_escaped(data, quotes)]
+    folded = data | 0x20  # "[" -> "{", "]" -> "}"
+    where = np.flatnonzero((folded == 0x7B) | (folded == 0x7D))
+    outside = np.searchsorted(quotes, where) % 2 == 0
+    steps = np.where(folded[where[outside]] == 0x7B, 1, -1)
+    return bool(steps.size) and int(np.cumsum(steps).max()) > max_depth
+
+
+def _escaped(data: np.ndarray, quotes: np.ndarray) -> np.ndarray:
+    """For each quote position, whether an odd run of backslashes precedes it."""
+    slashes = np.flatnonzero(data == 0x5C)
+    if not slashes.size or not quotes.size:
+        return np.zeros(quotes.shape, dtype=bool)
+    starts = np.ones(slashes.shape, dtype=bool)
+    starts[1:] = np.diff(slashes) != 1
+    run_start = np.maximum.accumulate(np.where(starts, slashes, 0))  # where each backslash's run begins
+    k = np.clip(np.searchsorted(slashes, quotes - 1), 0, slashes.size - 1)
+    after_slash = slashes[k] == quotes - 1
+    return after_slash & ((slashes[k] - run_start[k] + 1) % 2 == 1)
 
 
 class _Huge(int):
@@ -80,7 +98,7 @@ class _Huge(int):
 def huge_integer_at(body: bytes, max_digits: int) -> list[str | int] | None:
     """The path (keys and indexes) of the first integer of *body* longer than *max_digits* digits, or None
     (also for a body that is not JSON: the route answers that)."""
-    if not re.search(rb"\d{%d}" % (max_digits + 1), body):
+    if b"1" * (max_digits + 1) not in body.translate(_DIGIT_RUNS):
         return None
     try:
         doc = json.loads(body, parse_int=lambda text: _Huge(0) if len(text.lstrip("-")) > max_digits else int(text))
@@ -116,13 +134,18 @@ class RequestLimits:
             return
         headers = dict(scope["headers"])
         limit = self._settings.body_limit(scope["path"])
-        refusal = self._before_body(scope, headers, limit)
+        refusal, body = self._before_body(scope, headers, limit), b""
         if refusal is None:
             body, outcome = await _read_body(receive, limit)
+            content_type = headers.get(b"content-type", b"application/json")
             if outcome == "gone":
                 return
-            refusal = (413, {"detail": f"body: above the limit of {limit} bytes"}) if outcome == "large" else \
-                self._check_body(body, headers.get(b"content-type", b"application/json"))
+            if outcome == "large":
+                refusal = (413, {"detail": f"body: above the limit of {limit} bytes"})
+            elif len(body) > _INLINE_CHECK_BYTES:  # milliseconds per MiB: off the event loop
+                refusal = await run_in_threadpool(self._check_body, body, content_type)
+            else:
+                refusal = self._check_body(body, content_type)
         if refusal is not None:
             status, content = refusal
             extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []

@@ -14,7 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from aiws.api.limits import huge_integer_at, json_too_deep
 from peers import AiwsProcess
 
 pytestmark = pytest.mark.network
@@ -216,3 +219,28 @@ def test_strict_boolean_for_the_local_ae(aiws: AiwsProcess) -> None:
     r = _post(aiws, "/api/config/ae", {"require_known_source": "false"}, method="PUT")
     assert r.status_code == 422 and ["body", "require_known_source"] in _locs(r), r.text
     assert httpx.get(f"{aiws.url}/api/config/ae", timeout=10).json()["require_known_source"] is True
+
+
+def _depth(node: Any) -> int:
+    if isinstance(node, dict | list):
+        return 1 + max((_depth(v) for v in (node.values() if isinstance(node, dict) else node)), default=0)
+    return 0
+
+
+_TRICKY = st.text(alphabet='[]{}"\\ab', max_size=6)  # brackets, quotes and backslashes inside strings
+_JSON = st.recursive(st.none() | st.integers() | _TRICKY,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY, inner, max_size=3),
+                     max_leaves=60)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(doc=_JSON, limit=st.integers(min_value=0, max_value=12))
+def test_depth_check_agrees_with_the_parsed_document(doc: Any, limit: int) -> None:
+    text = json.dumps(doc).encode()
+    assert json_too_deep(text, limit) == (_depth(doc) > limit)
+    assert huge_integer_at(text, 1000) is None
+
+
+def test_huge_integer_is_located() -> None:
+    assert huge_integer_at(b'{"a": [1, {"b": ' + b"9" * 1001 + b"}]}", 1000) == ["a", 1, "b"]
+    assert huge_integer_at(b'{"a": "' + b"9" * 2000 + b'"}', 1000) is None  # digits in a string are text
