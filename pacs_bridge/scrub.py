@@ -34,7 +34,8 @@ REDACTED = "<value>"
 #: Longest message kept (after scrubbing), in characters.
 MAX_MESSAGE_CHARS = 400
 
-_WORD = (r"[a-z][a-z_'-]*(?:\d{1,3}[a-z_'-]*)?|[A-Z][a-z]+(?:[A-Z][a-z0-9]*)*|[A-Z](?:[A-Z_-]{0,30}[A-Z_])?"
+_WORD = (r"[a-z][a-z_'-]*(?:\d{1,3}[a-z_'-]*)?|[a-z][a-z_]*(?:-[a-z0-9_]+)+"  # the second: worker-1234-1
+         r"|[A-Z][a-z]+(?:[A-Z][a-z0-9]*)*|[A-Z](?:[A-Z_-]{0,30}[A-Z_])?"
          r"|[A-Z][A-Z_-]*\d{1,2}(?:[A-Z_-]+\d?)?")  # the last: AE titles like CT2, MR_3T_B
 _NUM = r"[-+]?\d{1,5}(?:\.\d+)?(?:e[-+]?\d+)?|\d+(?:\.\d+){2,}|[-+]?\d+\.\d+"
 _NUMBER = rf"(?:{_NUM})(?:[–-](?:{_NUM}))?|0x[0-9A-Fa-f]+"

@@ -35,6 +35,8 @@ def test_values_are_removed(message: str) -> None:
     "[Errno 2] No such file or directory: '/srv/aiws/var/spool/1.2.3/1.2.3.4.dcm'",
     "job 3 (echo_summary) study 1.2.3 done in 1.2 s: 1 objects",
     "Unable to convert <value> to 'DA' object",
+    "worker worker-10577-1 exited with code -9; re-queueing its jobs",
+    "association from CT_SCANNER_2 (127.0.0.2) refused: 3 connections are open from this address",
 ])
 def test_safe_text_is_kept(message: str) -> None:
     assert scrub_text(message) == message
