@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from aiws.config import Config
 from aiws.health import HealthReport, check, quarantine_bytes
@@ -34,7 +35,7 @@ def _histogram_sql(value: str, source: str, labels: Sequence[str]) -> str:
 
 _STAGES = ("(SELECT j.pipeline AS pipeline, t.key AS stage, CAST(t.value AS REAL) AS v FROM jobs j,"
            " json_each(j.summary, '$.timings_s') t WHERE j.state='done' AND t.type IN ('real', 'integer')"
-           " UNION ALL SELECT pipeline, 'total', finished_at - started_at FROM jobs"
+           " UNION ALL SELECT pipeline, 'job', finished_at - started_at FROM jobs"
            " WHERE state='done' AND started_at IS NOT NULL AND finished_at IS NOT NULL)")
 _INFERENCE = ("(SELECT COALESCE(json_extract(j.summary, '$.pipeline_version'), j.pipeline) AS model,"
               " t.key AS stage, CAST(t.value AS REAL) AS v FROM jobs j, json_each(j.summary, '$.timings_s') t"
@@ -87,8 +88,8 @@ class LedgerCollector(Collector):
             n = self._ledger.query(f"SELECT COUNT(*) FROM {queue} WHERE state='pending'")[0][0]
             depth.add_metric([queue], n)
         yield depth
-        yield self._histogram("aiws_job_duration_seconds", "job duration per pipeline and stage ('total': "
-                              "claimed to finished)", _STAGES, ["pipeline", "stage"])
+        yield self._histogram("aiws_job_duration_seconds", "job duration per pipeline and stage (the pipeline's "
+                              "own timings; 'job': claimed to finished, outputs and sends queued included)", _STAGES, ["pipeline", "stage"])
         yield self._histogram("aiws_inference_seconds", "network time per model (algorithm version) and stage",
                               _INFERENCE, ["model", "stage"])
 
@@ -99,7 +100,7 @@ class LedgerCollector(Collector):
             n_labels = len(labels)
             cumulative = values[n_labels:n_labels + len(DURATION_BUCKETS)]
             count, total = values[-2], values[-1] or 0.0
-            buckets = [(f"{b:g}", c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)]
+            buckets = [(floatToGoString(b), c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)]
             h.add_metric([str(v) for v in values[:n_labels]], buckets + [("+Inf", count)], total)
         return h
 
