@@ -36,7 +36,7 @@ from pacs_bridge.tls import server_context
 
 LOGGER = logging.getLogger(__name__)
 
-_REFUSAL_LOG_INTERVAL_S = 10.0  # per address: one warning, then a count, so a flood does not flood the log
+_WARNING_INTERVAL_S = 10.0  # per address and kind: one warning, then a count, so a flood does not flood the log
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class VettingAssociationServer(ThreadedAssociationServer):
         self._pending: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._refusals: dict[str, tuple[float, int]] = {}
+        self._warned: dict[tuple[str, str], tuple[float, int]] = {}
+        self._warned_lock = threading.Lock()
         super().__init__(*args, **kwargs)
         self.bind(evt.EVT_REQUESTED, self._on_requested)
 
@@ -106,7 +107,7 @@ class VettingAssociationServer(ThreadedAssociationServer):
             else:
                 self._pending[ip] += 1
                 return True
-        self._log_refusal(ip, reason)
+        self._warn(ip, "refused", reason)
         return False
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -146,13 +147,14 @@ class VettingAssociationServer(ThreadedAssociationServer):
             try:
                 sock = self.ssl_context.wrap_socket(raw, server_side=True)  # the whole handshake within timeout
             except (ssl.SSLError, OSError) as exc:
-                detail = getattr(exc, "reason", None) or type(exc).__name__
-                LOGGER.warning("TLS handshake with %s failed: %s", ip, detail)
+                reason = getattr(exc, "reason", None)  # e.g. PEER_DID_NOT_RETURN_A_CERTIFICATE, as words
+                detail = str(reason).lower().replace("_", " ") if reason else type(exc).__name__
+                self._warn(ip, "TLS handshake failed", detail)
                 _close(raw)
                 return None
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not _readable(sock, remaining):
-            LOGGER.warning("connection from %s closed: no association request within %.0f s", ip, timeout)
+            self._warn(ip, "closed", f"no association request within {timeout:.0f} s")
             _close(sock)
             return None
         return sock
@@ -179,17 +181,19 @@ class VettingAssociationServer(ThreadedAssociationServer):
             if self._pending[ip] <= 0:
                 del self._pending[ip]
 
-    def _log_refusal(self, ip: str, reason: str) -> None:
+    def _warn(self, ip: str, what: str, reason: str) -> None:
+        """``connection from IP <what>: <reason>``, at most once per address and kind per interval."""
         now = time.monotonic()
-        last, suppressed = self._refusals.get(ip, (float("-inf"), 0))
-        if now - last < _REFUSAL_LOG_INTERVAL_S:
-            self._refusals[ip] = (last, suppressed + 1)
-            return
-        more = f" ({suppressed} more refused since the last warning)" if suppressed else ""
-        LOGGER.warning("connection from %s refused: %s%s", ip, reason, more)
-        if len(self._refusals) > 4096:  # many addresses: forget the old ones
-            self._refusals.clear()
-        self._refusals[ip] = (now, 0)
+        with self._warned_lock:
+            last, suppressed = self._warned.get((ip, what), (float("-inf"), 0))
+            if now - last < _WARNING_INTERVAL_S:
+                self._warned[(ip, what)] = (last, suppressed + 1)
+                return
+            if len(self._warned) > 4096:  # many addresses: forget the old ones
+                self._warned.clear()
+            self._warned[(ip, what)] = (now, 0)
+        more = f" (and {suppressed} more since the last such warning)" if suppressed else ""
+        LOGGER.warning("connection from %s %s: %s%s", ip, what, reason, more)
 
     def shutdown(self) -> None:
         self._closing.set()
