@@ -207,3 +207,38 @@ def test_data_dir_is_closed_to_others_after_receiving(tmp_path: Path, aiws: Aiws
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in [aiws.data_dir, *kept]}
     assert {name: oct(m) for name, m in modes.items() if m & 0o077} == {}
     assert "without ca_file: clients are not authenticated" in aiws.log()
+
+
+RESULTS_CONFIG = """
+[dicom]
+host = "127.0.0.1"
+port = {dicom_port}
+[[dicom.sources]]
+ae_title = "STORESCU"
+host = "127.0.0.1"
+[study]
+quiet_seconds = 1
+[[routes]]
+pipeline = "echo_summary"
+[http]
+port = {http_port}
+[storage]
+data_dir = "{data_dir}"
+min_free_mb = 1
+"""
+
+
+@pytest.mark.network
+def test_results_written_by_a_worker_are_closed_to_others(tmp_path: Path) -> None:
+    aiws = AiwsProcess(tmp_path, RESULTS_CONFIG, env={"AIWS_WORKERS": "1"}).start()
+    try:
+        files = make_ct_series(tmp_path / "ct", n_slices=2, rows=16, cols=16)
+        out = storescu("127.0.0.1", aiws.dicom_port, "AIWS", "STORESCU", files, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        wait_for(lambda: [j for j in aiws.api("/api/jobs") if j["state"] == "done"], timeout=120, what="a done job")
+        results = list((aiws.data_dir / "outbox").rglob("*.dcm"))
+        assert results  # the worker process wrote the echo summary
+        modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in aiws.data_dir.rglob("*")}
+        assert {name: oct(m) for name, m in modes.items() if m & 0o077} == {}
+    finally:
+        aiws.stop()
