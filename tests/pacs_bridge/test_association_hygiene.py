@@ -183,6 +183,21 @@ def test_associations_from_one_address_count_against_its_limit(tmp_path: Path, s
             a.release()
 
 
+def test_a_peer_stalled_in_the_middle_of_a_pdu_is_dropped(tmp_path: Path, started: list) -> None:
+    config = _config(request_timeout=10).replace("[[dicom.sources]]",
+                                                 "network_timeout_seconds = 2\n[[dicom.sources]]", 1)
+    aiws = _start(tmp_path, started, config)
+    ae = AE(ae_title="PYNET")
+    ae.add_requested_context(Verification)
+    ae.network_timeout = ae.acse_timeout = 300  # our side waits: only the service may end it
+    assoc = ae.associate("127.0.0.1", aiws.dicom_port, ae_title="AIWS")
+    assert assoc.is_established
+    # a P-DATA-TF header announcing 100 bytes, then 2 of them, then nothing
+    assoc.dul.socket.socket.sendall(b"\x04\x00" + struct.pack(">I", 100) + b"\x00\x00")
+    wait_for(lambda: not assoc.is_established, timeout=60, what="the service to drop the stalled association")
+    assert echoscu("127.0.0.1", aiws.dicom_port, "AIWS", "ECHOSCU").returncode == 0
+
+
 def _established(ae: AE, port: int) -> object:
     assoc = ae.associate("127.0.0.1", port, ae_title="AIWS")
     return assoc if assoc.is_established else None
