@@ -43,7 +43,7 @@ COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
  && rm -rf /tmp/wheels
 COPY triton_repo /opt/aiws/triton_repo
-COPY deploy/healthcheck.py /opt/aiws/healthcheck.py
+COPY deploy/healthcheck.py deploy/measure_study.py /opt/aiws/
 # DICOM and HTTP on every interface of the container (the host decides what is published);
 # spool, outbox, ledger and admin token under the volume /var/lib/aiws; models from the image
 # (mount a newer triton_repo over /opt/aiws/triton_repo to change them without a rebuild).
@@ -95,7 +95,7 @@ COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
  && rm -rf /tmp/wheels
 COPY triton_repo /opt/aiws/triton_repo
-COPY deploy/healthcheck.py /opt/aiws/healthcheck.py
+COPY deploy/healthcheck.py deploy/measure_study.py /opt/aiws/
 ENV AIWS_DATA_DIR=/var/lib/aiws \
     AIWS_DICOM_HOST=0.0.0.0 \
     AIWS_HTTP_HOST=0.0.0.0 \

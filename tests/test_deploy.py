@@ -8,27 +8,27 @@ No Docker engine runs on the test machines: the images are not built here (docs/
 from __future__ import annotations
 
 import fnmatch
-import importlib.resources
-import ipaddress
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import tomllib
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
-import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from aiws.config import load_config
 from aiws.pipelines import check_routes
+from deploy.compose_check import compose_problems, load_compose, schema_errors
+from deploy.compose_check import main as compose_check_main
 from factories import make_ct_series
 from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
 
@@ -41,6 +41,15 @@ TRAINING_ONLY = ("torch", "monai", "onnxscript", "nibabel", "sklearn", "tqdm", "
 #: Serving-package modules that exist for training only (they import a TRAINING_ONLY package at the top).
 TRAINING_ONLY_MODULES = {"imaging.nifti"}
 SERVING_PACKAGES = ("aiws", "pacs_bridge", "imaging", "models", "plugins")
+#: Python source that makes importing a TRAINING_ONLY package fail (the serving image does not have them).
+BLOCKER = f"""
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {TRAINING_ONLY!r}:
+            raise ImportError(name + " is not in the serving image")
+sys.meta_path.insert(0, _Block())
+"""
 
 
 # ---------------------------------------------------------------- Dockerfile
@@ -183,14 +192,8 @@ def test_image_requirements_are_the_project_dependencies_pinned() -> None:
 
 def test_serving_modules_import_without_the_training_stack() -> None:
     """Every module of the serving packages imports, every pipeline and plugin is built, with torch & co. blocked."""
-    script = textwrap.dedent(f"""
-        import importlib, importlib.abc, pkgutil, sys
-        BLOCKED = {TRAINING_ONLY!r}
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError(f"{{name}} is training-only and not in the serving image")
-        sys.meta_path.insert(0, Block())
+    script = BLOCKER + textwrap.dedent(f"""
+        import importlib, pkgutil
         for package in {SERVING_PACKAGES!r}:
             for info in pkgutil.walk_packages(importlib.import_module(package).__path__, package + "."):
                 if info.name not in {TRAINING_ONLY_MODULES!r}:
@@ -202,7 +205,7 @@ def test_serving_modules_import_without_the_training_stack() -> None:
         config = load_config(None, {{}})
         built = [PIPELINES[name](config, ArrayBackend.select("numpy")) for name in sorted(PIPELINES)]
         plugins = [factory() for factory in BUILTINS.values()]
-        print(len(built), len(plugins), sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
+        print(len(built), len(plugins), sorted(m for m in sys.modules if m.split(".")[0] in {TRAINING_ONLY!r}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -212,92 +215,18 @@ def test_serving_modules_import_without_the_training_stack() -> None:
 # ---------------------------------------------------------------- compose
 
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
-
-
-def interpolate(value: Any, env: dict[str, str]) -> Any:
-    """Compose's variable interpolation (``${X}``, ``${X:-default}``, ``${X:?error}``, ``$$``).
-
-    Raises:
-        ValueError: a required variable is unset or empty, with its error text (as ``docker compose config``).
-    """
-    if isinstance(value, dict):
-        return {k: interpolate(v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, env) for v in value]
-    if not isinstance(value, str):
-        return value
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name, op, arg = m.group(1), m.group(2), m.group(3)
-        have = env.get(name)
-        unset = have is None or (op is not None and op.startswith(":") and have == "")
-        if op in (":?", "?") and unset:
-            raise ValueError(f"required variable {name} is missing a value: {arg}")
-        return arg if op in (":-", "-") and unset else (have or "")
-    return _VAR.sub(sub, value)
-
-
-def compose_problems(doc: dict[str, Any], base: Path) -> list[str]:
-    """What ``docker compose config`` would refuse, beyond the schema: dangling references and missing files."""
-    problems = []
-    services = doc.get("services", {})
-    for name, svc in services.items():
-        if "image" not in svc and "build" not in svc:
-            problems.append(f"{name}: neither image nor build")
-        build = svc.get("build")
-        if isinstance(build, dict):
-            dockerfile = (base / build.get("context", ".")) / build.get("dockerfile", "Dockerfile")
-            if not dockerfile.is_file():
-                problems.append(f"{name}: build: no {dockerfile}")
-            elif build.get("target") and build["target"] not in _stages():
-                problems.append(f"{name}: build.target {build['target']} is not a stage of {dockerfile.name}")
-        for dep in svc.get("depends_on", {}):
-            if dep not in services:
-                problems.append(f"{name}: depends_on {dep}: no such service")
-        for vol in svc.get("volumes", []):
-            source = vol.split(":")[0]
-            if source.startswith((".", "/")):
-                if not (base / source).exists():
-                    problems.append(f"{name}: bind mount {source} does not exist")
-            elif source not in (doc.get("volumes") or {}):
-                problems.append(f"{name}: volume {source} is not declared")
-        for port in svc.get("ports", []):
-            if not re.fullmatch(r"((\d{1,3}\.){3}\d{1,3}:)?(\d+:)?\d+(/(tcp|udp))?", str(port)):
-                problems.append(f"{name}: port {port!r} is not [ip:]host:container")
-        nets = svc.get("networks", [])
-        for net, opts in (nets.items() if isinstance(nets, dict) else ((n, None) for n in nets)):
-            if net not in (doc.get("networks") or {}):
-                problems.append(f"{name}: network {net} is not declared")
-            elif opts and "ipv4_address" in opts:
-                subnets = [ipaddress.ip_network(c["subnet"]) for c in doc["networks"][net]["ipam"]["config"]]
-                if not any(ipaddress.ip_address(opts["ipv4_address"]) in s for s in subnets):
-                    problems.append(f"{name}: {opts['ipv4_address']} is outside network {net}")
-    return problems
-
-
 def _example_env() -> dict[str, str]:
     lines = [ln for ln in (DEPLOY / "env.example").read_text().splitlines() if "=" in ln and not ln.startswith("#")]
     return dict(ln.split("=", 1) for ln in lines)
 
 
 def _compose(env: dict[str, str] | None = None) -> dict[str, Any]:
-    raw = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    return interpolate(raw, _example_env() if env is None else env)
-
-
-def _schema_errors(doc: dict[str, Any]) -> list[str]:
-    text = importlib.resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json")
-    schema = json.loads(text.read_text())
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+    return load_compose(DEPLOY / "compose.yaml", _example_env() if env is None else env)
 
 
 def test_compose_file_is_valid() -> None:
     doc = _compose()
-    assert _schema_errors(doc) == []
+    assert schema_errors(doc) == []
     assert compose_problems(doc, DEPLOY) == []
     assert set(doc["services"]) == {"aiws", "triton", "orthanc", "postgres"}
     assert doc["services"]["triton"]["image"].startswith("nvcr.io/nvidia/tritonserver:")
@@ -308,10 +237,11 @@ def test_compose_file_is_valid() -> None:
 def test_compose_checks_catch_mistakes() -> None:
     with pytest.raises(ValueError, match="ORTHANC_DB_PASSWORD"):
         _compose(env={"AIWS_ADMIN_TOKEN": "t", "ORTHANC_ADMIN_PASSWORD": "p"})
+    assert compose_check_main([str(DEPLOY / "compose.yaml"), "--env-file", str(DEPLOY / "env.example")]) == 0
     doc = _compose()
     doc["services"]["aiws"]["portz"] = ["8080:8080"]
     doc["services"]["postgres"]["healthcheck"]["interval"] = ["10s"]
-    errors = "\n".join(_schema_errors(doc))
+    errors = "\n".join(schema_errors(doc))
     assert "'portz' was unexpected" in errors and "services/postgres/healthcheck/interval:" in errors
     doc = _compose()
     del doc["services"]["postgres"]["image"]
@@ -389,21 +319,11 @@ def test_triton_repo_configs_name_the_onnxruntime_backend() -> None:
 # ---------------------------------------------------------------- running parts
 
 
-SERVE_ENV_BLOCKER = """
-import importlib.abc, sys
-class _Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {blocked!r}:
-            raise ImportError(f"{{name}} is not in the serving image")
-sys.meta_path.insert(0, _Block())
-"""
-
-
 def _deploy_aiws(workdir: Path, **env: str) -> AiwsProcess:
     """``aiws serve`` on deploy/aiws.toml, local ports and folders by its environment overrides (as in the image)."""
     workdir.mkdir(parents=True)
     (workdir / "site").mkdir()
-    (workdir / "site" / "sitecustomize.py").write_text(SERVE_ENV_BLOCKER.format(blocked=TRAINING_ONLY))
+    (workdir / "site" / "sitecustomize.py").write_text(BLOCKER)
     aiws = AiwsProcess(workdir, (DEPLOY / "aiws.toml").read_text(), dicom_port=free_port(), http_port=free_port())
     aiws.env = {"PYTHONPATH": str(workdir / "site"), "AIWS_DICOM_HOST": "127.0.0.1", "AIWS_HTTP_HOST": "127.0.0.1",
                 "AIWS_DICOM_PORT": str(aiws.dicom_port), "AIWS_HTTP_PORT": str(aiws.http_port),
@@ -423,10 +343,33 @@ def test_healthcheck_script_against_the_deploy_config(tmp_path: Path) -> None:
         assert health["checks"]["triton_up"] is False  # nothing listens on the Triton URL: degraded, still 200
         assert subprocess.run(probe, env=probe_env, capture_output=True, timeout=30).returncode == 0
         assert "not in the serving image" not in aiws.log()
+        _check_online_backups(aiws.data_dir / "aiws.db", tmp_path / "backup")
     finally:
         aiws.stop()
     down = subprocess.run(probe, env=probe_env, capture_output=True, text=True, timeout=30)
     assert down.returncode == 1 and "URLError" in down.stderr
+
+
+#: docs/deployment.md, "Backups": the ledger copied while the service runs (the images have no sqlite3 CLI).
+PY_BACKUP = ("import sqlite3, sys; s = sqlite3.connect(sys.argv[1]); d = sqlite3.connect(sys.argv[2]); "
+             "s.backup(d); d.close(); s.close()")
+
+
+def _check_online_backups(db: Path, folder: Path) -> None:
+    """The two backup commands of the guide, run against the live ledger: complete, consistent copies."""
+    folder.mkdir()
+    copies = [folder / "python.db"]
+    subprocess.run([sys.executable, "-c", PY_BACKUP, str(db), str(copies[0])], check=True, timeout=60)
+    if have_tool("sqlite3"):
+        copies.append(folder / "cli.db")
+        subprocess.run(["sqlite3", str(db), f".backup '{copies[1]}'"], check=True, timeout=60)
+    with closing(sqlite3.connect(db)) as con:
+        tables = con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+    for copy in copies:
+        with closing(sqlite3.connect(copy)) as con:
+            assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall() == tables
+            assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is not None
 
 
 ROUND_TRIP = """
@@ -513,8 +456,7 @@ def _get(port: int, path: str, auth: tuple[str, str]) -> Any:
 
 def _orthanc_id(port: int, study_uid: str, auth: tuple[str, str]) -> str:
     r = httpx.post(f"http://127.0.0.1:{port}/tools/lookup", content=study_uid.encode(), auth=auth, timeout=10)
-    found = [f["ID"] for f in r.json() if f["Type"] == "Study"]
-    return found[0] if found else "none"
+    return next((f["ID"] for f in r.json() if f["Type"] == "Study"), "none")
 
 
 def _aiws_study(aiws: AiwsProcess, study_uid: str) -> dict[str, Any]:
