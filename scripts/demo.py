@@ -184,6 +184,15 @@ def _figures(pipeline: str, s: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in s.items() if isinstance(v, (int, float, str)))[:60]
 
 
+def _summary_figures(pipeline: str, summary: Mapping[str, Any]) -> str:
+    """:func:`_figures`, or which key it missed when a pipeline's summary has changed shape (the results
+    are in the PACS all the same)."""
+    try:
+        return _figures(pipeline, summary)
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"done (summary without {exc!s:.40})"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one study ended: ok (every result in the PACS), failed, not routed, or still waiting."""
@@ -229,7 +238,7 @@ def outcome(service: Service, pacs: Orthanc, study: DemoStudy, sent_at: float) -
     held = {i["MainDicomTags"].get("SOPInstanceUID") for i in pacs.instances_of_study(study.study_uid)}
     if not wanted <= held:
         return None
-    figures = "; ".join(_figures(j["pipeline"], j.get("summary") or {}) for j in jobs)
+    figures = "; ".join(_summary_figures(j["pipeline"], j.get("summary") or {}) for j in jobs)
     job_seconds = sum((j.get("finished_at") or 0.0) - (j.get("started_at") or 0.0) for j in jobs)
     return Outcome(study, "ok", figures, _kinds(doc.get("results", [])), time.monotonic() - sent_at, job_seconds,
                    pacs.study_id(study.study_uid))
@@ -327,7 +336,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("var/demo"), help="everything goes here (default var/demo)")
+    parser.add_argument("--data-dir", type=Path, default=Path("var/demo"),
+                        help="everything goes here (default var/demo)")
     parser.add_argument("--ci", action="store_true", help="exit after the table (status 1 if a result is missing)")
     parser.add_argument("--small", action="store_true", help="smaller phantoms (default with --ci)")
     parser.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES))
