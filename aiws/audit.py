@@ -11,7 +11,7 @@ is the external anchor against a rewrite of the whole chain (see :mod:`aiws.ledg
 Mapping (DCM codes of CID 400 / 401; events without a DICOM code carry an ``AIWS`` type code):
 service start/stop -> Application Activity (110100) with Application Start/Stop (110120/110121);
 association, results sent, manual send, instance refused/quarantined -> DICOM Instances Transferred
-(110104); network configuration changes -> Security Alert (110113) / Network Configuration (110128);
+(110104), a rejected association -> Security Alert (110113) / Node Authentication (110126); network configuration changes -> Security Alert (110113) / Network Configuration (110128);
 study purged -> DICOM Study Deleted (110105); audit verified -> Audit Log Used (110101); jobs,
 plugin runs, echo and the rest -> Application Activity with the AIWS action as event type.
 Deviation, by design: no Patient participant object (the messages carry no patient data); the
@@ -58,6 +58,7 @@ SECURITY_ALERT = _dcm("110113", "Security Alert")
 STUDY_DELETED = _dcm("110105", "DICOM Study Deleted")
 AUDIT_LOG_USED = _dcm("110101", "Audit Log Used")
 NETWORK_CONFIGURATION = _dcm("110128", "Network Configuration")
+NODE_AUTHENTICATION = _dcm("110126", "Node Authentication")
 
 #: action -> (EventID, EventTypeCode or None for an AIWS code of the action, EventActionCode)
 EVENTS: dict[str, tuple[Code, Code | None, str]] = {
@@ -118,6 +119,8 @@ _APPLICATION_ROLE = _dcm("110150", "Application")
 def audit_message(row: AuditRow, ae_title: str, hostname: str) -> str:
     """The DICOM audit message (PS3.15 A.5.1 schema) of one ledger audit row, as XML text."""
     event_id, event_type, action_code = EVENTS.get(row.action, (APPLICATION_ACTIVITY, None, "E"))
+    if row.action == "association" and row.detail.get("outcome") == "rejected":  # nothing was transferred
+        event_id, event_type, action_code = SECURITY_ALERT, NODE_AUTHENTICATION, "E"
     msg = ET.Element("AuditMessage")
     ev = ET.SubElement(msg, "EventIdentification", {
         "EventActionCode": action_code, "EventDateTime": _iso(row.at), "EventOutcomeIndicator": outcome(row)})

@@ -210,6 +210,9 @@ def _exported_ledger(tmp_path: Path) -> Ledger:
     ledger.audit("sender", "results sent", {"destination": "pacs", "study_uid": "1.2.3", "files": 3})
     ledger.audit("cli", "destination added", {"name": "pacs", "changes": []})
     ledger.audit("worker", "job failed", {"job_id": 1, "study_uid": "1.2.3", "error": "ModelError: x"})
+    ledger.record_association({"started_at": "t2", "ended_at": "t2", "calling_ae": "STRANGER", "called_ae": "AIWS",
+                                "peer_ip": "10.9.9.9", "outcome": "rejected", "received": 0, "duplicates": 0,
+                                "failed": 0, "reason": "calling AE title not allowed"})
     return ledger
 
 
@@ -217,18 +220,19 @@ def test_export_over_udp_as_rfc5424_with_dicom_audit_messages(tmp_path: Path, ud
     ledger = _exported_ledger(tmp_path)
     port = udp_collector.getsockname()[1]
     exporter = AuditExporter(ledger, f"udp://127.0.0.1:{port}", "AIWS")
-    assert exporter.export_pending() == 5
-    frames = [udp_collector.recv(65535) for _ in range(5)]
+    assert exporter.export_pending() == 6
+    frames = [udp_collector.recv(65535) for _ in range(6)]
     parsed = [_parse(f) for f in frames]
-    assert [sd for _, _, sd, _ in parsed] == [f'[meta sequenceId="{i}"]' for i in range(1, 6)]
+    assert [sd for _, _, sd, _ in parsed] == [f'[meta sequenceId="{i}"]' for i in range(1, 7)]
     assert [_event(root) for *_, root in parsed] == [
         ("110100", "Application Start", "E", "0"),
         ("110104", "association", "C", "0"),
         ("110104", "results sent", "R", "0"),
         ("110113", "Network Configuration", "C", "0"),
         ("110100", "job failed", "E", "8"),
+        ("110113", "Node Authentication", "E", "4"),
     ]
-    assert [pri for pri, *_ in parsed] == [85, 85, 85, 85, 84]  # authpriv.notice; warning for a failure
+    assert [pri for pri, *_ in parsed] == [85, 85, 85, 85, 84, 84]  # authpriv.notice; warning for a failure
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", parsed[0][1])
     assoc = parsed[1][3]
     parts = [(p.get("UserID"), p.get("UserIsRequestor"), p.get("NetworkAccessPointID"))
@@ -293,12 +297,13 @@ def test_export_over_tcp_resumes_after_the_collector_was_down(tmp_path: Path) ->
     assert ledger.meta_value("audit_exported_id") is None
     collector = _TcpCollector(port)
     try:
-        assert exporter.export_pending() == 5
+        assert exporter.export_pending() == 6
         exporter.stop()  # closes the connection: the collector has everything
         collector.thread.join(10)
         frames = collector.frames()
-        assert len(frames) == 5
-        assert [_event(_parse(f)[3])[0] for f in frames] == ["110100", "110104", "110104", "110113", "110100"]
-        assert json.loads(ledger.meta_value("audit_exported_id") or "0") == 5
+        assert len(frames) == 6
+        assert [_event(_parse(f)[3])[0] for f in frames] == ["110100", "110104", "110104", "110113", "110100",
+                                                               "110113"]
+        assert json.loads(ledger.meta_value("audit_exported_id") or "0") == 6
     finally:
         collector.close()
