@@ -118,9 +118,10 @@ class _Walker:
     def _undefined(self, tag: int, vr: bytes | None, implicit: bool, depth: int, top: bool) -> None:
         """An element of undefined length: a sequence, or encapsulated Pixel Data."""
         if tag == PIXEL_DATA:
+            value_at = self.fp.tell()
             fragments = self.fragments(tag)
             if top:
-                self.pixel_data = PixelDataLayout(self.fp.tell(), None, fragments)
+                self.pixel_data = PixelDataLayout(value_at, None, fragments)
             return
         if vr == b"UN":  # PS3.5 6.2.2: content of an undefined-length UN is implicit VR little endian
             self.sequence(tag, None, True, depth + 1)

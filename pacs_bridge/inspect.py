@@ -19,7 +19,7 @@ from typing import BinaryIO
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
-from pydicom.tag import BaseTag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from pacs_bridge.encoding import PIXEL_DATA, PixelDataLayout, walk
@@ -30,6 +30,10 @@ from pacs_bridge.uids import validate_uid
 #: Values longer than this are skipped (not read into memory) while reading the attributes.
 _DEFER_BYTES = 64 * 1024
 _INFLATE_CHUNK = 1 << 20
+#: The attributes read (the others were walked over by pacs_bridge.encoding); a third faster than all.
+_READ_TAGS: list[BaseTag | int] = [Tag(k) for k in (
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality", "Rows", "Columns",
+    "SamplesPerPixel", "BitsAllocated", "NumberOfFrames", "PhotometricInterpretation")]
 #: pydicom's errors on malformed values (no value reaches a reason: only the exception type).
 _READ_ERRORS = (InvalidDicomError, ValueError, KeyError, EOFError, OSError, TypeError, AttributeError,
                 IndexError, struct.error, UnicodeError, OverflowError)
@@ -110,7 +114,8 @@ def _inspect(fp: BinaryIO, start: int, tsyntax: UID) -> InstanceInfo:
     layout = walk(fp, start, end, implicit_vr=implicit, little_endian=little)
     fp.seek(start)
     try:
-        ds = read_dataset(fp, implicit, little, stop_when=_stop_at_pixels, defer_size=_DEFER_BYTES)
+        ds = read_dataset(fp, implicit, little, stop_when=_stop_at_pixels, defer_size=_DEFER_BYTES,
+                          specific_tags=_READ_TAGS)
         sop_class = ds.get("SOPClassUID")
         sop_uid = ds.get("SOPInstanceUID")
         study_uid = ds.get("StudyInstanceUID")
