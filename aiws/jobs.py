@@ -118,12 +118,20 @@ class JobRunner:
         )
         output = pipeline.run(request)
         results = []
+        unsaved = False
         for item in output.files:
+            if item.sop_instance_uid and item.sop_class_uid and item.series_instance_uid:
+                # written and saved by imaging's writers (write, fsync, rename, fsync dir): UIDs as written
+                results.append(NewResult(item.kind, item.sop_instance_uid, item.series_instance_uid,
+                                         item.sop_class_uid, str(item.path)))
+                continue
+            unsaved = True  # a pipeline that saved on its own: make it durable and read its UIDs
             _fsync_file(item.path)
             ds = dcmread(item.path, stop_before_pixels=True)
             results.append(NewResult(item.kind, str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID),
                                      str(ds.SOPClassUID), str(item.path)))
-        fsync_dir(out_dir)
+        if unsaved:
+            fsync_dir(out_dir)
         summary = {**output.summary, "pipeline_version": pipeline.version,
                    "timings_s": {k: round(v, 3) for k, v in output.timings_s.items()}}
         return results, summary

@@ -1,5 +1,6 @@
 """Write a whole result in one call: SEG (when segments are given), SR, Secondary Capture summary and,
-optionally, the PDF report, each saved durably into one directory."""
+optionally, the PDF report, each saved durably into one directory; the saved objects come back with
+their UIDs (:class:`~imaging.results.WrittenObject`)."""
 from __future__ import annotations
 
 import logging
@@ -7,25 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydicom.dataset import Dataset
+
 from imaging.capture import write_summary_capture
 from imaging.mammo import Mammogram
 from imaging.pdf import write_pdf_report
-from imaging.provenance import save_dataset
-from imaging.results import Code, Finding, ResultContext, Segment
+from imaging.provenance import save_result
+from imaging.results import Code, Finding, ResultContext, Segment, WrittenObject
 from imaging.seg import write_seg
 from imaging.sr import IMAGING_PROCEDURE, write_sr
 from imaging.volume import Volume
 
 LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WrittenObject:
-    """One saved result object: *kind* is ``seg``, ``sr``, ``sc`` or ``pdf``."""
-
-    kind: str
-    path: Path
-    sop_instance_uid: str
 
 
 @dataclass(frozen=True)
@@ -48,9 +42,8 @@ def write_bundle(source: Volume | Mammogram, findings: Sequence[Finding], contex
     """
     written: list[WrittenObject] = []
 
-    def keep(kind: str, ds: object) -> None:
-        path = save_dataset(ds, out_dir)  # type: ignore[arg-type]
-        written.append(WrittenObject(kind, path, str(ds.SOPInstanceUID)))  # type: ignore[attr-defined]
+    def keep(kind: str, ds: Dataset) -> None:
+        written.append(save_result(kind, ds, out_dir))
 
     seg = write_seg(source, segments, context) if segments else None
     if seg is not None:

@@ -16,19 +16,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import highdicom as hd
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import ExplicitVRLittleEndian
 from scipy import ndimage
 
 from imaging.display import finding_details, finding_heading, font_path, wrap
 from imaging.errors import WriteError
 from imaging.mammo import Mammogram
-from imaging.provenance import contributing_equipment, finish
-from imaging.results import DISCLAIMER, DISCLAIMER_DISPLAY, Finding, Graphic, ResultContext, Segment
+from imaging.results import DISCLAIMER_DISPLAY, Finding, Graphic, ImageRef, RenderedPage, ResultContext, Segment
+from imaging.sc import write_page_capture
 from imaging.volume import Volume
 
 LOGGER = logging.getLogger(__name__)
@@ -407,16 +405,11 @@ def _patient_orientation(source: Volume | Mammogram, k: int) -> tuple[str, str] 
     return letters[0], letters[1]
 
 
-def _source_reference(source: Volume | Mammogram, k: int) -> Dataset | None:
+def _source_reference(source: Volume | Mammogram, k: int) -> tuple[ImageRef, ...]:
     frame = source.source if isinstance(source, Mammogram) else (source.sources[k] if source.sources else None)
     if frame is None:
-        return None
-    item = Dataset()
-    item.ReferencedSOPClassUID = frame.sop_class_uid
-    item.ReferencedSOPInstanceUID = frame.sop_instance_uid
-    if frame.frame_number:
-        item.ReferencedFrameNumber = frame.frame_number
-    return item
+        return ()
+    return (ImageRef(frame.sop_class_uid, frame.sop_instance_uid, frame.frame_number or None),)
 
 
 def write_summary_capture(source: Volume | Mammogram, findings: Sequence[Finding], context: ResultContext, *,
@@ -436,26 +429,11 @@ def write_summary_capture(source: Volume | Mammogram, findings: Sequence[Finding
             source.sources[key.slice_index] if source.sources else None)
         if frame is None:
             raise WriteError(f"summary for series {source.series_uid}: slice {key.slice_index} has no source header")
-        study_uid = str(frame.header.StudyInstanceUID)
-        series_uid, sop_uid = context.uids(study_uid, "sc", index)
-        sc = hd.sc.SCImage.from_ref_dataset(
-            ref_dataset=frame.header, pixel_array=key.pixels, photometric_interpretation="RGB", bits_allocated=8,
-            coordinate_system="PATIENT", series_instance_uid=series_uid, series_number=context.series_number("sc"),
-            sop_instance_uid=sop_uid, instance_number=index + 1, manufacturer=context.manufacturer,
-            patient_orientation=_patient_orientation(source, key.slice_index) or ("L", "P"),
-            laterality=source.laterality if isinstance(source, Mammogram) else None,
-            transfer_syntax_uid=ExplicitVRLittleEndian, contributing_equipment=[contributing_equipment(context)])
-        if _patient_orientation(source, key.slice_index) is None:
-            sc.PatientOrientation = ""
-        reference = _source_reference(source, key.slice_index)
-        if reference is not None:
-            sc.SourceImageSequence = [reference]
-        if "Laterality" not in sc:
-            sc.Laterality = ""  # General Series Type 2C: unknown for a summary of a non-paired region
-        sc.BurnedInAnnotation = "YES"
-        sc.ImageComments = DISCLAIMER
-        sc.DerivationDescription = f"Key image {index + 1} of {len(images)} with findings of {title}"[:1024]
-        out.append(finish(sc, context, "sc"))
+        page = RenderedPage(key.pixels, frame.header, _source_reference(source, key.slice_index),
+                            _patient_orientation(source, key.slice_index),
+                            source.laterality if isinstance(source, Mammogram) else None,
+                            f"Key image {index + 1} of {len(images)} with findings of {title}")
+        out.append(write_page_capture(page, context, index))
     LOGGER.info("study %s: %s %s wrote %d summary images", source.study_uid, context.pipeline,
                 context.model_version, len(out))
     return out

@@ -13,7 +13,7 @@ from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 
 from imaging.errors import WriteError
-from imaging.results import DISCLAIMER, ResultContext
+from imaging.results import DISCLAIMER, ResultContext, WrittenObject
 
 LOGGER = logging.getLogger(__name__)
 
@@ -127,3 +127,13 @@ def save_dataset(ds: Dataset, directory: Path, name: str | None = None) -> Path:
         Path(tmp).unlink(missing_ok=True)  # only still there when something failed before the rename
     LOGGER.debug("saved %s", path)
     return path
+
+
+def save_result(kind: str, ds: Dataset, directory: Path) -> WrittenObject:
+    """Save *ds* durably (:func:`save_dataset`) and return it with the UIDs it was written with.
+
+    Raises:
+        WriteError: the file cannot be written, naming the path.
+    """
+    path = save_dataset(ds, directory)
+    return WrittenObject(kind, path, str(ds.SOPInstanceUID), str(ds.SOPClassUID), str(ds.SeriesInstanceUID))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from highdicom.sr import CodedConcept
+from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code as PydicomCode
 
 from imaging.errors import WriteError
@@ -140,6 +142,8 @@ class Graphic(str, enum.Enum):
 class ImageRegion2D:
     """A region on one slice: *points_rc* are (row, column) voxel-centre indices.
 
+    *slice_index*: the Volume's k, 0 for one 2D image, or the image's position in a tuple of 2D images.
+
     POINT: one point; POLYLINE: a closed outline (first point repeated last or
     not; the writer closes it); CIRCLE: centre then a point on the circle;
     ELLIPSE: major-axis end points then minor-axis end points.
@@ -164,13 +168,44 @@ class ImageRegion2D:
         return float(pts[:, 0].mean()), float(pts[:, 1].mean())
 
 
+class Graphic3D(str, enum.Enum):
+    """Shapes of a region in the patient frame of reference (SCOORD3D graphic types)."""
+
+    POLYGON = "POLYGON"
+    ELLIPSE = "ELLIPSE"
+    ELLIPSOID = "ELLIPSOID"
+
+
+@dataclass(frozen=True)
+class ImageRegion3D:
+    """A region in the source Volume's frame of reference (SCOORD3D): *points_krc* are (k, row, column)
+    voxel-centre indices, which the writer maps to patient LPS mm with the Volume's affine.
+
+    POLYGON: at least 3 points on one plane (the writer closes it); ELLIPSE: major-axis end points then
+    minor-axis end points (planar); ELLIPSOID: the end points of its three axes (6 points, a volume).
+    """
+
+    graphic: Graphic3D
+    points_krc: tuple[tuple[float, float, float], ...]
+
+    def __post_init__(self) -> None:
+        need = {Graphic3D.ELLIPSE: 4, Graphic3D.ELLIPSOID: 6}.get(self.graphic)
+        if need is not None and len(self.points_krc) != need:
+            raise WriteError(f"3D region {self.graphic.value}: needs {need} points, got {len(self.points_krc)}")
+        if self.graphic == Graphic3D.POLYGON and len(self.points_krc) < 3:
+            raise WriteError(f"3D region POLYGON: needs at least 3 points, got {len(self.points_krc)}")
+        if any(len(p) != 3 for p in self.points_krc):
+            raise WriteError(f"3D region {self.graphic.value}: every point needs (k, row, column)")
+
+
 @dataclass(frozen=True)
 class Finding:
     """One finding = one measurement group in the SR.
 
     *tracking_id*: unique within the result (e.g. ``"nodule-1"``). Where it is:
-    *segment_number* (1-based, the segment of the SEG written with it) or
-    *region* (2D), or neither (an exam-level finding such as a total score).
+    *segment_number* (1-based, the segment of the SEG written with it), *region* (2D, SCOORD) or
+    *region3d* (in the Volume's frame of reference, SCOORD3D), or none (an exam-level finding such as a
+    total score).
     *label*: short text for the summary legend (defaults to the finding type).
     """
 
@@ -182,11 +217,12 @@ class Finding:
     segment_number: int | None = None
     region: ImageRegion2D | None = None
     label: str = ""
+    region3d: ImageRegion3D | None = None
 
     def __post_init__(self) -> None:
         if not self.tracking_id or len(self.tracking_id) > 64:
             raise WriteError(f"finding {self.tracking_id!r}: tracking id must be 1-64 characters")
-        if self.segment_number is not None and self.region is not None:
+        if sum(x is not None for x in (self.segment_number, self.region, self.region3d)) > 1:
             raise WriteError(f"finding {self.tracking_id}: give a segment or a region, not both")
 
     @property
@@ -204,3 +240,61 @@ class Segment:
     mask: np.ndarray = field(repr=False)
     tracking_id: str = ""
     anatomic_region: Code | None = None
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A source image (or one frame of a multi-frame image) a result refers to."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    frame_number: int | None = None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A mark for a presentation state (GSPS): *box* ``(row0, col0, row1, col1)`` in continuous
+    stored-image coordinates (the top-left corner of the top-left pixel is (0, 0)), its text label,
+    and the tracking id and UID of the finding it shows."""
+
+    box: tuple[float, float, float, float]
+    label: str
+    tracking_id: str
+    tracking_uid: str
+
+
+@dataclass(frozen=True, eq=False)
+class RenderedPage:
+    """A rendered summary page for a Secondary Capture: RGB uint8 *pixels* (rows, columns, 3).
+
+    *header*: the source header whose patient and study attributes the capture copies. *sources*: the
+    images the page summarises (Source Image Sequence). *patient_orientation*: of the page's rows and
+    columns, None for a page without one (left empty). *laterality*: the image laterality (a single
+    breast), None when not paired. *derivation*: the Derivation Description ("" leaves it out).
+    """
+
+    pixels: np.ndarray = field(repr=False)
+    header: Dataset = field(repr=False)
+    sources: tuple[ImageRef, ...] = ()
+    patient_orientation: tuple[str, str] | None = None
+    laterality: str | None = None
+    derivation: str = ""
+
+    def __post_init__(self) -> None:
+        shape = np.shape(self.pixels)
+        if len(shape) != 3 or shape[2] != 3 or np.asarray(self.pixels).dtype != np.uint8:
+            raise WriteError(f"rendered page: pixels must be RGB uint8 (rows, columns, 3), got {shape} "
+                             f"{np.asarray(self.pixels).dtype}")
+
+
+@dataclass(frozen=True)
+class WrittenObject:
+    """One saved result object and the UIDs it was written with (so nobody has to read it back).
+
+    *kind*: ``seg``, ``sr``, ``sc``, ``pdf``, ``gsps``."""
+
+    kind: str
+    path: Path
+    sop_instance_uid: str
+    sop_class_uid: str = ""
+    series_instance_uid: str = ""

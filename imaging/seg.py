@@ -139,12 +139,15 @@ def _description(number: int, segment: Segment, context: ResultContext, study_ui
     )
 
 
-def write_seg(source: Volume | Mammogram, segments: Sequence[Segment], context: ResultContext) -> Dataset:
+def write_seg(source: Volume | Mammogram, segments: Sequence[Segment], context: ResultContext, *,
+              index: int = 0, description: str = "") -> Dataset:
     """A binary SEG of *segments* (masks on *source*'s grid) in a new series of the source study.
 
     Segment numbers are 1-based in the order given; a :class:`~imaging.results.Finding`
     refers to them by ``segment_number``. Empty masks are allowed (the segment
-    has no frames).
+    has no frames). *index* (0-based) numbers the instance within the result's SEG series (e.g. one
+    SEG per cardiac phase): its SOP Instance UID and Instance Number derive from it. *description*:
+    the Content Description (default ``<pipeline> <version>``).
 
     Raises:
         WriteError: no segments, a mask of the wrong shape, a volume without
@@ -155,7 +158,7 @@ def write_seg(source: Volume | Mammogram, segments: Sequence[Segment], context: 
         raise WriteError(f"{what}: no segments")
     images, pixel_array, further = _frames(source, _masks(source, segments, what), what)
     study_uid = str(images[0].StudyInstanceUID)
-    series_uid, sop_uid = context.uids(study_uid, "seg")
+    series_uid, sop_uid = context.uids(study_uid, "seg", index)
     try:
         seg = hd.seg.Segmentation(
             source_images=images,
@@ -165,13 +168,13 @@ def write_seg(source: Volume | Mammogram, segments: Sequence[Segment], context: 
             series_instance_uid=series_uid,
             series_number=context.series_number("seg"),
             sop_instance_uid=sop_uid,
-            instance_number=1,
+            instance_number=index + 1,
             manufacturer=context.manufacturer,
             manufacturer_model_name=context.pipeline[:64],
             software_versions=context.model_version[:64],
             device_serial_number=context.device_serial_number,
             content_label="AIWS",
-            content_description=f"{context.pipeline} {context.model_version}"[:64],
+            content_description=(description or f"{context.pipeline} {context.model_version}")[:64],
             transfer_syntax_uid=ExplicitVRLittleEndian,
             contributing_equipment=[contributing_equipment(context)],
             omit_empty_frames=True,

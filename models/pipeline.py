@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from imaging.results import WrittenObject
+
 
 @dataclass(frozen=True)
 class PriorStudy:
@@ -41,10 +43,20 @@ class PipelineRequest:
 
 @dataclass(frozen=True)
 class OutputFile:
-    """One written result object. ``kind``: sr, seg, sc, pdf, gsps, …"""
+    """One written result object. ``kind``: sr, seg, sc, pdf, gsps, …; the UIDs it was written with
+    (empty when the pipeline did not give them: the service then reads them from the file)."""
 
     kind: str
     path: Path
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    series_instance_uid: str = ""
+
+    @classmethod
+    def of(cls, written: WrittenObject) -> OutputFile:
+        """From what :mod:`imaging`'s writers saved (:func:`imaging.provenance.save_result`)."""
+        return cls(written.kind, written.path, written.sop_class_uid, written.sop_instance_uid,
+                   written.series_instance_uid)
 
 
 @dataclass(frozen=True)

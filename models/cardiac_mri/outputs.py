@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 
-import highdicom as hd
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
 
-from imaging.provenance import algorithm_version, contributing_equipment, finish, save_dataset
-from imaging.results import DISCLAIMER, AlgorithmId, Code, Finding, Measurement, QualitativeEvaluation, ResultContext, Segment
+from imaging.provenance import algorithm_version, save_result
+from imaging.results import (AlgorithmId, Code, Finding, ImageRef, Measurement, QualitativeEvaluation, RenderedPage,
+                             ResultContext, Segment)
+from imaging.sc import write_page_capture
 from imaging.seg import write_seg
 from imaging.sr import write_sr
 from imaging.volume import Volume
@@ -115,14 +115,8 @@ def write_phase_segs(stack: CineStack, findings: CardiacFindings, context: Resul
     out = []
     for index, (phase, name) in enumerate(((lv.ed_phase, "ED"), (lv.es_phase, "ES"))):
         volume, segments = phase_segments(stack, findings, phase, name)
-        seg = write_seg(volume, segments, context)
-        if index:
-            _, sop_uid = context.uids(volume.study_uid, "seg", index)
-            seg.SOPInstanceUID = sop_uid
-            seg.file_meta.MediaStorageSOPInstanceUID = sop_uid
-            seg.InstanceNumber = index + 1
-        seg.ContentDescription = f"{name} phase {phase + 1} of {stack.images.shape[0]}"
-        out.append(seg)
+        out.append(write_seg(volume, segments, context, index=index,
+                             description=f"{name} phase {phase + 1} of {stack.images.shape[0]}"))
     return out
 
 
@@ -137,22 +131,10 @@ def _page_capture(stack: CineStack, findings: CardiacFindings, context: ResultCo
     """The summary page as an RGB Secondary Capture referencing the ED mid-ventricular image."""
     pixels = render_summary(stack.images, findings, f"AIWS {context.pipeline} {context.model_version}")
     ref = stack.cine.slices[len(stack.cine.slices) // 2].headers[findings.function.lv.ed_phase].source
-    study_uid = str(ref.header.StudyInstanceUID)
-    series_uid, sop_uid = context.uids(study_uid, "sc")
-    sc = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=ref.header, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-        coordinate_system="PATIENT", series_instance_uid=series_uid, series_number=context.series_number("sc"),
-        sop_instance_uid=sop_uid, instance_number=1, manufacturer=context.manufacturer, patient_orientation=("L", "P"),
-        transfer_syntax_uid=ExplicitVRLittleEndian, contributing_equipment=[contributing_equipment(context)])
-    sc.PatientOrientation = ""  # a summary page has no anatomical orientation (Type 2C: empty)
-    item = Dataset()
-    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = ref.sop_class_uid, ref.sop_instance_uid
-    sc.SourceImageSequence = [item]
-    sc.Laterality = ""
-    sc.BurnedInAnnotation = "YES"
-    sc.ImageComments = DISCLAIMER
-    sc.DerivationDescription = f"Summary of {context.pipeline} {context.model_version}: ED/ES contours, volume curve"
-    return finish(sc, context, "sc")
+    page = RenderedPage(pixels, ref.header, (ImageRef(ref.sop_class_uid, ref.sop_instance_uid),),
+                        derivation=f"Summary of {context.pipeline} {context.model_version}: ED/ES contours, "
+                                   "volume curve")
+    return write_page_capture(page, context)
 
 
 def write_outputs(request: PipelineRequest, stack: CineStack, findings: CardiacFindings,
@@ -163,9 +145,9 @@ def write_outputs(request: PipelineRequest, stack: CineStack, findings: CardiacF
         WriteError: an object cannot be built or saved.
     """
     context = context_for(request, *identity)
-    files = [OutputFile("seg", save_dataset(seg, request.out_dir)) for seg in write_phase_segs(stack, findings, context)]
+    written = [save_result("seg", seg, request.out_dir) for seg in write_phase_segs(stack, findings, context)]
     ed_volume = stack.cine.phase_volume(findings.function.lv.ed_phase)
     sr = write_sr(ed_volume, sr_findings(findings), context, procedure=PROCEDURE)
-    files.append(OutputFile("sr", save_dataset(sr, request.out_dir)))
-    files.append(OutputFile("sc", save_dataset(_page_capture(stack, findings, context), request.out_dir)))
-    return tuple(files)
+    written.append(save_result("sr", sr, request.out_dir))
+    written.append(save_result("sc", _page_capture(stack, findings, context), request.out_dir))
+    return tuple(OutputFile.of(w) for w in written)

@@ -5,7 +5,8 @@ at 3 mm equivalent with the Agatston method code, volume, mass when calibrated, 
 referencing that vessel's SEG segment when it has calcium, and a total group with the CAC-DRS
 category. The Agatston method, the 130 HU / 1 mm² rules and the 3 mm normalisation
 (raw x increment / 3) are stated as algorithm parameters on every group and measurement.
-Written through :mod:`imaging` (SR, SEG, key-image SC, durable saving).
+Written through :mod:`imaging` in one call (:func:`imaging.bundle.write_bundle`: SEG, SR, key-image SC,
+durable saving).
 """
 from __future__ import annotations
 
@@ -14,11 +15,9 @@ import logging
 
 import numpy as np
 
-from imaging.capture import write_summary_capture
-from imaging.provenance import algorithm_version, save_dataset
+from imaging.bundle import BundleOptions, write_bundle
+from imaging.provenance import algorithm_version
 from imaging.results import AlgorithmId, Code, Finding, Measurement, QualitativeEvaluation, ResultContext, Segment
-from imaging.seg import write_seg
-from imaging.sr import write_sr
 from imaging.volume import Volume
 from models.coronary_ct.calcium import CORONARIES, MIN_AREA_MM2, THRESHOLD_HU, Vessel, VesselScore
 from models.coronary_ct.findings import CalciumFindings
@@ -118,14 +117,7 @@ def write_outputs(request: PipelineRequest, volume: Volume, canon: Canonical, fi
         context = dataclasses.replace(context, algorithm=dataclasses.replace(
             algorithm, parameters=algorithm.parameters + warned))
     segments, groups = segments_and_findings(findings, volume.shape, canon)
-    files: list[OutputFile] = []
-    seg = None
-    if segments:
-        seg = write_seg(volume, segments, context)
-        files.append(OutputFile("seg", save_dataset(seg, request.out_dir)))
-    sr = write_sr(volume, groups, context, seg=seg, procedure=PROCEDURE)
-    files.append(OutputFile("sr", save_dataset(sr, request.out_dir)))
-    for sc in write_summary_capture(volume, groups, context, segments=segments, window=CALCIUM_WINDOW):
-        files.append(OutputFile("sc", save_dataset(sc, request.out_dir)))
-    return tuple(files)
+    written = write_bundle(volume, groups, context, request.out_dir, segments=segments,
+                           options=BundleOptions(window=CALCIUM_WINDOW, procedure=PROCEDURE))
+    return tuple(OutputFile.of(w) for w in written)
 

@@ -220,5 +220,5 @@ class LungNodulePipeline:
         result = {**summary(assessed, exam, fleischner, context), "series_uid": info.series_uid,
                   "model_version": version,
                   "prior_study_uid": prior.study_uid if prior else None}
-        return PipelineOutput(files=tuple(OutputFile(w.kind, w.path) for w in written), summary=result,
+        return PipelineOutput(files=tuple(OutputFile.of(w) for w in written), summary=result,
                               timings_s=timings)

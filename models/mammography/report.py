@@ -1,4 +1,5 @@
-"""The pipeline's DICOM results: TID 1500 SR, one GSPS per analysed image, a summary Secondary Capture.
+"""The pipeline's DICOM results: TID 1500 SR, one GSPS per analysed image, a summary Secondary Capture,
+each written by :mod:`imaging` from the typed values built here and saved durably.
 
 Coordinates: regions are found on the canonical working-resolution image; :func:`stored_box` maps them
 to the stored source image (scaling by the resampling factor, then the canonical flips back through
@@ -11,12 +12,12 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from imaging.provenance import save_dataset
-from imaging.results import AlgorithmId, ResultContext
+from imaging.gsps import write_gsps
+from imaging.provenance import save_result
+from imaging.results import AlgorithmId, Mark, ResultContext
 from models.mammography.analysis import ExamAnalysis, Finding
 from models.mammography.density import MAPPING as DENSITY_MAPPING
 from models.mammography.detection import Region
-from models.mammography.gsps import Mark, build_gsps
 from models.mammography.sr import build_sr
 from models.mammography.summary import build_summary
 from models.pipeline import OutputFile, PipelineRequest
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 KIND_LABEL = {"mass": "mass", "calcification_cluster": "calc"}
+#: The GSPS graphic layer (and content label) of the marks.
+LAYER = "AIWS_MAMMO"
 
 
 def stored_box(region: Region, view: AnalysedView) -> tuple[float, float, float, float]:
@@ -65,8 +68,9 @@ def gsps_files(request: PipelineRequest, context: ResultContext, analysed: Mappi
                 tracking = f"F{finding.finding_id}-{key[0]}{key[1]}"
                 marks.append(Mark(stored_box(region, view), finding_label(finding), tracking,
                                   context.tracking_uid(request.study_uid, tracking)))
-        gsps = build_gsps(view.source.header, marks, context, instance)
-        out.append(OutputFile("gsps", save_dataset(gsps, request.out_dir)))
+        gsps = write_gsps(view.source.header, marks, context, instance, layer=LAYER,
+                          empty_text="AIWS mammography: no marks")
+        out.append(OutputFile.of(save_result("gsps", gsps, request.out_dir)))
     return out
 
 
@@ -81,7 +85,7 @@ def write_results(request: PipelineRequest, context: ResultContext, analysed: Ma
                   exam: ExamAnalysis) -> tuple[OutputFile, ...]:
     """Write the SR, one GSPS per analysed image and the summary SC into ``request.out_dir`` (SR first)."""
     boxes = stored_boxes(analysed, exam)
-    files = [OutputFile("sr", save_dataset(build_sr(context, analysed, exam, boxes), request.out_dir))]
+    files = [OutputFile.of(save_result("sr", build_sr(context, analysed, exam, boxes), request.out_dir))]
     files += gsps_files(request, context, analysed, exam)
-    files.append(OutputFile("sc", save_dataset(build_summary(context, analysed, exam, boxes), request.out_dir)))
+    files.append(OutputFile.of(save_result("sc", build_summary(context, analysed, exam, boxes), request.out_dir)))
     return tuple(files)
