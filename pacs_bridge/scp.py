@@ -242,8 +242,12 @@ class StorageSCP:
         calling = event.assoc.requestor.ae_title.strip()
         ip = str(event.assoc.requestor.address)
         affected = str(event.request.AffectedSOPInstanceUID or "")
+        received = event.dataset_path
+        if not isinstance(received, Path):
+            return self._failure(record, calling, affected, StoreStatus.CANNOT_UNDERSTAND,
+                                 "C-STORE request without a data set")
         try:
-            with event.dataset_path.open("rb") as fp:
+            with received.open("rb") as fp:
                 info, spooled = self._keep(event, fp, calling)
             if spooled is not None:
                 self._listener.instance_stored(info, spooled, calling, ip)
