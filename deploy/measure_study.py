@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pipeline", choices=sorted(PIPELINES))
     parser.add_argument("study", type=Path, help="a folder with the DICOM files of one study")
-    parser.add_argument("--config", type=Path, default=None, help="aiws.toml (its [runtime] and [pipelines])")
+    parser.add_argument("--config", type=Path, default=None, help="aiws.toml (its [runtime], [imaging], [pipelines])")
     args = parser.parse_args(argv)
     config = load_config(args.config, os.environ)
     study_uid, series = series_of(args.study)
@@ -51,15 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = PIPELINES[args.pipeline](config, ArrayBackend.select(config.imaging.array_backend))
     with tempfile.TemporaryDirectory(prefix="aiws-measure-") as out:
         request = PipelineRequest(study_uid=study_uid, series=series, out_dir=Path(out),
-                                  uid_root=config.imaging.uid_root,
-                                  params=config.pipelines.get(args.pipeline, {}))
+                                  uid_root=config.imaging.uid_root)
         start = time.perf_counter()
         output = pipeline.run(request)
         seconds = time.perf_counter() - start
         out_bytes = sum(f.path.stat().st_size for f in output.files)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     n_files = sum(len(files) for files in series.values())
-    sys.stdout.write(f"{args.pipeline}: {n_files} files, {in_bytes / 1e6:.1f} MB in, {out_bytes / 1e6:.1f} MB out, "
+    sys.stdout.write(f"{args.pipeline}: {n_files} files, {in_bytes / 1e6:.2f} MB in, {out_bytes / 1e6:.2f} MB out, "
                      f"{seconds:.1f} s, peak RSS {peak_mb:.0f} MiB\n")
     return 0
 

@@ -350,6 +350,16 @@ def test_healthcheck_script_against_the_deploy_config(tmp_path: Path) -> None:
     assert down.returncode == 1 and "URLError" in down.stderr
 
 
+def test_measure_study_reports_one_study(tmp_path: Path) -> None:
+    make_ct_series(tmp_path / "study", n_slices=3)
+    out = subprocess.run([sys.executable, str(DEPLOY / "measure_study.py"), "echo_summary", str(tmp_path / "study")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    m = re.fullmatch(r"echo_summary: 3 files, ([0-9.]+) MB in, ([0-9.]+) MB out, [0-9.]+ s, peak RSS (\d+) MiB\n",
+                     out.stdout)
+    assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0 and int(m.group(3)) > 50, out.stdout
+
+
 #: docs/deployment.md, "Backups": the ledger copied while the service runs (the images have no sqlite3 CLI).
 PY_BACKUP = ("import sqlite3, sys; s = sqlite3.connect(sys.argv[1]); d = sqlite3.connect(sys.argv[2]); "
              "s.backup(d); d.close(); s.close()")
