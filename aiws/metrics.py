@@ -4,13 +4,13 @@ Worker processes, the sender and the SCP write their events to the ledger (the o
 so the collector derives every series from it instead of prometheus_client's multiprocess mode:
 counters are kept in ``meta`` where rows are purged later (instances, bytes, send failures), counted
 from append-only tables otherwise (associations), and job stage timings (``jobs.summary.timings_s``,
-seconds) are bucketed by SQLite at each scrape. Names of the hand-written exposition this replaces
+seconds) are bucketed when a job finishes (:mod:`aiws.ledger.stats`). Names of the hand-written exposition this replaces
 are kept (``aiws_studies``, ``aiws_jobs``, ``aiws_sends``, ``aiws_instances``, the health gauges).
 """
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -20,27 +20,7 @@ from prometheus_client.utils import floatToGoString
 from aiws.config import Config
 from aiws.health import HealthReport, check, quarantine_bytes
 from aiws.ledger import Ledger
-
-#: Job and stage durations, seconds (a CPU 3D network takes minutes).
-DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
-#: Stages whose timing is the network itself: the inference time per model.
-INFERENCE_STAGES = ("network", "classifier")
-
-
-def _histogram_sql(value: str, source: str, labels: Sequence[str]) -> str:
-    cols = ", ".join(labels)
-    sums = ", ".join(f"SUM({value} <= {b})" for b in DURATION_BUCKETS)
-    return f"SELECT {cols}, {sums}, COUNT(*), SUM({value}) FROM {source} GROUP BY {cols} ORDER BY {cols}"
-
-
-_STAGES = ("(SELECT j.pipeline AS pipeline, t.key AS stage, CAST(t.value AS REAL) AS v FROM jobs j,"
-           " json_each(j.summary, '$.timings_s') t WHERE j.state='done' AND t.type IN ('real', 'integer')"
-           " UNION ALL SELECT pipeline, 'job', finished_at - started_at FROM jobs"
-           " WHERE state='done' AND started_at IS NOT NULL AND finished_at IS NOT NULL)")
-_INFERENCE = ("(SELECT COALESCE(json_extract(j.summary, '$.pipeline_version'), j.pipeline) AS model,"
-              " t.key AS stage, CAST(t.value AS REAL) AS v FROM jobs j, json_each(j.summary, '$.timings_s') t"
-              f" WHERE j.state='done' AND t.type IN ('real', 'integer') AND t.key IN ({', '.join(repr(s) for s in INFERENCE_STAGES)}))")
-
+from aiws.ledger.stats import DURATION_BUCKETS
 
 class LedgerCollector(Collector):
     """Every AIWS series, computed from the ledger and the health checks when scraped."""
@@ -89,19 +69,16 @@ class LedgerCollector(Collector):
             depth.add_metric([queue], n)
         yield depth
         yield self._histogram("aiws_job_duration_seconds", "job duration per pipeline and stage (the pipeline's "
-                              "own timings; 'job': claimed to finished, outputs and sends queued included)", _STAGES, ["pipeline", "stage"])
+                              "own timings; 'job': claimed to finished, outputs and sends queued included)",
+                              "job_duration", ["pipeline", "stage"])
         yield self._histogram("aiws_inference_seconds", "network time per model (algorithm version) and stage",
-                              _INFERENCE, ["model", "stage"])
+                              "inference", ["model", "stage"])
 
-    def _histogram(self, name: str, doc: str, source: str, labels: list[str]) -> HistogramMetricFamily:
+    def _histogram(self, name: str, doc: str, metric: str, labels: list[str]) -> HistogramMetricFamily:
         h = HistogramMetricFamily(name, doc, labels=labels)
-        for row in self._ledger.query(_histogram_sql("v", source, labels)):
-            values = tuple(row)
-            n_labels = len(labels)
-            cumulative = values[n_labels:n_labels + len(DURATION_BUCKETS)]
-            count, total = values[-2], values[-1] or 0.0
-            buckets = [(floatToGoString(b), c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)]
-            h.add_metric([str(v) for v in values[:n_labels]], buckets + [("+Inf", count)], total)
+        for series in self._ledger.histograms(metric):
+            buckets = [(floatToGoString(b), c) for b, c in zip(DURATION_BUCKETS, series.cumulative, strict=True)]
+            h.add_metric(list(series.labels), buckets, series.sum)
         return h
 
 

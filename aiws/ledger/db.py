@@ -15,6 +15,7 @@ from aiws.ledger.audit import AuditMixin, add_counter, config_changes
 from aiws.ledger.custody import CustodyMixin, InstanceRefused, quarantined_error
 from aiws.ledger.rows import InstanceRow, NewJob, StudyRow
 from aiws.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from aiws.ledger.stats import Histogram, histograms
 from aiws.ledger.work import WorkMixin
 
 LOGGER = logging.getLogger(__name__)
@@ -250,6 +251,10 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin):
             )
             self._audit(con, actor, action, detail)
         return version
+
+    def histograms(self, metric: str) -> list[Histogram]:
+        """Duration histograms (``job_duration`` or ``inference``), see :mod:`aiws.ledger.stats`."""
+        return histograms(self._conn(), metric)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Row counts by state, for /metrics and ``aiws status``."""

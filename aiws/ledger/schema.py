@@ -5,13 +5,16 @@ import sqlite3
 from collections.abc import Callable
 
 from aiws.ledger.audit import AUDIT_INDEX, AUDIT_TABLE, TRIGGERS, migrate_v3
+from aiws.ledger.stats import TABLES as DURATION_TABLES
+from aiws.ledger.stats import backfill
 
 SCHEMA_VERSION = 3
 # 1 -> 2: studies may be in state 'error' (with its reason in studies.error); quarantine table;
 #         see MIGRATIONS below. The CREATE statements are the newest version; an older database
 #         is brought up to date by the migrations, one version at a time, in one transaction each.
 # 2 -> 3: the audit table is append-only (triggers) and hash-chained (prev_hash, hash); the rows it
-#         held are chained in id order (aiws.ledger.audit.migrate_v3).
+#         held are chained in id order (aiws.ledger.audit.migrate_v3); duration histograms
+#         (aiws.ledger.stats) filled from the jobs already done.
 
 SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -134,7 +137,7 @@ CREATE TABLE IF NOT EXISTS network_config(
     version INTEGER NOT NULL
 );
 """).replace("{audit_table}", AUDIT_TABLE).replace("{audit_index}", AUDIT_INDEX).replace(
-    "{triggers}", "\n".join(t + ";" for t in TRIGGERS))
+    "{triggers}", "\n".join(t + ";" for t in TRIGGERS)) + DURATION_TABLES
 
 #: Statements that bring a database from version ``n - 1`` to ``n`` (SQLite cannot change a CHECK
 #: constraint in place: the table is rebuilt, as https://sqlite.org/lang_altertable.html describes).
@@ -164,5 +167,5 @@ MIGRATIONS: dict[int, tuple[MigrationStep, ...]] = {
         "ALTER TABLE studies_v2 RENAME TO studies",
         "CREATE INDEX IF NOT EXISTS ix_studies_state ON studies(state, last_received_at)",
     ),
-    3: (migrate_v3,),
+    3: (migrate_v3, backfill),
 }

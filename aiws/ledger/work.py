@@ -10,6 +10,7 @@ from typing import Any
 
 from aiws.ledger.audit import add_counter
 from aiws.ledger.rows import JobRow, NewResult, ResultRow, SendRow
+from aiws.ledger.stats import observe_job
 
 
 class WorkMixin:
@@ -52,7 +53,8 @@ class WorkMixin:
         (the newer job sends the same UIDs with newer content). Returns False then.
         """
         with self.transaction() as con:
-            job = con.execute("SELECT study_uid, pipeline, generation FROM jobs WHERE id=?", (job_id,)).fetchone()
+            job = con.execute("SELECT study_uid, pipeline, generation, started_at FROM jobs WHERE id=?",
+                              (job_id,)).fetchone()
             newer = con.execute(
                 "SELECT 1 FROM jobs WHERE study_uid=? AND pipeline=? AND generation>? AND state!='superseded'",
                 (job["study_uid"], job["pipeline"], job["generation"]),
@@ -73,6 +75,8 @@ class WorkMixin:
                 "results": len(results)})
             if newer:
                 return False
+            observe_job(con, job["pipeline"], summary,
+                        now - job["started_at"] if job["started_at"] is not None else None)
             for destination, n_files in sends:
                 con.execute(
                     "INSERT INTO sends(job_id, destination, state, n_files, created_at, updated_at)"

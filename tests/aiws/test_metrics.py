@@ -4,6 +4,7 @@ listener. And the per-model inference histogram from ledger rows (no network mod
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -159,3 +160,28 @@ def test_inference_time_per_model_and_stage_histograms(tmp_path: Path) -> None:
                   stage="job", le="60.0") == 3  # 57 s each, claimed at 3 s and finished at 60 s
     assert _value(m["aiws_instances_received"], "aiws_instances_received_total") == 3
     assert _value(m["aiws_received_bytes"], "aiws_received_bytes_total") == 300
+
+
+def test_histograms_of_jobs_done_before_schema_3_are_backfilled(tmp_path: Path) -> None:
+    config = Config.model_validate({"storage": {"data_dir": str(tmp_path)}})
+    ledger = Ledger(tmp_path / "aiws.db")
+    ledger.record_instance(InstanceRow("1.2.3.1", "1.2.3", "1.2.3.2", "1.2.840.10008.5.1.4.1.1.2", "CT", "", "/x", 10,
+                                       "CT1", "", 1.0))
+    ledger.complete_study("1.2.3", 1.0, [NewJob("coronary_ct", ("1.2.3.2",), ())], 2.0)
+    job = ledger.claim_job("w", 3.0)
+    assert job is not None
+    ledger.finish_job(job.id, [], {"pipeline_version": "m1", "timings_s": {"network": 2.0, "load": 0.5}}, [], 13.0)
+    before = exposition(config, ledger)
+    ledger.close()
+    con = sqlite3.connect(tmp_path / "aiws.db")  # as a schema-2 ledger was: no histograms kept
+    con.executescript("DROP TABLE duration_buckets; DROP TABLE duration_totals;"
+                      "UPDATE meta SET value='2' WHERE key='schema_version';")
+    con.close()
+    ledger = Ledger(tmp_path / "aiws.db")
+    m = _samples(exposition(config, ledger).decode())
+    kept = _samples(before.decode())
+    for name in ("aiws_job_duration_seconds", "aiws_inference_seconds"):
+        assert m[name] == kept[name] and len(m[name]) > 0
+    assert _value(m["aiws_job_duration_seconds"], "aiws_job_duration_seconds_sum", pipeline="coronary_ct",
+                  stage="job") == 10.0
+    assert _value(m["aiws_inference_seconds"], "aiws_inference_seconds_count", model="m1", stage="network") == 1
