@@ -94,3 +94,14 @@ def test_serve_without_config_answers_an_echo_from_loopback(tmp_path: Path) -> N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_startup_line_names_an_open_door_plainly() -> None:
+    from aiws.cli_admin import describe_active
+
+    open_door = {"ae_title": "AIWS", "require_known_source": False, "sources": [], "destinations": []}
+    assert describe_active(open_door, (), 104) == ("active: AE AIWS on port 104; sources any calling AE title; "
+                                                   "routes none; destinations none")
+    trusting = {**open_door, "require_known_source": True,
+                "sources": [{"ae_title": "CT1", "host": None, "any_host": True}]}
+    assert "sources CT1@any host;" in describe_active(trusting, (), 104)
