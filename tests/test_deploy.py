@@ -207,11 +207,14 @@ def test_serving_modules_import_without_the_training_stack() -> None:
         config = load_config(None, {{}})
         built = [PIPELINES[name](config, ArrayBackend.select("numpy")) for name in sorted(PIPELINES)]
         plugins = [factory() for factory in BUILTINS.values()]
-        print(len(built), len(plugins), sorted(m for m in sys.modules if m.split(".")[0] in {TRAINING_ONLY!r}))
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {TRAINING_ONLY!r})
+        print(len(built), len(PIPELINES), len(plugins), len(BUILTINS), loaded)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["5", "4", "[]"], out.stdout
+    n_built, n_pipelines, n_plugins, n_builtins, loaded = out.stdout.split(maxsplit=4)
+    assert (n_built, n_plugins, loaded.strip()) == (n_pipelines, n_builtins, "[]")
+    assert int(n_pipelines) >= 5 and int(n_builtins) >= 4
 
 
 # ---------------------------------------------------------------- compose
