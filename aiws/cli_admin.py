@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,9 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     try:
         service = Service(config)
+        # pynetdicom receives each data set into a temporary file: on the spool's disk (not a RAM /tmp),
+        # and a file a crash leaves there is removed at the next start (Spool._clean_tmp)
+        tempfile.tempdir = str(service.spool.tmp_dir)
         LOGGER.info("%s", describe_active(service.network.doc(), config.routes, config.dicom.port))
         service.serve_forever()
     except (StartupError, ConfigError) as exc:

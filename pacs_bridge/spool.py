@@ -117,8 +117,10 @@ class Spool:
         self._clean_tmp()
 
     def _clean_tmp(self) -> None:
-        """Remove partial files left by a process that died mid-write (never acknowledged)."""
-        for part in self.tmp_dir.glob("*.part"):
+        """Remove partial files left by a process that died mid-write (never acknowledged): ours, and
+        the data sets pynetdicom was receiving (``tmp*.dcm``, when the service points the temporary
+        folder here, see :mod:`aiws.cli_admin`)."""
+        for part in [*self.tmp_dir.glob("*.part"), *self.tmp_dir.glob("tmp*.dcm")]:
             LOGGER.info("removing unacknowledged partial file %s", part.name)
             part.unlink(missing_ok=True)
 
