@@ -3,7 +3,7 @@
 
 Every plugin states what its results are and where they come from: ``disclaimer`` and
 ``provenance`` (model, version, trained on, knowledge base, version, review status) in the list, the
-description, every result, and the status page (:func:`plugins_html`).
+description, every result, and the status page (:func:`plugin_rows`).
 
 Invalid input answers 422 with ``errors: [{field, rule, value}]``. Every run, valid or not, is
 recorded in the ledger's audit (plugin, version, SHA-256 of the input, status, time) — never a
@@ -11,8 +11,8 @@ patient identifier.
 """
 from __future__ import annotations
 
-import html
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -66,7 +66,16 @@ def list_plugins(registry: RegistryDep) -> list[dict[str, Any]]:
     return out
 
 
-def plugins_html(registry: Registry) -> str:
+@dataclass(frozen=True)
+class PluginRow:
+    """One row of the status page's Plugins section: the cells shown, or why the plugin cannot load."""
+
+    name: str
+    cells: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def plugin_rows(registry: Registry) -> list[PluginRow]:
     """The status page's plugin section: name, version, summary, disclaimer and provenance of each."""
     rows = []
     for name in registry.names():
@@ -74,13 +83,12 @@ def plugins_html(registry: Registry) -> str:
             info = registry.get(name).describe()
         except (PluginError, ImportError) as exc:  # a broken third-party plugin must not take the page down
             LOGGER.error("plugin %s cannot be loaded: %s", name, type(exc).__name__)
-            rows.append(f"<tr><td>{html.escape(name)}</td><td colspan=4>cannot load: {html.escape(str(exc))}</td></tr>")
+            rows.append(PluginRow(name, error=str(exc)))
             continue
         cells = (info["name"], info["version"], info["summary"], info["disclaimer"],
                  Provenance.model_validate(info["provenance"]).text())
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("plugin", "version", "what it does", "disclaimer", "provenance"))
-    return f"<h2>Plugins</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
+        rows.append(PluginRow(name, tuple(str(c) for c in cells)))
+    return rows
 
 
 @router.get("/{name}")

@@ -1,62 +1,55 @@
-"""A small web page for PACS administrators: what came in, what went out, what is configured."""
+"""A small web page for PACS administrators: what came in, what went out, what is configured.
+
+The page is the Jinja2 template ``aiws/api/templates/status.html`` (package data), rendered with
+autoescaping on, so every value shown is HTML-escaped; errors are scrubbed before they reach it.
+"""
 from __future__ import annotations
 
-import html
 import time
+from functools import lru_cache
+from typing import Any
 
+import jinja2
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from aiws import __version__
 from aiws.api.deps import ContextDep
-from aiws.api.routes.plugins import RegistryDep, plugins_html
+from aiws.api.routes.plugins import RegistryDep, plugin_rows
 from pacs_bridge.scrub import scrub_text
 
 router = APIRouter(tags=["web"])
+
+
+@lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    """The template environment, built at the first page (never at import); autoescape on for every template."""
+    return jinja2.Environment(loader=jinja2.PackageLoader("aiws.api", "templates"), autoescape=True,
+                              undefined=jinja2.StrictUndefined)
 
 
 def _ts(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
 
 
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body or '<tr><td colspan=99>none</td></tr>'}</table>"
+def _tls(d: dict[str, Any]) -> str:
+    if not d["tls"]:
+        return "no"
+    return "peer verified" if d.get("verify", True) else "NOT verified (verify = false)"
 
 
 @router.get("/", response_class=HTMLResponse)
 def index(ctx: ContextDep, registry: RegistryDep) -> str:
     doc = ctx.network.doc()
-    studies = ctx.ledger.list_studies(limit=50)
-    jobs = ctx.ledger.list_jobs(limit=50)
-    sends = ctx.ledger.list_sends(limit=50)
-    parts = [
-        f"<h1>AIWS {html.escape(__version__)}</h1>",
-        f"<p>DICOM SCP <b>{html.escape(doc['ae_title'])}</b> port {ctx.config.dicom.port}; "
-        f"known sources only: {doc['require_known_source']}. Changes: HTTP API with the admin token, "
-        "or <code>aiws ae …</code>. <a href='/docs'>API</a> · <a href='/metrics'>metrics</a></p>",
-        "<h2>Sources</h2>" + _table(["AE title", "host"], [[s["ae_title"], s.get("host") or "any"]
-                                                          for s in doc["sources"]]),
-        "<h2>Destinations</h2>" + _table(["name", "AE title", "host", "port", "TLS"],
-                                         [[d["name"], d["ae_title"], d["host"], d["port"],
-                                           ("peer verified" if d.get("verify", True) else "NOT verified (verify = false)")
-                                           if d["tls"] else "no"]
-                                          for d in doc["destinations"]]),
-        "<h2>Studies</h2>" + _table(
-            ["study UID", "state", "instances", "jobs", "unrouted", "from", "last received", "error"],
-            [[s.study_uid, s.state, s.n_instances, s.n_jobs, s.unrouted, s.calling_ae, _ts(s.last_received_at),
-              scrub_text(s.error, max_chars=120)] for s in studies]),
-        "<h2>Jobs</h2>" + _table(["id", "pipeline", "study UID", "state", "attempts", "error"],
-                                 [[j.id, j.pipeline, j.study_uid, j.state, j.attempts,
-                                   scrub_text(j.error, max_chars=120)] for j in jobs]),
-        "<h2>Sends</h2>" + _table(["id", "job", "destination", "state", "attempts", "files", "last error"],
-                                  [[s.id, s.job_id, s.destination, s.state, s.attempts, s.n_files,
-                                    scrub_text(s.last_error, max_chars=120)]
-                                   for s in sends]),
-        plugins_html(registry),
-    ]
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}")
-    return f"<!doctype html><html><head><meta charset=utf-8><title>AIWS</title><style>{style}</style>" \
-           f"<meta http-equiv=refresh content=10></head><body>{''.join(parts)}</body></html>"
+    return _templates().get_template("status.html").render(
+        version=__version__, ae_title=doc["ae_title"], port=ctx.config.dicom.port,
+        require_known_source=doc["require_known_source"],
+        sources=[[s["ae_title"], s.get("host") or "any"] for s in doc["sources"]],
+        destinations=[[d["name"], d["ae_title"], d["host"], d["port"], _tls(d)] for d in doc["destinations"]],
+        studies=[[s.study_uid, s.state, s.n_instances, s.n_jobs, s.unrouted, s.calling_ae, _ts(s.last_received_at),
+                  scrub_text(s.error, max_chars=120)] for s in ctx.ledger.list_studies(limit=50)],
+        jobs=[[j.id, j.pipeline, j.study_uid, j.state, j.attempts, scrub_text(j.error, max_chars=120)]
+              for j in ctx.ledger.list_jobs(limit=50)],
+        sends=[[s.id, s.job_id, s.destination, s.state, s.attempts, s.n_files, scrub_text(s.last_error, max_chars=120)]
+               for s in ctx.ledger.list_sends(limit=50)],
+        plugins=plugin_rows(registry))
