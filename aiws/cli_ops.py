@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
 
 from aiws.config import Config, load_config
 from aiws.errors import ConfigError
 from aiws.ledger import Ledger
 from aiws.logsetup import CONSOLE
-from aiws.pipelines import PIPELINES, check_routes
+from aiws.pipelines import check_routes, settings_errors
 from aiws.startup import StartupError, check_tls
 
 _ACTOR = "cli"
@@ -32,37 +31,13 @@ def cmd_audit_verify(args: argparse.Namespace, config: Config) -> int:
     return 1
 
 
-def _pipeline_settings_errors(config: Config) -> list[str]:
-    """Each ``[pipelines.NAME]`` names a known pipeline and parses with that pipeline's settings."""
-    from models.errors import ModelError
-
-    from models.cardiac_mri.pipeline import CardiacSettings
-    from models.coronary_ct.pipeline import CoronarySettings
-    from models.lung_nodules.pipeline import LungSettings
-
-    parsers: dict[str, Any] = {"lung_nodules": LungSettings.from_mapping, "coronary_ct": CoronarySettings.from_mapping,
-               "cardiac_mri": CardiacSettings.from_mapping}
-    errors = []
-    for name, settings in config.pipelines.items():
-        if name not in PIPELINES:
-            errors.append(f"pipelines.{name}: unknown pipeline (known: {', '.join(sorted(PIPELINES))})")
-        elif name in parsers:
-            try:
-                parsers[name](settings)
-            except (ModelError, ValueError, TypeError) as exc:
-                text = str(exc)
-                errors.append(text if text.startswith(f"pipelines.{name}") else f"pipelines.{name}: {text}")
-        elif settings:
-            errors.append(f"pipelines.{name}: this pipeline takes no settings (got {', '.join(sorted(settings))})")
-    return errors
-
-
 def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
     """Validate FILE (with the AIWS_… environment overrides, as ``aiws serve`` would) without starting."""
     try:
         checked = load_config(args.file, os.environ)
-        check_routes(checked)
-        errors = _pipeline_settings_errors(checked)
+        errors = settings_errors(checked)  # every [pipelines.*] problem at once
+        if not errors:
+            check_routes(checked)
         check_tls(checked)
     except (ConfigError, StartupError) as exc:
         CONSOLE.error(f"{args.file}: invalid\n{exc}")

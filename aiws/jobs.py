@@ -11,6 +11,7 @@ from pathlib import Path
 from pydicom import dcmread
 
 from aiws.config import Config
+from aiws.headerstore import load_headers
 from aiws.ledger import JobRow, Ledger, NewResult
 from aiws.netconfig import NetworkStore
 from aiws.netsettings import sender_settings
@@ -99,11 +100,11 @@ class JobRunner:
         out_dir.mkdir(parents=True)
         pipeline = self.pipeline(job.pipeline)
         priors = ()
-        if getattr(pipeline, "uses_priors", False):
+        if pipeline.prior_spec is not None:
             settings = sender_settings(self.config, self.network.policy().ae_title)
             priors = fetch_latest_prior(
                 self.ledger, self.network.doc(), settings, job.study_uid, job.pipeline,
-                getattr(pipeline, "prior_modality", ""), list(getattr(pipeline, "prior_sop_classes", [])),
+                pipeline.prior_spec.modality, list(pipeline.prior_spec.sop_classes),
                 self.config.storage.data_dir / "priors", RetrieveInbox(self.config.storage.data_dir / RETRIEVE_DIR),
             )
         request = PipelineRequest(
@@ -113,8 +114,9 @@ class JobRunner:
             uid_root=self.config.imaging.uid_root,
             manufacturer=self.config.imaging.manufacturer,
             institution_name=self.config.imaging.institution_name,
-            params=self.config.pipelines.get(job.pipeline, {}),
             priors=priors,
+            headers=load_headers(self.config.storage.data_dir, job.study_uid,
+                                 [p for files in series.values() for p in files]),  # read once, at completion
         )
         output = pipeline.run(request)
         results = []

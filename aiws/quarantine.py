@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -27,17 +28,22 @@ from pacs_bridge.uids import validate_uid
 LOGGER = logging.getLogger(__name__)
 
 QUARANTINE_DIR = "quarantine"  # under the spool root
+T = TypeVar("T")
 
 
 def quarantine_root(spool_root: Path) -> Path:
     return spool_root / QUARANTINE_DIR
 
 
-def read_back(path: Path) -> tuple[Dataset | None, str]:
-    """The header of a spooled file (data set inflated when deflated), or None and why it cannot be
-    read back: the reason names the failure and the exception type, never a value from the file."""
+def _read_header(path: Path) -> Dataset:
+    return dcmread(path, stop_before_pixels=True)
+
+
+def read_back(path: Path, read: Callable[[Path], T] = _read_header) -> tuple[T | None, str]:  # type: ignore[assignment]
+    """The header of a spooled file as *read* gives it (data set inflated when deflated), or None and why
+    it cannot be read back: the reason names the failure and the exception type, never a value from the file."""
     try:
-        return dcmread(path, stop_before_pixels=True), ""
+        return read(path), ""
     except FileNotFoundError:
         return None, "file missing from the spool"
     except OSError as exc:

@@ -13,10 +13,12 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from aiws.config import Config
+from aiws.headerstore import drop_headers, save_headers
 from aiws.ledger import Ledger, QuarantineItem
 from aiws.quarantine import item_for, quarantine, quarantine_root, read_back
 from aiws.routing import Route, route_study
 from aiws.sending import SendDispatcher
+from imaging.series import InstanceHeader, read_instance
 from pacs_bridge.assembly import StudyAssembler
 from pacs_bridge.spool import Spool, fsync_dir
 from pacs_bridge.uids import is_valid_uid, validate_uid
@@ -96,13 +98,18 @@ class Scheduler:
     def _complete(self, study_uid: str, last_seen: float) -> bool:
         """Read every instance back, quarantine what cannot be read, route the study and record its
         completion and jobs atomically."""
-        headers, bad = self._read_back(study_uid)
+        instances, bad = self._read_back(study_uid)
         if bad:  # the study goes to 'error' now, or when it is quiet again if an instance just arrived
             in_error = quarantine(self._ledger, study_uid, bad, last_seen, time.time())
             LOGGER.error("study %s: %d instance(s) cannot be read back, quarantined%s", study_uid, len(bad),
                          "; study set to error" if in_error else "")
             return in_error
+        headers: dict[str, Dataset] = {}
+        for series_uid, inst in instances:
+            headers.setdefault(series_uid, inst.dataset)
         jobs = route_study(self._routes, headers)
+        if jobs:  # handed on to the jobs' workers: the study is not read again (kept before the jobs exist)
+            save_headers(self._config.storage.data_dir, study_uid, [inst for _, inst in instances])
         done = self._ledger.complete_study(study_uid, last_seen, jobs, time.time())
         study = self._ledger.get_study(study_uid) if done else None
         if study is not None and study.state == "error":
@@ -116,17 +123,18 @@ class Scheduler:
                             study_uid, len(headers))
         return done
 
-    def _read_back(self, study_uid: str) -> tuple[dict[str, Dataset], list[QuarantineItem]]:
-        """The first header of each series, and the instances that cannot be read back."""
-        headers: dict[str, Dataset] = {}
+    def _read_back(self, study_uid: str) -> tuple[list[tuple[str, InstanceHeader]], list[QuarantineItem]]:
+        """Every instance's series and header (read once: routed here, then handed on to the jobs), and the
+        instances that cannot be read back."""
+        headers: list[tuple[str, InstanceHeader]] = []
         bad: list[QuarantineItem] = []
         root = quarantine_root(self._spool.root)
         for inst in self._ledger.instances_of_study(study_uid):
-            header, reason = read_back(Path(inst.path))
+            header, reason = read_back(Path(inst.path), read_instance)
             if header is None:
                 bad.append(item_for(root, study_uid, inst.series_uid, inst.sop_instance_uid, Path(inst.path), reason))
             else:
-                headers.setdefault(inst.series_uid, header)
+                headers.append((inst.series_uid, header))
         return headers, bad
 
     def _retention(self, now: float) -> None:
@@ -157,6 +165,7 @@ def purge_expired(config: Config, ledger: Ledger, spool: Spool, now: float) -> l
             shutil.rmtree(aside)
         for job_id in ledger.job_ids_of_study(uid):
             shutil.rmtree(outbox / str(job_id), ignore_errors=True)
+        drop_headers(config.storage.data_dir, uid)
         purged.append(uid)
     if purged:
         LOGGER.info("retention: purged %d studies older than %.0f days", len(purged), config.storage.retention_days)

@@ -107,6 +107,26 @@ def read_header(path: Path) -> tuple[Dataset, PixelLayout]:
     return ds, replace(layout, native_offset=offset) if offset is not None else layout
 
 
+def read_any_header(path: Path) -> tuple[Dataset, PixelLayout | None]:
+    """Read the header of any instance (no pixel data) and, for an image, where its pixel data lies.
+
+    The layout is None for an instance that is not an image, or whose pixel description does not decode
+    (:func:`read_header` then says why, when an image is needed). Nothing is normalised.
+
+    Raises:
+        whatever :func:`pydicom.dcmread` and the file system raise (the caller decides what a failure means).
+    """
+    with open(path, "rb") as fp:
+        ds = dcmread(fp, stop_before_pixels=True)
+        try:
+            layout = layout_of(ds, what=str(path))
+            offset = _native_offset(ds, layout, fp)
+        except (ReadError, ValueError, TypeError, KeyError, OSError) as exc:
+            LOGGER.debug("%s: no pixel layout (%s)", path, type(exc).__name__)
+            return ds, None
+    return ds, replace(layout, native_offset=offset) if offset is not None else layout
+
+
 def _uint(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
     """An US/UL/IS attribute as int, decoded from the raw little-endian bytes where possible (fast path)."""
     element = ds.get_item(keyword)

@@ -22,6 +22,9 @@ from imaging.errors import GeometryError, ImagingError
 from imaging.geometry import (GeometryIssue, check_orientations, cluster_positions, direction_cosines,
                               index_to_lps, lps_to_index, plan_stack, spacing_of)
 from imaging.headers import TEMPORAL_KEYWORDS, SliceHeader, SourceFrame, read_header, require_geometry, slice_headers
+from imaging.legacy import normalise_legacy_values
+from imaging.provenance import PATIENT_STUDY_KEYWORDS
+from imaging.series import InstanceHeader
 from imaging.pixels import DecodedInstances, fill_slice
 
 LOGGER = logging.getLogger(__name__)
@@ -117,8 +120,14 @@ class Volume:
                        sources=self.sources if sources is None else sources)
 
 
-def read_slice_headers(paths: Sequence[Path], workers: int = 0) -> list[SliceHeader]:
-    """Slice headers of every frame of *paths* (headers only, no pixel data; read in a thread pool).
+#: A file to read, or a header already read (:func:`imaging.series.read_instance`): not read again
+#: while its file is unchanged.
+Source = Path | InstanceHeader
+
+
+def read_slice_headers(paths: Sequence[Source], workers: int = 0) -> list[SliceHeader]:
+    """Slice headers of every frame of *paths* (headers only, no pixel data; read in a thread pool
+    except for the :class:`InstanceHeader` values handed in).
 
     Pixel data is read afterwards, once, straight into the preallocated volume (see :func:`build_volume`):
     measured on a 300-slice series, this beats reading headers and pixels in one pass into a second
@@ -127,9 +136,14 @@ def read_slice_headers(paths: Sequence[Path], workers: int = 0) -> list[SliceHea
     Raises:
         ReadError: a file is not a DICOM image.
     """
-    def one(path: Path) -> list[SliceHeader]:
-        ds, layout = read_header(Path(path))
-        return slice_headers(ds, layout, Path(path))
+    def one(item: Source) -> list[SliceHeader]:
+        if isinstance(item, InstanceHeader):
+            if item.layout is not None and item.is_current():
+                normalise_legacy_values(item.dataset, PATIENT_STUDY_KEYWORDS)  # as read_header does
+                return slice_headers(item.dataset, item.layout, item.path)
+            item = item.path
+        ds, layout = read_header(Path(item))
+        return slice_headers(ds, layout, Path(item))
 
     with ThreadPoolExecutor(max_workers=reader_threads(workers)) as pool:
         nested = list(pool.map(one, paths))
@@ -141,8 +155,9 @@ def reader_threads(requested: int = 0) -> int:
     return requested if requested > 0 else min(8, 2 * (os.cpu_count() or 1))
 
 
-def load_volume(paths: Sequence[Path], options: LoadOptions = LoadOptions()) -> Volume:
-    """Read one series (single-frame files or one enhanced multi-frame file) into a :class:`Volume`.
+def load_volume(paths: Sequence[Source], options: LoadOptions = LoadOptions()) -> Volume:
+    """Read one series (single-frame files or one enhanced multi-frame file) into a :class:`Volume`;
+    *paths* may be headers already read (``SeriesInfo.instances``), whose files are then read for pixels only.
 
     Raises:
         ReadError: a file is not a readable greyscale cross-sectional image.
@@ -155,7 +170,7 @@ def load_volume(paths: Sequence[Path], options: LoadOptions = LoadOptions()) -> 
     return build_volume(headers, options)
 
 
-def load_phases(paths: Sequence[Path], options: LoadOptions = LoadOptions()) -> tuple[Volume, ...]:
+def load_phases(paths: Sequence[Source], options: LoadOptions = LoadOptions()) -> tuple[Volume, ...]:
     """Read a series that may hold several phases at the same positions; one volume per phase.
 
     The split attribute is the first of :data:`imaging.headers.TEMPORAL_KEYWORDS`

@@ -1,18 +1,22 @@
 """The contract between the service and a pipeline: what a job hands in and gets back.
 
-A pipeline is any object with ``name``, ``version`` and ``run(request)``. It
-reads the instance files it is given, writes its DICOM results into
-``request.out_dir`` (durably) and lists them. It never talks to the network
-(except a runtime's Triton client) and never touches the ledger.
+A pipeline (:class:`Pipeline`) declares its ``name``, ``version``, the settings model of its
+``[pipelines.<name>]`` table (``settings_model``, parsed and validated when the service starts) and what
+priors it needs (``prior_spec``: a :class:`PriorSpec` or None), and has ``run(request)``. It gets the
+series the routing named, with the headers the service read once at the study's completion
+(``request.headers``), writes its DICOM results into ``request.out_dir`` (durably) and lists them. It
+never talks to the network (except a runtime's Triton client) and never touches the ledger.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from imaging.results import WrittenObject
+from imaging.series import InstanceHeader
+from models.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -30,15 +34,36 @@ class PriorStudy:
 
 
 @dataclass(frozen=True)
+class PriorSpec:
+    """What earlier study a pipeline compares with: the latest of the same patient in *modality*,
+    retrieved for these SOP classes."""
+
+    modality: str
+    sop_classes: tuple[str, ...]
+
+
+class PipelineIdentity(NamedTuple):
+    """Which algorithm wrote a result: pipeline name, software version, model version."""
+
+    name: str
+    version: str
+    model_version: int
+
+
+@dataclass(frozen=True)
 class PipelineRequest:
+    """One job's input. *series*: SeriesInstanceUID -> instance files, as the routing named them;
+    *headers*: the headers of those files as read once at the study's completion (a file missing
+    here, or changed since, is read by the pipeline)."""
+
     study_uid: str
-    series: Mapping[str, tuple[Path, ...]]  # SeriesInstanceUID -> instance files, as routed
+    series: Mapping[str, tuple[Path, ...]]
     out_dir: Path
     uid_root: str
     manufacturer: str = "AIWS open-source project"
     institution_name: str = ""
-    params: Mapping[str, Any] = field(default_factory=dict)
-    priors: tuple[PriorStudy, ...] = ()  # only for pipelines whose ``uses_priors`` is True
+    priors: tuple[PriorStudy, ...] = ()  # only for pipelines with a ``prior_spec``
+    headers: Mapping[Path, InstanceHeader] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,8 +91,31 @@ class PipelineOutput:
     timings_s: dict[str, float] = field(default_factory=dict)  # stage -> seconds (load, network, measures, writing)
 
 
+class PipelineSettings(Protocol):
+    """The settings model of a pipeline's ``[pipelines.<name>]`` table."""
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> PipelineSettings:
+        """Parse and validate; raises ModelError naming the key and the rule."""
+        ...
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    """The settings model of a pipeline that takes none: an empty table only."""
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> NoSettings:
+        """Raises: ModelError when *raw* has any key."""
+        if raw:
+            raise ModelError(f"this pipeline takes no settings (got {', '.join(sorted(raw))})")
+        return cls()
+
+
 class Pipeline(Protocol):
     name: str
     version: str
+    settings_model: ClassVar[type[PipelineSettings]]
+    prior_spec: ClassVar[PriorSpec | None]
 
     def run(self, request: PipelineRequest) -> PipelineOutput: ...

@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 
 from imaging.layouts.text import render_text_page as render_layout
 from imaging.legacy import normalise_legacy_values
@@ -18,11 +20,17 @@ from imaging.provenance import PATIENT_STUDY_KEYWORDS, algorithm_version, save_r
 from imaging.results import RenderedPage, ResultContext
 from imaging.sc import write_page_capture
 from models.errors import NoSuitableSeries
-from models.pipeline import OutputFile, PipelineOutput, PipelineRequest
+from models.pipeline import NoSettings, OutputFile, PipelineOutput, PipelineRequest, PriorSpec
 
 LOGGER = logging.getLogger(__name__)
 
 __all__ = ["EchoSummary", "render_layout"]
+
+
+def _header(path: Path, request: PipelineRequest) -> Dataset:
+    """The header read at the study's completion (its file unchanged since), else read now."""
+    inst = request.headers.get(path)
+    return inst.dataset if inst is not None and inst.is_current() else dcmread(path, stop_before_pixels=True)
 
 
 def _render(lines: list[str]) -> np.ndarray:
@@ -32,10 +40,12 @@ def _render(lines: list[str]) -> np.ndarray:
 class EchoSummary:
     name = "echo_summary"
     version = algorithm_version("1.0.0")  # no model: the software version alone
+    settings_model = NoSettings
+    prior_spec: PriorSpec | None = None
 
     def run(self, request: PipelineRequest) -> PipelineOutput:
         t0 = time.perf_counter()
-        headers = {uid: dcmread(files[0], stop_before_pixels=True) for uid, files in request.series.items() if files}
+        headers = {uid: _header(files[0], request) for uid, files in request.series.items() if files}
         for header in headers.values():  # legacy forms (a time with colons …) that the SC writer refuses
             normalise_legacy_values(header, PATIENT_STUDY_KEYWORDS)
         if not headers:

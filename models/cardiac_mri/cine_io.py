@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 
 from imaging.cine import Cine, load_cine
 from imaging.rules import MatchRules
-from imaging.series import SeriesInfo, group_series, select_series
+from imaging.series import InstanceHeader, SeriesInfo, choose, group_series
 from models.cardiac_mri.function import DiscGeometry, bsa_from_dicom
 from models.errors import NoSuitableSeries
 
@@ -23,19 +23,21 @@ MIN_LOCATIONS, MIN_PHASES = 3, 8
 _SPACING_TOLERANCE = 0.1  # relative: a missing slice (double spacing) is refused, not silently mis-measured
 
 
-def choose_series(series: Mapping[str, tuple[Path, ...]], rules: Mapping[str, Any], study_uid: str) -> SeriesInfo:
-    """The cine to measure: matching *rules*, with the most instances.
+def choose_series(series: Mapping[str, tuple[Path, ...]], rules: Mapping[str, Any], study_uid: str,
+                  known: Mapping[Path, InstanceHeader] | None = None) -> SeriesInfo:
+    """The cine to measure: matching *rules*, with the most instances. *known*: headers already read
+    (``PipelineRequest.headers``), not read again.
 
     Raises:
         NoSuitableSeries: no routed series fits, naming the study and the rule.
     """
     files = [f for paths in series.values() for f in paths]
-    matching = select_series(group_series(files, skip_unreadable=True).values(), MatchRules.parse(dict(rules)))
-    matching = [s for s in matching if len(s.files) >= MIN_LOCATIONS * MIN_PHASES]
-    if not matching:
+    chosen = choose(group_series(files, skip_unreadable=True, known=known).values(), MatchRules.parse(dict(rules)),
+                    min_files=MIN_LOCATIONS * MIN_PHASES, prefer=lambda s: -len(s.files))
+    if chosen is None:
         raise NoSuitableSeries(f"study {study_uid}: no series matches {dict(rules)} with "
                                f">= {MIN_LOCATIONS * MIN_PHASES} images")
-    return max(matching, key=lambda s: len(s.files))
+    return chosen
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,7 +22,7 @@ from models.cardiac_mri.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
 from models.cardiac_mri.outputs import write_outputs
 from models.cardiac_mri.segment import basal_myocardium_rule, segment_images
 from models.errors import ModelError
-from models.pipeline import PipelineOutput, PipelineRequest
+from models.pipeline import PipelineIdentity, PipelineOutput, PipelineRequest, PriorSpec
 from models.runtime.base import InferenceRuntime
 
 LOGGER = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class CardiacFunctionPipeline:
 
     name = "cardiac_mri"
     version = "1.0.0"
+    settings_model = CardiacSettings
+    prior_spec: PriorSpec | None = None
 
     def __init__(self, runtime: InferenceRuntime, settings: CardiacSettings = CardiacSettings()) -> None:
         self.runtime = runtime
@@ -74,8 +76,8 @@ class CardiacFunctionPipeline:
         """
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        info = choose_series(request.series, self.settings.select, request.study_uid)
-        stack = load_stack(info.files)
+        info = choose_series(request.series, self.settings.select, request.study_uid, request.headers)
+        stack = load_stack(info.instances)  # headers read once at completion
         model_version = self.runtime.resolve_version(MODEL_NAME, self.settings.model_version)
         timings["load"] = time.perf_counter() - t
 
@@ -97,7 +99,7 @@ class CardiacFunctionPipeline:
         timings["measures"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        files = write_outputs(request, stack, findings, (self.name, self.version, model_version))
+        files = write_outputs(request, stack, findings, PipelineIdentity(self.name, self.version, model_version))
         timings["writing"] = time.perf_counter() - t
         lv = function.lv
         LOGGER.info("study %s: %s EDV %.1f ml ESV %.1f ml EF %.1f %% from series %s", request.study_uid, self.name,

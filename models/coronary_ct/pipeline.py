@@ -29,7 +29,7 @@ from models.coronary_ct.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
 from models.coronary_ct.outputs import write_outputs
 from models.coronary_ct.volume_io import DEFAULT_SELECT, canonical_hu, choose_series, scan_geometry
 from models.errors import ModelError, NoSuitableSeries
-from models.pipeline import PipelineOutput, PipelineRequest
+from models.pipeline import PipelineIdentity, PipelineOutput, PipelineRequest, PriorSpec
 from models.runtime.base import InferenceRuntime
 
 LOGGER = logging.getLogger(__name__)
@@ -100,6 +100,8 @@ class CoronaryCalciumPipeline:
 
     name = "coronary_ct"
     version = "1.0.0"
+    settings_model = CoronarySettings
+    prior_spec: PriorSpec | None = None
 
     def __init__(self, runtime: InferenceRuntime, settings: CoronarySettings = CoronarySettings()) -> None:
         self.runtime = runtime
@@ -121,14 +123,14 @@ class CoronaryCalciumPipeline:
         """
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        info = choose_series(request.series, self.settings.select, request.study_uid)
+        info = choose_series(request.series, self.settings.select, request.study_uid, request.headers)
         warnings = acquisition_problems(tube_voltage_kvp(info.header), ecg_gating(info.header))
         if warnings and self.settings.acquisition_check == "refuse":
             raise NoSuitableSeries(f"study {request.study_uid}: series {info.series_uid} refused for Agatston scoring "
                                    f"(acquisition_check = refuse): {'; '.join(warnings)}")
         for warning in warnings:
             LOGGER.warning("study %s series %s: %s", request.study_uid, info.series_uid, warning)
-        volume = load_volume(info.files)
+        volume = load_volume(info.instances)  # headers read once at completion
         hu, canon = canonical_hu(volume)
         geometry = scan_geometry(volume)
         model_version = self.runtime.resolve_version(MODEL_NAME, self.settings.model_version)
@@ -147,7 +149,7 @@ class CoronaryCalciumPipeline:
         t = time.perf_counter()
         algorithm = f"{self.name} {algorithm_version(self.version, MODEL_NAME, model_version)}"
         findings = CalciumFindings(lesions, labels, result, algorithm, tuple(warnings))
-        files = write_outputs(request, volume, canon, findings, (self.name, self.version, model_version))
+        files = write_outputs(request, volume, canon, findings, PipelineIdentity(self.name, self.version, model_version))
         timings["writing"] = time.perf_counter() - t
         LOGGER.info("study %s: %s total Agatston %.1f (%s) from series %s", request.study_uid, self.name,
                     result.total.agatston, result.cac_drs, info.series_uid)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from imaging.rules import MatchRules
-from imaging.series import SeriesInfo, group_series, select_series
+from imaging.series import InstanceHeader, SeriesInfo, choose, group_series
 from imaging.volume import Volume
 from models.coronary_ct.calcium import ScanGeometry
 from models.errors import NoSuitableSeries
@@ -29,19 +29,21 @@ MIN_SLICES = 10
 _AXIS_TOLERANCE = 0.985  # cosine: within about 10° of the patient axes
 
 
-def choose_series(series: Mapping[str, tuple[Path, ...]], rules: Mapping[str, Any], study_uid: str) -> SeriesInfo:
+def choose_series(series: Mapping[str, tuple[Path, ...]], rules: Mapping[str, Any], study_uid: str,
+                  known: Mapping[Path, InstanceHeader] | None = None) -> SeriesInfo:
     """The series to score: matching *rules*, at least 10 slices; the one closest to 3 mm, then the largest.
+    *known*: headers already read (``PipelineRequest.headers``), not read again.
 
     Raises:
         NoSuitableSeries: no routed series fits, naming the study and the rule.
     """
     files = [f for paths in series.values() for f in paths]
-    grouped = group_series(files, skip_unreadable=True)
-    matching = [s for s in select_series(grouped.values(), MatchRules.parse(dict(rules)))
-                if len(s.files) >= MIN_SLICES]
-    if not matching:
+    grouped = group_series(files, skip_unreadable=True, known=known)
+    chosen = choose(grouped.values(), MatchRules.parse(dict(rules)), min_files=MIN_SLICES,
+                    prefer=lambda s: (abs(float(s.get("SliceThickness", 3.0) or 3.0) - 3.0), -len(s.files)))
+    if chosen is None:
         raise NoSuitableSeries(f"study {study_uid}: no series matches {dict(rules)} with >= {MIN_SLICES} slices")
-    return min(matching, key=lambda s: (abs(float(s.get("SliceThickness", 3.0) or 3.0) - 3.0), -len(s.files)))
+    return chosen
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from imaging.bundle import BundleOptions, write_bundle
 from imaging.provenance import algorithm_version
 from imaging.results import AlgorithmId, ResultContext
 from imaging.rules import MatchRules
-from imaging.series import SeriesInfo, group_series, select_series
+from imaging.series import InstanceHeader, SeriesInfo, choose, group_series
 from imaging.volume import Volume, load_volume
 from models.errors import ModelError, NoSuitableSeries
 from models.lung_nodules.candidates import CandidateSettings, Nodule
@@ -32,7 +32,7 @@ from models.lung_nodules.geometry import Grid
 from models.lung_nodules.inference import MODEL_NAME, Detection, candidate_settings, detect_nodules
 from models.lung_nodules.lungrads import NoduleForRads, assess, exam_category
 from models.lung_nodules.report import AssessedNodule, exam_finding, nodule_finding, nodule_segment, summary
-from models.pipeline import OutputFile, PipelineOutput, PipelineRequest, PriorStudy
+from models.pipeline import OutputFile, PipelineOutput, PipelineRequest, PriorSpec, PriorStudy
 from models.runtime.base import InferenceRuntime
 
 LOGGER = logging.getLogger(__name__)
@@ -89,20 +89,22 @@ class LungSettings:
             raise ModelError(f"pipelines.lung_nodules: {exc}") from None
 
 
-def choose_series(series: Mapping[str, tuple[Any, ...]], select: Mapping[str, Any], study_uid: str) -> SeriesInfo:
-    """The thinnest primary original series matching *select* (then the one with most images).
+def choose_series(series: Mapping[str, tuple[Any, ...]], select: Mapping[str, Any], study_uid: str,
+                  known: Mapping[Any, InstanceHeader] | None = None) -> SeriesInfo:
+    """The thinnest primary original series matching *select* (then the one with most images); *known*:
+    headers already read (``PipelineRequest.headers``), not read again.
 
     Raises:
         NoSuitableSeries: naming the series seen.
     """
     files = [p for paths in series.values() for p in paths]
-    grouped = group_series(files)
-    fitting = [s for s in select_series(grouped.values(), MatchRules.parse(select))
-               if "DERIVED" not in [str(v).upper() for v in (s.get("ImageType") or [])]]
-    if not fitting:
+    grouped = group_series(files, known=known)
+    chosen = choose(grouped.values(), MatchRules.parse(select), original_only=True,
+                    prefer=lambda s: (float(s.get("SliceThickness", 99) or 99), -len(s.files)))
+    if chosen is None:
         seen = ", ".join(f"{s.modality} {s.orientation or '?'} {s.get('SliceThickness', '?')} mm" for s in grouped.values())
         raise NoSuitableSeries(f"study {study_uid}: no chest CT series matching {dict(select)} (seen: {seen})")
-    return min(fitting, key=lambda s: (float(s.get("SliceThickness", 99) or 99), -len(s.files)))
+    return chosen
 
 
 def mask_on_source(nodule: Nodule, detection: Detection, volume: Volume) -> np.ndarray:
@@ -133,9 +135,8 @@ class LungNodulePipeline:
 
     name = "lung_nodules"
     version = "1.0.0"
-    uses_priors = True
-    prior_modality = "CT"
-    prior_sop_classes = (CTImageStorage,)
+    settings_model = LungSettings
+    prior_spec: PriorSpec | None = PriorSpec(modality="CT", sop_classes=(CTImageStorage,))
 
     def __init__(self, runtime: InferenceRuntime, settings: LungSettings = LungSettings(),
                  backend: ArrayBackend | None = None) -> None:
@@ -156,7 +157,7 @@ class LungNodulePipeline:
         info = choose_series(prior.series, self.settings.select, prior.study_uid)
         operating = candidate_settings(self.runtime, MODEL_NAME, version)
         settings = replace(operating, min_score=min(operating.min_score, self.settings.prior_min_score))
-        return self._detect(load_volume(info.files), version, settings).nodules
+        return self._detect(load_volume(info.instances), version, settings).nodules
 
     def run(self, request: PipelineRequest) -> PipelineOutput:
         """Find, measure and categorise nodules; write SEG, SR, SC and PDF into ``request.out_dir``.
@@ -167,8 +168,8 @@ class LungNodulePipeline:
         """
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        info = choose_series(request.series, self.settings.select, request.study_uid)
-        volume = load_volume(info.files)
+        info = choose_series(request.series, self.settings.select, request.study_uid, request.headers)
+        volume = load_volume(info.instances)
         version = self.runtime.resolve_version(MODEL_NAME, self.settings.model_version)
         timings["load"] = time.perf_counter() - t
 

@@ -16,20 +16,22 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from imaging.provenance import algorithm_version
-from models.errors import NoSuitableSeries
+from imaging.series import InstanceHeader
+from models.errors import ModelError, NoSuitableSeries
 from models.mammography.analysis import ExamAnalysis, Predict, ViewAnalysis, analyse_exam, analyse_view
 from models.mammography.inference import load_calibration, runtime_predictor
 from models.mammography.preprocess import resample
 from models.mammography.report import context_of, write_results
 from models.mammography.views import CanonicalView, is_for_processing, read_view
-from models.pipeline import PipelineOutput, PipelineRequest
-from models.runtime import InferenceRuntime, RuntimeSettings, make_runtime
+from models.pipeline import PipelineOutput, PipelineRequest, PriorSpec
+from models.runtime import InferenceRuntime
 
 LOGGER = logging.getLogger(__name__)
 
@@ -52,8 +54,35 @@ def _standard_view(view_position: str, codes: list[str]) -> str | None:
     return None
 
 
-def select_views(series: Mapping[str, tuple[Path, ...]]) -> Selection:
-    """The latest (highest Instance Number) CC and MLO of each breast among the routed files.
+@dataclass(frozen=True)
+class MammographySettings:
+    """``[pipelines.mammography]``: the model version (None = latest)."""
+
+    model_version: int | None = None
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> MammographySettings:
+        """Raises: ModelError on an unknown key or a model version that is not a positive integer."""
+        unknown = set(raw) - {"model_version"}
+        if unknown:
+            raise ModelError(f"pipelines.mammography: unknown keys {sorted(unknown)}")
+        version = raw.get("model_version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+            raise ModelError(f"pipelines.mammography.model_version: {version!r} is not a positive integer")
+        return cls(model_version=version)
+
+
+def _header(path: Path, known: Mapping[Path, InstanceHeader]) -> Any:
+    """The header handed in at completion when its file is unchanged, else read now."""
+    inst = known.get(path)
+    if inst is not None and inst.is_current():
+        return inst.dataset
+    return dcmread(path, stop_before_pixels=True)
+
+
+def select_views(series: Mapping[str, tuple[Path, ...]], known: Mapping[Path, InstanceHeader] | None = None) -> Selection:
+    """The latest (highest Instance Number) CC and MLO of each breast among the routed files; *known*:
+    headers already read (``PipelineRequest.headers``), not read again.
 
     Raises:
         NoSuitableSeries: no "For Presentation" CC or MLO mammogram (the reason names what was found).
@@ -63,7 +92,7 @@ def select_views(series: Mapping[str, tuple[Path, ...]]) -> Selection:
     for files in series.values():
         for path in files:
             try:
-                ds = dcmread(path, stop_before_pixels=True)
+                ds = _header(path, known or {})
             except (InvalidDicomError, OSError) as exc:
                 selection.skipped.append(f"{path.name}: unreadable ({exc})")
                 continue
@@ -122,17 +151,14 @@ class MammographyPipeline:
 
     name = "mammography"
     version = "1.0.0"
+    settings_model = MammographySettings
+    prior_spec: PriorSpec | None = None
 
-    def __init__(self, settings: RuntimeSettings, model: str = MODEL, runtime: InferenceRuntime | None = None) -> None:
+    def __init__(self, runtime: InferenceRuntime, settings: MammographySettings = MammographySettings(),
+                 model: str = MODEL) -> None:
+        self.runtime = runtime
         self.settings = settings
         self.model = model
-        self._runtime = runtime
-
-    @property
-    def runtime(self) -> InferenceRuntime:
-        if self._runtime is None:
-            self._runtime = make_runtime(self.settings)
-        return self._runtime
 
     def run(self, request: PipelineRequest) -> PipelineOutput:
         """Analyse the study and write SR + one GSPS per analysed image + a summary SC into ``request.out_dir``.
@@ -144,10 +170,10 @@ class MammographyPipeline:
         """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        selection = select_views(request.series)
+        selection = select_views(request.series, request.headers)
         sources = {key: read_view(path) for key, path in sorted(selection.files.items())}
         timings["load"] = time.perf_counter() - t0
-        model_version = self.runtime.resolve_version(self.model)
+        model_version = self.runtime.resolve_version(self.model, self.settings.model_version)
         calibration = load_calibration(self.runtime, self.model, model_version)
         predict = _Timed(runtime_predictor(self.runtime, self.model, model_version))
         t1 = time.perf_counter()

@@ -108,7 +108,7 @@ def mammography(tmp_path_factory: pytest.TempPathFactory) -> Run:
     run = Run("mammography", {})
     with pytest.MonkeyPatch.context() as mp:
         recording(mp, mammo_summary, "render_layout", run.texts)
-        result = MammographyPipeline(RuntimeSettings(model_repository=REPO, device="cpu")).run(
+        result = MammographyPipeline(make_runtime(RuntimeSettings(model_repository=REPO, device="cpu"))).run(
             _request(files, root / "out"))
     run.files = by_kind(result.files)
     return run

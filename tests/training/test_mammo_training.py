@@ -69,7 +69,8 @@ def test_train_evaluate_export_and_load(tmp_path: Path, capsys: pytest.CaptureFi
     out.mkdir()
     request = PipelineRequest(study_uid=str(dcmread(files[0]).StudyInstanceUID), series={"s": tuple(files)},
                               out_dir=out, uid_root="2.25")
-    pipeline = MammographyPipeline(RuntimeSettings(model_repository=repo, device="cpu"), model=config.name)
+    pipeline = MammographyPipeline(make_runtime(RuntimeSettings(model_repository=repo, device="cpu")),
+                                   model=config.name)
     output = pipeline.run(request)
     assert [f.kind for f in output.files] == ["sr", "gsps", "gsps", "gsps", "gsps", "sc"]
     assert output.summary["model_version"] == 2 and output.summary["views"] == ["LCC", "LMLO", "RCC", "RMLO"]
