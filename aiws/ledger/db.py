@@ -25,7 +25,7 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin):
     """Thread-safe (one connection per thread) and multi-process safe (SQLite WAL, immediate transactions).
 
     Durability: instance files are fsynced in the spool before they are
-    recorded here, and :func:`aiws.recovery.recover` re-registers any spooled
+    recorded here, and :func:`aiws.intake.recover_spool` re-registers any spooled
     file the ledger lacks, so ``synchronous=NORMAL`` is enough (a kill -9
     loses no committed row; a power cut loses at most rows the spool restores).
     """
