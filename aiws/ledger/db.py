@@ -14,7 +14,7 @@ from typing import Any
 from aiws.ledger.audit import AuditMixin, add_counter, config_changes
 from aiws.ledger.custody import CustodyMixin, InstanceRefused, quarantined_error
 from aiws.ledger.rows import InstanceRow, NewJob, StudyRow
-from aiws.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from aiws.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, refuse_newer, stored_version
 from aiws.ledger.stats import Histogram, histograms
 from aiws.ledger.work import WorkMixin
 
@@ -35,6 +35,7 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         con = self._conn()
+        refuse_newer(stored_version(con), path)  # before the CREATE statements touch a newer database
         con.executescript(SCHEMA)
         con.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -47,7 +48,8 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin):
         while True:
             with self.transaction() as con:
                 version = int(con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
-                if version >= SCHEMA_VERSION:
+                refuse_newer(version, self.path)
+                if version == SCHEMA_VERSION:
                     return
                 for step in MIGRATIONS[version + 1]:
                     if isinstance(step, str):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
+from aiws.errors import AiwsError
 from aiws.ledger.audit import AUDIT_INDEX, AUDIT_TABLE, TRIGGERS, migrate_v3
 from aiws.ledger.stats import TABLES as DURATION_TABLES
 from aiws.ledger.stats import backfill
@@ -169,3 +171,24 @@ MIGRATIONS: dict[int, tuple[MigrationStep, ...]] = {
     ),
     3: (migrate_v3, backfill),
 }
+
+
+class SchemaTooNew(AiwsError):
+    """The ledger was written by a newer AIWS (its schema version is above :data:`SCHEMA_VERSION`)."""
+
+
+def stored_version(con: sqlite3.Connection) -> int | None:
+    """The schema version a database records, or None for a new (empty) database."""
+    if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
+        return None
+    row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def refuse_newer(version: int | None, path: Path) -> None:
+    """Raise :class:`SchemaTooNew` when *version* is above what this code knows; it never downgrades, and
+    writing to a newer schema could break the rows (or the audit chain) that the newer code relies on."""
+    if version is not None and version > SCHEMA_VERSION:
+        raise SchemaTooNew(f"ledger {path}: schema version {version} is newer than this AIWS understands "
+                           f"({SCHEMA_VERSION}); run the AIWS version that wrote it, or restore a backup")
+
