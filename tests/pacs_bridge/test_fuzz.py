@@ -23,7 +23,6 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGBaseline8Bit,
-    generate_uid,
 )
 from pynetdicom import AE, _config
 
@@ -66,7 +65,8 @@ class Base:
 
 
 def _bases(tmp_path: Path) -> list[Base]:
-    ct = dcmread(make_ct_series(tmp_path / "ct", n_slices=1, rows=48, cols=48)[0])
+    ct = dcmread(make_ct_series(tmp_path / "ct", n_slices=1, rows=48, cols=48, study_uid="2.25.1001",
+                                 series_uid="2.25.1002")[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         jpeg = dcmread(get_testdata_file("SC_rgb_jpeg_gdcm.dcm"))
@@ -128,7 +128,7 @@ MUTATORS: tuple[Callable[[random.Random, bytearray], None], ...] = (_flip, _trun
 def _mutant(rng: random.Random, base: Base, path: Path) -> tuple[str, str]:
     """Write one mutated instance to *path* (its meta claims the base's syntax); return (SOP UID, syntax)."""
     ds = base.ds
-    ds.SOPInstanceUID = generate_uid()
+    ds.SOPInstanceUID = f"2.25.{rng.getrandbits(96):029d}"  # same length each time: same outcomes
     data = bytearray(_encode(ds, base.transfer_syntax))
     deflated = base.transfer_syntax == DeflatedExplicitVRLittleEndian
     if deflated and rng.random() < 0.5:  # mutate the stream itself, or the data set before deflating
