@@ -4,8 +4,8 @@ Reading gives arrays in this project's convention (``[i0, i1, i2]`` with an LPS 
 order, see :mod:`models.lung_nodules.geometry`); writing does the reverse (NIfTI is RAS, x-fastest).
 A case may carry a sidecar ``nodulesTr/<case>.json`` (ground-truth findings of a phantom).
 
-DICOM series + DICOM SEG cases: :func:`training.dicom_seg.read_dicom_seg_case` (needs the
-``imaging`` package's Volume and SEG reader; not available yet).
+DICOM series + DICOM SEG cases, and every other public layout: :mod:`training.readers`
+(``read_dataset(dir, "dicom-seg")``).
 """
 from __future__ import annotations
 
