@@ -123,17 +123,17 @@ class VettingAssociationServer(ThreadedAssociationServer):
     # -- the connection's own thread -------------------------------------------------------------
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         ip = str(client_address[0])
+        sock: socket.socket | None = request
         try:
-            sock = self._vet(request, ip)
-            if sock is None:
-                return
-            if self._closing.is_set():
+            sock = self._vet(request, ip)  # None: closed here
+            if sock is not None and self._closing.is_set():
                 _close(sock)
-                return
-            self.finish_request(sock, client_address)  # pynetdicom: an Association thread takes the socket
+            elif sock is not None:
+                self.finish_request(sock, client_address)  # pynetdicom: an Association thread takes the socket
         except Exception:
             LOGGER.exception("connection from %s failed before its association started", ip)
-            _close(request)
+            if sock is not None:
+                _close(sock)
         finally:
             self._release(ip)
 
