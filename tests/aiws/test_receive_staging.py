@@ -62,3 +62,30 @@ def test_kill9_while_receiving_leaves_no_staged_file(tmp_path: Path) -> None:
         assert aiws.api("/health")["counts"]["instances"]["total"] == 0
     finally:
         aiws.stop()
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def test_memory_does_not_grow_with_the_data_set(tmp_path: Path) -> None:
+    """A 128 MiB instance raises the service's peak resident memory by far less than its size (it went
+    from the PDUs into a file); receiving it whole in memory cost about 3x its size."""
+    large = _large_instance(tmp_path, frames=256)
+    work = tmp_path / "aiws"
+    work.mkdir()
+    aiws = AiwsProcess(work, CONFIG.replace("max_pdu_bytes = 16384", "max_pdu_bytes = 1048576")).start()
+    try:
+        assert aiws.proc is not None
+        before = _peak_rss_mib(aiws.proc.pid)
+        out = subprocess.run(["storescu", "-aet", "STORESCU", "-aec", "AIWS", "127.0.0.1", str(aiws.dicom_port),
+                              str(large)], capture_output=True, text=True, env=DCMTK_ENV, timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
+        grown = _peak_rss_mib(aiws.proc.pid) - before
+        assert aiws.api("/health")["counts"]["instances"]["total"] == 1
+    finally:
+        aiws.stop()
+    assert grown < 48, f"peak resident memory grew by {grown:.0f} MiB for a 128 MiB data set"
