@@ -7,6 +7,10 @@
     aiws rescore RUN --data DIR --from-version N   # ... of a published version, as a new run (no training)
     aiws evaluate RUN --data DIR        # unseen phantoms, through ONNX Runtime; writes RUN/evaluation.json
     aiws export RUN                     # next version in [runtime] model_repository (triton_repo/)
+    aiws dataset check --data DIR --format FORMAT   # read a dataset (training.readers): cases, skipped and why
+
+``--format`` on train/evaluate names the layout of ``--data`` (see ``training.readers.FORMATS``); each task's loop
+accepts the formats in :data:`LOOP_FORMATS` (the lung loops read MSD folders; the phantom tasks take no dataset yet).
 
 A running service picks the new version up at its next job (hot reload: versions are listed
 per job; see models/runtime/repository.py). With Triton in poll mode the server loads it by itself;
@@ -21,18 +25,104 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from aiws.config import Config
 from aiws.errors import ConfigError, NotFound
 from aiws.logsetup import CONSOLE
 
 REPOSITORY_HELP = "model repository (default: [runtime] model_repository)"
 LOGGER = logging.getLogger(__name__)
+#: training.readers.FORMATS keys, kept here so that building the parser imports no training code.
+FORMAT_NAMES = ("dicom-seg", "msd", "luna16", "lidc", "acdc", "mnms", "orcascore", "cbis-ddsm", "vindr-mammo",
+                "inbreast")
 
 TASKS = ("lung_nodules", "lung_nodule_classifier", "coronary_ct", "cardiac_mri", "mammography")
 #: Tasks trained on phantoms generated from seeds (no --data) -> their commands module
 #: (``is_run``, ``train_run``, ``evaluate_run``, optionally ``export_run``), imported when used.
 PHANTOM_TASKS = {"coronary_ct": "training.coronary_ct.commands", "cardiac_mri": "training.cardiac_mri.commands",
                  "mammography": "training.mammography.commands"}
+
+
+#: Dataset formats each task's training/evaluation loop consumes today (it reads the folder itself).
+LOOP_FORMATS: dict[str, tuple[str, ...]] = {"lung_nodules": ("msd",), "lung_nodule_classifier": ("msd",)}
+
+
+def _check_format(task: str, args: argparse.Namespace) -> None:
+    """Refuse a --format the task's loop cannot consume; for one it can, refuse a dataset with bad cases
+    (the loop reads every case of the folder and cannot skip one), listing the reasons.
+
+    Raises:
+        ConfigError: the format is not consumed by the task's loop, or the dataset has skipped cases.
+    """
+    fmt = getattr(args, "format", None)
+    if fmt is None:
+        return
+    accepted = LOOP_FORMATS.get(task, ())
+    if fmt not in accepted:
+        takes = f"only {', '.join(accepted)}" if accepted else "no dataset yet (it trains on phantoms)"
+        raise ConfigError(f"--format {fmt}: the {task} loop takes {takes}; read the dataset with "
+                          f"aiws dataset check --data DIR --format {fmt}")
+    result = _read_dataset(args.data, fmt)
+    if result.skipped:
+        listed = "; ".join(f"{s.case_id}: {s.reason}" for s in result.skipped[:5])
+        raise ConfigError(f"{args.data}: {len(result.skipped)} bad case(s) that the {task} loop cannot skip "
+                          f"(remove them from the dataset): {listed}")
+
+
+def _read_dataset(data: Path | None, fmt: str):  # type: ignore[no-untyped-def]
+    from training.readers import DatasetError, read_dataset
+
+    if data is None:
+        raise ConfigError(f"--format {fmt}: --data DIR is required")
+    try:
+        return read_dataset(data, fmt)
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def cmd_dataset_check(args: argparse.Namespace, config: Config) -> int:
+    """``aiws dataset check``: read every case; one line per case and per skipped case; exit 1 when none is usable."""
+    from training.readers import DatasetError, iter_dataset
+    from training.readers.case import Case
+
+    try:
+        items = iter_dataset(args.data, args.format)
+        n_cases = n_skipped = 0
+        for item in items:
+            if isinstance(item, Case):
+                n_cases += 1
+                CONSOLE.info(_case_line(item))
+            else:
+                n_skipped += 1
+                CONSOLE.info(f"SKIPPED {item.case_id}: {item.reason}")
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from None
+    CONSOLE.info(f"{args.data.name} ({args.format}): {n_cases} usable case(s), {n_skipped} skipped")
+    if not n_cases:
+        raise ConfigError(f"{args.data.name}: no usable {args.format} case")
+    return 0
+
+
+def _case_line(case) -> str:  # type: ignore[no-untyped-def]
+    parts = [f"case {case.case_id}: image {'x'.join(map(str, case.image.shape))}",
+             "spacing " + "x".join(f"{v:.3g}" for v in case.image.spacing_mm) + " mm"]
+    if case.label is not None:
+        counts = {case.label.names[v]: int(n) for v, n in zip(*np.unique(case.label.voxels, return_counts=True))
+                  if v != 0}
+        parts.append("labels " + ", ".join(f"{k} {v} vx" for k, v in counts.items()))
+    if case.nodules:
+        parts.append(f"{len(case.nodules)} nodule(s) " + ", ".join(
+            f"{n.diameter_mm:.1f} mm {n.nodule_type.value if n.nodule_type else ''}".strip() for n in case.nodules))
+    if case.calcium:
+        parts.append("calcium " + ", ".join(sorted({c.vessel for c in case.calcium})))
+    if case.boxes:
+        parts.append(f"{len(case.boxes)} box(es)")
+    labels = case.image_labels
+    parts += [f"{k} {v}" for k, v in (("density", labels.density), ("assessment", labels.assessment),
+                                      ("laterality", labels.laterality), ("view", labels.view),
+                                      ("phase", labels.phase)) if v]
+    return "; ".join(parts)
 
 
 def _phantom_commands(task: str):  # type: ignore[no-untyped-def]
@@ -49,6 +139,7 @@ def _run_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    _check_format(args.task, args)
     if args.task in PHANTOM_TASKS:
         for line in _phantom_commands(args.task).train_run(args.config_file, _run_dir(args)):
             CONSOLE.info(line)
@@ -115,6 +206,7 @@ def _train_classifier(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     phantom_task = None if (args.run / "run.json").is_file() else _phantom_task_of(args.run)
+    _check_format(phantom_task or "lung_nodules", args)
     if phantom_task is not None:
         seeds = tuple(int(v) for v in args.seeds.split(":")) if args.seeds else None
         lines, met = _phantom_commands(phantom_task).evaluate_run(args.run, *([seeds] if seeds else []))
@@ -202,6 +294,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("task", choices=TASKS)
     p.add_argument("--data", type=Path, help="dataset folder (imagesTr/, labelsTr/, dataset.json); "
                    "not for phantom tasks (coronary_ct, cardiac_mri, mammography)")
+    p.add_argument("--format", choices=FORMAT_NAMES, default=None,
+                   help="layout of --data (checked with training.readers first); lung tasks: msd")
     p.add_argument("--config", dest="config_file", type=Path, help="run configuration (TOML or JSON)")
     p.add_argument("--run", help="run name (default: TASK-date-time)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
@@ -215,6 +309,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("evaluate", help="evaluate a training run on unseen data; prints the quality bars")
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--data", type=Path, help="evaluation dataset (MSD layout, unseen seeds); not for phantom tasks")
+    p.add_argument("--format", choices=FORMAT_NAMES, default=None,
+                   help="layout of --data (checked with training.readers first); lung runs: msd")
     p.add_argument("--seeds", help="phantom tasks: unseen seeds START:STOP (default 10000:10050 / 10000:10020)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: automatic)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a quality bar is not met")
@@ -242,6 +338,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="operating point: the lowest score with at most RATE false positives per tuning scan "
                         "(cross-validated; default: the run's, 0.5 for a new run)")
     p.set_defaults(handler=cmd_rescore)
+
+    p = sub.add_parser("dataset", help="datasets for training: check that a folder reads in a published layout")
+    dataset = p.add_subparsers(dest="dataset_command", required=True)
+    p = dataset.add_parser("check", help="read every case of a dataset; list cases and skipped cases with reasons")
+    p.add_argument("--data", type=Path, required=True, help="dataset folder")
+    p.add_argument("--format", choices=FORMAT_NAMES, required=True, help="published layout of the folder")
+    p.set_defaults(handler=cmd_dataset_check)
 
     p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")
     p.add_argument("run", type=Path, help="run folder")
