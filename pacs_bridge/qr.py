@@ -14,9 +14,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_role, evt
+from pynetdicom import build_role, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
@@ -24,17 +25,17 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from pacs_bridge.ae import scu_ae
 from pacs_bridge.contexts import STORAGE_TRANSFER_SYNTAXES
-from pacs_bridge.errors import SendError
-from pacs_bridge.scp import encode_file, received_bytes
+from pacs_bridge.errors import InvalidInstance, SendError
+from pacs_bridge.inspect import InstanceInfo
+from pacs_bridge.scp import failure_response, store_received, write_failure
 from pacs_bridge.settings import SenderSettings
 from pacs_bridge.spool import write_durably
+from pacs_bridge.status import PENDING, RETRIEVED, QueryRetrieveStatus, StoreStatus
 from pacs_bridge.uids import is_valid_uid
 
 LOGGER = logging.getLogger(__name__)
-
-_PENDING = (0xFF00, 0xFF01)
-
 
 @dataclass(frozen=True)
 class QueryTarget:
@@ -55,15 +56,6 @@ class StudyMatch:
     description: str
 
 
-def _ae(settings: SenderSettings) -> AE:
-    ae = AE(ae_title=settings.ae_title)
-    ae.acse_timeout = settings.connect_timeout_s
-    ae.connection_timeout = settings.connect_timeout_s
-    ae.dimse_timeout = settings.dimse_timeout_s
-    ae.network_timeout = settings.dimse_timeout_s
-    return ae
-
-
 def _query(level: str, **keywords: str) -> Dataset:
     """A query/retrieve identifier at *level* with the given attributes ("" = return this attribute)."""
     query = Dataset()
@@ -79,7 +71,7 @@ def _find(target: QueryTarget, settings: SenderSettings, query: Dataset) -> list
     Raises:
         SendError: association or C-FIND failure.
     """
-    ae = _ae(settings)
+    ae = scu_ae(settings)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
     if not assoc.is_established:
@@ -88,9 +80,9 @@ def _find(target: QueryTarget, settings: SenderSettings, query: Dataset) -> list
     try:
         for status, ident in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
             code = int(getattr(status, "Status", -1)) if status else -1
-            if code in _PENDING and ident is not None:
+            if code in PENDING and ident is not None:
                 found.append(ident)
-            elif code != 0x0000:
+            elif code != QueryRetrieveStatus.SUCCESS:
                 raise SendError(f"C-FIND to {target.ae_title}: status {code:#06x}")
     finally:
         assoc.release()
@@ -142,19 +134,23 @@ def get_study(target: QueryTarget, settings: SenderSettings, study_uid: str, out
     out_dir.mkdir(parents=True, exist_ok=True)
     received: list[Path] = []
 
-    def on_store(event: Event) -> int:
-        ds_bytes = received_bytes(event)  # in a file when our SCP runs in this process (chunked receive)
-        sop = str(event.request.AffectedSOPInstanceUID)
-        if not is_valid_uid(sop):
-            return 0xC002
-        path = out_dir / f"{sop}.dcm"
-        data = encode_file(ds_bytes, str(event.request.AffectedSOPClassUID), sop,
-                           str(event.context.transfer_syntax), target.ae_title)
-        write_durably(path, data, out_dir)
+    def keep(event: Event, fp: BinaryIO, info: InstanceInfo, start: int, header: bytes) -> None:
+        path = out_dir / f"{info.sop_instance_uid}.dcm"  # a UID checked by store_received
+        fp.seek(start)
+        write_durably(path, header + fp.read(), out_dir)
         received.append(path)
-        return 0x0000
 
-    ae = _ae(settings)
+    def on_store(event: Event) -> int | Dataset:  # the storage SCP's path: checked, durable, then answered
+        try:
+            store_received(event, keep, 0, target.ae_title)
+        except InvalidInstance as exc:
+            LOGGER.warning("C-GET from %s: instance refused (%s): %s", target.ae_title, exc.status.name, exc.reason)
+            return failure_response(exc.status, exc.reason)
+        except OSError as exc:
+            return failure_response(*write_failure(exc))
+        return int(StoreStatus.SUCCESS)
+
+    ae = scu_ae(settings)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     roles = []
     for sop_class in sop_classes:
@@ -166,19 +162,19 @@ def get_study(target: QueryTarget, settings: SenderSettings, study_uid: str, out
                          evt_handlers=[(evt.EVT_C_STORE, on_store)])
     if not assoc.is_established:
         raise SendError(f"C-GET from {target.ae_title}@{target.host}:{target.port}: association failed")
-    final = 0x0000
+    final = int(QueryRetrieveStatus.SUCCESS)
     try:
         for query in queries:
             last = -1
             for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
                 last = int(getattr(status, "Status", -1)) if status else -1
-            if last not in (0x0000, 0xB000):
+            if last not in RETRIEVED:
                 final = last
                 break
             final = max(final, last)
     finally:
         assoc.release()
-    if final not in (0x0000, 0xB000):
+    if final not in RETRIEVED:
         for p in received:
             p.unlink(missing_ok=True)
         raise SendError(f"C-GET of study {study_uid} from {target.ae_title}: final status {final:#06x}")
@@ -194,7 +190,7 @@ def move_study(target: QueryTarget, settings: SenderSettings, study_uid: str, de
     Raises:
         SendError: association failure, or a final status other than success / some sub-operations failed.
     """
-    ae = _ae(settings)
+    ae = scu_ae(settings)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     query = _query("STUDY", StudyInstanceUID=study_uid)
     assoc = ae.associate(target.host, target.port, ae_title=target.ae_title)
@@ -210,10 +206,10 @@ def move_study(target: QueryTarget, settings: SenderSettings, study_uid: str, de
             failed = int(status.get("NumberOfFailedSuboperations", failed) or 0)
     finally:
         assoc.release()
-    if final not in (0x0000, 0xB000):
+    if final not in RETRIEVED:
         raise SendError(f"C-MOVE of study {study_uid} from {target.ae_title} to {destination_ae}: "
                         f"final status {final:#06x}")
-    if final == 0xB000:
+    if final == QueryRetrieveStatus.SUB_OPERATIONS_WITH_FAILURES:
         LOGGER.warning("C-MOVE study %s from %s: %d sub-operation(s) failed", study_uid, target.ae_title, failed)
     LOGGER.info("C-MOVE study %s from %s to %s: %d instances", study_uid, target.ae_title, destination_ae, completed)
     return completed

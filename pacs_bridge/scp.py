@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, _config, evt
+from pynetdicom import _config, evt
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
-from pacs_bridge.contexts import storage_contexts
+from pacs_bridge.ae import scp_ae
 from pacs_bridge.errors import InvalidInstance
 from pacs_bridge.inspect import InstanceInfo, inspect_stream
 from pacs_bridge.retrieve import RetrieveInbox
 from pacs_bridge.server import make_association_server
 from pacs_bridge.settings import AcceptPolicy, ScpSettings
 from pacs_bridge.spool import Spool, SpooledFile
-from pacs_bridge.status import StoreStatus
+from pacs_bridge.status import EchoStatus, RejectReason, RejectResult, RejectSource, StoreStatus
 
 LOGGER = logging.getLogger(__name__)
 
@@ -109,14 +109,60 @@ def received_dataset_start(fp: BinaryIO) -> int:
     return 144 + int.from_bytes(head[12:16], "little")
 
 
-def received_bytes(event: Event) -> bytes:
-    """The encoded data set of a C-STORE request, received into a file or into memory."""
-    path = event.dataset_path
-    if isinstance(path, Path):
-        with path.open("rb") as fp:
-            fp.seek(received_dataset_start(fp))
-            return fp.read()
-    return event.request.DataSet.getvalue()  # type: ignore[union-attr]
+#: Makes a checked received data set durable: (the C-STORE event, the open received data, its checked
+#: identity, where the data set starts in it, the file meta header to write before it) -> the spooled
+#: file, or None when it was kept elsewhere (a retrieve). Raises OSError when the write fails.
+Keep = Callable[[Event, BinaryIO, InstanceInfo, int, bytes], "SpooledFile | None"]
+
+
+def store_received(event: Event, keep: Keep, max_dataset_bytes: int, source_ae: str) -> tuple[InstanceInfo, SpooledFile | None]:
+    """The bridge's one C-STORE path (the storage SCP's and C-GET's): open the received data set (a file
+    with pynetdicom's chunked receive, else memory), check it (size, encoding, UIDs, pixel data, the
+    command's SOP Instance UID) and hand it to *keep*; nothing is acknowledged before *keep* returns.
+
+    Raises:
+        InvalidInstance: the status and reason to answer with (:func:`failure_response`); nothing is kept.
+        OSError: the write failed (:func:`write_failure`).
+    """
+    received = event.dataset_path
+    if isinstance(received, Path):
+        with received.open("rb") as fp:
+            return _check_and_keep(event, fp, received_dataset_start(fp), keep, max_dataset_bytes, source_ae)
+    in_memory = getattr(event.request, "DataSet", None)
+    if in_memory is None or not hasattr(in_memory, "getbuffer") or not in_memory.getbuffer().nbytes:
+        raise InvalidInstance(StoreStatus.CANNOT_UNDERSTAND, "C-STORE request without a data set")
+    return _check_and_keep(event, in_memory, 0, keep, max_dataset_bytes, source_ae)
+
+
+def _check_and_keep(event: Event, fp: BinaryIO, start: int, keep: Keep, limit: int,
+                    source_ae: str) -> tuple[InstanceInfo, SpooledFile | None]:
+    size = fp.seek(0, 2) - start
+    if limit and size > limit:
+        raise InvalidInstance(StoreStatus.OUT_OF_RESOURCES, f"data set is {size} bytes, over the maximum of {limit}")
+    tsyntax = str(event.context.transfer_syntax)
+    info = inspect_stream(fp, start, tsyntax, limit)
+    affected = str(event.request.AffectedSOPInstanceUID or "")
+    if affected and affected != info.sop_instance_uid:
+        raise InvalidInstance(
+            StoreStatus.DATASET_MISMATCH,
+            f"SOPInstanceUID {info.sop_instance_uid} differs from the command's {affected}",
+        )
+    header = file_header(info.sop_class_uid, info.sop_instance_uid, tsyntax, source_ae)
+    return info, keep(event, fp, info, start, header)
+
+
+def write_failure(exc: OSError) -> tuple[StoreStatus, str]:
+    """The status and reason for a write that failed: out of resources for a full disk."""
+    status = StoreStatus.OUT_OF_RESOURCES if exc.errno == errno.ENOSPC else StoreStatus.PROCESSING_FAILURE
+    return status, f"cannot keep instance: {exc.strerror}"
+
+
+def failure_response(status: StoreStatus, reason: str) -> Dataset:
+    """The C-STORE response of a refusal: the status and the reason as one Error Comment (LO) value."""
+    rsp = Dataset()
+    rsp.Status = int(status)
+    rsp.ErrorComment = reason.encode("ascii", "replace").decode().replace("\\", "/")[:64]  # one LO value
+    return rsp
 
 
 class StorageSCP:
@@ -146,16 +192,10 @@ class StorageSCP:
         return int(self._server.server_address[1])
 
     def start(self) -> None:
-        ae = AE(ae_title=self._policy().ae_title)
+        ae = scp_ae(self._policy().ae_title, self.settings)  # called AE title: checked in _on_requested
         # Every C-STORE data set goes from the PDUs into a file, never whole into memory (pynetdicom's
-        # switch is process-wide; received_bytes() reads either way).
+        # switch is process-wide; store_received() reads either way).
         _config.STORE_RECV_CHUNKED_DATASET = True
-        ae.supported_contexts = storage_contexts()
-        ae.require_called_aet = False  # checked in _on_requested against the live policy
-        ae.maximum_associations = self.settings.max_associations
-        ae.maximum_pdu_size = self.settings.max_pdu_bytes
-        ae.network_timeout = self.settings.network_timeout_s
-        ae.dimse_timeout = self.settings.dimse_timeout_s
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
@@ -193,8 +233,9 @@ class StorageSCP:
             assoc.acceptor.ae_title = policy.ae_title
             return
         LOGGER.warning("association from %s (%s) to %s rejected: %s", calling, ip, called, reason)
-        diagnostic = 0x07 if reason.startswith("called") else 0x03
-        assoc.acse.send_reject(0x01, 0x01, diagnostic)
+        diagnostic = (RejectReason.CALLED_AE_TITLE_NOT_RECOGNISED if reason.startswith("called")
+                      else RejectReason.CALLING_AE_TITLE_NOT_RECOGNISED)
+        assoc.acse.send_reject(int(RejectResult.PERMANENT), int(RejectSource.SERVICE_USER), int(diagnostic))
         assoc.is_rejected = True
         self._listener.association_ended(
             AssociationRecord(calling, called, ip, _now(), _now(), outcome="rejected", reason=reason)
@@ -230,7 +271,7 @@ class StorageSCP:
         self._listener.association_ended(record)
 
     def _on_echo(self, event: Event) -> int:
-        return int(StoreStatus.SUCCESS)
+        return int(EchoStatus.SUCCESS)
 
     # -- storage --------------------------------------------------------------
     def _record(self, event: Event) -> AssociationRecord | None:
@@ -242,20 +283,14 @@ class StorageSCP:
         calling = event.assoc.requestor.ae_title.strip()
         ip = str(event.assoc.requestor.address)
         affected = str(event.request.AffectedSOPInstanceUID or "")
-        received = event.dataset_path
-        if not isinstance(received, Path):
-            return self._failure(record, calling, affected, StoreStatus.CANNOT_UNDERSTAND,
-                                 "C-STORE request without a data set")
         try:
-            with received.open("rb") as fp:
-                info, spooled = self._keep(event, fp, calling)
+            info, spooled = store_received(event, self._keep, self.settings.max_dataset_bytes, calling)
             if spooled is not None:
                 self._listener.instance_stored(info, spooled, calling, ip)
         except InvalidInstance as exc:
             return self._failure(record, calling, affected, exc.status, exc.reason)
         except OSError as exc:
-            status = StoreStatus.OUT_OF_RESOURCES if exc.errno == errno.ENOSPC else StoreStatus.PROCESSING_FAILURE
-            return self._failure(record, calling, affected, status, f"cannot keep instance: {exc.strerror}")
+            return self._failure(record, calling, affected, *write_failure(exc))
         if record is not None:
             if spooled is None or spooled.created:
                 record.received += 1
@@ -264,35 +299,15 @@ class StorageSCP:
         LOGGER.debug("%s %s from %s", "stored" if spooled else "retrieved", info.sop_instance_uid, calling)
         return int(StoreStatus.SUCCESS)
 
-    def _keep(self, event: Event, fp: BinaryIO, calling: str) -> tuple[InstanceInfo, SpooledFile | None]:
-        """Check the received data set in *fp* and make it durable: in the spool, or in the retrieve
-        inbox for a prior we asked for with C-MOVE (then no spooled file is returned).
-
-        Raises:
-            InvalidInstance: the status and reason to answer with; nothing is kept.
-            OSError: the write failed.
-        """
-        start = received_dataset_start(fp)
-        size = fp.seek(0, 2) - start
-        limit = self.settings.max_dataset_bytes
-        if limit and size > limit:
-            raise InvalidInstance(StoreStatus.OUT_OF_RESOURCES,
-                                  f"data set is {size} bytes, over the maximum of {limit}")
-        tsyntax = str(event.context.transfer_syntax)
-        info = inspect_stream(fp, start, tsyntax, limit)
-        affected = str(event.request.AffectedSOPInstanceUID or "")
-        if affected and affected != info.sop_instance_uid:
-            raise InvalidInstance(
-                StoreStatus.DATASET_MISMATCH,
-                f"SOPInstanceUID {info.sop_instance_uid} differs from the command's {affected}",
-            )
-        header = file_header(info.sop_class_uid, info.sop_instance_uid, tsyntax, calling)
+    def _keep(self, event: Event, fp: BinaryIO, info: InstanceInfo, start: int, header: bytes) -> SpooledFile | None:
+        """Make a checked data set durable: in the spool, or in the retrieve inbox for a prior we asked
+        for with C-MOVE (then no spooled file is returned). Raises OSError when the write fails."""
         folder = self._retrieve_folder(event, info.study_instance_uid)
         if folder is not None:  # a prior we asked for with C-MOVE: not a study to route
             fp.seek(start)
             self._inbox.store(folder, info.sop_instance_uid, header + fp.read())  # type: ignore[union-attr]
-            return info, None
-        return info, self._spool.store_stream(info, header, fp, start)
+            return None
+        return self._spool.store_stream(info, header, fp, start)
 
     def _retrieve_folder(self, event: Event, study_uid: str) -> Path | None:
         if self._inbox is None:
@@ -310,7 +325,4 @@ class StorageSCP:
             record.failed += 1
             if len(record.failures) < 20:
                 record.failures.append(f"{status.name}: {reason}")
-        rsp = Dataset()
-        rsp.Status = int(status)
-        rsp.ErrorComment = reason.encode("ascii", "replace").decode().replace("\\", "/")[:64]  # one LO value
-        return rsp
+        return failure_response(status, reason)

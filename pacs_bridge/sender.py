@@ -12,8 +12,10 @@ from pynetdicom import AE, build_context
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
+from pacs_bridge.ae import scu_ae
 from pacs_bridge.errors import SendError
 from pacs_bridge.settings import Destination, SenderSettings
+from pacs_bridge.status import STORED, EchoStatus
 from pacs_bridge.tls import client_context
 
 LOGGER = logging.getLogger(__name__)
@@ -26,16 +28,6 @@ class SendReport:
     destination: str
     sent: int
     seconds: float
-
-
-def _make_ae(settings: SenderSettings) -> AE:
-    ae = AE(ae_title=settings.ae_title)
-    ae.acse_timeout = settings.connect_timeout_s
-    ae.connection_timeout = settings.connect_timeout_s
-    ae.network_timeout = settings.dimse_timeout_s
-    ae.dimse_timeout = settings.dimse_timeout_s
-    ae.maximum_pdu_size = settings.max_pdu_bytes
-    return ae
 
 
 def _associate(ae: AE, dest: Destination, settings: SenderSettings, contexts: list) -> Association:  # type: ignore[type-arg]
@@ -65,13 +57,13 @@ def echo(dest: Destination, settings: SenderSettings) -> float:
         SendError: association failed or the status is not success.
     """
     t0 = time.perf_counter()
-    assoc = _associate(_make_ae(settings), dest, settings, [build_context(Verification)])
+    assoc = _associate(scu_ae(settings), dest, settings, [build_context(Verification)])
     try:
         status = assoc.send_c_echo()
     finally:
         assoc.release()
     code = int(getattr(status, "Status", -1)) if status else -1
-    if code != 0:
+    if code != EchoStatus.SUCCESS:
         raise SendError(f"destination {dest.name}: C-ECHO status {code:#06x}" if code >= 0 else
                         f"destination {dest.name}: no C-ECHO response")
     return (time.perf_counter() - t0) * 1000.0
@@ -93,14 +85,14 @@ def send_files(dest: Destination, paths: Sequence[Path], settings: SenderSetting
     if len(by_class) > _MAX_CONTEXTS:
         raise SendError(f"destination {dest.name}: {len(by_class)} SOP classes in one send, max {_MAX_CONTEXTS}")
     contexts = [build_context(c, ts) for c, ts in by_class.items()]
-    assoc = _associate(_make_ae(settings), dest, settings, contexts)
+    assoc = _associate(scu_ae(settings), dest, settings, contexts)
     failures: list[str] = []
     try:
         for path in paths:
             ds = dcmread(path)
             status = assoc.send_c_store(ds)
             code = int(getattr(status, "Status", -1)) if status else -1
-            if code not in (0x0000, 0xB000, 0xB006, 0xB007):
+            if code not in STORED:  # success, or a warning: stored all the same
                 failures.append(f"{ds.SOPInstanceUID}: status {code:#06x}" if code >= 0 else
                                 f"{ds.SOPInstanceUID}: no response")
                 if not assoc.is_established:

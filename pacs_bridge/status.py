@@ -27,3 +27,53 @@ class StoreStatus(IntEnum):
 
 class EchoStatus(IntEnum):
     SUCCESS = 0x0000
+
+
+class StoreWarning(IntEnum):
+    """C-STORE warnings a peer answers (PS3.4 B.2.3): the instance is stored all the same."""
+
+    COERCION_OF_DATA_ELEMENTS = 0xB000
+    ELEMENTS_DISCARDED = 0xB006
+    DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xB007
+
+
+#: C-STORE statuses that mean the peer kept the instance.
+STORED = frozenset({int(StoreStatus.SUCCESS), *(int(w) for w in StoreWarning)})
+
+
+class QueryRetrieveStatus(IntEnum):
+    """C-FIND, C-GET and C-MOVE response statuses (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.5)."""
+
+    SUCCESS = 0x0000
+    PENDING = 0xFF00
+    #: Pending: matches continue, optional keys not supported.
+    PENDING_WARNING = 0xFF01
+    #: Warning (C-GET, C-MOVE): sub-operations complete, one or more failures or warnings.
+    SUB_OPERATIONS_WITH_FAILURES = 0xB000
+
+
+#: The statuses of a C-FIND response that carries a match.
+PENDING = frozenset({int(QueryRetrieveStatus.PENDING), int(QueryRetrieveStatus.PENDING_WARNING)})
+#: Final C-GET / C-MOVE statuses after which what was retrieved is kept.
+RETRIEVED = frozenset({int(QueryRetrieveStatus.SUCCESS), int(QueryRetrieveStatus.SUB_OPERATIONS_WITH_FAILURES)})
+
+
+class RejectResult(IntEnum):
+    """A-ASSOCIATE-RJ Result (PS3.8 9.3.4)."""
+
+    PERMANENT = 0x01
+    TRANSIENT = 0x02
+
+
+class RejectSource(IntEnum):
+    """A-ASSOCIATE-RJ Source (PS3.8 9.3.4)."""
+
+    SERVICE_USER = 0x01
+
+
+class RejectReason(IntEnum):
+    """A-ASSOCIATE-RJ Reason/Diag. when the source is the service user (PS3.8 9.3.4)."""
+
+    NO_REASON = 0x01
+    CALLING_AE_TITLE_NOT_RECOGNISED = 0x03
+    CALLED_AE_TITLE_NOT_RECOGNISED = 0x07
