@@ -245,3 +245,70 @@ def spacing_of(affine: np.ndarray) -> tuple[float, float, float]:
     norms = np.linalg.norm(affine[:3, :3], axis=0)
     between_planes = abs(float(np.linalg.det(affine[:3, :3]))) / float(norms[1] * norms[2])
     return between_planes, float(norms[1]), float(norms[2])
+
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """Shape of a 3D array and its index -> LPS mm affine: the geometry of a :class:`imaging.volume.Volume`
+    (``Volume.grid``) without its voxels, and of the grids a pipeline resamples to. The array's own
+    axis order is kept (``(i0, i1, i2, 1)`` -> LPS mm); spacing along an axis is the norm of its column.
+
+    Raises:
+        GeometryError: on construction, for a shape without three sizes >= 1 or a singular affine.
+    """
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise GeometryError(f"grid shape {self.shape}: need three sizes >= 1")
+        if self.affine.shape != (4, 4) or abs(np.linalg.det(self.affine[:3, :3])) < 1e-9:
+            raise GeometryError("grid affine must be an invertible 4x4 matrix")
+
+    @classmethod
+    def axial(cls, shape: tuple[int, int, int], spacing_mm: tuple[float, float, float],
+              origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Grid:
+        """Axial grid: i0 -> +z (slice), i1 -> +y (row), i2 -> +x (column); *origin_mm* is voxel (0,0,0) in (x, y, z)."""
+        sz, sy, sx = spacing_mm
+        affine = np.array([[0.0, 0.0, sx, origin_mm[0]],
+                           [0.0, sy, 0.0, origin_mm[1]],
+                           [sz, 0.0, 0.0, origin_mm[2]],
+                           [0.0, 0.0, 0.0, 1.0]])
+        return cls(tuple(int(s) for s in shape), affine)  # type: ignore[arg-type]
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size along the array axes (mm)."""
+        s = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return float(s[0]), float(s[1]), float(s[2])
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+    def to_mm(self, index: np.ndarray) -> np.ndarray:
+        """LPS mm of voxel indices ``(..., 3)`` (fractional allowed)."""
+        index = np.asarray(index, dtype=np.float64)
+        return index @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def to_index(self, mm: np.ndarray) -> np.ndarray:
+        """Fractional voxel indices ``(..., 3)`` of LPS points."""
+        inv = np.linalg.inv(self.affine)
+        mm = np.asarray(mm, dtype=np.float64)
+        return mm @ inv[:3, :3].T + inv[:3, 3]
+
+    def crop(self, start: tuple[int, int, int], stop: tuple[int, int, int]) -> Grid:
+        """The sub-grid ``[start, stop)`` (same orientation, shifted origin)."""
+        affine = self.affine.copy()
+        affine[:3, 3] = self.to_mm(np.array(start, dtype=np.float64))
+        return Grid(tuple(b - a for a, b in zip(start, stop, strict=True)), affine)  # type: ignore[arg-type]
+
+    def resampled(self, spacing_mm: tuple[float, float, float]) -> Grid:
+        """Same orientation and first voxel, new spacing; stays within the same extent (sizes rounded down)."""
+        old = np.array(self.spacing)
+        new = np.array(spacing_mm, dtype=np.float64)
+        shape = tuple(max(1, int(np.floor((n - 1) * o / s + 1e-6)) + 1) for n, o, s in zip(self.shape, old, new, strict=True))
+        affine = self.affine.copy()
+        affine[:3, :3] = self.affine[:3, :3] * (new / old)
+        return Grid(shape, affine)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from imaging.errors import GeometryError, ImagingError
-from imaging.geometry import (GeometryIssue, check_orientations, cluster_positions, direction_cosines,
+from imaging.geometry import (GeometryIssue, Grid, check_orientations, cluster_positions, direction_cosines,
                               index_to_lps, lps_to_index, plan_stack, spacing_of)
 from imaging.headers import TEMPORAL_KEYWORDS, SliceHeader, SourceFrame, read_header, require_geometry, slice_headers
 from imaging.legacy import normalise_legacy_values
@@ -90,6 +90,11 @@ class Volume:
     @property
     def voxel_volume_mm3(self) -> float:
         return abs(float(np.linalg.det(self.affine[:3, :3])))
+
+    @property
+    def grid(self) -> Grid:
+        """The volume's geometry without its voxels (shape and affine, float64)."""
+        return Grid(self.shape, np.asarray(self.affine, dtype=float))
 
     @property
     def origin_mm(self) -> np.ndarray:

@@ -28,7 +28,6 @@ from models.lung_nodules.candidates import CandidateSettings, Nodule
 from models.lung_nodules.compare import Comparison, compare, interval_days
 from models.lung_nodules.context import ContextRule, parse_rules, study_context
 from models.lung_nodules.fleischner import Indication, Risk, fleischner_recommendation
-from models.lung_nodules.geometry import Grid
 from models.lung_nodules.inference import MODEL_NAME, Detection, candidate_settings, detect_nodules
 from models.lung_nodules.lungrads import NoduleForRads, assess, exam_category
 from models.lung_nodules.report import AssessedNodule, exam_finding, nodule_finding, nodule_segment, summary
@@ -145,8 +144,7 @@ class LungNodulePipeline:
         self.backend = backend or ArrayBackend.numpy()
 
     def _detect(self, volume: Volume, version: int, settings: CandidateSettings | None = None) -> Detection:
-        grid = Grid(volume.shape, np.asarray(volume.affine, dtype=float))
-        return detect_nodules(self.runtime, volume.voxels, grid, MODEL_NAME, version, settings,
+        return detect_nodules(self.runtime, volume.voxels, volume.grid, MODEL_NAME, version, settings,
                               backend=self.backend)
 
     def _prior(self, prior: PriorStudy | None, version: int) -> list[Nodule] | None:
