@@ -4,8 +4,10 @@ Conventions: arrays are ``(k, r, c)`` (slice, row, column); an affine maps
 ``(k, r, c, 1)`` to patient LPS in mm; region points are ``(row, column)``.
 
 Reading
-    ``imaging.series``   group_series(paths) -> {uid: SeriesInfo}; select_series(series, MatchRules)
-    ``imaging.volume``   load_volume(paths, LoadOptions) -> Volume; load_phases(paths) -> tuple[Volume, ...]
+    ``imaging.series``   read_instance(path) -> InstanceHeader (header + pixel layout, read once);
+                         group_series(paths, known=...) -> {uid: SeriesInfo}; choose(series, MatchRules, prefer=...)
+    ``imaging.volume``   load_volume(paths | SeriesInfo.instances, LoadOptions) -> Volume (Volume.grid: its Grid);
+                         load_phases(paths) -> tuple[Volume, ...]
     ``imaging.cine``     load_cine(paths) -> Cine (slices of 2D+t; Cine.phase_volume(i) -> Volume)
     ``imaging.mammo``    load_mammogram(path) -> Mammogram (laterality, view, spacing at the breast)
     ``imaging.nifti``    save_nifti / load_nifti / to_nifti / from_nifti (the one LPS<->RAS flip)
