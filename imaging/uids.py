@@ -2,6 +2,14 @@
 
 A retried or re-run job therefore produces the same objects, and a PACS
 replaces rather than duplicates them.
+
+Why not ``pydicom.uid.generate_uid(prefix, entropy_srcs=parts)``: it would change every result UID a
+site has already received (a re-run of an old study would then duplicate its results in the PACS
+instead of replacing them), since it hashes with SHA-512 over the parts joined with nothing (ours:
+SHA-256 over the parts joined with U+001F, so ``("ab", "c")`` and ``("a", "bc")`` do not collide as
+they would there); and under the ``2.25`` root it appends up to 59 digits of the hash, a number past
+2**128 that is not a UUID, where PS3.5 B.2 wants the UUID's integer (ours: a version-5-shaped UUID).
+``tests/imaging/test_uids.py`` pins the UIDs derived today.
 """
 from __future__ import annotations
 
