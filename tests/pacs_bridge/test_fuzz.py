@@ -1,11 +1,14 @@
 """A bounded DICOM fuzzer against a running ``aiws serve`` (issue 20): a few hundred byte-level mutations
 of valid data sets (explicit, implicit and deflated little endian, JPEG, a nested SR), fixed seed, sent raw
-on the context they claim. The service stays up, answers every C-STORE of every association, and every
+on the context they claim; and mutations of a whole association's PDUs on raw sockets. The service stays up, answers every C-STORE of every association, and every
 instance it acknowledged is readable from the spool and its study processed (or quarantined with a reason).
 """
 from __future__ import annotations
 
 import random
+import select
+import socket
+import threading
 import warnings
 import zlib
 from collections.abc import Callable
@@ -207,3 +210,79 @@ def test_fuzzed_data_sets(tmp_path: Path) -> None:
     failed = {j["study_uid"]: j["error"] for j in jobs if j["state"] == "failed"}
     for study in studies:
         assert study["study_uid"] in done, f"study {study['study_uid']} not processed: {failed.get(study['study_uid'])}"
+
+
+PDU_MUTATIONS = 60
+
+
+def _recorded_association(port: int, base: Base, path: Path) -> bytes:
+    """What a pynetdicom requestor sends for one association (A-ASSOCIATE-RQ, the C-STORE's P-DATA-TF PDUs,
+    A-RELEASE-RQ), recorded by a relay in front of the service."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    recorded = bytearray()
+
+    def relay() -> None:
+        client, _ = listener.accept()
+        upstream = socket.create_connection(("127.0.0.1", port))
+        with client, upstream:
+            while True:
+                ready, _, _ = select.select([client, upstream], [], [], 10)
+                if not ready:
+                    return
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is client:
+                        recorded.extend(data)
+                    (upstream if sock is client else client).sendall(data)
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    statuses = _send_batch(listener.getsockname()[1], [base], [path])
+    thread.join(15)
+    listener.close()
+    assert statuses == [0]
+    return bytes(recorded)
+
+
+def _send_raw_stream(port: int, data: bytes) -> None:
+    """Send *data* on a fresh connection, read what comes back for a moment, close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        try:
+            sock.sendall(data)
+            sock.settimeout(0.3)
+            while sock.recv(65536):
+                pass
+        except OSError:  # reset or timed out: the service dropped or is waiting for more
+            return
+
+
+def test_fuzzed_pdus(tmp_path: Path) -> None:
+    """Mutated bytes of a whole association (PDU types, lengths, items, the data set inside): the service
+    keeps answering, and what it acknowledged is readable."""
+    rng = random.Random(SEED + 1)
+    base = _bases(tmp_path)[0]
+    aiws = AiwsProcess(tmp_path / "aiws", CONFIG)
+    (tmp_path / "aiws").mkdir()
+    aiws.start()
+    try:
+        valid = tmp_path / "valid.dcm"
+        valid.write_bytes(file_header(base.ds.SOPClassUID, base.ds.SOPInstanceUID, base.transfer_syntax, "FUZZ")
+                          + _encode(base.ds, base.transfer_syntax))
+        stream = _recorded_association(aiws.dicom_port, base, valid)
+        for _ in range(PDU_MUTATIONS):
+            data = bytearray(stream)
+            for _ in range(rng.choice([1, 1, 2])):
+                rng.choice(MUTATORS)(rng, data)
+            _send_raw_stream(aiws.dicom_port, bytes(data))
+        assert echoscu("127.0.0.1", aiws.dicom_port, "AIWS", "ECHOSCU").returncode == 0
+        base.ds.SOPInstanceUID = "2.25.424242"
+        after = tmp_path / "after.dcm"
+        after.write_bytes(file_header(base.ds.SOPClassUID, base.ds.SOPInstanceUID, base.transfer_syntax, "FUZZ")
+                          + _encode(base.ds, base.transfer_syntax))
+        assert _send_batch(aiws.dicom_port, [base], [after]) == [0]
+    finally:
+        aiws.stop()
+    for path in (aiws.data_dir / "spool" / "instances").rglob("*.dcm"):
+        assert dcmread(path).SOPInstanceUID == path.stem
