@@ -20,7 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from training.readers.case import Case, CaseError, ImageLabels, Skipped
-from training.readers.common import DatasetError, attempt, label_map, nifti_frame, sources, without_sources
+from training.readers.common import (
+    DatasetError,
+    attempt,
+    label_map,
+    nifti_frame,
+    sources,
+    without_sources,
+)
 
 LABELS = {1: "right ventricle", 2: "myocardium", 3: "left ventricle"}
 
@@ -58,7 +65,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
             continue
         for phase in ("ED", "ES"):
             case_id = f"{patient}_{phase}"
-            yield attempt(case_id, lambda p=phase, c=case_id: _case(root, info_path, info, p, c))
+            yield attempt(case_id, _case, root, info_path, info, phase, case_id)
 
 
 def _case(root: Path, info_path: Path, info: dict[str, str], phase: str, case_id: str) -> Case:

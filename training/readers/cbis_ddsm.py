@@ -21,6 +21,7 @@ laterality and view from the CSV; pathology per abnormality in *extra*.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +30,16 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from training.readers.case import Case, CaseError, ImageLabels, LabelMap, Skipped
-from training.readers.common import DatasetError, attempt, image_2d, read_csv, require_columns, sources
+from training.readers.common import (
+    DatasetError,
+    attempt,
+    image_2d,
+    read_csv,
+    require_columns,
+    sources,
+)
 
+LOGGER = logging.getLogger(__name__)
 LABELS = {1: "mass", 2: "calcification"}
 DENSITY = {"1": "a", "2": "b", "3": "c", "4": "d"}
 COLUMNS = ("patient_id", "left or right breast", "image view", "abnormality id", "abnormality type", "assessment",
@@ -52,10 +61,11 @@ def _find(root: Path, csv_path: str, shape: tuple[int, int] | None = None) -> Pa
     folder, series_uid = parts[0], parts[2]
     candidates = []
     for base in (root, root / "CBIS-DDSM"):
-        for path in sorted((base / folder).rglob("*")) if (base / folder).is_dir() else []:
+        for path in sorted(p for p in (base / folder).rglob("*") if p.is_file()):
             try:
                 ds = dcmread(path, stop_before_pixels=True)
-            except (InvalidDicomError, OSError, IsADirectoryError, EOFError):
+            except (InvalidDicomError, OSError, EOFError) as exc:
+                LOGGER.debug("%s: %s is not a DICOM file (%s)", folder, path.name, type(exc).__name__)
                 continue
             if str(ds.get("SeriesInstanceUID", "")) == series_uid and \
                     (shape is None or (int(ds.Rows), int(ds.Columns)) == shape):
@@ -72,13 +82,13 @@ def read(root: Path) -> Iterator[Case | Skipped]:
         raise DatasetError("no *_case_description_*.csv (CBIS-DDSM layout)")
     images: dict[str, list[tuple[Path, dict[str, str]]]] = {}
     for csv_path in csvs:
-        rows = read_csv(csv_path)
-        require_columns(rows, COLUMNS, csv_path.name)
-        for row in rows:
+        table = read_csv(csv_path)
+        require_columns(table, COLUMNS, csv_path.name)
+        for row in table:
             images.setdefault(row["image file path"], []).append((csv_path, row))
     for image_path, rows in images.items():
         case_id = image_path.replace("\\", "/").split("/")[0]
-        yield attempt(case_id, lambda i=image_path, r=rows, c=case_id: _case(root, c, i, r))
+        yield attempt(case_id, _case, root, case_id, image_path, rows)
 
 
 def _rank(assessment: str) -> int:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -30,10 +31,10 @@ class DatasetError(Exception):
 CASE_ERRORS = (CaseError, ImagingError, OSError, ValueError, KeyError, IndexError, EOFError, InvalidDicomError)
 
 
-def attempt(case_id: str, build: Callable[[], Case]) -> Case | Skipped:
-    """*build()*'s case, or a :class:`Skipped` naming the case and the error's message."""
+def attempt(case_id: str, build: Callable[..., Case], *args: Any) -> Case | Skipped:
+    """The case that *build* makes of *args*, or a :class:`Skipped` naming the case and the error's message."""
     try:
-        return build()
+        return build(*args)
     except CASE_ERRORS as exc:
         reason = str(exc) or type(exc).__name__
         LOGGER.info("case %s skipped: %s", case_id, reason)

@@ -94,7 +94,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
     if not index.series:
         raise DatasetError("no DICOM image series in the folder (dicom-seg layout)")
     for path in index.unreadable:
-        yield Skipped(path.relative_to(root).as_posix(), "not a readable DICOM file")
+        yield Skipped(path.relative_to(root).as_posix(), "not a DICOM file with Modality, Series and SOP Instance UIDs")
     labels: dict[str, tuple[list[tuple[Path, Dataset]], list[tuple[Path, Dataset]]]] = {}
     for path, ds in index.segs:
         uid = _seg_series(ds, index)
@@ -114,7 +114,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
             yield Skipped(uid, "no SEG or SR of the dataset refers to this series")
             continue
         segs, srs = labels[uid]
-        yield attempt(uid, lambda u=uid, p=paths, s=segs, r=srs: _case(root, u, p, s, r))
+        yield attempt(uid, _case, root, uid, paths, segs, srs)
 
 
 def _case(root: Path, uid: str, paths: list[Path], segs: list[tuple[Path, Dataset]],

@@ -25,7 +25,14 @@ import numpy as np
 from matplotlib.path import Path as Polygon
 
 from training.readers.case import Box, Case, CaseError, ImageLabels, LabelMap, Skipped
-from training.readers.common import DatasetError, attempt, image_2d, read_csv, require_columns, sources
+from training.readers.common import (
+    DatasetError,
+    attempt,
+    image_2d,
+    read_csv,
+    require_columns,
+    sources,
+)
 
 LABELS = {1: "mass", 2: "calcification", 3: "cluster", 4: "other"}
 DENSITY = {"1": "a", "2": "b", "3": "c", "4": "d"}
@@ -49,7 +56,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
         dicoms.setdefault(path.name.split("_", 1)[0], path)
     for row in rows:
         name = row["File Name"]
-        yield attempt(name, lambda r=row, n=name: _case(root, csv_path, r, dicoms.get(n)))
+        yield attempt(name, _case, root, csv_path, row, dicoms.get(name))
 
 
 def _points(roi: dict) -> np.ndarray:  # type: ignore[type-arg]

@@ -28,6 +28,7 @@ Case id: the ``LIDC-IDRI-NNNN`` folder when the path has one, else the Series In
 """
 from __future__ import annotations
 
+import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ from imaging.volume import Volume, load_volume
 from training.readers.case import Case, CaseError, Nodule, NoduleType, Skipped
 from training.readers.common import DatasetError, attempt, sources, without_sources
 
+LOGGER = logging.getLogger(__name__)
 AGREEMENT = 0.5
 MIN_DISTANCE_MM = 3.0
 
@@ -176,7 +178,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
     for xml in xmls:
         patient = next((part for part in reversed(xml.parts) if re.fullmatch(r"LIDC-IDRI-\d+", part)), None)
         case_id = patient or xml.relative_to(root).as_posix()
-        yield attempt(case_id, lambda x=xml, c=case_id: _case(root, x, c))
+        yield attempt(case_id, _case, root, xml, case_id)
 
 
 def _case(root: Path, xml: Path, case_id: str) -> Case:
@@ -192,8 +194,8 @@ def _case(root: Path, xml: Path, case_id: str) -> Case:
             if str(dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]).SeriesInstanceUID) \
                     == series_uid:
                 files.append(path)
-        except (InvalidDicomError, OSError, AttributeError, EOFError):
-            continue
+        except (InvalidDicomError, OSError, AttributeError, EOFError) as exc:
+            LOGGER.debug("%s: %s beside the XML is not part of the series (%s)", case_id, path.name, type(exc).__name__)
     if not files:
         raise CaseError(f"{xml.name}: series {series_uid or '(none named)'} is not beside the XML")
     volume = load_volume(files)

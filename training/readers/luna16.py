@@ -21,7 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from training.readers.case import Case, Nodule, Skipped
-from training.readers.common import DatasetError, attempt, read_csv, require_columns, sources, without_sources
+from training.readers.common import (
+    DatasetError,
+    attempt,
+    read_csv,
+    require_columns,
+    sources,
+    without_sources,
+)
 from training.readers.mhd import read_mhd
 
 COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "diameter_mm")
@@ -46,7 +53,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
         raise DatasetError("no subsetN/<seriesuid>.mhd found (LUNA16 layout)")
     for header in headers:
         uid = header.stem
-        yield attempt(uid, lambda h=header, u=uid: _case(root, csv_path, h, by_series.get(u, [])))
+        yield attempt(uid, _case, root, csv_path, header, by_series.get(uid, []))
     known = {h.stem for h in headers}
     for uid in sorted(set(by_series) - known):
         yield Skipped(uid, f"annotated in {csv_path.name} but no {uid}.mhd in the dataset")

@@ -19,8 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from training.readers.case import Case, CaseError, ImageLabels, Skipped
-from training.readers.common import (DatasetError, attempt, label_map, nifti_frame, read_csv, require_columns,
-                                     sources, without_sources)
+from training.readers.common import (
+    DatasetError,
+    attempt,
+    label_map,
+    nifti_frame,
+    read_csv,
+    require_columns,
+    sources,
+    without_sources,
+)
 
 LABELS = {1: "left ventricle", 2: "myocardium", 3: "right ventricle"}
 COLUMNS = ("External code", "VendorName", "Vendor", "Centre", "ED", "ES")
@@ -47,7 +55,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
             continue
         for phase in ("ED", "ES"):
             case_id = f"{code}_{phase}"
-            yield attempt(case_id, lambda p=phase, c=case_id, i=image_path, r=row: _case(root, csv_path, i, r, p, c))
+            yield attempt(case_id, _case, root, csv_path, image_path, row, phase, case_id)
 
 
 def _case(root: Path, csv_path: Path, image_path: Path, row: dict[str, str], phase: str, case_id: str) -> Case:

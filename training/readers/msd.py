@@ -20,7 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from training.readers.case import Case, CaseError, Skipped
-from training.readers.common import DatasetError, attempt, label_map, nifti_frame, sources, without_sources
+from training.readers.common import (
+    DatasetError,
+    attempt,
+    label_map,
+    nifti_frame,
+    sources,
+    without_sources,
+)
 
 
 def _labels(doc: dict, path: Path) -> dict[int, str]:  # type: ignore[type-arg]
@@ -52,7 +59,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
         image_path = root / str(entry.get("image", ""))
         label_path = root / str(entry.get("label", ""))
         case_id = image_path.name.removesuffix(".gz").removesuffix(".nii")
-        yield attempt(case_id, lambda i=image_path, l=label_path, c=case_id: _case(root, c, i, l, names))
+        yield attempt(case_id, _case, root, case_id, image_path, label_path, names)
 
 
 def _case(root: Path, case_id: str, image_path: Path, label_path: Path, names: dict[int, str]) -> Case:

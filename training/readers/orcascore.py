@@ -39,7 +39,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
     references = {p.name.removesuffix("R.mhd"): p for p in root.rglob("*R.mhd")}
     for image in images:
         case_id = image.name.removesuffix("CTI.mhd")
-        yield attempt(case_id, lambda i=image, c=case_id: _case(root, i, references.get(c)))
+        yield attempt(case_id, _case, root, image, references.get(case_id))
 
 
 def lesions(label: np.ndarray, volume_affine: np.ndarray, voxel_mm3: float) -> tuple[CalciumLesion, ...]:

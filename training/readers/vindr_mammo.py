@@ -22,7 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from training.readers.case import Box, Case, CaseError, ImageLabels, Skipped
-from training.readers.common import DatasetError, attempt, image_2d, read_csv, require_columns, sources
+from training.readers.common import (
+    DatasetError,
+    attempt,
+    image_2d,
+    read_csv,
+    require_columns,
+    sources,
+)
 
 BREAST_COLUMNS = ("study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
                   "breast_birads", "breast_density", "split")
@@ -48,8 +55,8 @@ def read(root: Path) -> Iterator[Case | Skipped]:
             findings.setdefault(row["image_id"], []).append(row)
     for row in rows:
         case_id = row["image_id"]
-        yield attempt(case_id, lambda r=row: _case(root, r, findings.get(r["image_id"], []),
-                                                    [breast_csv] + ([finding_csv] if finding_csv.is_file() else [])))
+        csvs = [breast_csv] + ([finding_csv] if finding_csv.is_file() else [])
+        yield attempt(case_id, _case, root, row, findings.get(case_id, []), csvs)
 
 
 def _boxes(rows: list[dict[str, str]]) -> list[Box]:

@@ -16,12 +16,19 @@ from factories import make_ct_series
 from pydicom import dcmread
 from pydicom.sr.codedict import codes
 
-from imaging.results import (Code, Finding, Graphic3D, ImageRegion3D, Measurement, QualitativeEvaluation,
-                             ResultContext)
+from imaging.results import (
+    Code,
+    Finding,
+    Graphic3D,
+    ImageRegion3D,
+    Measurement,
+    QualitativeEvaluation,
+    ResultContext,
+)
 from imaging.sr import write_sr
 from imaging.volume import load_volume
-from models.coronary_ct.outputs import CALCIFIED_PLAQUE, CORONARY_ARTERY, SITES
 from models.coronary_ct.calcium import Vessel
+from models.coronary_ct.outputs import CALCIFIED_PLAQUE, CORONARY_ARTERY, SITES
 from models.lung_nodules.report import DIAMETER, MM, NODULE, NODULE_TYPE
 from training.readers import DatasetError, read_dataset
 from training.readers.case import NoduleType
@@ -106,7 +113,7 @@ def test_bad_cases_are_skipped_with_reasons(tmp_path: Path) -> None:
     result = read_dataset(root, "dicom-seg")
     assert [c.case_id for c in result.cases] == [str(dcmread(good[0]).SeriesInstanceUID)]
     reasons = {s.case_id: s.reason for s in result.skipped}
-    assert reasons["README.txt"] == "not a readable DICOM file"
+    assert reasons["README.txt"] == "not a DICOM file with Modality, Series and SOP Instance UIDs"
     b_seg = str(dcmread(root / "b_seg.dcm").SOPInstanceUID)
     assert "not an image series of the dataset" in reasons[b_seg]
     assert "is not on a slice of the volume" in reasons[uid]

@@ -17,10 +17,11 @@ DIRECTION = np.array([[-1.0, 0.0, 0.0], [0.0, 0.8, 0.6], [0.0, -0.6, 0.8]])
 
 
 def write_mhd(path: Path, array_zyx: np.ndarray, *, spacing: tuple[float, float, float] = (0.7, 0.8, 2.5),
-              offset: tuple[float, float, float] = (-198.1, -195.0, -335.2), direction: np.ndarray = np.eye(3),
+              offset: tuple[float, float, float] = (-198.1, -195.0, -335.2), direction: np.ndarray | None = None,
               element_type: str = "MET_SHORT", local: bool = False) -> Path:
     """Header lines as LUNA16/orCaScore files have them (x fastest in the .raw file)."""
     nz, ny, nx = array_zyx.shape
+    direction = np.eye(3) if direction is None else direction
     data_file = "LOCAL" if local else path.with_suffix(".raw").name
     header = (
         "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\nCompressedData = False\n"
