@@ -12,7 +12,8 @@ Published layout (Armato et al. 2011, Med Phys 38:915; TCIA collection LIDC-IDRI
             noduleID
             characteristics/texture              1 ground-glass (non-solid) .. 3 part-solid (mixed) .. 5 solid
             roi (one per slice)
-              imageZposition, imageSOP_UID, inclusion (TRUE; FALSE for an excluded hole)
+              imageZposition, imageSOP_UID, inclusion (TRUE; FALSE for an excluded hole); the slice is found by
+              imageSOP_UID, else by imageZposition (within half a slice spacing)
               edgeMap/xCoord, edgeMap/yCoord     the outline, in pixel column/row (0-based)
             (a nodule < 3 mm is marked by one roi with one edgeMap point and no characteristics)
           nonNodule                              (other lesions >= 3 mm; not read)
@@ -101,18 +102,32 @@ def _area(points: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
+def _slice_of(roi: ET.Element, volume: Volume, slices: dict[str, int]) -> int | None:
+    """The slice of a roi: by its imageSOP_UID, else by imageZposition (within half a slice spacing; some LIDC XML
+    files name SOP Instance UIDs that the published series does not hold)."""
+    sop = _text(roi, "imageSOP_UID") or ""
+    if sop in slices:
+        return slices[sop]
+    z = _text(roi, "imageZposition")
+    if z is None:
+        return None
+    centres = volume.index_to_lps(np.column_stack([np.arange(volume.shape[0]), np.zeros((volume.shape[0], 2))]))[:, 2]
+    k = int(np.argmin(np.abs(centres - float(z))))
+    return k if abs(centres[k] - float(z)) <= volume.spacing_mm[0] / 2 else None
+
+
 def _mark(reader: int, nodule: ET.Element, volume: Volume, slices: dict[str, int]) -> Mark:
     per_slice = []
     for roi in _children(nodule, "roi"):
         if (_text(roi, "inclusion") or "TRUE").upper() != "TRUE":
             continue
-        sop = _text(roi, "imageSOP_UID") or ""
-        if sop not in slices:
-            raise CaseError(f"reader {reader + 1} nodule {_text(nodule, 'noduleID')}: roi on image {sop}, which is "
-                            "not a slice of the series")
+        k = _slice_of(roi, volume, slices)
+        if k is None:
+            raise CaseError(f"reader {reader + 1} nodule {_text(nodule, 'noduleID')}: roi on image "
+                            f"{_text(roi, 'imageSOP_UID')}, which is not a slice of the series (nor its z position)")
         cr = np.array([[float(_text(e, "xCoord") or "nan"), float(_text(e, "yCoord") or "nan")]
                        for e in _children(roi, "edgeMap")])
-        krc = np.column_stack([np.full(len(cr), slices[sop]), cr[:, 1], cr[:, 0]])
+        krc = np.column_stack([np.full(len(cr), k), cr[:, 1], cr[:, 0]])
         per_slice.append((volume.index_to_lps(krc), cr))
     if not per_slice:
         raise CaseError(f"reader {reader + 1} nodule {_text(nodule, 'noduleID')}: no included roi")

@@ -6,8 +6,8 @@ What is read, per Measurement Group (DCM 125007) of the report (PS3.16 TID 1500 
   plaque" or 237897009 "Vascular calcification" with a Finding Site (SCT 363698007, or SRT G-C0E3) of a
   coronary artery (LM 3227004, LAD 59438005, LCX 57396003, RCA 13647002) gives a :class:`CalciumLesion`;
   groups with other findings or sites (e.g. the total over all arteries) are not point labels and are left out.
-- Where: a SCOORD3D region (centroid of its points, LPS mm), a SCOORD region with its image (centroid mapped by
-  the image's slice in the volume), or a Referenced Segment (DCM 121214; centroid of that SEG segment's mask).
+- Where: a SCOORD3D region (its centre, :func:`graphic_centre`, LPS mm), a SCOORD region with its image (its
+  centre mapped by the image's slice in the volume), or a Referenced Segment (DCM 121214; centroid of that SEG segment's mask).
 - Size: Diameter (SCT 81827009), else the mean of Long Axis (SCT 103339001) and Short Axis (SCT 103340004), in
   mm or cm (UCUM); a nodule without one is skipped with a reason.
 - Nodule type: a coded evaluation whose value's meaning or value names solid, part-solid or ground-glass (as
@@ -64,19 +64,31 @@ def _mm(item: Dataset) -> float | None:
     return None if factor is None else float(value.NumericValue) * factor
 
 
+def graphic_centre(points: np.ndarray, graphic_type: str) -> np.ndarray:
+    """Centre of SCOORD/SCOORD3D graphic data (n, 2 or 3): a CIRCLE's first point (its centre), the mean of the
+    distinct vertices of a closed POLYLINE/POLYGON, else the mean of the points (POINT, MULTIPOINT, the axis end
+    points of an ELLIPSE or ELLIPSOID)."""
+    if graphic_type == "CIRCLE":
+        return points[0]  # type: ignore[no-any-return]
+    if graphic_type in ("POLYLINE", "POLYGON") and len(points) > 1 and np.allclose(points[0], points[-1]):
+        points = points[:-1]
+    return points.mean(axis=0)  # type: ignore[no-any-return]
+
+
 def _centre(group: Dataset, volume: Volume, segment_centre: SegmentCentre) -> tuple[float, float, float]:
     by_sop = {s.sop_instance_uid: k for k, s in enumerate(volume.sources) if s is not None}
     for item in _walk(list(group.get("ContentSequence", []))):
         kind = item.get("ValueType")
         if kind == "SCOORD3D":
             pts = np.asarray([float(v) for v in item.GraphicData]).reshape(-1, 3)
-            return tuple(float(v) for v in pts.mean(axis=0))  # type: ignore[return-value]
+            return tuple(float(v) for v in graphic_centre(pts, str(item.GraphicType)))  # type: ignore[return-value]
         if kind == "SCOORD":
             image = next((c for c in item.get("ContentSequence", []) if c.get("ValueType") == "IMAGE"), None)
             sop = str(image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID) if image is not None else ""
             if sop not in by_sop:
                 raise CaseError(f"SR region on image {sop or '?'}, which is not a slice of series {volume.series_uid}")
-            cr = np.asarray([float(v) for v in item.GraphicData]).reshape(-1, 2).mean(axis=0) - 0.5
+            pts = np.asarray([float(v) for v in item.GraphicData]).reshape(-1, 2)
+            cr = graphic_centre(pts, str(item.GraphicType)) - 0.5  # SCOORD: (column, row), pixel centre at 0.5
             return tuple(float(v) for v in volume.index_to_lps(np.array([[by_sop[sop], cr[1], cr[0]]]))[0])  # type: ignore[return-value]
         if kind == "IMAGE" and "ReferencedSegmentNumber" in item.ReferencedSOPSequence[0]:
             ref = item.ReferencedSOPSequence[0]

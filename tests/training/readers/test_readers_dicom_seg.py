@@ -19,7 +19,9 @@ from pydicom.sr.codedict import codes
 from imaging.results import (
     Code,
     Finding,
+    Graphic,
     Graphic3D,
+    ImageRegion2D,
     ImageRegion3D,
     Measurement,
     QualitativeEvaluation,
@@ -29,7 +31,7 @@ from imaging.sr import write_sr
 from imaging.volume import load_volume
 from models.coronary_ct.calcium import Vessel
 from models.coronary_ct.outputs import CALCIFIED_PLAQUE, CORONARY_ARTERY, SITES
-from models.lung_nodules.report import DIAMETER, MM, NODULE, NODULE_TYPE
+from models.lung_nodules.report import DIAMETER, LONG_AXIS, MM, NODULE, NODULE_TYPE, SHORT_AXIS
 from training.readers import DatasetError, read_dataset
 from training.readers.case import NoduleType
 
@@ -72,7 +74,9 @@ def test_seg_and_sr_read_back_as_labels_and_points(tmp_path: Path) -> None:
                   region3d=ImageRegion3D(Graphic3D.ELLIPSOID, ((2, 50, 50), (4, 50, 50), (3, 48, 50), (3, 52, 50),
                                                                (3, 50, 48), (3, 50, 52))))
     total = Finding("calcium-total", CALCIFIED_PLAQUE, finding_site=CORONARY_ARTERY)
-    sr = write_sr(volume, [nodule, lad, total], CONTEXT, seg=seg)
+    on_image = Finding("nodule-2", NODULE, measurements=(Measurement(LONG_AXIS, 6.0, MM), Measurement(SHORT_AXIS, 4.0, MM)),
+                       region=ImageRegion2D(2, Graphic.CIRCLE, ((40.0, 10.0), (40.0, 14.0))))   # centre, then the rim
+    sr = write_sr(volume, [nodule, lad, total, on_image], CONTEXT, seg=seg)
     sr.save_as(root / "study1" / "sr.dcm", enforce_file_format=True)
 
     result = read_dataset(root, "dicom-seg")
@@ -80,8 +84,10 @@ def test_seg_and_sr_read_back_as_labels_and_points(tmp_path: Path) -> None:
     assert case.case_id == volume.series_uid
     assert dict(case.label.names) == {1: "Nodule", 2: "Vessel"}
     np.testing.assert_array_equal(case.label.voxels, _nodule_label(volume.shape))
-    (found,) = case.nodules
+    found, second = case.nodules
     assert found.diameter_mm == 7.5 and found.nodule_type is NoduleType.PART_SOLID
+    assert second.diameter_mm == 5.0 and second.nodule_type is None            # mean of long and short axis
+    np.testing.assert_allclose(case.image.lps_to_index(np.array([second.centre_lps_mm]))[0], [2, 40, 10], atol=1e-3)
     np.testing.assert_allclose(case.image.lps_to_index(np.array([found.centre_lps_mm]))[0], [4, 22.5, 32.5], atol=1e-3)
     (calcium,) = case.calcium                       # the total over all arteries is not a point label
     assert calcium.vessel == "LAD"

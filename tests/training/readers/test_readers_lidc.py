@@ -59,6 +59,8 @@ def test_lidc_keeps_nodules_marked_by_half_of_the_readers(tmp_path: Path) -> Non
 
     nodule_a = [outline(3, 30, 30), outline(4, 30, 30), outline(5, 30, 30)]      # centre (k 4, row 30, col 30)
     nodule_c = [outline(6, 15, 50, 4, 2)]                                          # centre (k 6, row 50, col 15)
+    # The same outline naming a SOP Instance UID the series does not hold: found by its z position.
+    nodule_c_other_uid = [_roi("1.2.3.999", zs[6], _diamond(15, 50, 4, 2))]
     small = [_roi(sops[1], zs[1], [(50, 50)])]                                    # a < 3 mm mark: one point
     sessions = [
         [_nodule("A1", nodule_a, 5), _nodule("B1", [outline(2, 50, 10)], 5),
@@ -66,7 +68,7 @@ def test_lidc_keeps_nodules_marked_by_half_of_the_readers(tmp_path: Path) -> Non
           f"{sops[0]}</imageSOP_UID><locus><xCoord>5</xCoord><yCoord>5</yCoord></locus></nonNodule>")],
         [_nodule("A2", nodule_a, 5), _nodule("C2", nodule_c, 1)],
         [_nodule("A3", nodule_a[1:], 4), _nodule("S3", small, None)],
-        [_nodule("C4", nodule_c, 2), _nodule("S4", small, None)],
+        [_nodule("C4", nodule_c_other_uid, 2), _nodule("S4", small, None)],
     ]
     folder = tmp_path / "LIDC-IDRI" / "LIDC-IDRI-0001" / "1.2.826.0.1.3680043.8.498.1" / "1.2.826.0.1.3680043.8.498.2"
     (folder / "069.xml").write_text(_xml(series_uid, sessions), encoding="utf-8")
