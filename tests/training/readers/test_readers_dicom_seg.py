@@ -12,10 +12,10 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 import pytest
-from factories import make_ct_series
 from pydicom import dcmread
 from pydicom.sr.codedict import codes
 
+from factories import make_ct_series
 from imaging.results import (
     Code,
     Finding,

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import make_ct_series
 from pydicom import dcmread
 
+from factories import make_ct_series
 from training.readers import read_dataset
 from training.readers.case import NoduleType
 from training.readers.lidc import texture_type

@@ -6,9 +6,9 @@ import plistlib
 from pathlib import Path
 
 import numpy as np
-from factories import make_mg_image
 from pydicom import dcmread
 
+from factories import make_mg_image
 from training.readers import read_dataset
 
 ROWS, COLS = 60, 40
