@@ -131,7 +131,7 @@ MUTATORS: tuple[Callable[[random.Random, bytearray], None], ...] = (_flip, _trun
 def _mutant(rng: random.Random, base: Base, path: Path) -> tuple[str, str]:
     """Write one mutated instance to *path* (its meta claims the base's syntax); return (SOP UID, syntax)."""
     ds = base.ds
-    ds.SOPInstanceUID = f"2.25.{rng.getrandbits(96):029d}"  # same length each time: same outcomes
+    ds.SOPInstanceUID = f"2.25.{rng.getrandbits(95) | 1 << 95}"  # 29 digits each time: same outcomes
     data = bytearray(_encode(ds, base.transfer_syntax))
     deflated = base.transfer_syntax == DeflatedExplicitVRLittleEndian
     if deflated and rng.random() < 0.5:  # mutate the stream itself, or the data set before deflating
