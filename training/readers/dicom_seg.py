@@ -31,7 +31,9 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from imaging.errors import ImagingError
 from imaging.segread import read_seg
+from imaging.series import InstanceHeader, read_instance
 from imaging.volume import Volume, load_volume
 from training.readers.case import Case, CaseError, LabelMap, Skipped
 from training.readers.common import DatasetError, attempt, sources, without_sources
@@ -42,7 +44,7 @@ LOGGER = logging.getLogger(__name__)
 
 @dataclass
 class _Index:
-    series: dict[str, list[Path]] = field(default_factory=dict)
+    series: dict[str, list[InstanceHeader]] = field(default_factory=dict)
     sop_to_series: dict[str, str] = field(default_factory=dict)
     segs: list[tuple[Path, Dataset]] = field(default_factory=list)
     srs: list[tuple[Path, Dataset]] = field(default_factory=list)
@@ -53,9 +55,10 @@ def _index(root: Path) -> _Index:
     index = _Index()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         try:
-            ds = dcmread(path, stop_before_pixels=True)
+            header = read_instance(path)
+            ds = header.dataset
             modality, series_uid, sop_uid = str(ds.Modality), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
-        except (InvalidDicomError, OSError, EOFError, AttributeError, ValueError):
+        except (InvalidDicomError, ImagingError, OSError, EOFError, AttributeError, ValueError):
             index.unreadable.append(path)
             continue
         if modality == "SEG":
@@ -63,7 +66,7 @@ def _index(root: Path) -> _Index:
         elif modality == "SR":
             index.srs.append((path, ds))
         else:
-            index.series.setdefault(series_uid, []).append(path)
+            index.series.setdefault(series_uid, []).append(header)
             index.sop_to_series[sop_uid] = series_uid
     return index
 
@@ -109,17 +112,18 @@ def read(root: Path) -> Iterator[Case | Skipped]:
             yield Skipped(str(ds.SOPInstanceUID), "SR evidence names no image series of the dataset")
         for uid in uids:
             labels.setdefault(uid, ([], []))[1].append((path, ds))
-    for uid, paths in index.series.items():
+    for uid, headers in index.series.items():
         if uid not in labels:
             yield Skipped(uid, "no SEG or SR of the dataset refers to this series")
             continue
         segs, srs = labels[uid]
-        yield attempt(uid, _case, root, uid, paths, segs, srs)
+        yield attempt(uid, _case, root, uid, headers, segs, srs)
 
 
-def _case(root: Path, uid: str, paths: list[Path], segs: list[tuple[Path, Dataset]],
+def _case(root: Path, uid: str, headers: list[InstanceHeader], segs: list[tuple[Path, Dataset]],
           srs: list[tuple[Path, Dataset]]) -> Case:
-    volume = load_volume(paths)
+    volume = load_volume(headers)  # headers read once by _index: the files are opened again for pixels only
+    paths = [h.path for h in headers]
     label, masks = _labels(volume, segs)
 
     def segment_centre(sop_uid: str, number: int) -> tuple[float, float, float] | None:
