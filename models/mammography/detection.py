@@ -5,7 +5,8 @@ stay ordered (a float32 sigmoid saturates at 1.0 beyond a logit of about 17).
 
 Scores (fitted on calibration phantoms, :class:`Calibration`):
   * region probability: Platt scaling of the region's peak logit, per kind, fitted on calibration
-    candidates (1 = the candidate hits a true lesion of its kind); region score 1–100 = 100 × it;
+    candidates (1 = the candidate hits a true lesion of its kind; fitted by
+    :func:`training.mammography.evaluate.fit_platt`); region score 1–100 = 100 × it;
   * marks: regions whose peak logit reaches the kind's operating logit (chosen for a false-positive
     rate per image on calibration phantoms);
   * exam score 1–10: the exam's highest calibrated lesion logit placed among the nine decile cut
@@ -107,37 +108,6 @@ class Platt:
 
     def probability(self, x: float) -> float:
         return float(sigmoid(self.logit(x)))
-
-
-def _logistic_loss(a: float, b: float, x: np.ndarray, y: np.ndarray, l2: float) -> float:
-    z = a * x + b
-    return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * ((a - 1.0) ** 2 + b**2))
-
-
-def fit_platt(logits: Sequence[float], hits: Sequence[bool], l2: float = 1e-3) -> Platt:
-    """Platt scaling: Newton's method with step halving on the logistic loss (+ small L2 towards the
-    identity); the identity when one of the classes is missing."""
-    x = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(hits, dtype=np.float64)
-    if x.size == 0 or y.min() == y.max():
-        return Platt()
-    a, b = 1.0, 0.0
-    loss = _logistic_loss(a, b, x, y, l2)
-    for _ in range(100):
-        p = np.asarray(sigmoid(a * x + b))
-        w = p * (1 - p)
-        grad = np.array([np.sum((p - y) * x) + l2 * (a - 1.0), np.sum(p - y) + l2 * b])
-        hess = np.array([[np.sum(w * x * x) + l2, np.sum(w * x)], [np.sum(w * x), np.sum(w) + l2]])
-        step = np.linalg.solve(hess, grad)
-        t = 1.0
-        while t > 1e-6 and _logistic_loss(a - t * step[0], b - t * step[1], x, y, l2) > loss:
-            t /= 2.0
-        a, b = a - t * step[0], b - t * step[1]
-        new = _logistic_loss(a, b, x, y, l2)
-        if loss - new < 1e-10:
-            break
-        loss = new
-    return Platt(float(a), float(b))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 from tritonclient.grpc import model_config_pb2 as pb
 
 from models.lung_nodules.classifier import CHANNELS, INPUT_NAME, MODEL_NAME, OUTPUT_NAME
@@ -33,8 +34,14 @@ from models.runtime.ort import OnnxRuntime
 from models.runtime.repository import ModelRepository
 from training.candidate import OnnxSignature, write_candidate
 from training.curves import plot_learning_curves
-from training.lung_nodules.classifier_data import (Candidates, Patches, SamplingSettings, batch, dataset_patches,
-                                                   network_candidates)
+from training.lung_nodules.classifier_data import (
+    Candidates,
+    Patches,
+    SamplingSettings,
+    batch,
+    dataset_patches,
+    network_candidates,
+)
 from training.lung_nodules.config import TrainConfigError, build_config, read_mapping
 from training.lung_nodules.dataset import dataset_seeds
 from training.lung_nodules.export import CANDIDATE_DIR, run_model
@@ -180,8 +187,7 @@ def patch_metrics(logits: np.ndarray, patches: Patches) -> dict[str, Any]:
     pos, neg = logits[y], logits[~y]
     if not len(pos) or not len(neg):
         return {"points": len(y), "positives": len(pos), "auc": None}
-    ranks = np.argsort(np.argsort(np.r_[neg, pos], kind="stable"), kind="stable") + 1.0
-    auc = (ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+    auc = roc_auc_score(y, logits)
     out: dict[str, Any] = {"points": len(y), "positives": len(pos), "auc": round(float(auc), 4)}
     cuts = {spec: float(np.quantile(neg, spec / 100.0)) for spec in (95, 99)}
     for spec, cut in cuts.items():

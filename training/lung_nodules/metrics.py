@@ -5,7 +5,7 @@
   once (further hits of the same nodule are ignored, not counted as false positives, as in LUNA16).
 - False positive: a detection that hits no nodule of any size.
 - FROC: sensitivity for nodules >= 5 mm against the mean number of false positives per scan,
-  over score thresholds; points at 1/8 … 8 FP/scan.
+  over score thresholds (MONAI's ``compute_froc_curve_data``); points at 1/8 … 8 FP/scan.
 - At an operating threshold: sensitivity (>= 5 mm), FP/scan, Dice (union of outlines vs
   ground-truth mask), mean absolute diameter error and bias (matched nodules, all sizes), type
   accuracy, Lung-RADS agreement per matched nodule and per exam (exam category from all
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from monai.metrics import compute_froc_curve_data
 
 from models.lung_nodules.candidates import Nodule
 from models.lung_nodules.lungrads import LungRads, NoduleForRads, NoduleType, exam_category, nodule_category
@@ -100,16 +101,51 @@ def _operating(scans: Sequence[ScanResult], threshold: float) -> tuple[float, fl
     return (hit / total if total else float("nan")), fps / max(len(scans), 1)
 
 
+def _fp_tp_scores(scans: Sequence[ScanResult]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scores of the false positives, score of the hit of each nodule >= 5 mm with -1 for a miss, the number of
+    such nodules). Matching goes by descending score, so the matching at any threshold is a prefix of the matching
+    of every detection: one matching gives each detection's part at every threshold."""
+    fp, tp = [], []
+    for s in scans:
+        hits, _ = match(s, -np.inf)
+        hit_found = set(hits.values())
+        centres = np.array([t["centre_mm"] for t in s.truth]).reshape(-1, 3)
+        for i, f in enumerate(s.found):
+            near = np.linalg.norm(centres - np.array(f["centre_mm"]), axis=1) if len(centres) else np.zeros(0)
+            if i not in hit_found and not any(d <= _tolerance(t) for d, t in zip(near, s.truth, strict=True)):
+                fp.append(f["score"])
+        tp += [s.found[hits[j]]["score"] if j in hits else _MISSED
+               for j, t in enumerate(s.truth) if t["mean_diameter_mm"] >= MIN_SIZE_MM]
+    return np.array(fp, dtype=np.float64), np.array(tp, dtype=np.float64), len(tp)
+
+
+_MISSED = -1.0  # below every score: MONAI's curve starts above its lowest value
+
+
 def froc(scans: Sequence[ScanResult]) -> dict[str, Any]:
-    """FROC points: for each FP rate, the best sensitivity with at most that many FP/scan, and its threshold."""
-    thresholds = sorted({f["score"] for s in scans for f in s.found}, reverse=True) or [1.0]
-    curve = [(t, *_operating(scans, t)) for t in thresholds]
+    """FROC points: for each FP rate, the best sensitivity with at most that many FP/scan, and its threshold (the
+    highest score giving it). The curve is MONAI's ``compute_froc_curve_data`` (FP/scan and sensitivity at every
+    score of a false positive or a hit)."""
+    fp, tp, n_targets = _fp_tp_scores(scans)
+    n_scans = max(len(scans), 1)
+    fp_rate, sens = compute_froc_curve_data(np.r_[fp, _MISSED], tp, max(n_targets, 1), n_scans)
+    thresholds = np.array(sorted({*fp.tolist(), *tp.tolist()} - {_MISSED}))
+    no_hit = 0.0 if n_targets else float("nan")
+    top = max((f["score"] for s in scans for f in s.found), default=None)
     points = {}
     for rate in FP_RATES:
-        ok = [(sens, t) for t, sens, fp in curve if fp <= rate]
-        sens, t = max(ok, default=(0.0, 1.0))
-        points[str(rate)] = {"sensitivity": round(sens, 4), "threshold": round(t, 4)}
-    return {"points": points, "curve": [[round(t, 4), round(s, 4), round(f, 3)] for t, s, f in curve]}
+        if top is None:  # nothing found
+            best, t = no_hit, 1.0
+        elif np.sum(fp >= top) / n_scans > rate:  # even the highest score alone has too many false positives
+            best, t = 0.0, 1.0
+        else:
+            ok = (fp_rate[:-1] <= rate) & (sens[:-1] > 0)  # the last point is MONAI's (0 FP, 0 hits) end
+            best = float(np.max(sens[:-1][ok])) if ok.any() else no_hit
+            t = float(np.max(thresholds[ok & (sens[:-1] == best)])) if ok.any() else top
+        points[str(rate)] = {"sensitivity": round(best, 4), "threshold": round(t, 4)}
+    curve = [[round(float(t), 4), round(float(v), 4), round(float(f), 3)]
+             for t, v, f in zip(thresholds, sens, fp_rate, strict=False)][::-1]
+    return {"points": points, "curve": curve}
 
 
 def choose_threshold(scans: Sequence[ScanResult], max_fp_per_scan: float, floor: float = 0.5) -> float:

@@ -3,7 +3,7 @@
 The run's exported candidate network finds candidates on a tuning dataset (phantoms whose seeds
 are neither training nor evaluation seeds), each with the features of
 :mod:`models.lung_nodules.rescore`. A candidate is positive when it hits a ground-truth nodule
-(same matching as the metrics). A logistic regression (L2-penalised, fitted by Newton's method on
+(same matching as the metrics). A logistic regression (L2-penalised, scikit-learn's ``LogisticRegression`` on
 standardised features) learns nodule against the rest. The operating threshold is chosen on
 cross-validated scores (each fold's scans scored by a model fitted without them), so it is not
 tuned on the very candidates it was fitted on; the final model is then fitted on all of them.
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 from models.lung_nodules.inference import candidate_settings, detect_nodules
 from models.lung_nodules.rescore import FEATURES, Rescorer
@@ -125,9 +126,10 @@ def collect(runtime: OnnxRuntime, model: str, version: int, data_dir: Path, name
     return out
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50, names: tuple[str, ...] = FEATURES
-        ) -> Rescorer:
-    """L2-penalised logistic regression of *y* (bool) on *x* (rows: candidates, columns: the features *names*).
+def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, names: tuple[str, ...] = FEATURES) -> Rescorer:
+    """L2-penalised logistic regression of *y* (bool) on *x* (rows: candidates, columns: the features *names*),
+    standardised: minimises the log-loss + l2/2 × |weights|² (the intercept is not penalised), scikit-learn's
+    ``LogisticRegression(C=1/l2)`` with the Newton–Cholesky solver.
 
     Raises:
         RescoreError: no positive or no negative candidate.
@@ -136,19 +138,10 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50, name
         raise RescoreError(f"need candidates on nodules and elsewhere ({int(y.sum())} of {len(y)} on nodules)")
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)
-    z = np.c_[(x - mean) / scale, np.ones(len(x))]
-    penalty = l2 * np.diag(np.r_[np.ones(x.shape[1]), 0.0])
-    w = np.zeros(z.shape[1])
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -50, 50)))
-        grad = z.T @ (p - y) + penalty @ w
-        hess = (z * (p * (1.0 - p))[:, None]).T @ z + penalty
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
+    model = LogisticRegression(C=1.0 / l2, solver="newton-cholesky", tol=1e-10, max_iter=100)
+    model.fit((x - mean) / scale, y)
     return Rescorer(names, tuple(float(v) for v in mean), tuple(float(v) for v in scale),
-                    tuple(float(v) for v in w[:-1]), float(w[-1]))
+                    tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]))
 
 
 def _rescored(scans: Sequence[TuningScan], scores: Sequence[np.ndarray]) -> list[ScanResult]:

@@ -15,15 +15,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 from models.mammography.analysis import ExamAnalysis, Predict, ViewAnalysis, analyse_exam, analyse_view
 from models.mammography.density import birads_density, exam_density
-from models.mammography.detection import MIN_LOGIT, KINDS, Calibration, Platt, Region, decile_cut_points, fit_platt
+from models.mammography.detection import KINDS, MIN_LOGIT, Calibration, Platt, Region, decile_cut_points
 from training.mammography.phantom import PHANTOM_WINDOW, LesionTruth, PhantomConfig, make_exam, to_working
 
 LOGGER = logging.getLogger(__name__)
 
 HIT_MARGIN_MM = 2.0
+#: Platt scaling's L2 penalty (l2/2 × a²; the intercept is free): keeps the slope finite on separable data.
+PLATT_L2 = 1e-3
 BARS = {"density_agreement": 0.85, "mass_sensitivity": 0.90, "mass_fp_per_image": 0.5,
         "calcification_sensitivity": 0.85}
 
@@ -139,12 +143,22 @@ def calibrate(records: Sequence[ExamRecord], target_fp: dict[str, float]) -> Cal
         "exams": len(records), "seeds": [records[0].seed, records[-1].seed], "target_fp_per_image": target_fp})
 
 
-def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    pos, neg = scores[labels], scores[~labels]
-    if pos.size == 0 or neg.size == 0:
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of *scores* for *labels* (ties count one half); NaN when a class is missing."""
+    if labels.all() or not labels.any():
         return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (pos.size * neg.size))
+    return float(roc_auc_score(labels, scores))
+
+
+def fit_platt(logits: Sequence[float], hits: Sequence[bool], l2: float = PLATT_L2) -> Platt:
+    """Platt scaling: logistic regression of *hits* on *logits* (scikit-learn, log-loss + l2/2 × a²), as the
+    calibrated logit a × logit + b; the identity when one of the classes is missing."""
+    x = np.asarray(logits, dtype=np.float64).reshape(-1, 1)
+    y = np.asarray(hits, dtype=bool)
+    if x.size == 0 or y.all() or not y.any():
+        return Platt()
+    model = LogisticRegression(C=1.0 / l2, solver="newton-cholesky", tol=1e-10, max_iter=100).fit(x, y)
+    return Platt(float(model.coef_[0, 0]), float(model.intercept_[0]))
 
 
 def _link_accuracy(records: Sequence[ExamRecord]) -> tuple[float, int]:
@@ -230,7 +244,7 @@ def evaluate(records: Sequence[ExamRecord], calibration: Calibration) -> Metrics
         density_agreement_exam=exam_ok / len(records), density_agreement_breast=breast_ok / n_breasts,
         percent_dense_mae=float(np.mean(errors)), mass=kinds["mass"], calcification=kinds["calcification_cluster"],
         exam_score_counts=[scores.count(s) for s in range(1, 11)],
-        exam_auc=_auc(raw, np.array([r.has_lesion for r in records])), link_accuracy=link, linked_lesions=n_link)
+        exam_auc=auc(raw, np.array([r.has_lesion for r in records])), link_accuracy=link, linked_lesions=n_link)
     metrics.passed = {
         "density": metrics.density_agreement_exam >= BARS["density_agreement"],
         "mass": metrics.mass["sensitivity"] >= BARS["mass_sensitivity"]
@@ -240,7 +254,7 @@ def evaluate(records: Sequence[ExamRecord], calibration: Calibration) -> Metrics
     return metrics
 
 
-def torch_predictor(model) -> Predict:  # noqa: ANN001
+def torch_predictor(model) -> Predict:
     """A ``predict`` callable running a torch network (logits) on the CPU."""
     import torch
 

@@ -9,7 +9,13 @@ import pytest
 from models.errors import ModelError
 from models.mammography.density import MAPPING, birads_density, exam_density, percent_dense_area
 from models.mammography.detection import (
-    Calibration, Platt, Region, decile_cut_points, find_regions, fit_platt, link_views, region_score,
+    Calibration,
+    Platt,
+    Region,
+    decile_cut_points,
+    find_regions,
+    link_views,
+    region_score,
 )
 from models.mammography.segmentation import segment_breast
 from training.mammography.phantom import PhantomConfig, make_exam
@@ -116,15 +122,6 @@ def test_exam_raw_uses_the_calibrated_logit_of_each_kind() -> None:
     calibration = _calibration()
     assert calibration.exam_raw({"mass": 6.0, "calcification_cluster": 1.5}) == pytest.approx(2.0)
     assert calibration.exam_raw({"mass": 10.0, "calcification_cluster": 1.5}) == pytest.approx(4.0)
-
-
-def test_platt_fit_recovers_a_known_scaling() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.normal(0.0, 4.0, 4000)
-    y = rng.random(4000) < 1 / (1 + np.exp(-(0.5 * x - 1.0)))
-    fitted = fit_platt(x, y)
-    assert fitted.a == pytest.approx(0.5, abs=0.08) and fitted.b == pytest.approx(-1.0, abs=0.15)
-    assert fit_platt([1.0, 2.0], [True, True]) == Platt()  # one class only: identity
 
 
 def test_calibration_marks_scores_and_round_trips(tmp_path) -> None:
