@@ -101,7 +101,7 @@ def select_views(series: Mapping[str, tuple[Path, ...]], known: Mapping[Path, In
                 selection.skipped.append(f"{uid}: modality {ds.get('Modality', '?')}, not MG")
                 continue
             if is_for_processing(ds):
-                selection.skipped.append(f"{uid}: 'For Processing' image (not analysed)")
+                selection.skipped.append(f"{uid}: For Processing image (not analysed)")  # unquoted: kept by scrubbing
                 continue
             laterality = str(ds.get("ImageLaterality", ds.get("Laterality", ""))).upper()
             view = _standard_view(str(ds.get("ViewPosition", "")),

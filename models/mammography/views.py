@@ -91,8 +91,9 @@ def read_view(path: Path) -> CanonicalView:
     except ImagingError as exc:
         raise ModelError(str(exc)) from exc
     if is_for_processing(m.source.header):
-        raise NoSuitableSeries(f"image {m.source.sop_instance_uid}: Digital Mammography 'For Processing' "
-                               f"(unprocessed detector data) is not analysed; send the 'For Presentation' images")
+        # No quotes: the error is scrubbed of quoted text before it is stored (it may be a tag value).
+        raise NoSuitableSeries(f"image {m.source.sop_instance_uid}: a Digital Mammography For Processing image "
+                               "(unprocessed detector data) is not analysed; send the For Presentation images")
     row, col = m.pixel_spacing_mm
     if not (row > 0 and col > 0) or abs(row - col) > 1e-3 * row:
         raise ModelError(f"image {m.source.sop_instance_uid}: pixel spacing {row}×{col} mm is not square and positive")
