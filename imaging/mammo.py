@@ -66,21 +66,57 @@ class Mammogram:
         return [self.source.header]
 
 
+#: Codes that name one breast or a side: (scheme, value) -> L/R (SCT and the retired SRT codes).
+_SIDE_CODES: dict[tuple[str, str], str] = {
+    ("SCT", "80248007"): "L", ("SRT", "T-04030"): "L", ("SCT", "7771000"): "L", ("SRT", "G-A101"): "L",
+    ("SCT", "73056007"): "R", ("SRT", "T-04020"): "R", ("SCT", "24028007"): "R", ("SRT", "G-A100"): "R",
+}
+_SIDE_MEANINGS = {"left": "L", "left breast": "L", "right": "R", "right breast": "R"}
+
+
+def _code_side(item: Dataset) -> str | None:
+    key = (str(item.get("CodingSchemeDesignator", "")).upper(), str(item.get("CodeValue", "")).upper())
+    return _SIDE_CODES.get(key) or _SIDE_MEANINGS.get(str(item.get("CodeMeaning", "")).strip().lower())
+
+
+def laterality_sources(ds: Dataset) -> dict[str, str]:
+    """Every attribute of *ds* that names the breast, as ``{attribute: 'L' | 'R'}``: Image Laterality,
+    (series) Laterality, Frame Laterality, and left/right breast or side codes in the View Code
+    Sequence, its View Modifier Code Sequence, the Anatomic Region Sequence and its Anatomic Region
+    Modifier Sequence. Values other than L/R (B, U, empty) are not listed."""
+    found: dict[str, str] = {}
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    frame = shared[0].FrameAnatomySequence[0].get("FrameLaterality") if shared and "FrameAnatomySequence" in \
+        shared[0] else None
+    for name, value in (("ImageLaterality", ds.get("ImageLaterality")), ("Laterality", ds.get("Laterality")),
+                        ("FrameLaterality", frame)):
+        if str(value or "").strip().upper() in ("L", "R"):
+            found[name] = str(value).strip().upper()
+    for outer, inner in (("ViewCodeSequence", "ViewModifierCodeSequence"),
+                         ("AnatomicRegionSequence", "AnatomicRegionModifierSequence")):
+        for item in ds.get(outer) or []:
+            for name, code in ((outer, item), *((inner, m) for m in item.get(inner) or [])):
+                side = _code_side(code)
+                if side is not None:
+                    found.setdefault(name, side)
+    return found
+
+
 def laterality_of(ds: Dataset) -> str:
-    """``L`` or ``R`` from Image Laterality, else (series) Laterality, else Frame Laterality.
+    """``L`` or ``R``: what every attribute of :func:`laterality_sources` says.
 
     Raises:
-        ReadError: none of them says L or R.
+        ReadError: none of them says L or R, or they disagree (the image is not read as either breast).
     """
-    candidates = [ds.get("ImageLaterality"), ds.get("Laterality")]
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    if shared and "FrameAnatomySequence" in shared[0]:
-        candidates.append(shared[0].FrameAnatomySequence[0].get("FrameLaterality"))
-    for value in candidates:
-        if str(value or "").upper() in ("L", "R"):
-            return str(value).upper()
-    raise ReadError(f"instance {ds.get('SOPInstanceUID', '?')}: no Image Laterality or Laterality of L or R "
-                    f"(found {[v for v in candidates if v]})")
+    sources = laterality_sources(ds)
+    sides = set(sources.values())
+    if len(sides) > 1:
+        raise ReadError(f"instance {ds.get('SOPInstanceUID', '?')}: laterality attributes disagree "
+                        f"({', '.join(f'{k} {v}' for k, v in sorted(sources.items()))})")
+    if not sides:
+        raise ReadError(f"instance {ds.get('SOPInstanceUID', '?')}: no Image Laterality or Laterality of L or R "
+                        f"(nor a left/right breast code)")
+    return sides.pop()
 
 
 def view_of(ds: Dataset) -> str:

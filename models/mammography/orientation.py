@@ -14,6 +14,15 @@ How it is decided (:func:`view_orientation`):
   2. Without it, the columns are flipped when the image content says the chest wall is on the right
      (more tissue along the right edge than the left), and the rows are left as stored.
 Only flips are used (no rotation); :class:`Orientation` maps pixels and points both ways.
+
+Labels are checked, never guessed (:class:`LabelConflict`, the study is refused):
+  * an MLO's Patient Orientation names the breast: its column direction runs from supero-lateral to
+    infero-medial, so it is F with the medial side (left breast "FR", right "FL") or, stored upside
+    down, H with the lateral side ("HL", "HR"); the other pairing is the other breast;
+  * the row direction says on which side the chest wall is (A: left edge, P: right edge); when the
+    content clearly shows it on the other edge (:func:`chest_wall_side`), the image was flipped without
+    its Patient Orientation being changed (or labelled for another image).
+A CC's Patient Orientation does not name the breast (both sides of a CC lie in the image).
 """
 from __future__ import annotations
 
@@ -25,6 +34,11 @@ import numpy as np
 from models.errors import ModelError
 
 LOGGER = logging.getLogger(__name__)
+
+class LabelConflict(ModelError):
+    """The image's labels contradict each other or the image (laterality, view, Patient Orientation):
+    the image is not analysed as either breast and the study is refused with the reason."""
+
 
 CC_LIKE = frozenset({"CC", "XCCL", "XCCM", "FB"})
 MLO_LIKE = frozenset({"MLO", "ML", "LM", "LMO", "SIO"})
@@ -72,6 +86,8 @@ def view_orientation(laterality: str, view: str, patient_orientation: tuple[str,
     Raises:
         ModelError: unknown laterality or view; Patient Orientation that contradicts the view
             (e.g. a row direction that is not anterior/posterior); neither orientation nor pixels.
+        LabelConflict: an MLO orientation of the other breast, or *pixels* that show the chest wall on the
+            edge the orientation does not.
     """
     if laterality not in ("L", "R"):
         raise ModelError(f"laterality {laterality!r}: expected 'L' or 'R'")
@@ -95,6 +111,10 @@ def view_orientation(laterality: str, view: str, patient_orientation: tuple[str,
                 raise ModelError(f"Patient Orientation {'/'.join(patient_orientation)}: the column direction of "
                                  f"a {laterality} {view} must be R or L")
             flip_rows = lateral in cols_dir
+        if view == "MLO":
+            _check_mlo_side(laterality, patient_orientation, cols_dir)
+        if pixels is not None:
+            _check_chest_wall(laterality, view, patient_orientation, flip_cols, pixels)
         return Orientation(flip_rows=flip_rows, flip_cols=flip_cols)
     if pixels is None:
         raise ModelError(f"{laterality} {view}: no Patient Orientation and no pixels to decide the orientation")
@@ -103,6 +123,48 @@ def view_orientation(laterality: str, view: str, patient_orientation: tuple[str,
     right = float(np.mean(pixels[:, -edge:]))
     LOGGER.debug("%s %s: no Patient Orientation; edge means left %.1f right %.1f", laterality, view, left, right)
     return Orientation(flip_rows=False, flip_cols=right > left)
+
+
+def _check_mlo_side(laterality: str, patient_orientation: tuple[str, str], cols_dir: str) -> None:
+    """Raises LabelConflict when the MLO's column direction belongs to the other breast."""
+    sides = {ch for ch in cols_dir if ch in "RL"}
+    if len(sides) != 1:
+        return  # "F" alone (or both letters): the orientation does not name the breast
+    medial = "R" if laterality == "L" else "L"
+    expected = medial if "F" in cols_dir else laterality
+    if sides != {expected}:
+        other = "R" if laterality == "L" else "L"
+        raise LabelConflict(f"laterality {laterality} but Patient Orientation {'/'.join(patient_orientation)} is "
+                            f"that of a {other} MLO (column direction F with the medial side, or H with the lateral)")
+
+
+def chest_wall_side(pixels: np.ndarray) -> str | None:
+    """'left' or 'right': the stored image edge the breast tissue covers (the chest wall), or None when the
+    content does not say clearly. An edge band (2 % of the width) is covered on a row when its mean lies above
+    a quarter of the way from the background (2nd percentile) to the tissue (98th percentile); the chest wall is
+    the edge covered on at least 30 % more of the rows than the other."""
+    edge = max(1, pixels.shape[1] // 50)
+    lo, hi = (float(v) for v in np.percentile(pixels, (2, 98)))
+    if hi - lo <= 0:
+        return None
+    threshold = lo + 0.25 * (hi - lo)
+    left = float(np.mean(pixels[:, :edge].mean(axis=1) > threshold))
+    right = float(np.mean(pixels[:, -edge:].mean(axis=1) > threshold))
+    if abs(left - right) < 0.3:
+        return None
+    return "left" if left > right else "right"
+
+
+def _check_chest_wall(laterality: str, view: str, patient_orientation: tuple[str, str], flip_cols: bool,
+                      pixels: np.ndarray) -> None:
+    """Raises LabelConflict when the content puts the chest wall on the edge Patient Orientation does not."""
+    side = chest_wall_side(pixels)
+    expected = "right" if flip_cols else "left"
+    LOGGER.debug("%s %s: chest wall by content %s, by Patient Orientation %s", laterality, view, side, expected)
+    if side is not None and side != expected:
+        raise LabelConflict(f"{laterality} {view}: Patient Orientation {'/'.join(patient_orientation)} puts the chest "
+                            f"wall on the {expected} edge, but the image shows it on the {side} edge (flipped image "
+                            f"with unchanged Patient Orientation?)")
 
 
 def stored_patient_orientation(laterality: str, view: str) -> tuple[str, str]:

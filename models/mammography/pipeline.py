@@ -22,11 +22,13 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from imaging.mammo import laterality_sources
 from imaging.provenance import algorithm_version
 from imaging.series import InstanceHeader
 from models.errors import ModelError, NoSuitableSeries
 from models.mammography.analysis import ExamAnalysis, Predict, ViewAnalysis, analyse_exam, analyse_view
 from models.mammography.inference import load_calibration, runtime_predictor
+from models.mammography.orientation import LabelConflict
 from models.mammography.preprocess import resample
 from models.mammography.report import context_of, write_results
 from models.mammography.views import CanonicalView, is_for_processing, read_view
@@ -43,6 +45,28 @@ STANDARD_VIEWS = ("CC", "MLO")
 class Selection:
     files: dict[tuple[str, str], Path] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+
+
+def image_laterality(ds: Any) -> str | None:
+    """'L' or 'R' from every laterality attribute of the image (:func:`imaging.mammo.laterality_sources`),
+    None when none names a breast.
+
+    Raises:
+        LabelConflict: the attributes name different breasts (the study is refused: one mislabelled image puts
+            the labels of the others in doubt, and a result on the other breast must never be written).
+    """
+    sources = laterality_sources(ds)
+    if len(set(sources.values())) > 1:
+        raise LabelConflict(f"image {ds.get('SOPInstanceUID', '?')}: laterality attributes disagree "
+                            f"({', '.join(f'{k} {v}' for k, v in sorted(sources.items()))}); study not analysed")
+    return next(iter(sources.values()), None)
+
+
+def _view_conflict(view_position: str, codes: list[str]) -> bool:
+    """View Position says CC and the View Code Sequence an oblique view, or the other way round."""
+    text = " ".join(c.lower() for c in codes)
+    said = {"CC": "cranio-caudal" in text and "exaggerated" not in text, "MLO": "medio-lateral oblique" in text}
+    return view_position.upper() in said and any(v and k != view_position.upper() for k, v in said.items())
 
 
 def _standard_view(view_position: str, codes: list[str]) -> str | None:
@@ -86,6 +110,7 @@ def select_views(series: Mapping[str, tuple[Path, ...]], known: Mapping[Path, In
 
     Raises:
         NoSuitableSeries: no "For Presentation" CC or MLO mammogram (the reason names what was found).
+        LabelConflict: an image whose laterality attributes, or View Position and View Code Sequence, disagree.
     """
     chosen: dict[tuple[str, str], tuple[int, Path]] = {}
     selection = Selection()
@@ -103,10 +128,17 @@ def select_views(series: Mapping[str, tuple[Path, ...]], known: Mapping[Path, In
             if is_for_processing(ds):
                 selection.skipped.append(f"{uid}: For Processing image (not analysed)")  # unquoted: kept by scrubbing
                 continue
-            laterality = str(ds.get("ImageLaterality", ds.get("Laterality", ""))).upper()
-            view = _standard_view(str(ds.get("ViewPosition", "")),
-                                  [str(i.get("CodeMeaning", "")) for i in ds.get("ViewCodeSequence", [])])
-            if laterality not in ("L", "R") or view is None:
+            laterality = image_laterality(ds)
+            codes = [str(i.get("CodeMeaning", "")) for i in ds.get("ViewCodeSequence", [])]
+            if _view_conflict(str(ds.get("ViewPosition", "")), codes):
+                raise LabelConflict(f"image {uid}: View Position {ds.get('ViewPosition')} and the View Code Sequence "
+                                    f"name different views; study not analysed")
+            view = _standard_view(str(ds.get("ViewPosition", "")), codes)
+            if laterality is None:
+                selection.skipped.append(f"{uid}: no laterality (Image Laterality, Laterality or a left/right breast "
+                                         f"code); not analysed as either breast")
+                continue
+            if view is None:
                 selection.skipped.append(f"{uid}: view {laterality or '?'} {ds.get('ViewPosition', '?')} is not a "
                                          f"standard CC/MLO view")
                 continue
@@ -122,6 +154,25 @@ def select_views(series: Mapping[str, tuple[Path, ...]], known: Mapping[Path, In
         raise NoSuitableSeries(f"no Digital Mammography 'For Presentation' CC or MLO image ({reasons})")
     selection.files = {key: path for key, (_, path) in chosen.items()}
     return selection
+
+
+def load_sources(series: Mapping[str, tuple[Path, ...]], known: Mapping[Path, InstanceHeader] | None = None
+                 ) -> tuple[Selection, dict[tuple[str, str], CanonicalView]]:
+    """The selected views read and brought to canonical orientation, keyed (laterality, view).
+
+    Raises:
+        NoSuitableSeries: as :func:`select_views`.
+        LabelConflict: as :func:`select_views`; an orientation that contradicts the laterality or the image
+            (:func:`models.mammography.orientation.view_orientation`); an image read as another view than selected.
+        ModelError: an unreadable image.
+    """
+    selection = select_views(series, known)
+    sources = {key: read_view(path) for key, path in sorted(selection.files.items())}
+    for key, source in sources.items():
+        if (source.laterality, source.view) != key:
+            raise LabelConflict(f"image {source.mammogram.source.sop_instance_uid}: selected as {key[0]} {key[1]}, "
+                                f"read as {source.laterality} {source.view}; study not analysed")
+    return selection, sources
 
 
 @dataclass(frozen=True)
@@ -165,13 +216,13 @@ class MammographyPipeline:
 
         Raises:
             NoSuitableSeries: no "For Presentation" CC/MLO image.
+            LabelConflict: laterality, view or orientation labels that contradict each other or the image.
             ModelError: unreadable images, a model without calibration, writer failures.
             RetryLater: the inference server is down or the model not ready (Triton).
         """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        selection = select_views(request.series, request.headers)
-        sources = {key: read_view(path) for key, path in sorted(selection.files.items())}
+        selection, sources = load_sources(request.series, request.headers)
         timings["load"] = time.perf_counter() - t0
         model_version = self.runtime.resolve_version(self.model, self.settings.model_version)
         calibration = load_calibration(self.runtime, self.model, model_version)

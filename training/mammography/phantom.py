@@ -34,13 +34,16 @@ PHANTOM_WINDOW: tuple[float, float] = (1.3, 2.0)
 
 @dataclass(frozen=True)
 class PhantomConfig:
-    """What a set of phantoms looks like. ``lesion_rate``: chance that a breast has at least one lesion."""
+    """What a set of phantoms looks like. ``lesion_rate``: chance that a breast has at least one lesion;
+    ``lesion_sides``: the breasts that may have lesions (the others are drawn without theirs, for single-sided
+    findings; the default keeps every seed's exam as it was)."""
 
     spacing_mm: float = 0.25
     lesion_rate: float = 0.3
     max_lesions_per_breast: int = 2
     mass_fraction: float = 0.55
     percent_dense_range: tuple[float, float] = (3.0, 88.0)
+    lesion_sides: tuple[str, ...] = ("R", "L")
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,8 @@ def make_exam(seed: int, config: PhantomConfig = PhantomConfig()) -> PhantomExam
         tissue = _tissue(rng, side_pd)
         canvases = [_canvas(shape, view, config.spacing_mm) for view in ("CC", "MLO")]
         lesions = _sample_lesions(rng, shape, canvases, config, next_id)
+        if laterality not in config.lesion_sides:
+            lesions = []
         next_id += len(lesions)
         for canvas in canvases:
             exam.views[(laterality, canvas.view)] = _render_view(rng, canvas, tissue, shape, lesions, laterality,

@@ -84,7 +84,7 @@ def test_upside_down_storage_is_flipped_back(exam, files, key, tmp_path) -> None
     ds = dcmread(files[key])
     ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1]).tobytes()
     rows_dir, cols_dir = stored_patient_orientation(*key)
-    swap = {"L": "R", "R": "L"} if key[1] == "CC" else {"F": "H"}
+    swap = {"L": "R", "R": "L", "F": "H"}  # every direction reverses: a left MLO "A\\FR" becomes "A\\HL"
     ds.PatientOrientation = [rows_dir, "".join(swap.get(ch, ch) for ch in cols_dir)]
     view = read_view(_resave(ds, tmp_path))
     assert view.orientation.flip_rows
