@@ -25,7 +25,7 @@ import socket
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
 from aiws.errors import AiwsError
@@ -147,7 +147,7 @@ def audit_message(row: AuditRow, ae_title: str, hostname: str) -> str:
 
 
 def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def syslog_frame(row: AuditRow, xml: str, hostname: str) -> bytes:

@@ -54,7 +54,7 @@ class _Console(logging.Handler):
         try:
             stream.write(self.format(record) + "\n")
             stream.flush()
-        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+        except Exception:
             self.handleError(record)
 
 

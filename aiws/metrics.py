@@ -22,6 +22,7 @@ from aiws.health import HealthReport, check, quarantine_bytes
 from aiws.ledger import Ledger
 from aiws.ledger.stats import DURATION_BUCKETS
 
+
 class LedgerCollector(Collector):
     """Every AIWS series, computed from the ledger and the health checks when scraped."""
 

@@ -71,7 +71,7 @@ class SendDispatcher:
             if paths:
                 settings = dataclasses.replace(self._settings, ae_title=self._network.policy().ae_title)
                 send_files(dest, paths, settings)
-        except Exception as exc:  # noqa: BLE001 - SendError, OSError, or a file that cannot be encoded: retry
+        except Exception as exc:
             error = describe_error(exc, patient_values(paths[:1]))
             now = time.time()
             if send.attempts >= self._policy.max_tries:

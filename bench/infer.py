@@ -32,22 +32,22 @@ from typing import Any
 import numpy as np
 
 from _e2e import ROOT, report, send_and_time, service
-
-from models.lung_nodules.inference import MODEL_NAME, input_spec  # noqa: E402
-from models.lung_nodules.geometry import Grid  # noqa: E402
-from models.lung_nodules.preprocess import to_network_grid  # noqa: E402
-from models.runtime import ModelRepository, SlidingWindow, sliding_window_inference  # noqa: E402
-from models.runtime.base import Arrays, InferenceRuntime  # noqa: E402
-from models.runtime.model_config import ModelSpec  # noqa: E402
-from models.runtime.ort import OnnxRuntime  # noqa: E402
-from training.cardiac_mri import dicom as cine_dicom  # noqa: E402
-from training.cardiac_mri.phantom import make_params, render_all  # noqa: E402
-from training.coronary_ct import dicom as ct_dicom  # noqa: E402
-from training.coronary_ct.phantom import make_phantom  # noqa: E402
-from training.ct_dicom import CtSeriesInfo, write_ct_series  # noqa: E402
-from training.mammography.dicom import MgStudyOptions, write_exam  # noqa: E402
-from training.mammography.phantom import PhantomConfig as MgPhantomConfig, make_exam  # noqa: E402
-from training.lung_nodules.phantom import PhantomConfig, generate_phantom  # noqa: E402
+from models.lung_nodules.geometry import Grid
+from models.lung_nodules.inference import MODEL_NAME, input_spec
+from models.lung_nodules.preprocess import to_network_grid
+from models.runtime import ModelRepository, SlidingWindow, sliding_window_inference
+from models.runtime.base import Arrays, InferenceRuntime
+from models.runtime.model_config import ModelSpec
+from models.runtime.ort import OnnxRuntime
+from training.cardiac_mri import dicom as cine_dicom
+from training.cardiac_mri.phantom import make_params, render_all
+from training.coronary_ct import dicom as ct_dicom
+from training.coronary_ct.phantom import make_phantom
+from training.ct_dicom import CtSeriesInfo, write_ct_series
+from training.lung_nodules.phantom import PhantomConfig, generate_phantom
+from training.mammography.dicom import MgStudyOptions, write_exam
+from training.mammography.phantom import PhantomConfig as MgPhantomConfig
+from training.mammography.phantom import make_exam
 
 SLICES = 300
 PIPELINES = ("lung_nodules", "coronary_ct", "cardiac_mri", "mammography")
@@ -104,14 +104,13 @@ def timed(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
-    assert out is not None  # noqa: S101 - bench script, repeat >= 1
+    assert out is not None
     return statistics.median(times), out
 
 
 def triton_runtimes(repo_root: Path, work: Path) -> tuple[Any, dict[str, Any]] | None:
-    from triton_server import TritonServer, triton_available
-
     from models.runtime.triton import TritonRuntime
+    from triton_server import TritonServer, triton_available
 
     if not triton_available():
         print("triton: skipped (no .venv-triton; run 'make setup')")

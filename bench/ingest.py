@@ -27,8 +27,8 @@ from pydicom import dcmread
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from factories import make_ct_series  # noqa: E402
-from peers import DCMTK_ENV, AiwsProcess, Orthanc, free_port, wait_for  # noqa: E402
+from factories import make_ct_series
+from peers import DCMTK_ENV, AiwsProcess, Orthanc, free_port, wait_for
 
 AIWS_CONFIG = """
 [dicom]

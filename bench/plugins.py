@@ -18,14 +18,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from plugins.or_planning.greedy import greedy_lpt  # noqa: E402
-from plugins.or_planning.models import OrInput  # noqa: E402
-from plugins.or_planning.plugin import OrPlanningPlugin  # noqa: E402
-from plugins.or_planning.problem import Problem  # noqa: E402
-from plugins.or_planning.synth import instance  # noqa: E402
-from plugins.pharmacy.plugin import PharmacyPlugin  # noqa: E402
-from plugins.runner import run_plugin  # noqa: E402
-from plugins.sepsis.plugin import SepsisPlugin  # noqa: E402
+from plugins.or_planning.greedy import greedy_lpt
+from plugins.or_planning.models import OrInput
+from plugins.or_planning.plugin import OrPlanningPlugin
+from plugins.or_planning.problem import Problem
+from plugins.or_planning.synth import instance
+from plugins.pharmacy.plugin import PharmacyPlugin
+from plugins.runner import run_plugin
+from plugins.sepsis.plugin import SepsisPlugin
 
 BATCH = 5000
 

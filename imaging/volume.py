@@ -19,13 +19,22 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from imaging.errors import GeometryError, ImagingError
-from imaging.geometry import (GeometryIssue, Grid, check_orientations, cluster_positions, direction_cosines,
-                              index_to_lps, lps_to_index, plan_stack, spacing_of)
+from imaging.geometry import (
+    GeometryIssue,
+    Grid,
+    check_orientations,
+    cluster_positions,
+    direction_cosines,
+    index_to_lps,
+    lps_to_index,
+    plan_stack,
+    spacing_of,
+)
 from imaging.headers import TEMPORAL_KEYWORDS, SliceHeader, SourceFrame, read_header, require_geometry, slice_headers
 from imaging.legacy import normalise_legacy_values
+from imaging.pixels import DecodedInstances, fill_slice
 from imaging.provenance import PATIENT_STUDY_KEYWORDS
 from imaging.series import InstanceHeader
-from imaging.pixels import DecodedInstances, fill_slice
 
 LOGGER = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -59,7 +59,7 @@ class StoreListener(Protocol):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _element(group_elem: tuple[int, int], vr: bytes, value: bytes) -> bytes:
@@ -307,7 +307,8 @@ class StorageSCP:
             fp.seek(start)
             self._inbox.store(folder, info.sop_instance_uid, header + fp.read())  # type: ignore[union-attr]
             return None
-        return self._spool.store_stream(info, header, fp, start)
+        adopted = self._spool.adopt(info, fp)  # received into the spool's tmp folder: renamed, not copied
+        return adopted if adopted is not None else self._spool.store_stream(info, header, fp, start)
 
     def _retrieve_folder(self, event: Event, study_uid: str) -> Path | None:
         if self._inbox is None:

@@ -131,7 +131,7 @@ def patient_values(paths: Iterable[Path], max_files: int = 8) -> frozenset[str]:
     for path in list(paths)[:max_files]:
         try:
             ds = dcmread(path, stop_before_pixels=True, force=True)
-        except Exception as exc:  # noqa: BLE001 - any reading error: this file contributes nothing
+        except Exception as exc:
             LOGGER.debug("no identifying values from %s: %s", path.name, type(exc).__name__)
             continue
         for tag in list(ds.keys()):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -88,11 +88,11 @@ def as_datetime(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def observation_time(obs: Any) -> datetime | None:
@@ -113,4 +113,4 @@ def age_years(birth: date, at: date) -> int:
 def bundle_date(bundle: Any) -> date:
     """The date the bundle describes: Bundle.timestamp, else today (UTC)."""
     ts = as_datetime(bundle.timestamp)
-    return ts.date() if ts else datetime.now(timezone.utc).date()
+    return ts.date() if ts else datetime.now(UTC).date()

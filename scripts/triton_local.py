@@ -124,7 +124,7 @@ def start_server(options: ServerOptions, log_path: Path | None = None) -> subpro
     model_store = options.workdir / "models"
     generate_python_repository(options.repository, model_store)
     server = prepare_server(options.venv, options.workdir)
-    log = open(log_path or options.workdir / "tritonserver.log", "ab")  # noqa: SIM115 - owned by the process
+    log = open(log_path or options.workdir / "tritonserver.log", "ab")
     return subprocess.Popen(server_command(options, server, model_store), stdout=log, stderr=subprocess.STDOUT,
                             env=server_env(options.venv), start_new_session=True)
 

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import Orthanc  # noqa: E402
+from peers import Orthanc
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 #: Image Orientation (Patient) of common acquisitions (row direction, column direction) in LPS.
 ORIENTATIONS: dict[str, tuple[float, ...]] = {

@@ -27,12 +27,12 @@ from packaging.utils import canonicalize_name
 
 from aiws.config import load_config
 from aiws.pipelines import check_routes
-from factories import make_ct_series
-from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
 
 # deploy/ is a folder of the repository, not an installed package: importable once peers put the root on sys.path.
-from deploy.compose_check import compose_problems, load_compose, schema_errors  # noqa: E402
-from deploy.compose_check import main as compose_check_main  # noqa: E402
+from deploy.compose_check import compose_problems, load_compose, schema_errors
+from deploy.compose_check import main as compose_check_main
+from factories import make_ct_series
+from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

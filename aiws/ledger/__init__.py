@@ -2,8 +2,27 @@
 from aiws.ledger.custody import InstanceRefused
 from aiws.ledger.db import Ledger
 from aiws.ledger.rows import (
-    InstanceRow, JobRow, NewJob, NewResult, QuarantineItem, QuarantineRow, ResultRow, SendRow, StudyRow,
+    InstanceRow,
+    JobRow,
+    NewJob,
+    NewResult,
+    QuarantineItem,
+    QuarantineRow,
+    ResultRow,
+    SendRow,
+    StudyRow,
 )
 
-__all__ = ["Ledger", "InstanceRefused", "InstanceRow", "JobRow", "NewJob", "NewResult", "QuarantineItem",
-           "QuarantineRow", "ResultRow", "SendRow", "StudyRow"]
+__all__ = [
+    "InstanceRefused",
+    "InstanceRow",
+    "JobRow",
+    "Ledger",
+    "NewJob",
+    "NewResult",
+    "QuarantineItem",
+    "QuarantineRow",
+    "ResultRow",
+    "SendRow",
+    "StudyRow",
+]

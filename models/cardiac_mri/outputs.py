@@ -13,8 +13,17 @@ import logging
 from pydicom.dataset import Dataset
 
 from imaging.provenance import algorithm_version, save_result
-from imaging.results import (AlgorithmId, Code, Finding, ImageRef, Measurement, QualitativeEvaluation, RenderedPage,
-                             ResultContext, Segment)
+from imaging.results import (
+    AlgorithmId,
+    Code,
+    Finding,
+    ImageRef,
+    Measurement,
+    QualitativeEvaluation,
+    RenderedPage,
+    ResultContext,
+    Segment,
+)
 from imaging.sc import write_page_capture
 from imaging.seg import write_seg
 from imaging.sr import write_sr

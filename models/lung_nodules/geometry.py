@@ -14,7 +14,6 @@ from imaging.geometry import Grid
 from imaging.preprocess import resample_array
 from models.errors import ModelError
 
-
 __all__ = ["GeometryError", "Grid", "index_map", "reorient_axial", "resample"]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imaging.backend import ArrayBackend
-from models.lung_nodules.geometry import Grid, GeometryError, resample
+from models.lung_nodules.geometry import GeometryError, Grid, resample
 
 DEFAULT_SPACING_MM = (1.0, 1.0, 1.0)
 DEFAULT_HU_WINDOW = (-1000.0, 400.0)

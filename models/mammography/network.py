@@ -27,7 +27,7 @@ class NetworkConfig:
         return m
 
 
-def build_network(config: NetworkConfig = NetworkConfig()):  # noqa: ANN201 (torch is imported lazily)
+def build_network(config: NetworkConfig = NetworkConfig()):
     """A MONAI ``UNet`` (2D, 1 input channel, len(CHANNELS) logits)."""
     from monai.networks.nets import UNet
 
@@ -42,7 +42,7 @@ OUTPUT_NAME = "logits"
 TILE = 512
 
 
-def export_head(network):  # noqa: ANN001, ANN201
+def export_head(network):
     """Module for export: (N, 1, 1, H, W) normalised image -> (N, 3, 1, H, W) logits.
 
     The singleton z axis lets the 3D sliding-window code of :mod:`models.runtime` tile 2D images.

@@ -13,8 +13,16 @@ from plugins import fhir
 from plugins.base import Plugin, Provenance
 from plugins.ed_flow import forecast as fc
 from plugins.ed_flow.models import (
-    Backtest, DayForecast, EdFlowInput, EdFlowOutput, Forecast, HourForecast, MethodScores, Occupancy,
-    QueueMetrics, Staffing,
+    Backtest,
+    DayForecast,
+    EdFlowInput,
+    EdFlowOutput,
+    Forecast,
+    HourForecast,
+    MethodScores,
+    Occupancy,
+    QueueMetrics,
+    Staffing,
 )
 from plugins.ed_flow.queueing import erlang_c, min_servers
 from plugins.errors import FieldProblem, InvalidInput

@@ -11,7 +11,7 @@ display, plus its ATC code when coded. Condition: code text or display.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from plugins import fhir
@@ -37,7 +37,7 @@ def _scaled(res: Any, key: str, table: dict[str, float], q: tuple[float, str]) -
 
 def _observations(bundle: Any) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, tuple[datetime, float]]] = defaultdict(dict)
-    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    oldest = datetime.min.replace(tzinfo=UTC)
     for obs in fhir.resources(bundle, "Observation"):
         q = fhir.quantity(obs.valueQuantity)
         if q is None or obs.status in ("entered-in-error", "cancelled"):

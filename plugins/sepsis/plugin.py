@@ -11,7 +11,13 @@ import numpy as np
 from plugins.base import Plugin, Provenance, nest_dotted
 from plugins.sepsis.fhir_map import sepsis_inputs
 from plugins.sepsis.models import (
-    Risk, SepsisInput, SepsisObservation, SepsisOutput, SeriesTrend, Trend, TrendPoint,
+    Risk,
+    SepsisInput,
+    SepsisObservation,
+    SepsisOutput,
+    SeriesTrend,
+    Trend,
+    TrendPoint,
 )
 from plugins.sepsis.risk import DEFAULT_MODEL, RiskModel
 from plugins.sepsis.scores import at_chart_precision, news2, qsofa, sirs

@@ -103,7 +103,7 @@ def hostile_pacs() -> Iterator[tuple[int, list[str]]]:
         refused.append(str(ds.SOPInstanceUID))
         rsp = Dataset()
         rsp.Status = 0xC000
-        rsp.ErrorComment = f"no {ds.PatientID} {str(ds.PatientName)}"[:64]
+        rsp.ErrorComment = f"no {ds.PatientID} {ds.PatientName!s}"[:64]
         return rsp
 
     ae = AE(ae_title="HOSTILE")

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from pydicom.uid import generate_uid
 
-from factories import make_ct_series
 from peers import AiwsProcess, free_port, storescu, wait_for
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]

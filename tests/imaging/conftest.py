@@ -5,9 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from peers import Orthanc
-
 from imaging.results import AlgorithmId, ResultContext
+from peers import Orthanc
 
 
 @pytest.fixture

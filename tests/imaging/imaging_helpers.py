@@ -15,9 +15,8 @@ import numpy as np
 from pydicom import dcmread
 
 from factories import make_slices
-from peers import DCMTK_ENV, Orthanc
-
 from imaging.results import Code
+from peers import DCMTK_ENV, Orthanc
 
 MM = Code("mm", "UCUM", "millimeter")
 NODULE = Code("27925004", "SCT", "Nodule")

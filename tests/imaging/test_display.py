@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from imaging.display import (date_text, finding_heading, measurement_text, number_text, person_name_text, sex_text,
-                             value_text, wrap)
 from imaging.capture import display_font
+from imaging.display import (
+    date_text,
+    finding_heading,
+    measurement_text,
+    number_text,
+    person_name_text,
+    sex_text,
+    value_text,
+    wrap,
+)
 from imaging.results import Code, Finding, Measurement
 
 MM = Code("mm", "UCUM", "millimeter")

@@ -19,15 +19,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from imaging_helpers import ALTERED, CASES, NODULE, error_in_voxels, seg_centroid_lps, write_phantom
-from peers import dciodvfy_errors
-
 from imaging.nifti import load_nifti, lps_ras_flip, save_nifti
 from imaging.provenance import save_dataset
 from imaging.results import ResultContext, Segment
 from imaging.seg import write_seg
 from imaging.segread import read_seg
 from imaging.volume import load_volume
+from imaging_helpers import ALTERED, CASES, NODULE, error_in_voxels, seg_centroid_lps, write_phantom
+from peers import dciodvfy_errors
 
 SEGIMAGE2ITKIMAGE = str(Path(sys.executable).parent / "segimage2itkimage")
 

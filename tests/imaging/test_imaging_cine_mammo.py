@@ -8,7 +8,6 @@ import pytest
 from pydicom import dcmread
 
 from factories import cine_trigger_time_ms, make_enhanced_mr_cine, make_mg_image, make_mr_cine_series
-
 from imaging.cine import load_cine
 from imaging.errors import ImagingError, ReadError
 from imaging.mammo import load_mammogram

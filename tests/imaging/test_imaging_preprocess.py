@@ -6,12 +6,11 @@ import importlib.util
 import numpy as np
 import pytest
 
-from imaging_helpers import write_phantom
-
 from imaging.backend import ArrayBackend
 from imaging.errors import ImagingError
 from imaging.preprocess import bounding_box, crop, resample_array, resample_like, resample_to_spacing, window
 from imaging.volume import Volume, load_volume
+from imaging_helpers import write_phantom
 
 HAVE_CUPY = importlib.util.find_spec("cupy") is not None
 

@@ -12,11 +12,10 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 
 from factories import make_ct_series, make_slices
-from imaging_helpers import pixel_lps, write_phantom
-
 from imaging.errors import GeometryError, ReadError
 from imaging.geometry import IssueKind, orientation_label
 from imaging.volume import LoadOptions, load_phases, load_volume
+from imaging_helpers import pixel_lps, write_phantom
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 

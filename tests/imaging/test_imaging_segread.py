@@ -10,14 +10,13 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from factories import make_slices
-from imaging_helpers import ALTERED, NODULE, write_phantom
-
 from imaging.errors import GeometryError, ReadError
 from imaging.provenance import save_dataset
 from imaging.results import ResultContext, Segment
 from imaging.seg import write_seg
 from imaging.segread import read_seg
 from imaging.volume import load_volume
+from imaging_helpers import ALTERED, NODULE, write_phantom
 
 
 def test_pydicom_data_liver_seg_lands_on_a_matching_series(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from factories import make_ct_series, make_mg_image, make_slices
-
 from imaging.errors import ReadError, RuleError
 from imaging.rules import MatchRules
 from imaging.series import group_series, select_series

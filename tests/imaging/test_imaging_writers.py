@@ -14,19 +14,27 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from imaging_helpers import ALTERED, LUNG, MM, NODULE, c_store, write_phantom
-from peers import Orthanc, dciodvfy_errors
-
 from imaging.capture import write_summary_capture
 from imaging.errors import WriteError
 from imaging.pdf import write_pdf_report
 from imaging.provenance import save_dataset
-from imaging.results import (AlgorithmId, Code, Finding, Graphic, ImageRegion2D, Measurement, QualitativeEvaluation,
-                             ResultContext, Segment)
+from imaging.results import (
+    AlgorithmId,
+    Code,
+    Finding,
+    Graphic,
+    ImageRegion2D,
+    Measurement,
+    QualitativeEvaluation,
+    ResultContext,
+    Segment,
+)
 from imaging.seg import write_seg
 from imaging.sr import write_sr
 from imaging.uids import device_uid
 from imaging.volume import Volume, load_volume
+from imaging_helpers import ALTERED, LUNG, MM, NODULE, c_store, write_phantom
+from peers import Orthanc, dciodvfy_errors
 
 TID1500READER = str(Path(sys.executable).parent / "tid1500reader")
 CONTEXT = ResultContext(uid_root="1.2.826.0.1.3680043.10.1078", pipeline="lung_nodules", model_version="2.1.0",

@@ -15,20 +15,32 @@ from pydicom import dcmread
 from pydicom.uid import GrayscaleSoftcopyPresentationStateStorage, generate_uid
 
 from factories import make_mg_image
-from imaging_helpers import ALTERED, LUNG, MM, NODULE, write_phantom
-from peers import dciodvfy_errors
-
 from imaging.errors import WriteError
 from imaging.gsps import write_gsps
 from imaging.mammo import Mammogram, load_mammogram
 from imaging.provenance import save_result
-from imaging.results import (Code, Finding, Graphic, Graphic3D, ImageRef, ImageRegion2D, ImageRegion3D, Mark,
-                             Measurement, QualitativeEvaluation, RenderedPage, ResultContext, Segment)
+from imaging.results import (
+    Code,
+    Finding,
+    Graphic,
+    Graphic3D,
+    ImageRef,
+    ImageRegion2D,
+    ImageRegion3D,
+    Mark,
+    Measurement,
+    QualitativeEvaluation,
+    RenderedPage,
+    ResultContext,
+    Segment,
+)
 from imaging.sc import write_page_capture
 from imaging.seg import write_seg
 from imaging.sr import write_sr
 from imaging.volume import Volume, load_volume
+from imaging_helpers import ALTERED, LUNG, MM, NODULE, write_phantom
 from models.pipeline import OutputFile
+from peers import dciodvfy_errors
 
 TID1500READER = str(Path(sys.executable).parent / "tid1500reader")
 PERCENT = Code("%", "UCUM", "percent")

@@ -13,18 +13,26 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from factories import make_mg_image, make_mr_cine_series
-from imaging_helpers import ALTERED, MM, NODULE, c_store, seg_centroid_lps, write_phantom
-from peers import Orthanc, dciodvfy_errors
-
 from imaging.capture import MARKER_COLOUR, key_image_layout, render_key_images, write_summary_capture
 from imaging.cine import load_cine
 from imaging.mammo import load_mammogram
 from imaging.pdf import write_pdf_report
 from imaging.provenance import save_dataset
-from imaging.results import Code, Finding, Graphic, ImageRegion2D, Measurement, QualitativeEvaluation, ResultContext, Segment
+from imaging.results import (
+    Code,
+    Finding,
+    Graphic,
+    ImageRegion2D,
+    Measurement,
+    QualitativeEvaluation,
+    ResultContext,
+    Segment,
+)
 from imaging.seg import write_seg
 from imaging.sr import write_sr
 from imaging.volume import load_volume
+from imaging_helpers import ALTERED, MM, NODULE, c_store, seg_centroid_lps, write_phantom
+from peers import Orthanc, dciodvfy_errors
 
 TID1500READER = str(Path(sys.executable).parent / "tid1500reader")
 MASS = Code("4147007", "SCT", "Mass")

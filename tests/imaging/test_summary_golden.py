@@ -13,15 +13,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imaging.capture import render_key_images
+from imaging.pdf import key_image_figures, render_pdf
+from imaging.results import (
+    AlgorithmId,
+    Code,
+    Finding,
+    Graphic,
+    ImageRegion2D,
+    Measurement,
+    QualitativeEvaluation,
+    ResultContext,
+    Segment,
+)
+from imaging.volume import load_volume
 from imaging_helpers import ALTERED, LUNG, MM, NODULE, write_phantom
 from peers import have_tool
 from summary_runs import artifact_dir, compare_golden, pdf_pages, text_overflow
-
-from imaging.capture import render_key_images
-from imaging.pdf import key_image_figures, render_pdf
-from imaging.results import (AlgorithmId, Code, Finding, Graphic, ImageRegion2D, Measurement, QualitativeEvaluation,
-                             ResultContext, Segment)
-from imaging.volume import load_volume
 
 CONTEXT = ResultContext(uid_root="2.25", pipeline="lung_nodules", model_version="1.0.0 model lung_nodules v6",
                         manufacturer="AIWS test", algorithm=AlgorithmId("lung_nodules", "1.0.0 model lung_nodules v6",

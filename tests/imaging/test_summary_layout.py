@@ -13,10 +13,6 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 
-from peers import have_tool
-from summary_runs import (REPO, Run, artifact_dir, by_kind, edge_rows_with_ink, pdf_bytes, pdf_pages, pdf_words,
-                          recording, save_png, sc_pixels, text_overflow)
-
 import aiws.pipelines.echo_summary as echo_module
 import imaging.capture as capture
 import models.cardiac_mri.summary as cardiac_summary
@@ -28,6 +24,21 @@ from models.lung_nodules.pipeline import LungNodulePipeline
 from models.mammography.pipeline import MammographyPipeline
 from models.pipeline import PipelineRequest
 from models.runtime import RuntimeSettings, make_runtime
+from peers import have_tool
+from summary_runs import (
+    REPO,
+    Run,
+    artifact_dir,
+    by_kind,
+    edge_rows_with_ink,
+    pdf_bytes,
+    pdf_pages,
+    pdf_words,
+    recording,
+    save_png,
+    sc_pixels,
+    text_overflow,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not have_tool("pdftoppm"), reason="poppler-utils missing")]
 

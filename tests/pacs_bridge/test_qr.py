@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.uid import CTImageStorage, generate_uid
+from test_scp import Recorder
 
 from factories import make_ct_series
 from pacs_bridge.errors import SendError
@@ -15,7 +16,6 @@ from pacs_bridge.scp import StorageSCP
 from pacs_bridge.settings import AcceptPolicy, ScpSettings, SenderSettings, Source
 from pacs_bridge.spool import Spool
 from peers import free_port
-from test_scp import Recorder
 
 pytestmark = pytest.mark.network
 

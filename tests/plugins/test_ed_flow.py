@@ -3,7 +3,7 @@ bundled history, interval coverage, Little's law, input forms and errors."""
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ def test_interval_coverage_on_a_held_out_fortnight() -> None:
 
 
 def test_arrivals_fhir_and_counts_agree_and_littles_law(ed_flow: EdFlowPlugin) -> None:
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)  # FHIR dateTime with a time needs a zone
+    start = datetime(2024, 1, 1, tzinfo=UTC)  # FHIR dateTime with a time needs a zone
     arrivals = [start + timedelta(hours=h, minutes=m) for h in range(21 * 24) for m in (5, 20, 35, 50)]
     los = [3.0] * len(arrivals)
     flat = run_doc(ed_flow, {"arrivals": [a.isoformat() for a in arrivals], "length_of_stay_hours": los,

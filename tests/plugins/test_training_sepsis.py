@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from plugins.sepsis.plugin import SepsisPlugin
+from tests_plugins_helpers import run_doc
 from training.sepsis.cohort import CohortSpec, generate, split_patients
 from training.sepsis.train import TrainConfig, train
-from tests_plugins_helpers import run_doc
 
 
 def test_cohort_is_reproducible_and_labelled_before_onset() -> None:

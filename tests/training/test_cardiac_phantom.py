@@ -13,7 +13,7 @@ from training.cardiac_mri.dicom import write_series
 from training.cardiac_mri.phantom import LV_MYO, LV_POOL, RV_POOL, make_params, render, render_all, truth_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from peers import dciodvfy_errors, have_tool  # noqa: E402
+from peers import dciodvfy_errors, have_tool
 
 
 def test_same_seed_same_images() -> None:

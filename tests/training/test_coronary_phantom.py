@@ -13,7 +13,7 @@ from training.coronary_ct.dicom import write_series
 from training.coronary_ct.phantom import Truth, make_phantom, truth_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from peers import dciodvfy_errors, have_tool  # noqa: E402
+from peers import dciodvfy_errors, have_tool
 
 
 def test_same_seed_same_phantom_other_seed_differs() -> None:

@@ -10,10 +10,9 @@ from pydicom import dcmread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peers import dciodvfy_errors  # noqa: E402
-
-from training.mammography.dicom import MgStudyOptions, write_exam  # noqa: E402
-from training.mammography.phantom import PhantomConfig, make_exam  # noqa: E402
+from peers import dciodvfy_errors
+from training.mammography.dicom import MgStudyOptions, write_exam
+from training.mammography.phantom import PhantomConfig, make_exam
 
 LESIONS = PhantomConfig(spacing_mm=0.5, lesion_rate=1.0, max_lesions_per_breast=2)
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from models.cardiac_mri.segment import normalise
 from models.errors import ModelError
-from training.cardiac_mri.evaluate import CardiacMetrics, evaluate
 from training.candidate import JsonConfig, TrainResult, torch_predict, write_candidate
+from training.cardiac_mri.evaluate import CardiacMetrics, evaluate
 from training.cardiac_mri.export import SIGNATURE, candidate_card, config_text
 from training.cardiac_mri.phantom import CineParams, make_params, render
 

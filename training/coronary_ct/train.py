@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from training.candidate import JsonConfig, TrainResult, torch_predict, write_candidate
 from training.coronary_ct.dataset import Samples, build_samples
 from training.coronary_ct.evaluate import CoronaryMetrics, evaluate_prepared, prepare
-from training.candidate import JsonConfig, TrainResult, torch_predict, write_candidate
 from training.coronary_ct.export import SIGNATURE, candidate_card, config_text
 
 LOGGER = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _epoch(net: Any, opt: Any, loss_fn: Any, data: Samples, cfg: TrainConfig, rn
         opt.step()
         losses.append(loss.item())
         budget["steps"] += 1
-        if cfg.max_steps and budget["steps"] >= cfg.max_steps or time.monotonic() > budget["deadline"]:
+        if (cfg.max_steps and budget["steps"] >= cfg.max_steps) or time.monotonic() > budget["deadline"]:
             break
     return float(np.mean(losses)) if losses else float("nan")
 
@@ -121,7 +121,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> TrainResult:
         if key > best[0]:
             best = (key, metrics)
             torch.save({"state_dict": net.state_dict(), "config": asdict(cfg), "epoch": epoch}, checkpoint)
-        if cfg.max_steps and budget["steps"] >= cfg.max_steps or time.monotonic() > budget["deadline"]:
+        if (cfg.max_steps and budget["steps"] >= cfg.max_steps) or time.monotonic() > budget["deadline"]:
             break
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))
     _plot(history, run_dir / "curves.png")

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from models.lung_nodules.candidates import CandidateSettings
 from models.lung_nodules.network import NetworkConfig
 
-
 C = TypeVar("C")
 
 

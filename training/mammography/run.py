@@ -20,9 +20,9 @@ from models.mammography.detection import Calibration
 from models.mammography.inference import runtime_predictor
 from models.runtime import RuntimeSettings, make_runtime
 from training.mammography.config import TrainConfig, load_config
-from training.mammography.phantom import PhantomConfig
 from training.mammography.evaluate import Metrics, calibrate, collect, evaluate
 from training.mammography.export import model_card, publish
+from training.mammography.phantom import PhantomConfig
 from training.mammography.train import load_model, train
 
 LOGGER = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def train_stage(config: TrainConfig, run_dir: Path, cache_dir: Path | None = Non
     return candidate
 
 
-def _predictor(run_dir: Path, model: str):  # noqa: ANN202
+def _predictor(run_dir: Path, model: str):
     runtime = make_runtime(RuntimeSettings(model_repository=run_dir / CANDIDATE_DIR, device="cpu", intra_op_threads=1))
     return runtime, runtime_predictor(runtime, model, runtime.resolve_version(model))
 

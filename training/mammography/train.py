@@ -31,14 +31,14 @@ def _seeds(span: tuple[int, int]) -> range:
     return range(span[0], span[1])
 
 
-def _loss_fn():  # noqa: ANN202
+def _loss_fn():
     import torch
     from monai.losses import DiceLoss
 
     dice = DiceLoss(sigmoid=True, batch=True)
     bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 3.0, 3.0]).view(1, 3, 1, 1))
 
-    def loss(logits, target):  # noqa: ANN001, ANN202
+    def loss(logits, target):
         return bce(logits, target) + dice(logits, target)
 
     return loss
@@ -154,7 +154,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True, cache_dir: 
     return checkpoint
 
 
-def load_model(run_dir: Path):  # noqa: ANN201
+def load_model(run_dir: Path):
     """The trained network of *run_dir* in eval mode (torch)."""
     import torch
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from models.coronary_ct.cadrads import (
-    CadRadsInput, Ischemia, assess, cad_rads, percent_diameter_stenosis, plaque_burden, report_string, stenosis_grade,
+    CadRadsInput,
+    Ischemia,
+    assess,
+    cad_rads,
+    percent_diameter_stenosis,
+    plaque_burden,
+    report_string,
+    stenosis_grade,
 )
 from models.coronary_ct.calcium import Vessel
 from models.errors import ModelError

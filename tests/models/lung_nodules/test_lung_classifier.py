@@ -10,8 +10,7 @@ from onnx import TensorProto, helper
 
 from models.errors import ModelError
 from models.lung_nodules.candidates import CandidateSettings, find_nodules
-from models.lung_nodules.classifier import (ClassifierRef, candidate_patches, classifier_logits, cube,
-                                            patch_size)
+from models.lung_nodules.classifier import ClassifierRef, candidate_patches, classifier_logits, cube, patch_size
 from models.lung_nodules.geometry import Grid
 from models.lung_nodules.preprocess import InputSpec
 from models.lung_nodules.rescore import Rescorer

@@ -13,7 +13,6 @@ import pytest
 from pydicom import dcmread
 
 from factories import make_ct_series
-from peers import dciodvfy_errors
 from imaging.bundle import BundleOptions, write_bundle
 from imaging.results import ResultContext
 from imaging.volume import load_volume
@@ -21,10 +20,17 @@ from models.lung_nodules.candidates import Nodule
 from models.lung_nodules.compare import Comparison
 from models.lung_nodules.context import StudyContext
 from models.lung_nodules.fleischner import Indication, Risk
-from models.lung_nodules.lungrads import (JuxtapleuralFeatures, NoduleForRads, NoduleStatus, NoduleType,
-                                          PleuralShape, assess)
+from models.lung_nodules.lungrads import (
+    JuxtapleuralFeatures,
+    NoduleForRads,
+    NoduleStatus,
+    NoduleType,
+    PleuralShape,
+    assess,
+)
 from models.lung_nodules.report import AssessedNodule, exam_finding, nodule_finding, nodule_segment, summary
 from models.lung_nodules.shape import Location
+from peers import dciodvfy_errors
 
 TID1500READER = str(Path(sys.executable).parent / "tid1500reader")
 CONTEXT = ResultContext(uid_root="1.2.826.0.1.3680043.10.1078", pipeline="lung_nodules", model_version="1.0.0-m6")

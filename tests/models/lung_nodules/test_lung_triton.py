@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydicom import dcmread
-from triton_server import TritonServer, triton_available
 
 from models.lung_nodules.pipeline import LungNodulePipeline
 from models.pipeline import PipelineRequest
@@ -18,6 +17,7 @@ from peers import AiwsProcess, free_port, storescu, wait_for
 from pipeline_e2e import REPO, pipeline_config, study_sent
 from training.ct_dicom import CtSeriesInfo, write_ct_series
 from training.lung_nodules.phantom import PhantomConfig, generate_phantom
+from triton_server import TritonServer, triton_available
 
 pytestmark = [pytest.mark.network, pytest.mark.slow,
               pytest.mark.skipif(not (REPO / "lung_nodules" / "config.pbtxt").exists(),

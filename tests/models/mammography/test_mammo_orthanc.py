@@ -13,11 +13,10 @@ from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from peers import AiwsProcess, dciodvfy_errors, free_port, wait_for  # noqa: E402
-from pipeline_e2e import pipeline_config  # noqa: E402
-
-from training.mammography.dicom import MgStudyOptions, write_exam  # noqa: E402
-from training.mammography.phantom import PhantomConfig, make_exam  # noqa: E402
+from peers import AiwsProcess, dciodvfy_errors, free_port, wait_for
+from pipeline_e2e import pipeline_config
+from training.mammography.dicom import MgStudyOptions, write_exam
+from training.mammography.phantom import PhantomConfig, make_exam
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL = ROOT / "triton_repo" / "mammo_detector"

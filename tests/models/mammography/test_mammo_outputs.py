@@ -17,18 +17,17 @@ from pydicom import dcmread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from peers import dciodvfy_errors  # noqa: E402
-
-from models.mammography.analysis import analyse_exam, analyse_view  # noqa: E402
-from models.mammography.detection import Calibration, Platt  # noqa: E402
-from models.mammography.density import MAPPING as DENSITY_MAPPING  # noqa: E402
-from models.mammography.pipeline import AnalysedView, select_views  # noqa: E402
-from models.mammography.preprocess import resample  # noqa: E402
-from models.mammography.report import context_of, write_results  # noqa: E402
-from models.mammography.views import read_view  # noqa: E402
-from models.pipeline import PipelineRequest  # noqa: E402
-from training.mammography.dicom import MgStudyOptions, write_exam  # noqa: E402
-from training.mammography.phantom import PhantomConfig, make_exam  # noqa: E402
+from models.mammography.analysis import analyse_exam, analyse_view
+from models.mammography.density import MAPPING as DENSITY_MAPPING
+from models.mammography.detection import Calibration, Platt
+from models.mammography.pipeline import AnalysedView, select_views
+from models.mammography.preprocess import resample
+from models.mammography.report import context_of, write_results
+from models.mammography.views import read_view
+from models.pipeline import PipelineRequest
+from peers import dciodvfy_errors
+from training.mammography.dicom import MgStudyOptions, write_exam
+from training.mammography.phantom import PhantomConfig, make_exam
 
 CALIBRATION = Calibration({"mass": 0.0, "calcification_cluster": 0.0}, {"mass": Platt(), "calcification_cluster": Platt()},
                           tuple(np.linspace(-4, 4, 9)), 12.0)

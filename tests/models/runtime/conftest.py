@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tiny_onnx import conv_onnx, make_repository, pointwise_onnx
 
 

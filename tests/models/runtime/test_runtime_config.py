@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny_onnx import ROI, config_pbtxt, pointwise_onnx
 
 from models.runtime import ModelConfigError, ModelNotFound, ModelRepository, parse_model_config, read_model_config
 from models.runtime.validate import check_against_onnx
+from tiny_onnx import ROI, config_pbtxt, pointwise_onnx
 
 
 def test_parse_reads_names_dims_types_batch_and_parameters(repo: Path) -> None:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_onnx import ROI
 
 from models.runtime import (
     InferenceFailed,
@@ -19,6 +18,7 @@ from models.runtime import (
 )
 from models.runtime.ort import OnnxRuntime, providers_for
 from models.runtime.sliding_window import window_starts
+from tiny_onnx import ROI
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_onnx import ROI
-from triton_server import triton_factory  # noqa: F401 - fixture
 
 from models.errors import RetryLater
 from models.runtime import ModelNotReady, ModelRepository, ServerUnavailable, SlidingWindow, sliding_window_inference
 from models.runtime.ort import OnnxRuntime
 from models.runtime.triton import TritonRuntime
+from tiny_onnx import ROI
+from triton_server import triton_factory  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 

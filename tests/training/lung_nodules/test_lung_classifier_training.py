@@ -6,17 +6,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import TINY_CLASSIFIER_TOML
 
 from aiws.cli import main
+from factories import TINY_CLASSIFIER_TOML
 from models.lung_nodules.classifier import candidate_patches
 from models.lung_nodules.geometry import Grid
 from models.runtime.model_config import read_model_config
 from models.runtime.repository import ModelRepository
 from models.runtime.validate import check_against_onnx
 from training.lung_nodules.classifier import classifier_config
-from training.lung_nodules.classifier_data import (Patches, SamplingSettings, Truth, _cut, _label, batch, shifted,
-                                                   truth_of)
+from training.lung_nodules.classifier_data import (
+    Patches,
+    SamplingSettings,
+    Truth,
+    _cut,
+    _label,
+    batch,
+    shifted,
+    truth_of,
+)
 from training.lung_nodules.config import TrainConfigError
 from training.lung_nodules.dataset import write_phantom_dataset
 from training.lung_nodules.phantom import PhantomConfig

@@ -11,9 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from factories import TINY_CLASSIFIER_TOML
 
 from aiws.cli import main
+from factories import TINY_CLASSIFIER_TOML
 from models.lung_nodules.inference import candidate_settings, detect_nodules, rescorer_of
 from models.lung_nodules.rescore import FEATURES
 from models.runtime.ort import OnnxRuntime
