@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from models.coronary_ct.calcium import VESSEL_ORDER, CalciumScore, Lesion, ScanGeometry, Vessel, find_lesions, score
+from models.coronary_ct.findings import RejectedCalcium, RejectedKind
 from models.coronary_ct.patches import lesion_patches
 from models.errors import ModelError
 
@@ -54,7 +55,9 @@ def vote_by_plaque(lesions: Sequence[Lesion], logits: np.ndarray, shape: tuple[i
     """One label per 3D plaque: the argmax of the area-weighted mean log-probabilities of its 2D lesions.
 
     A plaque spans 1-3 slices; its 2D lesions must be in the same vessel, and pooling their evidence
-    corrects the occasional slice whose patch alone is ambiguous.
+    corrects the occasional slice whose patch alone is ambiguous. The pool never turns a lesion whose own
+    argmax is a coronary into "not coronary" (it keeps its own label then): touching calcium of the aortic
+    root, valve or mitral annulus must not take a coronary lesion out of the score.
     """
     if not lesions:
         return []
@@ -64,7 +67,12 @@ def vote_by_plaque(lesions: Sequence[Lesion], logits: np.ndarray, shape: tuple[i
     areas = np.array([les.area_mm2 for les in lesions])
     pooled = np.zeros((ids.max() + 1, logits.shape[1]))
     np.add.at(pooled, ids, log_p * areas[:, None])
-    return [VESSEL_ORDER[i] for i in np.argmax(pooled[ids], axis=1)]
+    voted = np.argmax(pooled[ids], axis=1)
+    own = np.argmax(log_p, axis=1)
+    # A lesion the network itself calls coronary is never discarded by its neighbours' votes: a left main
+    # or circumflex lesion touching aortic-root, valve or annulus calcium would otherwise be outvoted by it.
+    kept = np.where((voted == Vessel.NONE.index) & (own != Vessel.NONE.index), own, voted)
+    return [VESSEL_ORDER[i] for i in kept]
 
 
 def label_lesions(hu: np.ndarray, geometry: ScanGeometry, lesions: Sequence[Lesion], predict: Predict,
@@ -76,6 +84,38 @@ def label_lesions(hu: np.ndarray, geometry: ScanGeometry, lesions: Sequence[Lesi
     """
     logits = lesion_logits(hu, geometry, lesions, predict, batch_size)
     return vote_by_plaque(lesions, logits, hu.shape)
+
+
+#: A not-scored structure whose largest in-plane extent (mm) or volume (mm³) reaches these is called bone;
+#: valve, annulus and aortic-wall calcifications are smaller.
+BONE_EXTENT_MM = 20.0
+BONE_VOLUME_MM3 = 800.0
+
+
+def rejected_structures(lesions: Sequence[Lesion], labels: Sequence[Vessel], geometry: ScanGeometry,
+                        shape: tuple[int, int, int]) -> list[RejectedCalcium]:
+    """The candidates labelled not coronary, grouped into 3D structures (:func:`plaque_ids`), each with its
+    kind (bone by size, :data:`BONE_EXTENT_MM` / :data:`BONE_VOLUME_MM3`; else non-coronary calcification),
+    the reason, and where it is. Sorted by volume, largest first."""
+    rejected = [les for les, lab in zip(lesions, labels) if lab is Vessel.NONE]
+    if not rejected:
+        return []
+    ids = plaque_ids(rejected, shape)
+    out = []
+    for pid in np.unique(ids):
+        members = [les for les, i in zip(rejected, ids) if i == pid]
+        biggest = max(members, key=lambda les: les.area_mm2)
+        extent = max(float(np.hypot(*(np.ptp(les.pixels, axis=0) * np.asarray(geometry.pixel_spacing_mm))))
+                     for les in members)
+        volume = sum(les.area_mm2 for les in members) * geometry.increment_mm
+        bone = extent >= BONE_EXTENT_MM or volume >= BONE_VOLUME_MM3
+        reason = (f"large calcified structure ({extent:.0f} mm, {volume:.0f} mm3): bone or cartilage" if bone
+                  else "labelled not coronary by the lesion labeller (valve, annulus, aortic wall or cartilage)")
+        out.append(RejectedCalcium(RejectedKind.BONE if bone else RejectedKind.NON_CORONARY, reason,
+                                   biggest.slice_index, biggest.centroid_rc,
+                                   max(float(np.sqrt(biggest.pixels.shape[0] / np.pi)), 1.0), len(members), volume,
+                                   max(les.peak_hu for les in members)))
+    return sorted(out, key=lambda r: -r.volume_mm3)
 
 
 @dataclass(frozen=True)

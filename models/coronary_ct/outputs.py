@@ -17,10 +17,20 @@ import numpy as np
 
 from imaging.bundle import BundleOptions, write_bundle
 from imaging.provenance import algorithm_version
-from imaging.results import AlgorithmId, Code, Finding, Measurement, QualitativeEvaluation, ResultContext, Segment
+from imaging.results import (
+    AlgorithmId,
+    Code,
+    Finding,
+    Graphic3D,
+    ImageRegion3D,
+    Measurement,
+    QualitativeEvaluation,
+    ResultContext,
+    Segment,
+)
 from imaging.volume import Volume
 from models.coronary_ct.calcium import CORONARIES, MIN_AREA_MM2, THRESHOLD_HU, Vessel, VesselScore
-from models.coronary_ct.findings import CalciumFindings
+from models.coronary_ct.findings import CalciumFindings, RejectedCalcium, RejectedKind
 from models.coronary_ct.network import MODEL_NAME
 from models.coronary_ct.volume_io import Canonical
 from models.pipeline import OutputFile, PipelineRequest
@@ -48,6 +58,10 @@ CAC_DRS = Code("CACDRS", "99AIWS", "CAC-DRS category")
 PROCEDURE = Code("426005005", "SCT", "Cardiac CT for calcium scoring")
 NO_UNITS, MM3, MG, LESIONS = (Code("1", "UCUM", "no units"), Code("mm3", "UCUM", "cubic millimeter"),
                               Code("mg", "UCUM", "milligram"), Code("{lesions}", "UCUM", "lesions"))
+BONE = Code("272673000", "SCT", "Bone structure")
+SCORING_STATUS = Code("SCORESTATUS", "99AIWS", "Calcium scoring status")
+#: non-coronary calcifications listed one by one in the SR ("not scored"); the rest are one group
+MAX_NOT_SCORED_LISTED = 12
 #: CT window for the key images (centre, width) in HU: calcium bright, soft tissue grey.
 CALCIUM_WINDOW = (200.0, 1000.0)
 
@@ -100,7 +114,42 @@ def segments_and_findings(findings: CalciumFindings, shape: tuple[int, int, int]
                           measurements=_measurements(s.total),
                           evaluations=(QualitativeEvaluation(CAC_DRS, Code(drs, "99AIWS", f"CAC-DRS {drs}")),),
                           label=f"Total (3 mm equivalent, increment {s.increment_mm:.3g} mm)"))
+    groups += not_scored_findings(findings, shape, canon)
     return segments, groups
+
+
+def not_scored_findings(findings: CalciumFindings, shape: tuple[int, int, int], canon: Canonical) -> list[Finding]:
+    """The calcium left out of the score, as "not scored" groups: bone as one group (structure count and volume);
+    each non-coronary calcification (valve, annulus, aortic wall) as its own group at its location, the first
+    :data:`MAX_NOT_SCORED_LISTED`, the rest in one group."""
+    groups: list[Finding] = []
+    bone = [r for r in findings.rejected if r.kind is RejectedKind.BONE]
+    other = [r for r in findings.rejected if r.kind is RejectedKind.NON_CORONARY]
+    if bone:
+        groups.append(_not_scored("not-scored-bone", BONE, bone, None, f"Not scored: bone ({len(bone)})"))
+    for i, r in enumerate(other[:MAX_NOT_SCORED_LISTED], 1):
+        k, (row, col) = r.slice_index, r.centre_rc
+        k, row, col = (shape[0] - 1 - k if canon.flip_k else k, shape[1] - 1 - row if canon.flip_r else row,
+                       shape[2] - 1 - col if canon.flip_c else col)
+        d = r.radius_px  # a circle on its slice, in the frame of reference (SCOORD3D): no extra key image
+        region = ImageRegion3D(Graphic3D.ELLIPSE, ((k, row, col - d), (k, row, col + d), (k, row - d, col),
+                                                   (k, row + d, col)))
+        groups.append(_not_scored(f"not-scored-{i}", CALCIFICATION, [r], region, f"Not scored {i}: not coronary"))
+    if other[MAX_NOT_SCORED_LISTED:]:
+        rest = other[MAX_NOT_SCORED_LISTED:]
+        groups.append(_not_scored("not-scored-rest", CALCIFICATION, rest, None, f"Not scored: {len(rest)} more"))
+    return groups
+
+
+def _not_scored(tracking_id: str, site: Code, rejected: list[RejectedCalcium], region: ImageRegion3D | None,
+                label: str) -> Finding:
+    kind = rejected[0].kind
+    measurements = (Measurement(CALCIUM_VOLUME, round(sum(r.volume_mm3 for r in rejected), 2), MM3),
+                    Measurement(LESION_COUNT, float(sum(r.lesion_count for r in rejected)), LESIONS))
+    status = Code("NOTSCORED-" + ("BONE" if kind is RejectedKind.BONE else "NONCOR"), "99AIWS",
+                  f"Not scored: {kind.value}")
+    return Finding(tracking_id=tracking_id, finding_type=CALCIFICATION, finding_site=site, measurements=measurements,
+                   evaluations=(QualitativeEvaluation(SCORING_STATUS, status),), region3d=region, label=label)
 
 
 def write_outputs(request: PipelineRequest, volume: Volume, canon: Canonical, findings: CalciumFindings, identity: tuple[str, str, int]) -> tuple[OutputFile, ...]:

@@ -24,7 +24,7 @@ from imaging.provenance import algorithm_version
 from imaging.volume import load_volume
 from models.coronary_ct.calcium import acquisition_problems, find_lesions, score
 from models.coronary_ct.findings import CalciumFindings
-from models.coronary_ct.labelling import label_lesions
+from models.coronary_ct.labelling import label_lesions, rejected_structures
 from models.coronary_ct.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
 from models.coronary_ct.outputs import write_outputs
 from models.coronary_ct.volume_io import DEFAULT_SELECT, canonical_hu, choose_series, scan_geometry
@@ -148,7 +148,8 @@ class CoronaryCalciumPipeline:
 
         t = time.perf_counter()
         algorithm = f"{self.name} {algorithm_version(self.version, MODEL_NAME, model_version)}"
-        findings = CalciumFindings(lesions, labels, result, algorithm, tuple(warnings))
+        rejected = tuple(rejected_structures(lesions, labels, geometry, hu.shape))
+        findings = CalciumFindings(lesions, labels, result, algorithm, tuple(warnings), rejected)
         files = write_outputs(request, volume, canon, findings, PipelineIdentity(self.name, self.version, model_version))
         timings["writing"] = time.perf_counter() - t
         LOGGER.info("study %s: %s total Agatston %.1f (%s) from series %s", request.study_uid, self.name,
