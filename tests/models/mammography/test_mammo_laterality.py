@@ -302,3 +302,45 @@ def test_chest_wall_side_from_content(exam) -> None:
     both = np.zeros((50, 40))
     both[:, :3] = both[:, -3:] = 1.0
     assert chest_wall_side(both) is None  # tissue on both edges: not clear, the orientation stands
+
+
+def _gsps_rects(written, files) -> dict[str, list[np.ndarray]]:
+    names = {dcmread(p, stop_before_pixels=True).SOPInstanceUID: p.name for p in files}
+    out = {}
+    for f in written:
+        ds = dcmread(f.path)
+        if ds.Modality == "PR":
+            ref = ds.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID
+            out[names[ref]] = sorted((np.asarray(g.GraphicData, dtype=float).reshape(-1, 2)
+                                      for a in ds.GraphicAnnotationSequence for g in a.get("GraphicObjectSequence", [])),
+                                     key=lambda p: tuple(p.min(axis=0)))
+    return out
+
+
+@pytest.mark.slow
+def test_shipped_model_marks_the_same_breast_and_pixels_when_flipped(stored, tmp_path) -> None:
+    """The service path with the shipped network: the flipped study gives the same findings, mirrored."""
+    from models.mammography.pipeline import MammographyPipeline
+    from models.runtime import RuntimeSettings
+    from models.runtime.factory import make_runtime
+
+    repo = Path(__file__).resolve().parents[3] / "triton_repo"
+    pipeline = MammographyPipeline(make_runtime(RuntimeSettings(model_repository=repo, device="cpu")))
+    runs = {}
+    for name in ("stored", "fov_flip"):
+        files = list(stored.values()) if name == "stored" else make_variant(stored, name, tmp_path / name)
+        out = tmp_path / f"out-{name}"
+        out.mkdir()
+        request = PipelineRequest(str(dcmread(files[0]).StudyInstanceUID), {"s": tuple(files)}, out, "2.25")
+        result = pipeline.run(request)
+        runs[name] = (result.summary["findings"], _gsps_rects(result.files, files))
+    (found, rects), (found_flipped, rects_flipped) = runs["stored"], runs["fov_flip"]
+    assert found == found_flipped and found and {f["laterality"] for f in found} == {"L"}
+    columns = {p.name: int(dcmread(p, stop_before_pixels=True).Columns) for p in stored.values()}
+    for name, boxes in rects.items():
+        mirrored = sorted((np.column_stack([columns[name] - b[:, 0], b[:, 1]]) for b in rects_flipped[name]),
+                          key=lambda p: tuple(p.min(axis=0)))
+        extent = [np.r_[a.min(axis=0), a.max(axis=0)] for a in boxes]
+        extent_mirrored = [np.r_[b.min(axis=0), b.max(axis=0)] for b in mirrored]
+        assert len(extent) == len(extent_mirrored) and all(
+            np.allclose(a, b, atol=1e-3) for a, b in zip(extent, extent_mirrored)), name
