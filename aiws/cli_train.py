@@ -8,6 +8,8 @@
     aiws evaluate RUN --data DIR        # unseen phantoms, through ONNX Runtime; writes RUN/evaluation.json
     aiws export RUN                     # next version in [runtime] model_repository (triton_repo/)
     aiws dataset check --data DIR --format FORMAT   # read a dataset (training.readers): cases, skipped and why
+    aiws dataset export --in DIR --out DIR --de-identify --key-out FILE   # PS3.15 Basic Profile copy
+    aiws dataset pull --source AE (--query KEY=VALUE ... | --accessions FILE) --out DIR   # from the PACS, resumable
 
 ``--format`` on train/evaluate names the layout of ``--data`` (see ``training.readers.FORMATS``); each task's loop
 accepts the formats in :data:`LOOP_FORMATS` (the lung loops read MSD folders; the phantom tasks take no dataset yet).
@@ -101,6 +103,36 @@ def cmd_dataset_check(args: argparse.Namespace, config: Config) -> int:
     CONSOLE.info(f"{args.data.name} ({args.format}): {n_cases} usable case(s), {n_skipped} skipped")
     if not n_cases:
         raise ConfigError(f"{args.data.name}: no usable {args.format} case")
+    return 0
+
+
+def cmd_dataset_export(args: argparse.Namespace, config: Config) -> int:
+    """``aiws dataset export --de-identify``: PS3.15 Basic Profile copy of a folder (training.datasets.deidentify)."""
+    if not args.de_identify:
+        raise ConfigError("dataset export: --de-identify is required (no other export is offered)")
+    from training.datasets.deidentify import DeidError, export
+
+    report = args.report_out or args.key_out.with_name(f"{args.key_out.stem}.report.json")
+    try:
+        summary = export(args.in_dir, args.out, args.key_out, report)
+    except DeidError as exc:
+        raise ConfigError(str(exc)) from None
+    CONSOLE.info(f"{args.out.name}: {summary.exported} file(s) de-identified, {summary.patients} patient(s) in the "
+                 f"key {args.key_out.name}; {len(summary.withheld)} withheld, listed in {report.name}")
+    for name, reason in summary.withheld:
+        CONSOLE.info(f"WITHHELD {name}: {reason}")
+    return 0
+
+
+def cmd_dataset_pull(args: argparse.Namespace, config: Config) -> int:
+    """``aiws dataset pull``: C-FIND + C-GET/C-MOVE of studies with their SEG/SR into a dicom-seg folder."""
+    from aiws.dataset_tools import PullRequest, parse_query, pull, read_accessions
+
+    query = parse_query(args.query or [])
+    accessions = read_accessions(args.accessions) if args.accessions else ()
+    summary = pull(config, PullRequest(args.source, args.out, query, accessions))
+    CONSOLE.info(f"{args.out.name}: {summary.fetched} stud(ies) retrieved ({summary.instances} instances), "
+                 f"{summary.skipped} complete already, {summary.studies} matched")
     return 0
 
 
@@ -339,12 +371,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "(cross-validated; default: the run's, 0.5 for a new run)")
     p.set_defaults(handler=cmd_rescore)
 
-    p = sub.add_parser("dataset", help="datasets for training: check that a folder reads in a published layout")
+    p = sub.add_parser("dataset", help="datasets for training: check a folder, export it de-identified, pull from a PACS")
     dataset = p.add_subparsers(dest="dataset_command", required=True)
     p = dataset.add_parser("check", help="read every case of a dataset; list cases and skipped cases with reasons")
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument("--format", choices=FORMAT_NAMES, required=True, help="published layout of the folder")
     p.set_defaults(handler=cmd_dataset_check)
+    p = dataset.add_parser("export", help="copy a DICOM folder de-identified (PS3.15 Basic Profile) as a dicom-seg "
+                           "dataset; the key goes to its own file")
+    p.add_argument("--in", dest="in_dir", type=Path, required=True, help="folder of DICOM files (any tree)")
+    p.add_argument("--out", type=Path, required=True, help="output dataset folder (dicom-seg layout)")
+    p.add_argument("--de-identify", action="store_true", help="apply the Basic Application Level Confidentiality "
+                   "Profile (required)")
+    p.add_argument("--key-out", type=Path, required=True, help="key file (original <-> pseudonym, date shift per "
+                   "patient), outside --out; reused when it exists so a patient keeps pseudonym and shift")
+    p.add_argument("--report-out", type=Path, default=None, help="files withheld and why (burned-in annotation "
+                   "YES or unknown; default: KEY.report.json beside the key)")
+    p.set_defaults(handler=cmd_dataset_export)
+    p = dataset.add_parser("pull", help="C-FIND + C-GET/C-MOVE studies with their SEG/SR from a configured source "
+                           "into a dicom-seg folder (resumable)")
+    p.add_argument("--source", required=True, help="AE title of a [[dicom.sources]] entry with query_retrieve")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--query", nargs="+", metavar="KEY=VALUE", help="study-level C-FIND keys (DICOM keywords)")
+    which.add_argument("--accessions", type=Path, metavar="FILE", help="Accession Numbers, one a line")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder (pull-manifest.json kept there)")
+    p.set_defaults(handler=cmd_dataset_pull)
 
     p = sub.add_parser("export", help="publish a run's network as the next version in the model repository")
     p.add_argument("run", type=Path, help="run folder")

@@ -213,3 +213,29 @@ def move_study(target: QueryTarget, settings: SenderSettings, study_uid: str, de
         LOGGER.warning("C-MOVE study %s from %s: %d sub-operation(s) failed", study_uid, target.ae_title, failed)
     LOGGER.info("C-MOVE study %s from %s to %s: %d instances", study_uid, target.ae_title, destination_ae, completed)
     return completed
+
+
+@dataclass(frozen=True)
+class StudyHit:
+    """A study a query matched; *n_instances*: Number of Study Related Instances, None where not given."""
+
+    study_uid: str
+    n_instances: int | None
+
+
+def query_studies(target: QueryTarget, settings: SenderSettings, keys: dict[str, str]) -> list[StudyHit]:
+    """Studies matching *keys* (DICOM keyword -> matching value, PS3.4 C.2.2.2: wildcards, date ranges) by a
+    Study Root C-FIND at STUDY level, in the order the PACS answered.
+
+    Raises:
+        SendError: association or C-FIND failure.
+    """
+    query = _query("STUDY", **{"StudyInstanceUID": "", "NumberOfStudyRelatedInstances": "", **keys})
+    hits: list[StudyHit] = []
+    for ident in _find(target, settings, query):
+        uid = str(ident.get("StudyInstanceUID", ""))
+        count = ident.get("NumberOfStudyRelatedInstances", None)
+        if is_valid_uid(uid):
+            hits.append(StudyHit(uid, int(count) if count not in (None, "") else None))
+    LOGGER.info("C-FIND on %s: %d studies", target.ae_title, len(hits))
+    return hits

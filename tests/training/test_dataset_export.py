@@ -3,8 +3,8 @@ remapped consistently per patient, pixels byte-identical, dciodvfy clean, SEG an
 through training.readers, burned-in annotation withheld and reported, the key outside the dataset and reused."""
 from __future__ import annotations
 
-import json
 import datetime as dt
+import json
 from pathlib import Path
 
 import highdicom as hd
