@@ -307,7 +307,8 @@ class StorageSCP:
             fp.seek(start)
             self._inbox.store(folder, info.sop_instance_uid, header + fp.read())  # type: ignore[union-attr]
             return None
-        return self._spool.store_stream(info, header, fp, start)
+        adopted = self._spool.adopt(info, fp)  # received into the spool's tmp folder: renamed, not copied
+        return adopted if adopted is not None else self._spool.store_stream(info, header, fp, start)
 
     def _retrieve_folder(self, event: Event, study_uid: str) -> Path | None:
         if self._inbox is None:

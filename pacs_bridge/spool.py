@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
+
 from pacs_bridge.errors import SpoolFull
 from pacs_bridge.inspect import InstanceInfo
 from pacs_bridge.uids import is_valid_uid, validate_uid
@@ -171,6 +174,37 @@ class Spool:
         self.check_space(len(header) + os.fstat(source.fileno()).st_size - offset)
         self._make_parent(path)
         size = copy_durably(path, header, source, offset, self.tmp_dir)
+        return SpooledFile(path, size, created=True)
+
+    def adopt(self, info: InstanceInfo, source: BinaryIO) -> SpooledFile | None:
+        """Keep a received Part 10 file by renaming it into place (fdatasync, rename, fsync dir), when
+        it lies in this spool's tmp folder (the service stages received data sets there) and its File
+        Meta names *info*'s SOP class, instance and transfer syntax; None when it cannot be adopted
+        (then :meth:`store_stream` copies it). Saves writing every image twice.
+
+        Raises:
+            SpoolFull: below the free-space watermark; nothing is moved.
+            OSError: the sync or the rename failed.
+        """
+        name = getattr(source, "name", None)
+        if not isinstance(name, str) or Path(name).resolve().parent != self.tmp_dir.resolve():
+            return None
+        try:
+            meta = read_file_meta_info(name)
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            return None
+        if (meta.get("MediaStorageSOPClassUID"), meta.get("MediaStorageSOPInstanceUID"),
+                meta.get("TransferSyntaxUID")) != (info.sop_class_uid, info.sop_instance_uid, info.transfer_syntax_uid):
+            return None
+        path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
+        if path.exists():
+            return SpooledFile(path, path.stat().st_size, created=False)
+        size = os.fstat(source.fileno()).st_size
+        self.check_space(0)
+        self._make_parent(path)
+        os.fdatasync(source.fileno())
+        os.replace(name, path)
+        fsync_dir(path.parent)
         return SpooledFile(path, size, created=True)
 
     def _make_parent(self, path: Path) -> None:

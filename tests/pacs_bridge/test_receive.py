@@ -221,3 +221,27 @@ def test_real_files_from_other_writers_are_kept_readable(tmp_path: Path, scp, na
     kept, original = dcmread(spooled.path), dcmread(source)
     assert kept.SOPInstanceUID == original.SOPInstanceUID
     assert np.array_equal(kept.pixel_array, original.pixel_array)
+
+
+def test_spool_adopts_a_received_file_in_its_tmp_folder(tmp_path: Path) -> None:
+    """A data set received into the spool's tmp folder is renamed into place (not copied); one elsewhere,
+    or whose meta names another instance, is not adopted."""
+    spool = Spool(tmp_path / "spool", 0)
+    ds = _ct(tmp_path)
+    data = file_header(ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian, "X") + _encode(ds, False)
+    info = InstanceInfo(ds.SOPClassUID, ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID, "CT",
+                        ExplicitVRLittleEndian)
+    elsewhere = tmp_path / "tmpa.dcm"
+    elsewhere.write_bytes(data)
+    with elsewhere.open("rb") as fp:
+        assert spool.adopt(info, fp) is None
+    other = InstanceInfo(ds.SOPClassUID, "1.2.3.4", ds.StudyInstanceUID, ds.SeriesInstanceUID, "CT",
+                         ExplicitVRLittleEndian)
+    staged = spool.tmp_dir / "tmpb.dcm"
+    staged.write_bytes(data)
+    with staged.open("rb") as fp:
+        assert spool.adopt(other, fp) is None
+        spooled = spool.adopt(info, fp)
+    assert spooled is not None and spooled.created and not staged.exists()
+    assert spooled.path.read_bytes() == data
+    assert dcmread(spooled.path).SOPInstanceUID == ds.SOPInstanceUID
