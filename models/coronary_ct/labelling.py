@@ -83,7 +83,31 @@ def label_lesions(hu: np.ndarray, geometry: ScanGeometry, lesions: Sequence[Lesi
         ModelError: the network returned a wrong shape.
     """
     logits = lesion_logits(hu, geometry, lesions, predict, batch_size)
-    return vote_by_plaque(lesions, logits, hu.shape)
+    voted = vote_by_plaque(lesions, logits, hu.shape)
+    skeletal = skeletal_structures(lesions, geometry, hu.shape)
+    return [Vessel.NONE if bone else lab for lab, bone in zip(voted, skeletal)]
+
+
+#: A calcified structure running this far in z (mm) is bone (spine, sternum, rib ends), not coronary calcium.
+BONE_Z_EXTENT_MM = 30.0
+
+
+def skeletal_structures(lesions: Sequence[Lesion], geometry: ScanGeometry, shape: tuple[int, int, int]) -> np.ndarray:
+    """For each lesion, whether its 3D structure (:func:`plaque_ids`) is skeletal whatever the labeller says: it
+    spans >= :data:`BONE_Z_EXTENT_MM` in z, or touches the edge of the field of view (a calcium-score field of
+    view is centred on the heart; what it cuts is chest wall or spine). Seen on independent phantoms: a rib
+    sliver at the edge of the image, on 14 slices, counted as RCA."""
+    if not lesions:
+        return np.zeros(0, dtype=bool)
+    ids = plaque_ids(lesions, shape)
+    z_lo, z_hi = np.full(ids.max() + 1, shape[0]), np.full(ids.max() + 1, -1)
+    edge = np.zeros(ids.max() + 1, dtype=bool)
+    for les, i in zip(lesions, ids):
+        z_lo[i], z_hi[i] = min(z_lo[i], les.slice_index), max(z_hi[i], les.slice_index)
+        edge[i] |= bool((les.pixels.min() == 0) | (les.pixels[:, 0].max() == shape[1] - 1)
+                        | (les.pixels[:, 1].max() == shape[2] - 1))
+    long_z = (z_hi - z_lo + 1) * geometry.increment_mm >= BONE_Z_EXTENT_MM
+    return (long_z | edge)[ids]
 
 
 #: A not-scored structure whose largest in-plane extent (mm) or volume (mm³) reaches these is called bone;
@@ -101,6 +125,7 @@ def rejected_structures(lesions: Sequence[Lesion], labels: Sequence[Vessel], geo
     if not rejected:
         return []
     ids = plaque_ids(rejected, shape)
+    skeletal = skeletal_structures(rejected, geometry, shape)
     out = []
     for pid in np.unique(ids):
         members = [les for les, i in zip(rejected, ids) if i == pid]
@@ -108,8 +133,9 @@ def rejected_structures(lesions: Sequence[Lesion], labels: Sequence[Vessel], geo
         extent = max(float(np.hypot(*(np.ptp(les.pixels, axis=0) * np.asarray(geometry.pixel_spacing_mm))))
                      for les in members)
         volume = sum(les.area_mm2 for les in members) * geometry.increment_mm
-        bone = extent >= BONE_EXTENT_MM or volume >= BONE_VOLUME_MM3
-        reason = (f"large calcified structure ({extent:.0f} mm, {volume:.0f} mm3): bone or cartilage" if bone
+        bone = extent >= BONE_EXTENT_MM or volume >= BONE_VOLUME_MM3 or bool(skeletal[ids == pid].any())
+        reason = (f"large or skeletal calcified structure ({extent:.0f} mm in plane, {volume:.0f} mm3): bone or "
+                  "cartilage" if bone
                   else "labelled not coronary by the lesion labeller (valve, annulus, aortic wall or cartilage)")
         out.append(RejectedCalcium(RejectedKind.BONE if bone else RejectedKind.NON_CORONARY, reason,
                                    biggest.slice_index, biggest.centroid_rc,

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 
-from models.coronary_ct.calcium import VESSEL_ORDER, Lesion, ScanGeometry, Vessel, find_lesions
+from models.coronary_ct.calcium import CORONARIES, VESSEL_ORDER, Lesion, ScanGeometry, Vessel, find_lesions
 from models.coronary_ct.findings import RejectedKind
-from models.coronary_ct.labelling import rejected_structures, vote_by_plaque
+from models.coronary_ct.labelling import label_lesions, rejected_structures, skeletal_structures, vote_by_plaque
+from models.coronary_ct.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
 from models.coronary_ct.pipeline import CoronaryCalciumPipeline
 from models.pipeline import PipelineRequest
 from models.runtime import RuntimeSettings, make_runtime
@@ -91,6 +92,18 @@ def test_plaque_vote_still_corrects_an_ambiguous_slice() -> None:
     assert vote_by_plaque([a, b, c], logits, (8, 20, 20)) == [Vessel.LAD, Vessel.LAD, Vessel.LAD]
 
 
+def test_skeletal_structures_long_in_z_or_cut_by_the_field_of_view() -> None:
+    """A bone sliver at the image edge on many slices was counted as RCA on an independent phantom: a structure
+    spanning >= 30 mm in z, or touching the edge of the field of view, is not coronary whatever the labeller says;
+    a 3-slice coronary plaque in the middle of the image is kept."""
+    column = [_lesion(k, slice(30, 33), slice(30, 33)) for k in range(10)]  # 10 slices x 3 mm = 30 mm
+    edge = [_lesion(4, slice(61, 64), slice(20, 23))]  # touches the last row
+    plaque = [_lesion(k, slice(10, 13), slice(40, 43)) for k in (2, 3, 4)]  # 9 mm
+    short = [_lesion(k, slice(50, 53), slice(50, 53)) for k in range(9)]  # 27 mm: kept
+    skeletal = skeletal_structures(column + edge + plaque + short, GEOMETRY, (12, 64, 64))
+    assert skeletal.tolist() == [True] * 10 + [True] + [False] * 3 + [False] * 9
+
+
 def test_rejected_structures_separates_bone_from_valve_calcium() -> None:
     rib = [_lesion(k, slice(0, 8), slice(0, 60)) for k in range(3)]  # 30 mm long, 3 slices
     valve = [_lesion(2, slice(30, 34), slice(30, 35))]
@@ -119,6 +132,23 @@ def test_family_b_study_lists_valve_annulus_and_bone_as_not_scored(phantom_b1, t
     meanings = {item.ConceptCodeSequence[0].CodeMeaning for item in _walk(dcmread(sr_file).ContentSequence)
                 if "ConceptCodeSequence" in item}
     assert {"Not scored: bone", "Not scored: non-coronary calcification"} <= meanings
+
+
+@pytest.mark.xfail(strict=True, reason="labeller v1 was trained on family A only: on family B it calls most LM, LCx and "
+                   "RCA lesions not coronary (p >= 0.9); needs retraining on both families (issue 28)")
+def test_family_b_per_vessel_recall_meets_the_bar(phantom_b1) -> None:  # type: ignore[no-untyped-def]
+    runtime = make_runtime(RuntimeSettings(model_repository=REPO, device="cpu"))
+    version = runtime.resolve_version(MODEL_NAME, None)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return runtime.infer(MODEL_NAME, {INPUT_NAME: x}, version=version).outputs[OUTPUT_NAME]
+
+    lesions = find_lesions(phantom_b1.hu, phantom_b1.geometry)
+    truth = lesion_truth(phantom_b1, lesions)
+    labels = label_lesions(phantom_b1.hu, phantom_b1.geometry, lesions, predict)
+    for vessel in CORONARIES:
+        pairs = [(t, lab) for t, lab in zip(truth, labels) if t.vessel is vessel]
+        assert pairs and sum(lab is vessel for _, lab in pairs) / len(pairs) >= 0.95, vessel.value
 
 
 def _walk(items):  # type: ignore[no-untyped-def]
