@@ -48,7 +48,7 @@ def _study(root: Path, study_uid: str, accession: str, n_slices: int) -> list[Pa
     return [*ct, root / "seg.dcm", root / "sr.dcm"]
 
 
-def _config(tmp_path: Path, orthanc_port: int) -> Path:
+def _config(tmp_path: Path, orthanc_port: int, retrieve: str = "c-get") -> Path:
     path = tmp_path / "aiws.toml"
     path.write_text(f"""
 [dicom]
@@ -57,7 +57,7 @@ ae_title = "AIWS"
 ae_title = "ORTHANC"
 host = "127.0.0.1"
 port = {orthanc_port}
-query_retrieve = "c-get"
+query_retrieve = "{retrieve}"
 [storage]
 data_dir = "{tmp_path / 'var'}"
 """, encoding="utf-8")
@@ -112,6 +112,40 @@ def test_pull_two_studies_then_resume_an_interrupted_one(tmp_path: Path, orthanc
     manifest = json.loads((out / "pull-manifest.json").read_text())["studies"]
     assert manifest[second]["state"] == "complete" and manifest[second]["instances"] == sizes[second]
     assert len(read_dataset(out, "dicom-seg").cases) == 2
+
+
+@pytest.mark.network
+def test_pull_by_c_move_lands_through_the_service_scp(tmp_path: Path, orthanc_factory) -> None:
+    """C-MOVE: Orthanc sends to our SCP (as the running service's), which files the instances of the expected
+    study into the retrieve inbox under the data directory; the pull takes them from there."""
+    from aiws.intake import LedgerListener
+    from aiws.ledger import Ledger
+    from aiws.priors import RETRIEVE_DIR
+    from pacs_bridge.retrieve import RetrieveInbox
+    from pacs_bridge.scp import StorageSCP
+    from pacs_bridge.settings import AcceptPolicy, ScpSettings, Source
+    from pacs_bridge.spool import Spool
+    from peers import free_port
+
+    port = free_port()
+    orthanc = orthanc_factory({"AIWS": ("AIWS", "127.0.0.1", port)})
+    uid, accession = next(iter(STUDIES.items()))
+    files = _study(tmp_path / "src", uid, accession, n_slices=3)
+    orthanc.upload(files)
+    config, out = _config(tmp_path, orthanc.dicom_port, "c-move"), tmp_path / "dataset"
+    data = tmp_path / "var"
+    ledger = Ledger(data / "aiws.db")
+    scp = StorageSCP(ScpSettings(host="127.0.0.1", port=port), lambda: AcceptPolicy("AIWS", True, (Source("ORTHANC"),)),
+                     Spool(data / "spool", 0), LedgerListener(ledger), RetrieveInbox(data / RETRIEVE_DIR))
+    scp.start()
+    try:
+        assert main(["--config", str(config), "dataset", "pull", "--source", "ORTHANC", "--query",
+                     f"AccessionNumber={accession}", "--out", str(out)]) == 0
+    finally:
+        scp.stop()
+    assert len(list((out / uid).glob("*.dcm"))) == len(files)
+    assert not ledger.known_instance_uids()   # retrieved, not spooled and routed as a new study
+    assert len(read_dataset(out, "dicom-seg").cases) == 1
 
 
 def test_pull_refuses_an_unknown_source_and_a_bad_query_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

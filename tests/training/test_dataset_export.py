@@ -164,3 +164,19 @@ def test_second_export_reuses_the_key(tmp_path: Path, hospital: dict[str, object
 def test_key_inside_the_dataset_is_refused(tmp_path: Path, hospital: dict[str, object]) -> None:
     with pytest.raises(DeidError, match="outside"):
         export(hospital["src"], tmp_path / "deid", tmp_path / "deid" / "key.json", tmp_path / "report.json")
+
+
+def test_cli_export_lists_withheld_files(tmp_path: Path, hospital: dict[str, object],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from aiws.cli import main
+
+    key = tmp_path / "key.json"
+    args = ["dataset", "export", "--in", str(hospital["src"]), "--out", str(tmp_path / "deid"), "--key-out", str(key)]
+    assert main(args) != 0                                   # --de-identify is required
+    assert "--de-identify is required" in capsys.readouterr().err
+    assert main([*args, "--de-identify"]) == 0
+    console = capsys.readouterr().out
+    assert "16 file(s) de-identified, 1 patient(s)" in console
+    assert "WITHHELD scout/ct_0000.dcm: BurnedInAnnotation is YES" in console
+    assert (tmp_path / "key.report.json").is_file() and key.is_file()
+    assert not any(p.suffix == ".json" for p in (tmp_path / "deid").rglob("*"))
