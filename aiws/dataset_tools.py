@@ -55,7 +55,7 @@ LOGGER = logging.getLogger(__name__)
 MANIFEST = "pull-manifest.json"
 #: SOP classes offered for C-GET: a PACS such as Orthanc stops a study's C-GET at the first object of a class
 #: not offered, so the classes a labelled study holds beside its images (SEG, SR, our summaries) are all here.
-SOP_CLASSES = [CTImageStorage, EnhancedCTImageStorage, MRImageStorage, EnhancedMRImageStorage,
+SOP_CLASSES: list[str] = [CTImageStorage, EnhancedCTImageStorage, MRImageStorage, EnhancedMRImageStorage,
                DigitalMammographyXRayImageStorageForPresentation, DigitalMammographyXRayImageStorageForProcessing,
                SegmentationStorage, ComprehensiveSRStorage, Comprehensive3DSRStorage, EnhancedSRStorage,
                BasicTextSRStorage, SecondaryCaptureImageStorage, EncapsulatedPDFStorage,
