@@ -123,6 +123,19 @@ def test_export_removes_identity_and_keeps_labels(tmp_path: Path, hospital: dict
               for p in hospital["ct"]}
     after = sorted(dcmread(p).PixelData for p in files if dcmread(p).Modality == "CT")
     assert after == sorted(before.values())
+    # every reference (SEG sources and series, SR evidence and content tree) names an exported object
+    datasets = [dcmread(p) for p in files]
+    sops = {str(ds.SOPInstanceUID) for ds in datasets}
+    for ds in datasets:
+        if ds.Modality not in ("SEG", "SR"):
+            continue
+        refs: set[str] = set()
+        ds.walk(lambda d, e: refs.add(str(e.value)) if e.keyword == "ReferencedSOPInstanceUID" else None)
+        assert refs and refs <= sops, ds.Modality
+        ct_frames = {str(c.FrameOfReferenceUID) for c in datasets if c.Modality == "CT"
+                     and c.StudyInstanceUID == ds.StudyInstanceUID}
+        if ds.Modality == "SEG":
+            assert {str(ds.FrameOfReferenceUID)} == ct_frames
     # SEG and SR still reference the remapped images: the labels land on the same voxels
     result = read_dataset(out, "dicom-seg")
     assert len(result.cases) == 2 and not result.skipped
@@ -156,6 +169,14 @@ def test_second_export_reuses_the_key(tmp_path: Path, hospital: dict[str, object
     assert json.loads(key.read_text()) == first
     assert [p.relative_to(tmp_path / "a") for p in _all(tmp_path / "a")] == \
         [p.relative_to(tmp_path / "b") for p in _all(tmp_path / "b")]   # same pseudonym and UIDs
+    # the patient's later study, exported on its own with the key: same pseudonym, same shift
+    export(hospital["src"] / "study2", tmp_path / "later", key, report)
+    assert json.loads(key.read_text()) == first
+    (folder,) = (tmp_path / "later").iterdir()
+    assert folder.name == first["patients"]["MRN-4711"]["pseudonym"]
+    later = dcmread(next(folder.rglob("*.dcm")))
+    shift = dt.timedelta(days=first["patients"]["MRN-4711"]["date_shift_days"])
+    assert later.StudyDate == (dt.date(2024, 6, 10) + shift).strftime("%Y%m%d")
     other = tmp_path / "other_key.json"
     export(hospital["src"], tmp_path / "c", other, report)
     assert json.loads(other.read_text())["patients"]["MRN-4711"] != first["patients"]["MRN-4711"]
