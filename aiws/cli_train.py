@@ -118,9 +118,8 @@ def cmd_dataset_export(args: argparse.Namespace, config: Config) -> int:
     except DeidError as exc:
         raise ConfigError(str(exc)) from None
     CONSOLE.info(f"{args.out.name}: {summary.exported} file(s) de-identified, {summary.patients} patient(s) in the "
-                 f"key {args.key_out.name}; {len(summary.withheld)} withheld, listed in {report.name}")
-    for name, reason in summary.withheld:
-        CONSOLE.info(f"WITHHELD {name}: {reason}")
+                 f"key {args.key_out.name}; {len(summary.withheld)} withheld (burned-in annotation YES or unknown, "
+                 f"unreadable), listed in {report.name}")  # not here: file names in a PACS export may name patients
     return 0
 
 
