@@ -8,6 +8,12 @@ Prints the median time of each, the ratios to the baseline and to ours, whether 
 fastest, and within 1.5× of the bare pydicom cost), and the time to write SR + SEG + SC for a
 20-finding result on that series.
 
+Then ours beside highdicom's ``get_volume_from_series`` / ``Image.get_volume`` (in-process, median of
+``--repeat``; dcmread included on both sides) on the 300-slice series, the orientation test series of
+``tests/imaging`` (axial head/feet first, coronal, sagittal, oblique), a legacy-converted enhanced CT,
+pydicom's enhanced CT sample and an enhanced MR cine (several phases per position), each with whether
+highdicom's volume is ours (the same LPS position of every voxel, the same voxel values).
+
 Run: ``make bench`` or ``.venv/bin/python bench/load.py [--slices 300] [--size 512] [--repeat 3]``.
 """
 from __future__ import annotations
@@ -27,16 +33,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from factories import make_ct_series  # noqa: E402
-
-from imaging.capture import write_summary_capture  # noqa: E402
-from imaging.provenance import save_dataset  # noqa: E402
-from imaging.results import Code, Finding, Measurement, ResultContext, Segment  # noqa: E402
-from imaging.seg import write_seg  # noqa: E402
-from imaging.sr import write_sr  # noqa: E402
-from imaging.volume import Volume, load_volume  # noqa: E402
+from factories import make_ct_series
+from imaging.capture import write_summary_capture
+from imaging.provenance import save_dataset
+from imaging.results import Code, Finding, Measurement, ResultContext, Segment
+from imaging.seg import write_seg
+from imaging.sr import write_sr
+from imaging.volume import Volume, load_phases, load_volume
 
 TARGET_RATIO = 1.5
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "imaging"))
 
 
 def bare_pydicom(files: list[Path]) -> object:
@@ -136,6 +142,88 @@ def write_results(volume: Volume, out_dir: Path, n_findings: int = 20) -> tuple[
     return time.perf_counter() - t0, times
 
 
+def highdicom_volume(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """(voxels, affine) by highdicom: a multi-frame file through ``imread(...).get_volume``, a series of
+    single-frame files through ``get_volume_from_series``; float32 with the modality transform applied."""
+    import highdicom as hd
+    from pydicom import dcmread
+
+    if len(paths) == 1:
+        volume = hd.imread(paths[0]).get_volume(dtype=np.float32)
+    else:
+        volume = hd.get_volume_from_series([dcmread(p) for p in paths], dtype=np.float32)
+    return volume.array, volume.affine
+
+
+def same_volume(ours_v: Volume, voxels: np.ndarray, affine: np.ndarray) -> str:
+    """'yes' when highdicom's (voxels, affine) put the same values at the same LPS positions as ours (the
+    array may run the other way along an axis, with the affine to match); otherwise what differs."""
+    if voxels.shape != ours_v.voxels.shape:
+        return f"NO: shape {voxels.shape} vs ours {ours_v.voxels.shape}"
+    for flips in np.ndindex(2, 2, 2):
+        index = np.diag([1.0, 1.0, 1.0, 1.0])
+        for axis, flip in enumerate(flips):
+            if flip:
+                index[axis, axis], index[axis, 3] = -1.0, voxels.shape[axis] - 1
+        if np.allclose(affine @ index, ours_v.affine, atol=1e-3):
+            flipped = np.flip(voxels, [a for a, f in enumerate(flips) if f])
+            equal = np.allclose(flipped, ours_v.voxels, atol=1e-3)
+            how = "as stored" if not any(flips) else "flipped along " + "".join("krc"[a] for a, f in enumerate(flips) if f)
+            return f"yes ({how})" if equal else f"NO: same geometry ({how}), voxels differ"
+    return "NO: affine differs"
+
+
+def comparison_cases(work: Path, large: list[Path]) -> dict[str, list[Path]]:
+    """The series to compare on: the large CT, the orientation cases, three enhanced multi-frame files."""
+    import highdicom as hd
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    from factories import make_enhanced_mr_cine
+    from imaging_helpers import CASES, write_phantom
+
+    cases = {f"CT {len(large)} slices": large}
+    for name, (orientation, position) in CASES.items():
+        cases[name] = write_phantom(work / name, orientation, position).paths
+    phantom = write_phantom(work / "for-enhanced", CASES["oblique"][0], shape=(40, 64, 64))
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage([dcmread(p) for p in phantom.paths], generate_uid(), 2,
+                                                        generate_uid(), 1)
+    enhanced.save_as(work / "enhanced-ct.dcm")
+    cases["legacy-converted enhanced CT (oblique)"] = [work / "enhanced-ct.dcm"]
+    cases["enhanced CT sample (pydicom-data)"] = [Path(get_testdata_file("eCT_Supplemental.dcm"))]
+    cases["enhanced MR cine, 3 positions x 4 phases"] = [make_enhanced_mr_cine(work / "cine.dcm", 3, 4, 24, 28)]
+    return cases
+
+
+def median_seconds(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def compare_with_highdicom(work: Path, large: list[Path], repeat: int) -> None:
+    """Print ours and highdicom's median load time per case, the ratio, and whether the volumes agree."""
+    import highdicom  # noqa: F401  (imported before timing, as ours is)
+
+    print(f"\n{'series -> volume':42s} {'ours s':>8s} {'highdicom s':>12s} {'hd/ours':>8s}  highdicom's volume is ours")
+    for name, paths in comparison_cases(work, large).items():
+        mine_s = median_seconds(lambda: load_phases(paths), repeat)
+        phases = load_phases(paths)  # one volume, or one per phase where positions repeat (cine)
+        try:
+            voxels, affine = highdicom_volume(paths)
+        except (ValueError, RuntimeError) as exc:
+            print(f"{name:42s} {mine_s:8.3f} {'-':>12s} {'-':>8s}  highdicom: {type(exc).__name__} "
+                  f"({str(exc)[:60]}); ours: {len(phases)} volumes, one per phase")
+            continue
+        theirs_s = median_seconds(lambda: highdicom_volume(paths), repeat)
+        verdict = same_volume(phases[0], voxels, affine) if len(phases) == 1 else f"ours: {len(phases)} phases"
+        print(f"{name:42s} {mine_s:8.3f} {theirs_s:12.3f} {theirs_s / mine_s:8.2f}  {verdict}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
@@ -168,6 +256,7 @@ def main() -> int:
         total, parts = write_results(volume, work / "out")
         detail = ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
         print(f"write SR + SEG + SC for a 20-finding result: {total:.2f} s ({detail})")
+        compare_with_highdicom(work / "compare", files, args.repeat)
         return 0
 
 
