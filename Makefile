@@ -9,7 +9,7 @@ VENV_TRITON := .venv-triton
 TRITON_STAMP := $(VENV_TRITON)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps serve demo test test-fast bench train-lung clean
+.PHONY: setup system-deps serve demo lint test test-fast bench train-lung clean
 
 setup: system-deps $(STAMP) $(TRITON_STAMP)
 
@@ -42,7 +42,14 @@ DEMO_ARGS ?=
 demo: setup
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
+# ruff on the whole tree and mypy on the packages, as configured in pyproject.toml ([tool.ruff], [tool.mypy]).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# ruff first (seconds); mypy stays in `make lint` so that a typing finding in work in progress does not stop the tests.
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -67,7 +67,7 @@ class ScanResult:
 
 
 def _tolerance(t: dict[str, Any]) -> float:
-    return max(t["mean_diameter_mm"] / 2.0, MATCH_MIN_MM)
+    return max(float(t["mean_diameter_mm"]) / 2.0, MATCH_MIN_MM)
 
 
 def match(scan: ScanResult, threshold: float) -> tuple[dict[int, int], int]:

@@ -19,11 +19,23 @@ from models.mammography.density import birads_density
 from models.mammography.preprocess import WORKING_SPACING_MM, resample
 from models.mammography.segmentation import find_nipple
 from training.mammography.breast import (
-    BreastShape, TissueParams, breast_masks, dense_tissue, sample_shape, skin_distance_mm, smooth_noise,
+    BreastShape,
+    TissueParams,
+    breast_masks,
+    dense_tissue,
+    sample_shape,
+    skin_distance_mm,
+    smooth_noise,
     thickness_profile,
 )
 from training.mammography.lesions import (
-    Calcification, MassSpec, bezier, cluster_region, render_calcifications, render_curve, render_mass,
+    Calcification,
+    MassSpec,
+    bezier,
+    cluster_region,
+    render_calcifications,
+    render_curve,
+    render_mass,
 )
 
 VIEWS: tuple[tuple[str, str], ...] = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))
