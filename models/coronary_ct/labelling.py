@@ -2,7 +2,11 @@
 pipeline (network through :mod:`models.runtime`) and evaluation (network in torch or ONNX).
 
 Convention: the network labels each 2D lesion; lesions that touch across adjacent slices
-(one 3D plaque) then share one label, from their pooled area-weighted log-probabilities.
+(one 3D plaque) then share one label, from their pooled area-weighted log-probabilities, except that
+the pool never discards a lesion the network itself calls coronary. Structures that are skeletal by
+anatomy (>= 30 mm in z, or cut by the edge of the heart-centred field of view) are never scored.
+What is not scored is kept as :class:`~models.coronary_ct.findings.RejectedCalcium` (bone or
+non-coronary calcification, with the reason and the location) for the "not scored" list of the SR.
 """
 from __future__ import annotations
 
