@@ -94,14 +94,31 @@ def write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
     _write_through_tmp(path, tmp_dir, lambda fd: _write_all(fd, data))
 
 
+def _size(source: BinaryIO) -> int:
+    return source.seek(0, os.SEEK_END)
+
+
+def _copy_stream(out_fd: int, source: BinaryIO, offset: int, count: int) -> None:
+    """Copy ``source[offset:offset + count]``: in the kernel from a file, in chunks from memory."""
+    try:
+        in_fd = source.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation: a data set received into memory
+        source.seek(offset)
+        while chunk := source.read(min(count, _COPY_CHUNK)):
+            _write_all(out_fd, chunk)
+            count -= len(chunk)
+        return
+    _copy_range(out_fd, in_fd, offset, count)
+
+
 def copy_durably(path: Path, header: bytes, source: BinaryIO, offset: int, tmp_dir: Path) -> int:
     """As :func:`write_durably`, with *header* then ``source[offset:]`` (copied in chunks, never
     held whole in memory). Returns the bytes written."""
-    count = os.fstat(source.fileno()).st_size - offset
+    count = _size(source) - offset
 
     def fill(fd: int) -> None:
         _write_all(fd, header)
-        _copy_range(fd, source.fileno(), offset, count)
+        _copy_stream(fd, source, offset, count)
 
     _write_through_tmp(path, tmp_dir, fill)
     return len(header) + count
@@ -171,7 +188,7 @@ class Spool:
         path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
         if path.exists():
             return SpooledFile(path, path.stat().st_size, created=False)
-        self.check_space(len(header) + os.fstat(source.fileno()).st_size - offset)
+        self.check_space(len(header) + _size(source) - offset)
         self._make_parent(path)
         size = copy_durably(path, header, source, offset, self.tmp_dir)
         return SpooledFile(path, size, created=True)
@@ -199,7 +216,7 @@ class Spool:
         path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
         if path.exists():
             return SpooledFile(path, path.stat().st_size, created=False)
-        size = os.fstat(source.fileno()).st_size
+        size = _size(source)
         self.check_space(0)
         self._make_parent(path)
         os.fdatasync(source.fileno())
