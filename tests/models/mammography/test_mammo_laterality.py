@@ -135,6 +135,10 @@ def make_variant(stored: dict[tuple[str, str], Path], name: str, folder: Path) -
             del ds.ImageLaterality
             value, meaning = (LEFT_BREAST, "Left breast") if side == "L" else (RIGHT_BREAST, "Right breast")
             ds.AnatomicRegionSequence = Sequence([_code(value, "SCT", meaning)])
+        elif name == "view_code_only":  # a side modifier (retired SRT code) on the view code, nothing else
+            del ds.ImageLaterality
+            ds.ViewCodeSequence[0].ViewModifierCodeSequence = Sequence(
+                [_code("G-A101", "SRT", "Left") if side == "L" else _code("G-A100", "SRT", "Right")])
         paths.append(_resave(ds, folder / path.name))
     return paths
 
@@ -158,7 +162,8 @@ def _inside(points: np.ndarray, r: float, c: float) -> bool:
     return bool(points[:, 0].min() <= c <= points[:, 0].max() and points[:, 1].min() <= r <= points[:, 1].max())
 
 
-VARIANTS = ["stored", "flipped", "fov_flip", "upside_down", "series_laterality", "empty_image_laterality", "code_only"]
+VARIANTS = ["stored", "flipped", "fov_flip", "upside_down", "series_laterality", "empty_image_laterality", "code_only",
+            "view_code_only"]
 
 
 @pytest.mark.parametrize("name", VARIANTS)
