@@ -153,7 +153,19 @@ def choose(series: Iterable[SeriesInfo], rules: MatchRules, *, prefer: Callable[
     """The one series a pipeline measures: among those matching *rules* with at least *min_files*
     files (and, with *original_only*, not DERIVED), the smallest by *prefer*; ties go to the lower
     Series Number, then UID (the order of :func:`select_series`). None when no series fits.
+    The choice is logged (INFO) with the series passed over and why, by UID only (no tag values).
     """
-    fitting = [s for s in select_series(series, rules)
-               if len(s.files) >= min_files and not (original_only and is_derived(s))]
-    return min(fitting, key=prefer) if fitting else None
+    series = list(series)
+    matching = select_series(series, rules)
+    fitting = [s for s in matching if len(s.files) >= min_files and not (original_only and is_derived(s))]
+    chosen = min(fitting, key=prefer) if fitting else None
+    if len(series) > 1 or chosen is None:
+        def why(s: SeriesInfo) -> str:
+            if s not in matching:
+                return "rules"
+            return "derived" if original_only and is_derived(s) else ("files" if len(s.files) < min_files
+                                                                      else "preference")
+        skipped = [f"{s.series_uid} ({why(s)})" for s in series if s is not chosen]
+        LOGGER.info("chose series %s of %d (%d fitting); passed over: %s",
+                    chosen.series_uid if chosen else "none", len(series), len(fitting), ", ".join(skipped) or "-")
+    return chosen
