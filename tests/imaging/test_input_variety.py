@@ -7,7 +7,9 @@ What the loader does with each (the pipelines load with the default ``LoadOption
 - a missing slice: refused (``GeometryError`` naming the series, the count and the gap); interpolated only
   with ``LoadOptions(regrid=True)``, which no pipeline sets;
 - gantry tilt: accepted, kept as a sheared affine (voxels at their true LPS positions) and reported as a
-  ``GANTRY_TILT`` issue naming the series and the angle;
+  ``GANTRY_TILT`` issue naming the series and the angle; coronary scoring refuses a stack more than about
+  10 degrees off the patient axes (``NoSuitableSeries`` naming the series), the lung pipeline carries the
+  shear through its grids;
 - non-square pixels, unsigned pixel data with a rescale intercept, enhanced multi-frame MR and CT,
   JPEG 2000 and JPEG-LS lossless: the same voxels as the plain single-frame series;
 - several series in a study: :func:`imaging.series.choose` picks one and logs the choice (UIDs only).
@@ -30,6 +32,8 @@ from imaging.geometry import IssueKind
 from imaging.rules import MatchRules
 from imaging.series import choose, group_series
 from imaging.volume import LoadOptions, load_volume
+from models.coronary_ct.volume_io import Canonical
+from models.errors import NoSuitableSeries
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
@@ -103,6 +107,21 @@ def test_gantry_tilt_is_kept_as_a_sheared_affine_and_reported(tmp_path: Path) ->
     assert np.allclose(volume.index_to_lps(np.array([[k, 0.0, 0.0] for k in range(n)])), positions, atol=1e-3)
     assert volume.spacing_mm[0] == pytest.approx(step * math.cos(tilt), abs=1e-3)
     assert np.array_equal(volume.voxels, voxels)
+
+
+@pytest.mark.parametrize(("tilt_deg", "refused"), [(5.0, False), (15.0, True)])
+def test_coronary_scoring_refuses_a_tilt_beyond_10_degrees_naming_the_series(tmp_path: Path, tilt_deg: float,
+                                                                              refused: bool) -> None:
+    tilt = math.radians(tilt_deg)
+    orientation = (1.0, 0.0, 0.0, 0.0, math.cos(tilt), math.sin(tilt))
+    paths = make_slices(tmp_path, _voxels(4, 16, 16), [(0.0, 0.0, 3.0 * k) for k in range(4)],
+                        orientation=orientation)
+    volume = load_volume(paths)
+    if not refused:
+        assert Canonical.of(volume) == Canonical(False, False, False)
+        return
+    with pytest.raises(NoSuitableSeries, match=rf"series {volume.series_uid}: not an axial stack"):
+        Canonical.of(volume)
 
 
 def test_non_square_pixels_give_the_right_spacing_and_affine(tmp_path: Path) -> None:
