@@ -18,6 +18,7 @@ from pydicom.uid import CTImageStorage
 
 from imaging.backend import ArrayBackend
 from imaging.bundle import BundleOptions, write_bundle
+from imaging.geometry import IssueKind
 from imaging.provenance import algorithm_version
 from imaging.results import AlgorithmId, ResultContext
 from imaging.rules import MatchRules
@@ -129,6 +130,29 @@ def _for_rads(nodule: Nodule, comparison: Comparison) -> NoduleForRads:
                          comparison.vdt_days)
 
 
+#: A stack sheared by more than this (gantry tilt) is refused: the nodule grids and measures assume slices
+#: perpendicular to the stack, and the shear would distort shape and size. Reconstruct without tilt.
+MAX_TILT_DEG = 1.0
+
+
+def tilt_of(volume: Volume) -> float:
+    """The gantry tilt the loader reported for *volume* (degrees; 0 when none)."""
+    return max((i.value for i in volume.issues if i.kind == IssueKind.GANTRY_TILT), default=0.0)
+
+
+def refuse_tilted(volume: Volume) -> Volume:
+    """*volume* unchanged, unless its slices are tilted by more than :data:`MAX_TILT_DEG`.
+
+    Raises:
+        NoSuitableSeries: naming the series and the angle.
+    """
+    tilt = tilt_of(volume)
+    if tilt > MAX_TILT_DEG:
+        raise NoSuitableSeries(f"series {volume.series_uid}: gantry tilt of {tilt:.1f} degrees (at most "
+                               f"{MAX_TILT_DEG:.0f}); the lung pipeline needs an untilted reconstruction")
+    return volume
+
+
 class LungNodulePipeline:
     """Lung nodule detection and categorisation; holds the runtime (sessions reused across studies)."""
 
@@ -155,7 +179,12 @@ class LungNodulePipeline:
         info = choose_series(prior.series, self.settings.select, prior.study_uid)
         operating = candidate_settings(self.runtime, MODEL_NAME, version)
         settings = replace(operating, min_score=min(operating.min_score, self.settings.prior_min_score))
-        return self._detect(load_volume(info.instances), version, settings).nodules
+        volume = load_volume(info.instances)
+        if tilt_of(volume) > MAX_TILT_DEG:
+            LOGGER.warning("study %s: prior series %s has a gantry tilt of %.1f degrees; compared without it",
+                           prior.study_uid, volume.series_uid, tilt_of(volume))
+            return None
+        return self._detect(volume, version, settings).nodules
 
     def run(self, request: PipelineRequest) -> PipelineOutput:
         """Find, measure and categorise nodules; write SEG, SR, SC and PDF into ``request.out_dir``.
@@ -167,7 +196,7 @@ class LungNodulePipeline:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         info = choose_series(request.series, self.settings.select, request.study_uid, request.headers)
-        volume = load_volume(info.instances)
+        volume = refuse_tilted(load_volume(info.instances))
         version = self.runtime.resolve_version(MODEL_NAME, self.settings.model_version)
         timings["load"] = time.perf_counter() - t
 
