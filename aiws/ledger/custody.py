@@ -51,15 +51,10 @@ class InstanceRefused(AiwsError):
 class CustodyMixin:
     """Quarantine, purge and health signals (used by :class:`aiws.ledger.Ledger`)."""
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by Ledger
-        raise NotImplementedError
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:  # provided by Ledger
-        raise NotImplementedError
-
-    @staticmethod
-    def _audit(con: sqlite3.Connection, actor: str, action: str, detail: dict[str, Any]) -> None:
-        raise NotImplementedError
+    # Provided by aiws.ledger.Ledger, which mixes this class in (declared here for the type checker only).
+    transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    query: Callable[..., list[sqlite3.Row]]
+    _audit: Callable[[sqlite3.Connection, str, str, dict[str, Any]], None]
 
     # -- quarantine ---------------------------------------------------------------------
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -20,15 +20,10 @@ class WorkMixin:
     Sends: pending → sending → done | pending (retry, with backoff) | dead.
     """
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by Ledger
-        raise NotImplementedError
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:  # provided by Ledger
-        raise NotImplementedError
-
-    @staticmethod
-    def _audit(con: sqlite3.Connection, actor: str, action: str, detail: dict[str, Any]) -> None:
-        raise NotImplementedError
+    # Provided by aiws.ledger.Ledger, which mixes this class in (declared here for the type checker only).
+    transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    query: Callable[..., list[sqlite3.Row]]
+    _audit: Callable[[sqlite3.Connection, str, str, dict[str, Any]], None]
 
     # -- jobs -----------------------------------------------------------------------
     def claim_job(self, worker: str, now: float) -> JobRow | None:

@@ -254,7 +254,7 @@ def train_classifier(config: ClassifierConfig, data_dir: Path, run_dir: Path, pr
         state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
         network.load_state_dict(state["state_dict"])
         seconds = time.perf_counter() - t0
-        trained_on = {"dataset": str(data_dir), "cases": train_names, "validation_cases": val_names,
+        trained_on = {"dataset": data_dir.name, "cases": train_names, "validation_cases": val_names,
                       "phantom_seeds": dataset_seeds(data_dir), "points": len(train),
                       "points_on_nodules": int(train.positive.sum()), "iterations": config.train.iterations,
                       "best_step": best[1], "seconds": round(seconds, 1),
@@ -399,8 +399,9 @@ def evaluate_classifier(run_dir: Path, data_dir: Path, threads: int = 0) -> dict
                                                             config.data, None)}).outputs[OUTPUT_NAME].reshape(-1)
               for i in range(0, len(patches), 64)]
     values = np.concatenate(logits) if logits else np.zeros(0)
-    result = {"data": str(data_dir), "seeds": seeds, "model": MODEL_NAME, "cases": len(case_names(data_dir)),
-              "candidates_from": source.to_mapping() if source else None, **patch_metrics(values, patches)}
+    result = {"data": data_dir.name, "seeds": seeds, "model": MODEL_NAME, "cases": len(case_names(data_dir)),
+              "candidates_from": {"model": source.model, "version": source.version} if source else None,  # no path
+              **patch_metrics(values, patches)}
     if source is not None:
         on = np.array([s == "candidate" for s in patches.source])
         result["network_candidates"] = patch_metrics(values[on], _subset(patches, on))

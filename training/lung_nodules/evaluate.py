@@ -87,7 +87,7 @@ def evaluate_run(run_dir: Path, data_dir: Path, threads: int = 0) -> dict[str, A
         scans.append(scan)
         seconds.append(s)
         LOGGER.info("evaluated %s: %d truth, %d candidates, %.1f s", name, len(scan.truth), len(scan.found), s)
-    result = {"data": str(data_dir), "seeds": seeds, "model": model, "operating_point": summarize(scans, threshold),
+    result = {"data": data_dir.name, "seeds": seeds, "model": model, "operating_point": summarize(scans, threshold),
               "froc": froc(scans)["points"], "seconds_per_scan": round(float(np.mean(seconds)), 1),
               "scans": [{"name": s.name, "dice": round(s.dice or 0.0, 4), **s.extra, "truth": s.truth,
                          "found": [f for f in s.found if f["score"] >= threshold]} for s in scans]}

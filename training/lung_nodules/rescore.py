@@ -269,7 +269,7 @@ def _fit_run(run_dir: Path, data_dir: Path, options: RescoreOptions, threads: in
     rescored_froc = froc(validated)["points"]
     blobs = int(card.get("postprocess", {}).get("blob_candidates", 0))
     grow = float(card.get("postprocess", {}).get("grow_open_mm", 0.0))
-    summary = {"data": str(data_dir), "seeds": seeds, "scans": len(scans), "candidates": len(y),
+    summary = {"data": data_dir.name, "seeds": seeds, "scans": len(scans), "candidates": len(y),
                "on_nodules": int(y.sum()), "blob_candidates": blobs, "grow_open_mm": grow,
                "classifier": card.get("classifier"), "l2": L2, "folds": FOLDS,
                "threshold": round(threshold, 4), "max_fp_per_scan": max_fp,

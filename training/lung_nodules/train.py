@@ -207,7 +207,7 @@ def _finish(network: Any, config: TrainConfig, run_dir: Path, data_dir: Path, va
     summary, scans = validate(network, val, config) if val else ({}, [])
     threshold = choose_threshold(scans, config.export.max_fp_per_scan, config.postprocess.prob_threshold) \
         if scans else config.postprocess.min_score
-    trained_on = {"dataset": str(data_dir), "cases": [s.name for s in train_samples],
+    trained_on = {"dataset": data_dir.name, "cases": [s.name for s in train_samples],
                   "validation_cases": [v.case.name for v in val], "phantom_seeds": dataset_seeds(data_dir),
                   "iterations": config.train.iterations, "best_step": best[1], "seconds": round(seconds, 1)}
     card = candidate_card(config, trained_on, summary, threshold)
