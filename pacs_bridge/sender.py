@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
-from pynetdicom import AE, build_context
+from pydicom.filereader import read_file_meta_info
+from pynetdicom import AE, _config, build_context
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
@@ -69,6 +70,17 @@ def echo(dest: Destination, settings: SenderSettings) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
+def _identity(path: Path) -> tuple[str, str, str]:
+    """(SOP Class UID, SOP Instance UID, Transfer Syntax UID) of a Part 10 file, from its File Meta group
+    (the data set's header when the group lacks them)."""
+    meta = read_file_meta_info(path)
+    sop_class, sop_instance = meta.get("MediaStorageSOPClassUID"), meta.get("MediaStorageSOPInstanceUID")
+    if not (sop_class and sop_instance):
+        header = dcmread(path, stop_before_pixels=True)
+        sop_class, sop_instance = header.SOPClassUID, header.SOPInstanceUID
+    return str(sop_class), str(sop_instance), str(meta.TransferSyntaxUID)
+
+
 def send_files(dest: Destination, paths: Sequence[Path], settings: SenderSettings) -> SendReport:
     """C-STORE every file in *paths* to *dest* over one association.
 
@@ -77,8 +89,11 @@ def send_files(dest: Destination, paths: Sequence[Path], settings: SenderSetting
             (the caller retries the whole set; a PACS stores duplicates idempotently).
     """
     t0 = time.perf_counter()
-    headers = [dcmread(p, stop_before_pixels=True) for p in paths]
-    pairs = sorted({(str(h.SOPClassUID), str(h.file_meta.TransferSyntaxUID)) for h in headers})
+    # Each file is read twice at most in part: its File Meta here for the contexts, then streamed from disk by
+    # pynetdicom without decoding it (chunked send), where a full dcmread per file used to come on top.
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    identities = [_identity(p) for p in paths]
+    pairs = sorted({(sop_class, ts) for sop_class, _, ts in identities})
     by_class: dict[str, list[str]] = {}
     for sop_class, ts in pairs:
         by_class.setdefault(sop_class, []).append(ts)
@@ -88,13 +103,12 @@ def send_files(dest: Destination, paths: Sequence[Path], settings: SenderSetting
     assoc = _associate(scu_ae(settings), dest, settings, contexts)
     failures: list[str] = []
     try:
-        for path in paths:
-            ds = dcmread(path)
-            status = assoc.send_c_store(ds)
+        for path, (_, sop_instance, _) in zip(paths, identities, strict=True):
+            status = assoc.send_c_store(path)
             code = int(getattr(status, "Status", -1)) if status else -1
             if code not in STORED:  # success, or a warning: stored all the same
-                failures.append(f"{ds.SOPInstanceUID}: status {code:#06x}" if code >= 0 else
-                                f"{ds.SOPInstanceUID}: no response")
+                failures.append(f"{sop_instance}: status {code:#06x}" if code >= 0 else
+                                f"{sop_instance}: no response")
                 if not assoc.is_established:
                     break
     finally:
