@@ -38,6 +38,10 @@ MAX_IMAGE_PX, MIN_IMAGE_PX = 1024, 512
 MAX_LEGEND_LINES = 48
 DETAIL_INDENT_PX, WRAP_INDENT_PX = 28, 14
 DETAIL_COLOUR, NOTE_COLOUR, WHITE = (230, 230, 230), (190, 190, 190), (255, 255, 255)
+#: what qualifies the whole result (an acquisition outside the method's conditions), first in every legend
+WARNING_COLOUR = (255, 200, 0)
+#: algorithm parameters (:class:`imaging.results.AlgorithmId`) whose values are drawn as such warnings
+WARNING_PARAMETER_PREFIX = "acquisition_warning"
 Colour = tuple[int, int, int]
 
 
@@ -212,11 +216,20 @@ def _refs(source: Volume | Mammogram, items: Sequence[tuple[int, Finding]], plac
     return ", ".join(f"{n} ({_where(source, places.get(f.tracking_id))})" for n, f in items)
 
 
+def legend_notes(context: ResultContext) -> tuple[str, ...]:
+    """The warnings that qualify the whole result, as legend sentences: the values of the algorithm
+    parameters named ``acquisition_warning...`` (e.g. "Acquired at 100 kVp, not 120 kVp: ..."), in order."""
+    algorithm = context.algorithm_id
+    return tuple(value[:1].upper() + value[1:] for name, value in algorithm.parameters
+                 if name.startswith(WARNING_PARAMETER_PREFIX) and value)
+
+
 def _legend(source: Volume | Mammogram, findings: Sequence[Finding], places: dict[str, _Place], k: int,
-            shown: Sequence[int]) -> tuple[list[LegendLine], tuple[str, ...]]:
-    """The legend of the key image of slice *k*: the findings drawn on it, the exam-level findings,
-    then one line each naming the findings on the other key images (*shown* slices) and those on no
-    key image. Past :data:`MAX_LEGEND_LINES` the last findings keep their heading only.
+            shown: Sequence[int], notes: Sequence[str] = ()) -> tuple[list[LegendLine], tuple[str, ...]]:
+    """The legend of the key image of slice *k*: the *notes* (warnings on the whole result), the findings
+    drawn on it, the exam-level findings, then one line each naming the findings on the other key images
+    (*shown* slices) and those on no key image. Past :data:`MAX_LEGEND_LINES` the last findings keep their
+    heading only; the notes are always drawn in full.
 
     Returns the lines and the tracking ids listed in full."""
     numbered = list(enumerate(findings, start=1))
@@ -227,6 +240,7 @@ def _legend(source: Volume | Mammogram, findings: Sequence[Finding], places: dic
     unshown = [(n, f) for n, f in numbered if f.tracking_id in places
                and places[f.tracking_id].slice_index not in shown]
     width = LEGEND_PX - 2 * PAD_PX
+    head = [line for note in notes for line in wrap_lines(note, FONT_PX, width, WARNING_COLOUR)]
     tail: list[LegendLine] = []
     if elsewhere:
         tail += wrap_lines(f"On the other key images: {_refs(source, elsewhere, places)}", FONT_PX, width,
@@ -236,7 +250,7 @@ def _legend(source: Volume | Mammogram, findings: Sequence[Finding], places: dic
                            FONT_PX, width, NOTE_COLOUR)
     blocks = [_block(n, f, places.get(f.tracking_id), True) for n, f in listed]
     brief = len(blocks)
-    while brief > 0 and sum(map(len, blocks)) + len(tail) > MAX_LEGEND_LINES:
+    while brief > 0 and sum(map(len, blocks)) + len(head) + len(tail) > MAX_LEGEND_LINES:
         brief -= 1
         blocks[brief] = _block(*listed[brief], places.get(listed[brief][1].tracking_id), False)
     if brief < len(blocks):
@@ -245,7 +259,7 @@ def _legend(source: Volume | Mammogram, findings: Sequence[Finding], places: dic
                           MARKER_COLOUR) + tail
     if not listed:
         blocks = [[LegendLine("No finding on this image", WHITE)]]
-    return [line for block in blocks for line in block] + tail, tuple(f.tracking_id for _, f in listed)
+    return head + [line for block in blocks for line in block] + tail, tuple(f.tracking_id for _, f in listed)
 
 
 def _first_value(value: object) -> float:
@@ -360,9 +374,10 @@ def _render(source: Volume | Mammogram, k: int, places: list[_Place], legend: li
 
 def render_key_images(source: Volume | Mammogram, findings: Sequence[Finding], *, segments: Sequence[Segment] = (),
                       title: str = "", window: tuple[float, float] | None = None,
-                      max_images: int = 4) -> list[KeyImage]:
+                      max_images: int = 4, notes: Sequence[str] = ()) -> list[KeyImage]:
     """Key images of *findings*: one per slice holding a finding (at most *max_images*, the slices with
     the most findings first, then in slice order); one image of the middle slice when no finding has a place.
+    *notes*: warnings on the whole result (:func:`legend_notes`), first in every legend.
 
     *window*: (centre, width) in the voxel unit; default the source's Window Center/Width, else the 1-99th
     percentiles of the slice.
@@ -384,7 +399,7 @@ def render_key_images(source: Volume | Mammogram, findings: Sequence[Finding], *
     numbers = tuple((f.tracking_id, n) for n, f in enumerate(findings, start=1))
     out = []
     for k in sorted(chosen):
-        legend, listed = _legend(source, findings, places, k, chosen)
+        legend, listed = _legend(source, findings, places, k, chosen, notes)
         drawn = by_slice.get(k, [])
         pixels, layout, texts, markers = _render(source, k, drawn, legend, title, window)
         out.append(KeyImage(k, pixels, layout, tuple(p.finding.tracking_id for p in drawn), listed, numbers,
@@ -422,7 +437,7 @@ def write_summary_capture(source: Volume | Mammogram, findings: Sequence[Finding
     """
     title = f"AIWS {context.pipeline} {context.model_version}"
     images = render_key_images(source, findings, segments=segments, title=title, window=window,
-                               max_images=max_images)
+                               max_images=max_images, notes=legend_notes(context))
     out = []
     for index, key in enumerate(images):
         frame = source.source if isinstance(source, Mammogram) else (

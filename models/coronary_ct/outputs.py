@@ -6,7 +6,8 @@ referencing that vessel's SEG segment when it has calcium, and a total group wit
 category. The Agatston method, the 130 HU / 1 mm² rules and the 3 mm normalisation
 (raw x increment / 3) are stated as algorithm parameters on every group and measurement.
 Written through :mod:`imaging` in one call (:func:`imaging.bundle.write_bundle`: SEG, SR, key-image SC,
-durable saving).
+durable saving). Acquisition warnings (not 120 kVp, not ECG-gated) are algorithm parameters of the SR and SEG
+and the first lines of every key image's legend.
 """
 from __future__ import annotations
 
@@ -152,19 +153,28 @@ def _not_scored(tracking_id: str, site: Code, rejected: list[RejectedCalcium], r
                    evaluations=(QualitativeEvaluation(SCORING_STATUS, status),), region3d=region, label=label)
 
 
+def result_context(request: PipelineRequest, identity: tuple[str, str, int], findings: CalciumFindings
+                   ) -> ResultContext:
+    """:func:`context_for` with the acquisition warnings as parameters ``acquisition_warning_1``, ``_2``:
+    stated beside the scoring conventions on every measurement (SR, SEG), and drawn first in every key
+    image's legend (:func:`imaging.capture.legend_notes`)."""
+    pipeline, version, model_version = identity
+    context = context_for(request, pipeline, version, model_version, findings.score.increment_mm)
+    if not findings.acquisition_warnings:
+        return context
+    algorithm = context.algorithm_id
+    warned = tuple((f"acquisition_warning_{i}", w) for i, w in enumerate(findings.acquisition_warnings, 1))
+    return dataclasses.replace(context, algorithm=dataclasses.replace(algorithm,
+                                                                      parameters=algorithm.parameters + warned))
+
+
 def write_outputs(request: PipelineRequest, volume: Volume, canon: Canonical, findings: CalciumFindings, identity: tuple[str, str, int]) -> tuple[OutputFile, ...]:
     """Write SEG (when any coronary calcium), SR and the summary SC into ``request.out_dir``.
 
     Raises:
         WriteError: an object cannot be built or saved.
     """
-    pipeline, version, model_version = identity
-    context = context_for(request, pipeline, version, model_version, findings.score.increment_mm)
-    if findings.acquisition_warnings:  # stated beside the scoring conventions, on every measurement
-        algorithm = context.algorithm_id
-        warned = tuple((f"acquisition_warning_{i}", w) for i, w in enumerate(findings.acquisition_warnings, 1))
-        context = dataclasses.replace(context, algorithm=dataclasses.replace(
-            algorithm, parameters=algorithm.parameters + warned))
+    context = result_context(request, identity, findings)
     segments, groups = segments_and_findings(findings, volume.shape, canon)
     written = write_bundle(volume, groups, context, request.out_dir, segments=segments,
                            options=BundleOptions(window=CALCIUM_WINDOW, procedure=PROCEDURE))
