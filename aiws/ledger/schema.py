@@ -111,6 +111,9 @@ CREATE TABLE IF NOT EXISTS sends(
     done_at REAL
 );
 CREATE INDEX IF NOT EXISTS ix_sends_state ON sends(state, next_attempt_at);
+-- dead_letter_destinations (/health, /metrics) looks up later done sends per destination; a study's sends by job
+CREATE INDEX IF NOT EXISTS ix_sends_destination ON sends(destination, state, updated_at);
+CREATE INDEX IF NOT EXISTS ix_sends_job ON sends(job_id);
 
 CREATE TABLE IF NOT EXISTS associations(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
