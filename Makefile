@@ -47,9 +47,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# ruff first (seconds); mypy stays in `make lint` so that a typing finding in work in progress does not stop the tests.
+# ruff and mypy first (seconds; mypy about 40 s from a cold cache on 2 cores), then the whole suite.
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: setup
