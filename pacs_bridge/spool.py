@@ -169,9 +169,9 @@ class Spool:
             SpoolFull: below the free-space watermark; nothing is written.
             OSError: the write failed; the temporary file is removed.
         """
-        path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
-        if path.exists():
-            return SpooledFile(path, path.stat().st_size, created=False)
+        path, known = self._place(info)
+        if known is not None:
+            return known
         self.check_space(len(encoded_file))
         self._make_parent(path)
         write_durably(path, encoded_file, self.tmp_dir)
@@ -185,9 +185,9 @@ class Spool:
             SpoolFull: below the free-space watermark; nothing is written.
             OSError: the write failed; the temporary file is removed.
         """
-        path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
-        if path.exists():
-            return SpooledFile(path, path.stat().st_size, created=False)
+        path, known = self._place(info)
+        if known is not None:
+            return known
         self.check_space(len(header) + _size(source) - offset)
         self._make_parent(path)
         size = copy_durably(path, header, source, offset, self.tmp_dir)
@@ -213,9 +213,9 @@ class Spool:
         if (meta.get("MediaStorageSOPClassUID"), meta.get("MediaStorageSOPInstanceUID"),
                 meta.get("TransferSyntaxUID")) != (info.sop_class_uid, info.sop_instance_uid, info.transfer_syntax_uid):
             return None
-        path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
-        if path.exists():
-            return SpooledFile(path, path.stat().st_size, created=False)
+        path, known = self._place(info)
+        if known is not None:
+            return known
         size = _size(source)
         self.check_space(0)
         self._make_parent(path)
@@ -223,6 +223,11 @@ class Spool:
         os.replace(name, path)
         fsync_dir(path.parent)
         return SpooledFile(path, size, created=True)
+
+    def _place(self, info: InstanceInfo) -> tuple[Path, SpooledFile | None]:
+        """Where *info* is kept, and the file already there (a duplicate: stores are idempotent) or None."""
+        path = self.path_for(info.study_instance_uid, info.series_instance_uid, info.sop_instance_uid)
+        return path, SpooledFile(path, path.stat().st_size, created=False) if path.exists() else None
 
     def _make_parent(self, path: Path) -> None:
         if not path.parent.exists():
