@@ -4,9 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_TOOLS := Orthanc storescu echoscu dsrdump dcmdump dciodvfy pdftoppm pdftotext
+SYSTEM_TOOLS := Orthanc storescu echoscu dsrdump dcmdump dciodvfy pdftoppm pdftotext chromium chromedriver
 VENV_TRITON := .venv-triton
 TRITON_STAMP := $(VENV_TRITON)/.installed
+DEBIAN_PACKAGES := orthanc dcmtk dicom3tools poppler-utils chromium chromium-driver postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-deps serve demo lint test test-fast bench train-lung clean
@@ -14,13 +15,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 setup: system-deps $(STAMP) $(TRITON_STAMP)
 
 # Debian packages: Orthanc (the PACS in tests), dcmtk (independent DICOM peers), dicom3tools (dciodvfy),
-# poppler-utils (pdftoppm, pdftotext: the PDF reports rendered and measured in tests).
+# poppler-utils (pdftoppm, pdftotext: the PDF reports rendered and measured in tests), chromium and
+# chromium-driver (the console's browser tests, Selenium), postgresql (the ledger on PostgreSQL, tests start their own).
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing orthanc dcmtk dicom3tools poppler-utils (missing:$$missing)"; \
-	  $(SUDO) apt-get install -y orthanc dcmtk dicom3tools poppler-utils >/dev/null || \
-	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y orthanc dcmtk dicom3tools poppler-utils >/dev/null; }; \
+	  echo "installing $(DEBIAN_PACKAGES) (missing:$$missing)"; \
+	  $(SUDO) apt-get install -y $(DEBIAN_PACKAGES) >/dev/null || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y $(DEBIAN_PACKAGES) >/dev/null; }; \
 	fi
 
 $(STAMP): pyproject.toml
