@@ -21,6 +21,10 @@ class StudyRow:
     unrouted: bool
     purged_at: float | None
     error: str = ""  # why the study is in state 'error' (no tag values: UIDs, counts, exception types)
+    # patient-free labels the console shows to signed-in users (never logged, audited or in metrics)
+    accession: str = ""
+    modality: str = ""
+    description: str = ""
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> StudyRow:

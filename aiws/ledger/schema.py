@@ -10,13 +10,64 @@ from aiws.ledger.audit import AUDIT_INDEX, AUDIT_TABLE, TRIGGERS, migrate_v3
 from aiws.ledger.stats import TABLES as DURATION_TABLES
 from aiws.ledger.stats import backfill
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # 1 -> 2: studies may be in state 'error' (with its reason in studies.error); quarantine table;
 #         see MIGRATIONS below. The CREATE statements are the newest version; an older database
 #         is brought up to date by the migrations, one version at a time, in one transaction each.
 # 2 -> 3: the audit table is append-only (triggers) and hash-chained (prev_hash, hash); the rows it
 #         held are chained in id order (aiws.ledger.audit.migrate_v3); duration histograms
 #         (aiws.ledger.stats) filled from the jobs already done.
+# 3 -> 4: console accounts (accounts, api_tokens, sessions, login_failures: aiws.api.accounts); patient-free
+#         labels of a study for the console (accession, modality, description); the live routing rules
+#         (routing_config, like network_config: seeded from the file, changed by the console and the API).
+
+V4 = """
+-- console and API accounts (aiws.api.accounts): argon2 password hashes, never a password
+CREATE TABLE IF NOT EXISTS accounts(
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK(role IN ('admin', 'radiologist', 'ml-engineer', 'clinician')),
+    password_hash TEXT NOT NULL DEFAULT '',
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+-- API tokens: only their SHA-256 is kept, and a token acts with its account's role or a lower one
+CREATE TABLE IF NOT EXISTS api_tokens(
+    token_sha256 TEXT PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts(name),
+    role TEXT NOT NULL CHECK(role IN ('admin', 'radiologist', 'ml-engineer', 'clinician')),
+    label TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    last_used_at REAL,
+    revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS ix_api_tokens_account ON api_tokens(account);
+-- console sessions: the cookie holds a random id whose SHA-256 is kept here, with the CSRF token
+CREATE TABLE IF NOT EXISTS sessions(
+    id_sha256 TEXT PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts(name),
+    csrf TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_sessions_expiry ON sessions(expires_at);
+-- failed logins, for rate limiting across the nodes that share a ledger (the client address, never a password)
+CREATE TABLE IF NOT EXISTS login_failures(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    peer_ip TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_login_failures ON login_failures(account, at);
+CREATE INDEX IF NOT EXISTS ix_login_failures_peer ON login_failures(peer_ip, at);
+
+CREATE TABLE IF NOT EXISTS routing_config(
+    id INTEGER PRIMARY KEY CHECK(id = 1),
+    doc TEXT NOT NULL,
+    file_hash TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+"""
 
 SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +99,10 @@ CREATE TABLE IF NOT EXISTS studies(
     n_jobs INTEGER NOT NULL DEFAULT 0,
     unrouted INTEGER NOT NULL DEFAULT 0,
     purged_at REAL,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    accession TEXT NOT NULL DEFAULT '',
+    modality TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS ix_studies_state ON studies(state, last_received_at);
 
@@ -141,7 +195,7 @@ CREATE TABLE IF NOT EXISTS network_config(
     file_hash TEXT NOT NULL,
     version INTEGER NOT NULL
 );
-""").replace("{audit_table}", AUDIT_TABLE).replace("{audit_index}", AUDIT_INDEX).replace(
+""" + V4 + """""").replace("{audit_table}", AUDIT_TABLE).replace("{audit_index}", AUDIT_INDEX).replace(
     "{triggers}", "\n".join(t + ";" for t in TRIGGERS)) + DURATION_TABLES
 
 #: Statements that bring a database from version ``n - 1`` to ``n`` (SQLite cannot change a CHECK
@@ -173,7 +227,20 @@ MIGRATIONS: dict[int, tuple[MigrationStep, ...]] = {
         "CREATE INDEX IF NOT EXISTS ix_studies_state ON studies(state, last_received_at)",
     ),
     3: (migrate_v3, backfill),
+    4: (
+        lambda con: _add_study_labels(con),
+        *(statement for statement in V4.split(";") if statement.strip()),
+    ),
 }
+
+
+def _add_study_labels(con: sqlite3.Connection) -> None:
+    """Version 4's label columns, where the table lacks them (the CREATE statements of a newer schema may
+    have run on the database before its migrations)."""
+    have = {row[1] for row in con.execute("PRAGMA table_info(studies)")}
+    for column in ("accession", "modality", "description"):
+        if column not in have:
+            con.execute(f"ALTER TABLE studies ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
 
 class SchemaTooNew(AiwsError):

@@ -138,7 +138,7 @@ def test_schema_2_audit_rows_are_chained_in_place(tmp_path: Path) -> None:
     con.commit()
     con.close()
     ledger = Ledger(tmp_path / "aiws.db")
-    assert ledger.meta_value("schema_version") == str(SCHEMA_VERSION) == "3"
+    assert ledger.meta_value("schema_version") == str(SCHEMA_VERSION) == "4"
     rows = ledger.audit_after(0)
     assert [(r.id, r.at, r.action, r.detail) for r in rows] == [
         (1, 2.5, "echo", {"destination": "pacs"}), (2, 3.5, "service stopped", {})]
