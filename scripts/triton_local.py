@@ -10,6 +10,10 @@ ONNX Runtime. On a real Triton deployment ``triton_repo/`` is mounted as is.
 
 Hot reload: the server polls the generated repository (``--poll-seconds``); run
 ``scripts/triton_local.py --generate-only`` after ``aiws export`` to publish the new version to it.
+The twins' ``config.pbtxt`` are copies: after ``aiws model promote``/``rollback`` (which rewrites a
+model's ``version_policy`` in ``triton_repo``) run ``--sync-configs``, which rewrites only the changed
+configurations, atomically; the server then unloads the old version and loads the promoted one at its
+next poll. (A real Triton mounting ``triton_repo`` itself sees the change without this step.)
 """
 from __future__ import annotations
 
@@ -63,6 +67,27 @@ def generate_python_repository(source: Path, target: Path) -> list[str]:
             shutil.copyfile(repo.model_path(name, version), folder / MODEL_FILENAME)
             shutil.copyfile(MODEL_PY, folder / "model.py")
     return names
+
+
+def sync_configs(source: Path, target: Path) -> list[str]:
+    """Rewrite the twins' ``config.pbtxt`` in *target* where *source*'s changed (e.g. a promoted version's
+    ``version_policy``), each atomically (temporary file, then rename); the server reloads those models at
+    its next poll. Version folders are left as they are (:func:`generate_python_repository` adds new ones).
+    Returns the names of the models whose configuration changed."""
+    repo = ModelRepository(source)
+    changed = []
+    for name in repo.models():
+        twin = target / name / "config.pbtxt"
+        if not twin.parent.is_dir():
+            continue
+        text = python_backend_config(repo.config_path(name).read_text(encoding="utf-8"), str(repo.config_path(name)))
+        if twin.is_file() and twin.read_text(encoding="utf-8") == text:
+            continue
+        tmp = twin.with_name(".config.pbtxt.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, twin)
+        changed.append(name)
+    return changed
 
 
 def _site_packages(venv: Path) -> Path:
@@ -137,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--poll-seconds", type=int, default=2)
     parser.add_argument("--generate-only", action="store_true", help="only (re)generate the Python-backend repository")
+    parser.add_argument("--sync-configs", action="store_true",
+                        help="only copy changed config.pbtxt files (a promoted version) to the running server's twins")
     args = parser.parse_args(argv)
+    if args.sync_configs:
+        changed = sync_configs(args.repository, args.workdir / "models")
+        print(f"configuration changed: {', '.join(changed) or 'none'}")
+        return 0
     if args.generate_only:
         names = generate_python_repository(args.repository, args.workdir / "models")
         print(f"generated {', '.join(names)} in {args.workdir / 'models'}")

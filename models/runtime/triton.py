@@ -166,6 +166,32 @@ class TritonRuntime(InferenceRuntime):
                                 f"(still loading, or not in the server's repository)")
         self._ready.add(key)
 
+    def load_model(self, model: str) -> bool:
+        """Ask the server to load *model* again from its repository (Triton's explicit model control), so
+        that a changed ``config.pbtxt`` (a promoted version, :mod:`models.runtime.promote`) is served now.
+
+        Returns False when the server polls its repository instead: it refuses explicit loads then and
+        follows the change at its next poll.
+
+        Raises:
+            ServerUnavailable: the server cannot be reached.
+            InferenceFailed: the server refused to load the model (its message says why).
+        """
+        kw = self._timeout_kw()
+
+        def load(client: Any) -> bool:
+            try:
+                client.load_model(model, **kw)
+            except InferenceServerException as exc:
+                if "polling is enabled" in str(exc.message() or exc).lower():
+                    return False
+                raise
+            return True
+
+        with self._lock:
+            self._ready = {key for key in self._ready if key[0] != model}
+        return self._call(f"loading {model}", load)
+
     # -- inference --------------------------------------------------------------------------
     def _run_batch(self, spec: ModelSpec, version: int, inputs: Arrays) -> dict[str, np.ndarray]:
         self.check_ready(spec.name, version)
