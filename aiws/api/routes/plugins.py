@@ -20,10 +20,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from aiws.api.deps import ContextDep
-from plugins.base import Provenance
+from aiws.ledger import Ledger
+from plugins.base import Plugin, Provenance
 from plugins.errors import InvalidInput, PluginError, UnknownPlugin
 from plugins.registry import Registry
-from plugins.runner import audit_detail, run_plugin
+from plugins.runner import RunResult, audit_detail, run_plugin
 
 LOGGER = logging.getLogger(__name__)
 
@@ -110,14 +111,26 @@ async def run(name: str, request: Request, ctx: ContextDep, registry: RegistryDe
         raise HTTPException(status_code=413, detail=f"input of {len(body)} bytes above {MAX_BODY_BYTES}")
     actor = f"api:{request.client.host if request.client else '?'}"
     try:
-        result = await run_in_threadpool(run_plugin, plugin, body, request.headers.get("content-type"))
+        result = await run_in_threadpool(run_audited, ctx.ledger, plugin, body, request.headers.get("content-type"),
+                                         actor)
     except InvalidInput as exc:
-        ctx.ledger.audit(actor, AUDIT_ACTION, audit_detail(plugin.name, plugin.version, body, "invalid",
-                                                           problems=len(exc.problems)))
         return JSONResponse({"detail": str(exc), "errors": [p.as_dict() for p in exc.problems]}, status_code=422)
-    ctx.ledger.audit(actor, AUDIT_ACTION, audit_detail(
+    return JSONResponse(result.body())
+
+
+def run_audited(ledger: Ledger, plugin: Plugin[Any, Any], body: bytes, hint: str | None, actor: str) -> RunResult:
+    """Run *plugin* on *body* (:func:`plugins.runner.run_plugin`) and write its audit row, valid or not: the one
+    path of the API and the console (:mod:`aiws.api.routes.console_plugins`). Raises :class:`InvalidInput`
+    (after its audit row)."""
+    try:
+        result = run_plugin(plugin, body, hint)
+    except InvalidInput as exc:
+        ledger.audit(actor, AUDIT_ACTION, audit_detail(plugin.name, plugin.version, body, "invalid",
+                                                       problems=len(exc.problems)))
+        raise
+    ledger.audit(actor, AUDIT_ACTION, audit_detail(
         plugin.name, plugin.version, body, "ok", format=result.input_format, records=len(result.outputs),
         seconds=round(result.seconds, 4)))
     LOGGER.info("plugin %s %s: %d record(s) in %.3f s", plugin.name, plugin.version, len(result.outputs),
                 result.seconds)
-    return JSONResponse(result.body())
+    return result
