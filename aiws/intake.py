@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from aiws.ledger import InstanceRefused, InstanceRow, Ledger
+from aiws.ledger import InstanceRefused, InstanceRow, Ledger, StudyLabels
 from aiws.quarantine import finish_moves, item_for, quarantine, quarantine_root, read_back
 from pacs_bridge.errors import InvalidInstance
-from pacs_bridge.inspect import InstanceInfo
+from pacs_bridge.inspect import InstanceInfo, study_label
 from pacs_bridge.scp import AssociationRecord
 from pacs_bridge.spool import Spool, SpooledFile
 from pacs_bridge.status import StoreStatus
@@ -48,7 +48,8 @@ class LedgerListener:
             received_at=time.time(),
         )
         try:
-            self._ledger.record_instance(row, require_file=True)
+            self._ledger.record_instance(row, require_file=True,
+                                         labels=StudyLabels(info.accession_number, info.study_description))
         except InstanceRefused as exc:
             if exc.kind == "conflict" and spooled.created:  # nothing refers to the file just written
                 spooled.path.unlink(missing_ok=True)
@@ -82,7 +83,8 @@ def recover_spool(spool: Spool, ledger: Ledger) -> int:
             quarantine(ledger, study, [item], float("inf"), time.time())
             refused += 1
             continue
-        ledger.record_instance(_recovered_row(study, series, sop, path, header))
+        ledger.record_instance(_recovered_row(study, series, sop, path, header), labels=StudyLabels(
+            study_label(header, "AccessionNumber"), study_label(header, "StudyDescription")))
         recovered += 1
     if recovered:
         LOGGER.warning("recovered %d spooled instances missing from the ledger", recovered)

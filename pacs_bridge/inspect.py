@@ -12,7 +12,7 @@ import math
 import struct
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import BinaryIO
 
@@ -33,7 +33,8 @@ _INFLATE_CHUNK = 1 << 20
 #: The attributes read (the others were walked over by pacs_bridge.encoding); a third faster than all.
 _READ_TAGS: list[BaseTag | int] = [Tag(k) for k in (
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality", "Rows", "Columns",
-    "SamplesPerPixel", "BitsAllocated", "NumberOfFrames", "PhotometricInterpretation")]
+    "SamplesPerPixel", "BitsAllocated", "NumberOfFrames", "PhotometricInterpretation",
+    "AccessionNumber", "StudyDescription", "SpecificCharacterSet")]
 #: pydicom's errors on malformed values (no value reaches a reason: only the exception type).
 _READ_ERRORS = (InvalidDicomError, ValueError, KeyError, EOFError, OSError, TypeError, AttributeError,
                 IndexError, struct.error, UnicodeError, OverflowError)
@@ -49,6 +50,9 @@ class InstanceInfo:
     series_instance_uid: str
     modality: str
     transfer_syntax_uid: str
+    #: Study labels a signed-in console user sees (patient data: kept out of repr, logs, errors and audit).
+    accession_number: str = field(default="", repr=False)
+    study_description: str = field(default="", repr=False)
 
 
 def inspect_stream(fp: BinaryIO, start: int, transfer_syntax: str, max_bytes: int) -> InstanceInfo:
@@ -131,10 +135,22 @@ def _inspect(fp: BinaryIO, start: int, tsyntax: UID) -> InstanceInfo:
         series_instance_uid=validate_uid(series_uid, "SeriesInstanceUID"),
         modality=modality if modality.isascii() and modality.isprintable() else "",
         transfer_syntax_uid=str(tsyntax),
+        accession_number=study_label(ds, "AccessionNumber"),
+        study_description=study_label(ds, "StudyDescription"),
     )
     if layout is not None:
         check_pixel_data(ds, tsyntax, layout)
     return info
+
+
+def study_label(ds: Dataset, keyword: str) -> str:
+    """A study label as text ('' when absent or unreadable: a label never refuses an instance)."""
+    try:
+        value = ds.get(keyword)
+        text = "" if value is None else str(value).strip()
+    except _READ_ERRORS:
+        return ""
+    return text[:64] if text.isprintable() else ""
 
 
 def _image_number(ds: Dataset, keyword: str, default: int | None = None) -> int:

@@ -10,6 +10,7 @@ from aiws.ledger.rows import (
     QuarantineRow,
     ResultRow,
     SendRow,
+    StudyLabels,
     StudyRow,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "QuarantineRow",
     "ResultRow",
     "SendRow",
+    "StudyLabels",
     "StudyRow",
 ]

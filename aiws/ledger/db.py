@@ -13,7 +13,7 @@ from typing import Any
 
 from aiws.ledger.audit import AuditMixin, add_counter, config_changes
 from aiws.ledger.custody import CustodyMixin, InstanceRefused, quarantined_error
-from aiws.ledger.rows import InstanceRow, NewJob, StudyRow
+from aiws.ledger.rows import InstanceRow, NewJob, StudyLabels, StudyRow, joined_modalities
 from aiws.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, refuse_newer, stored_version
 from aiws.ledger.stats import Histogram, histograms
 from aiws.ledger.work import WorkMixin
@@ -94,9 +94,12 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin):
             self._local.con = None
 
     # -- instances and studies -----------------------------------------------------
-    def record_instance(self, row: InstanceRow, require_file: bool = False) -> bool:
+    def record_instance(self, row: InstanceRow, require_file: bool = False, labels: StudyLabels | None = None) -> bool:
         """Record a spooled instance and open (or re-open) its study. False for a duplicate (same
         SOP Instance UID, study and series).
+
+        The study's labels (:class:`StudyLabels`, the console's only) are taken from its first instance that
+        has them; its modality label gathers the instances' modalities.
 
         With *require_file*, the spool file must still exist when the row is written (checked under
         the write lock, which a retention purge holds while it moves a study's folder aside).
@@ -124,19 +127,26 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin):
                     "gone", f"study {row.study_uid} was purged while instance {row.sop_instance_uid} arrived")
             add_counter(con, "instances_received_total", 1)  # /metrics: kept when a purge drops the rows
             add_counter(con, "received_bytes_total", row.size_bytes)
-            study = con.execute("SELECT state FROM studies WHERE study_uid=?", (row.study_uid,)).fetchone()
+            labels = labels or StudyLabels()
+            study = con.execute("SELECT state, accession, modality, description FROM studies WHERE study_uid=?",
+                                (row.study_uid,)).fetchone()
             if study is None:
                 con.execute(
                     "INSERT INTO studies(study_uid, state, generation, first_received_at, last_received_at,"
-                    " n_instances, calling_ae) VALUES(?, 'receiving', 1, ?, ?, 1, ?)",
-                    (row.study_uid, row.received_at, row.received_at, row.calling_ae),
+                    " n_instances, calling_ae, accession, modality, description)"
+                    " VALUES(?, 'receiving', 1, ?, ?, 1, ?, ?, ?, ?)",
+                    (row.study_uid, row.received_at, row.received_at, row.calling_ae, labels.accession,
+                     joined_modalities("", row.modality), labels.description),
                 )
             else:
                 reopen = study["state"] != "receiving"
                 con.execute(
                     "UPDATE studies SET state='receiving', last_received_at=MAX(last_received_at, ?),"
-                    " n_instances=n_instances+1, generation=generation+?, purged_at=NULL WHERE study_uid=?",
-                    (row.received_at, 1 if reopen else 0, row.study_uid),
+                    " n_instances=n_instances+1, generation=generation+?, purged_at=NULL,"
+                    " accession=?, modality=?, description=? WHERE study_uid=?",
+                    (row.received_at, 1 if reopen else 0, study["accession"] or labels.accession,
+                     joined_modalities(study["modality"], row.modality), study["description"] or labels.description,
+                     row.study_uid),
                 )
                 if reopen:
                     LOGGER.info("study %s re-opened by instance %s", row.study_uid, row.sop_instance_uid)

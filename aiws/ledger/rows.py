@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -22,9 +22,9 @@ class StudyRow:
     purged_at: float | None
     error: str = ""  # why the study is in state 'error' (no tag values: UIDs, counts, exception types)
     # patient-free labels the console shows to signed-in users (never logged, audited or in metrics)
-    accession: str = ""
-    modality: str = ""
-    description: str = ""
+    accession: str = field(default="", repr=False)
+    modality: str = field(default="", repr=False)
+    description: str = field(default="", repr=False)
 
     @classmethod
     def of(cls, r: sqlite3.Row) -> StudyRow:
@@ -112,6 +112,21 @@ class InstanceRow:
     @classmethod
     def of(cls, r: sqlite3.Row) -> InstanceRow:
         return cls(**dict(r))
+
+
+@dataclass(frozen=True)
+class StudyLabels:
+    """What the SCP read of a study for the console: AccessionNumber and StudyDescription (the modality is
+    the instance's own). Patient data: never logged, audited, put in metrics or in a JSON answer."""
+
+    accession: str = field(default="", repr=False)
+    description: str = field(default="", repr=False)
+
+
+def joined_modalities(label: str, modality: str) -> str:
+    """The study's modality label with *modality* added (in order of arrival, joined by '/')."""
+    have = [m for m in label.split("/") if m]
+    return "/".join(have if not modality or modality in have else [*have, modality])
 
 
 @dataclass(frozen=True)

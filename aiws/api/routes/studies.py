@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from aiws.api.deps import AdminDep, LedgerDep
 from aiws.api.fields import MAX_ROW_ID, RowId
+from aiws.ledger import StudyRow
 from pacs_bridge.scrub import scrub_fields
 
 router = APIRouter(prefix="/api", tags=["studies"])
@@ -19,6 +20,8 @@ router = APIRouter(prefix="/api", tags=["studies"])
 StudyState = Literal["receiving", "complete", "error", "purged"]
 JobState = Literal["pending", "running", "done", "failed", "superseded"]
 SendState = Literal["pending", "sending", "done", "dead", "superseded"]
+#: StudyRow fields the JSON answers leave out (the API carries UIDs only).
+CONSOLE_ONLY = frozenset({"accession", "modality", "description"})
 
 
 @router.get("/studies")
@@ -29,7 +32,13 @@ def list_studies(ledger: LedgerDep, state: StudyState | None = None, unrouted: L
     studies = ledger.list_studies(state, limit, offset)
     if unrouted is not None:
         studies = [s for s in studies if s.unrouted == (unrouted == "true")]
-    return scrub_fields([dataclasses.asdict(s) for s in studies])
+    return scrub_fields([_study_json(s) for s in studies])
+
+
+def _study_json(study: StudyRow) -> dict[str, Any]:
+    """A study as the API answers it: UIDs and states, without the console's labels (accession, modality,
+    description: patient data, shown to signed-in console users only)."""
+    return {k: v for k, v in dataclasses.asdict(study).items() if k not in CONSOLE_ONLY}
 
 
 @router.get("/studies/{study_uid}")
@@ -42,7 +51,7 @@ def get_study(study_uid: str, ledger: LedgerDep) -> dict[str, Any]:
     modality = {i.series_uid: i.modality for i in instances}
     jobs = ledger.list_jobs(study_uid=study_uid, limit=1000)
     return scrub_fields({
-        **dataclasses.asdict(study),
+        **_study_json(study),
         "series": [{"series_uid": uid, "modality": modality[uid], "instances": n} for uid, n in per_series.items()],
         "jobs": [dataclasses.asdict(j) for j in jobs],
         "results": [dataclasses.asdict(r) for r in ledger.results_of_study(study_uid)],
