@@ -73,6 +73,58 @@ class Condition:
             return False
         return all(self.low <= n <= self.high for n in numbers)
 
+    @property
+    def rule(self) -> str:
+        """The condition as written: the regular expression, or ``[min, max]``."""
+        if self.pattern is not None:
+            return self.pattern.pattern
+        return f"[{self.low:g}, {self.high:g}]"
+
+    def explain(self, value: Any) -> ConditionResult:
+        """Whether *value* passes, and in words why not (absent, no match, not a number, out of range)."""
+        matched = self.matches(value)
+        shown = _text(value)
+        if matched:
+            reason = "matches" if self.pattern is not None else "within range"
+        elif value is None or value == "":
+            reason = "absent"
+        elif self.pattern is not None:
+            reason = "does not match"
+        else:
+            values = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+            try:
+                [float(v) for v in values]
+            except (TypeError, ValueError):
+                reason = "not a number"
+            else:
+                reason = "out of range"
+        return ConditionResult(self.keyword, self.rule, matched, reason, shown)
+
+
+def _text(value: Any) -> str | None:
+    """A value as a condition reads it: multi-valued joined with a backslash; None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple, MultiValue)):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    """One condition's outcome on one header (:meth:`MatchRules.explain`).
+
+    *reason*: ``matches``/``within range`` when *matched*, else ``absent``, ``does not match``,
+    ``not a number`` or ``out of range``. *value* is the value compared as text (None: absent); it may
+    be patient data when a rule names such an attribute.
+    """
+
+    keyword: str
+    rule: str
+    matched: bool
+    reason: str
+    value: str | None
+
 
 @dataclass(frozen=True)
 class MatchRules:
@@ -122,12 +174,26 @@ class MatchRules:
     def matches(self, attributes: Any) -> bool:
         """True when every condition holds on *attributes* (a pydicom Dataset or a mapping)."""
         for cond in self.conditions:
-            getter = getattr(attributes, "get", None)
-            value = getter(cond.keyword) if getter else None
-            if hasattr(value, "value") and not isinstance(value, (str, bytes)):
-                value = value.value
-            if value is None and cond.keyword == "Orientation":
-                value = derived_orientation(attributes)
-            if not cond.matches(value):
+            if not cond.matches(_value_of(attributes, cond.keyword)):
                 return False
         return True
+
+    def explain(self, attributes: Any) -> tuple[ConditionResult, ...]:
+        """Each condition's outcome on *attributes*, in rule order (every one, not only up to the first
+        failure): ``all(r.matched for r in explain(a)) == matches(a)``.
+
+        The results carry the value compared (:attr:`ConditionResult.value`): whoever shows them decides
+        whether it may be shown (a tag value can be patient data)."""
+        return tuple(cond.explain(_value_of(attributes, cond.keyword)) for cond in self.conditions)
+
+
+def _value_of(attributes: Any, keyword: str) -> Any:
+    """The value a condition on *keyword* compares: the attribute's value (a DataElement unwrapped), the
+    derived orientation for ``Orientation`` when it is not an attribute, None when absent."""
+    getter = getattr(attributes, "get", None)
+    value = getter(keyword) if getter else None
+    if hasattr(value, "value") and not isinstance(value, (str, bytes)):
+        value = value.value
+    if value is None and keyword == "Orientation":
+        value = derived_orientation(attributes)
+    return value
