@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from aiws.ledger.actions import ActionsMixin
 from aiws.ledger.audit import AuditMixin, add_counter, config_changes
 from aiws.ledger.custody import CustodyMixin, InstanceRefused, quarantined_error
 from aiws.ledger.rows import InstanceRow, NewJob, StudyLabels, StudyRow, joined_modalities
@@ -21,7 +22,7 @@ from aiws.ledger.work import WorkMixin
 LOGGER = logging.getLogger(__name__)
 
 
-class Ledger(AuditMixin, CustodyMixin, WorkMixin):
+class Ledger(AuditMixin, CustodyMixin, WorkMixin, ActionsMixin):
     """Thread-safe (one connection per thread) and multi-process safe (SQLite WAL, immediate transactions).
 
     Durability: instance files are fsynced in the spool before they are
