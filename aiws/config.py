@@ -146,6 +146,24 @@ class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     admin_token: str | None = None  # None: generated once, kept in <data_dir>/admin_token
+    tls_cert: Path | None = None  # HTTPS when both are set (PEM certificate chain and its key); HSTS is sent then
+    tls_key: Path | None = None
+    trusted_hosts: tuple[str, ...] = ()  # Host headers accepted ("aiws.example.org", "*.example.org"); (): any
+    open_health: bool = True  # /health without credentials (load balancers, Docker health checks)
+    open_metrics: bool = True  # /metrics without credentials (Prometheus)
+    session_minutes: float = Field(default=480.0, gt=0)  # a console session ends this long after login
+    login_max_failures: int = Field(default=5, ge=1)  # failed logins per account and per address in the window
+    login_window_seconds: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> HttpConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("http: tls_cert and tls_key go together (HTTPS needs both)")
+        return self
+
+    @property
+    def https(self) -> bool:
+        return self.tls_cert is not None
 
 
 class RuntimeConfig(_Model):

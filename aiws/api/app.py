@@ -1,14 +1,23 @@
 """The FastAPI application; routes live in :mod:`aiws.api.routes`, one module per resource."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import cookie_parser
 
+import aiws.api.routes.console_auth as console_auth
 from aiws import __version__
+from aiws.api.auth import SESSION_COOKIE, authenticate
 from aiws.api.deps import ApiContext
-from aiws.api.limits import LimitSettings, RequestLimits, admin_routes
+from aiws.api.limits import LimitSettings, RequestLimits, protected_routes
 from aiws.api.routes import config, health, plugins, studies, web
+from aiws.api.security import SecurityHeaders
 from aiws.errors import ConfigError, Conflict, NotFound
 
 
@@ -17,14 +26,19 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     Requests pass :class:`aiws.api.limits.RequestLimits` first (admin token before the body, body size while
     streaming, JSON depth)."""
-    app = FastAPI(title="AIWS", version=__version__)
+    app = FastAPI(title="AIWS", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = ctx
     modules = (health, studies, config, plugins, web)
+    modules = (*modules, console_auth)
     for module in modules:
         app.include_router(module.router)
     limits = LimitSettings(body_bytes_by_prefix=((plugins.router.prefix, plugins.MAX_BODY_BYTES),))
-    app.add_middleware(RequestLimits, settings=limits, admin_token=ctx.admin_token,
-                       protected=admin_routes([route for m in modules for route in m.router.routes]))
+    app.add_middleware(RequestLimits, settings=limits, credentials_ok=_credentials_checker(ctx),
+                       protected=protected_routes([route for m in modules for route in m.router.routes]))
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(SecurityHeaders, https=ctx.config.http.https)
+    if ctx.config.http.trusted_hosts:  # outermost: a wrong Host header answers 400 before anything else
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(ctx.config.http.trusted_hosts))
 
     @app.exception_handler(RequestValidationError)
     def _unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -45,3 +59,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     return app
+
+
+def _credentials_checker(ctx: ApiContext) -> Callable[[dict[bytes, bytes]], bool]:
+    """Whether request headers carry a valid API token or session (for :class:`RequestLimits`, before the body)."""
+    def credentials_ok(headers: dict[bytes, bytes]) -> bool:
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        session = cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(SESSION_COOKIE)
+        return authenticate(ctx, authorization, session) is not None
+    return credentials_ok

@@ -1,15 +1,16 @@
 """Dependencies shared by the routes: the application context and the admin check."""
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Request
 
+from aiws.api.auth import Principal, Role, requires
 from aiws.config import Config
 from aiws.ledger import Ledger
 from aiws.netconfig import NetworkStore
+from aiws.routestore import RouteStore
 from pacs_bridge.settings import SenderSettings
 
 
@@ -22,6 +23,7 @@ class ApiContext:
     network: NetworkStore
     admin_token: str
     sender_settings: SenderSettings
+    routes: RouteStore | None = None  # the live routing rules; None: an application built without them (tests)
 
 
 def get_context(request: Request) -> ApiContext:
@@ -39,16 +41,9 @@ def get_ledger(ctx: ContextDep) -> Ledger:
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
-def require_admin(
-    ctx: ContextDep, request: Request, authorization: Annotated[str | None, Header()] = None
-) -> str:
-    """Check ``Authorization: Bearer <admin token>``; return the actor name for the audit."""
-    expected = f"Bearer {ctx.admin_token}"
-    if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail="admin token required (Authorization: Bearer …)",
-                            headers={"WWW-Authenticate": "Bearer"})
-    host = request.client.host if request.client else "?"
-    return f"api:{host}"
+def require_admin(principal: Annotated[Principal, requires(Role.ADMIN)]) -> str:
+    """An admin (account or the configured admin token, see :mod:`aiws.api.auth`); returns the audit's actor."""
+    return principal.actor
 
 
 AdminDep = Annotated[str, Depends(require_admin)]

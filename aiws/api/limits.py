@@ -1,8 +1,9 @@
 """Request limits enforced before a route sees a request (an ASGI middleware).
 
-* **Admin first.** A write (POST, PUT, PATCH, DELETE) to a route that depends on the admin check
-  (:func:`aiws.api.deps.require_admin`) answers 401 before one byte of its body is read; FastAPI
-  would otherwise read and parse the body before it runs the dependency.
+* **Credentials first.** A write (POST, PUT, PATCH, DELETE) to an API route that declares its roles
+  (:func:`aiws.api.auth.requires`) answers 401 before one byte of its body is read when the request carries
+  no valid API token or session; FastAPI would otherwise read and parse the body before it runs the
+  dependency. (Console pages, under ``/console``, are left to the dependency: it redirects to the login.)
 * **Body size, while streaming.** A ``Content-Length`` above the route's limit answers 413 at once;
   a body that streams past it (chunked, or a lying length) answers 413 as soon as it does, never
   read in full.
@@ -13,9 +14,8 @@
 """
 from __future__ import annotations
 
-import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aiws.api.deps import require_admin
+from aiws.api.auth import CONSOLE_PREFIX, role_check_of
 
 #: Methods whose requests carry a body worth limiting.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -50,14 +50,14 @@ class LimitSettings:
         return self.max_body_bytes
 
 
-def admin_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
-    """The routes whose dependencies include the admin check (declared with ``AdminDep``); pass a router's
-    ``routes`` (an application lists included routers, not their routes)."""
-    return [r for r in routes if isinstance(r, APIRoute) and _needs_admin(r.dependant)]
+def protected_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+    """The API routes (not console pages) whose dependencies include a role check (``requires(...)``)."""
+    return [r for r in routes if isinstance(r, APIRoute) and not r.path.startswith(CONSOLE_PREFIX)
+            and _needs_role(r.dependant)]
 
 
-def _needs_admin(dependant: Dependant) -> bool:
-    return any(d.call is require_admin or _needs_admin(d) for d in dependant.dependencies)
+def _needs_role(dependant: Dependant) -> bool:
+    return any(role_check_of(d.call) is not None or _needs_role(d) for d in dependant.dependencies)
 
 
 def json_too_deep(body: bytes, max_depth: int) -> bool:
@@ -119,13 +119,15 @@ def _path_of_huge(node: object, path: list[str | int]) -> list[str | int] | None
 
 
 class RequestLimits:
-    """The middleware; *protected* are the routes that need the admin token (see :func:`admin_routes`)."""
+    """The middleware; *protected* are the routes that need credentials (see :func:`protected_routes`), and
+    *credentials_ok(headers)* says whether a request's headers carry a valid token or session (blocking: it
+    runs in a worker thread)."""
 
-    def __init__(self, app: ASGIApp, settings: LimitSettings, admin_token: str,
+    def __init__(self, app: ASGIApp, settings: LimitSettings, credentials_ok: Callable[[dict[bytes, bytes]], bool],
                  protected: Sequence[APIRoute]) -> None:
         self.app = app
         self._settings = settings
-        self._expected = f"Bearer {admin_token}".encode()
+        self._credentials_ok = credentials_ok
         self._protected = tuple(protected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -134,7 +136,9 @@ class RequestLimits:
             return
         headers = dict(scope["headers"])
         limit = self._settings.body_limit(scope["path"])
-        refusal, body = self._before_body(scope, headers, limit), b""
+        refusal, body = self._before_body(headers, limit), b""
+        if self._needs_token(scope) and not await run_in_threadpool(self._credentials_ok, headers):
+            refusal = 401, {"detail": "sign in or send Authorization: Bearer <API token>"}
         if refusal is None:
             body, outcome = await _read_body(receive, limit)
             content_type = headers.get(b"content-type", b"application/json")
@@ -153,10 +157,8 @@ class RequestLimits:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _before_body(self, scope: Scope, headers: dict[bytes, bytes], limit: int) -> tuple[int, object] | None:
-        """401 without the admin token where the route needs it; 400/413 for a bad or too large length."""
-        if self._needs_token(scope) and not hmac.compare_digest(headers.get(b"authorization", b""), self._expected):
-            return 401, {"detail": "admin token required (Authorization: Bearer …)"}
+    def _before_body(self, headers: dict[bytes, bytes], limit: int) -> tuple[int, object] | None:
+        """400/413 for a bad or too large length."""
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or len(declared) > 18):
             return 400, {"detail": "content-length: not a byte count"}

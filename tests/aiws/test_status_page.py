@@ -21,6 +21,7 @@ from plugins.base import Plugin
 from plugins.registry import BUILTINS, Registry
 
 STUDY = "1.2.826.0.1.3680043.8.498.77"
+ADMIN = {"Authorization": "Bearer t"}
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def test_every_section_is_shown(client: TestClient) -> None:
-    page = client.get("/")
+    page = client.get("/console/status", headers=ADMIN)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     text = page.text
     for section in ("Sources", "Destinations", "Studies", "Jobs", "Sends", "Plugins"):
@@ -64,6 +65,6 @@ def test_values_are_html_escaped(client: TestClient) -> None:
         raise ModuleNotFoundError("No module named '<script>alert(1)</script>' & more")
 
     client.app.state.plugin_registry = Registry({"broken": broken, "sepsis": BUILTINS["sepsis"]})  # type: ignore[attr-defined]
-    text = client.get("/").text
+    text = client.get("/console/status", headers=ADMIN).text
     assert "<script>" not in text
     assert "cannot load: No module named &#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39; &amp; more" in text

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from aiws import __version__
+from aiws.api.auth import Principal, Role, requires
 from aiws.api.deps import ContextDep
 from aiws.api.routes.plugins import RegistryDep, plugin_rows
 from pacs_bridge.scrub import scrub_text
@@ -38,8 +39,9 @@ def _tls(d: dict[str, Any]) -> str:
     return "peer verified" if d.get("verify", True) else "NOT verified (verify = false)"
 
 
-@router.get("/", response_class=HTMLResponse)
-def index(ctx: ContextDep, registry: RegistryDep) -> str:
+@router.get("/console/status", response_class=HTMLResponse)
+def index(ctx: ContextDep, registry: RegistryDep,
+          principal: Annotated[Principal, requires(Role.RADIOLOGIST, Role.ML_ENGINEER)]) -> str:
     doc = ctx.network.doc()
     return _templates().get_template("status.html").render(
         version=__version__, ae_title=doc["ae_title"], port=ctx.config.dicom.port,
