@@ -33,12 +33,15 @@ class Scheduler:
     """One thread that advances every state machine that is not a worker's."""
 
     def __init__(self, config: Config, ledger: Ledger, spool: Spool, dispatcher: SendDispatcher,
-                 routes: Sequence[Route], interval_s: float = 0.25) -> None:
+                 routes: Sequence[Route] | Callable[[], Sequence[Route]], interval_s: float = 0.25) -> None:
+        """*routes*: fixed routes, or a callable asked at each study (the live rules,
+        :meth:`aiws.routestore.RouteStore.routes`: a change applies to the next study without restart)."""
         self._config = config
         self._ledger = ledger
         self._spool = spool
         self._dispatcher = dispatcher
-        self._routes = tuple(routes)
+        fixed = () if callable(routes) else tuple(routes)
+        self._routes: Callable[[], Sequence[Route]] = routes if callable(routes) else (lambda: fixed)
         self._interval = interval_s
         self._assembler = StudyAssembler(ledger, config.study.quiet_seconds, self.complete_study)
         self._halt = threading.Event()
@@ -107,7 +110,7 @@ class Scheduler:
         headers: dict[str, Dataset] = {}
         for series_uid, inst in instances:
             headers.setdefault(series_uid, inst.dataset)
-        jobs = route_study(self._routes, headers)
+        jobs = route_study(self._routes(), headers)
         if jobs:  # handed on to the jobs' workers: the study is not read again (kept before the jobs exist)
             save_headers(self._config.storage.data_dir, study_uid, [inst for _, inst in instances])
         done = self._ledger.complete_study(study_uid, last_seen, jobs, time.time())

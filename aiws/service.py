@@ -22,7 +22,7 @@ from aiws.netconfig import NetworkStore
 from aiws.netsettings import scp_settings, sender_settings
 from aiws.pipelines import check_routes
 from aiws.priors import RETRIEVE_DIR
-from aiws.routing import Route
+from aiws.routestore import RouteStore
 from aiws.scheduler import Scheduler
 from aiws.sending import SendDispatcher
 from aiws.startup import ServiceLock, StartupError, bind_http, check_data_dir, check_tls, port_message
@@ -77,6 +77,9 @@ class Service:
         self.ledger = Ledger(data / "aiws.db")
         self.network = NetworkStore(self.ledger)
         self.network.seed(config)
+        self.routes = RouteStore(self.ledger, config, self.network)
+        self.routes.seed(config)
+        self.routes.check()  # rules changed through the API may name a destination removed since
         self.spool = Spool(data / "spool", config.storage.min_free_mb * 2**20)
         (data / "outbox").mkdir(exist_ok=True)
         self.scp = StorageSCP(
@@ -85,10 +88,10 @@ class Service:
         )
         self.sender_settings = sender_settings(config, self.network.policy().ae_title)
         self.dispatcher = SendDispatcher(self.ledger, self.network, config.sender, self.sender_settings)
-        self.scheduler = Scheduler(config, self.ledger, self.spool, self.dispatcher,
-                                   [Route.of(r) for r in config.routes])
+        self.scheduler = Scheduler(config, self.ledger, self.spool, self.dispatcher, self.routes.routes)
         self.workers = WorkerPool(config, self._worker_died)
-        self.api_context = ApiContext(config, self.ledger, self.network, admin_token(config), self.sender_settings)
+        self.api_context = ApiContext(config, self.ledger, self.network, admin_token(config), self.sender_settings,
+                                      routes=self.routes)
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stopped = threading.Event()

@@ -17,6 +17,7 @@ from aiws.api.auth import SESSION_COOKIE, authenticate
 from aiws.api.deps import ApiContext
 from aiws.api.limits import LimitSettings, RequestLimits, protected_routes
 from aiws.api.routes import config, health, plugins, studies, web
+from aiws.api.routes import rules
 from aiws.api.security import SecurityHeaders
 from aiws.errors import ConfigError, Conflict, NotFound
 
@@ -30,9 +31,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     modules = (health, studies, config, plugins, web)
     modules = (*modules, console_auth)
+    modules = (*modules, rules)
     for module in modules:
         app.include_router(module.router)
-    limits = LimitSettings(body_bytes_by_prefix=((plugins.router.prefix, plugins.MAX_BODY_BYTES),))
+    limits = LimitSettings(body_bytes_by_prefix=((plugins.router.prefix, plugins.MAX_BODY_BYTES),
+                                                 (rules.TEST_PATH, rules.MAX_UPLOAD_BYTES)))
     app.add_middleware(RequestLimits, settings=limits, credentials_ok=_credentials_checker(ctx),
                        protected=protected_routes([route for m in modules for route in m.router.routes]))
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

@@ -265,6 +265,40 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin, ActionsMixin):
             self._audit(con, actor, action, detail)
         return version
 
+    def routing_doc(self) -> tuple[dict[str, Any], str, int] | None:
+        """The live routing rules ``{"routes": [...]}``, the hash of the file they were seeded from, and the
+        version; None before the first seed (:mod:`aiws.routestore`)."""
+        rows = self.query("SELECT doc, file_hash, version FROM routing_config WHERE id=1")
+        if not rows:
+            return None
+        return json.loads(rows[0]["doc"]), rows[0]["file_hash"], int(rows[0]["version"])
+
+    def routing_version(self) -> int:
+        rows = self.query("SELECT version FROM routing_config WHERE id=1")
+        return int(rows[0][0]) if rows else 0
+
+    def save_routing(self, doc: dict[str, Any], file_hash: str, actor: str, action: str, detail: dict[str, Any],
+                     expected_version: int | None = None) -> int | None:
+        """Store the live routing rules and audit the change (``detail["changes"]``: each changed key's old
+        and new value, routes keyed by their index). With *expected_version*, nothing is written and None
+        is returned unless the stored version is that one (optimistic concurrency). Returns the new version."""
+        with self.transaction() as con:
+            row = con.execute("SELECT version, doc FROM routing_config WHERE id=1").fetchone()
+            version = int(row[0]) if row else 0
+            if expected_version is not None and expected_version != version:
+                return None
+            old = json.loads(row[1]) if row else {}
+            detail = {**detail, "version": version + 1,
+                      "changes": config_changes(_routes_by_index(old), _routes_by_index(doc))}
+            con.execute(
+                "INSERT INTO routing_config(id, doc, file_hash, version) VALUES(1, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET doc=excluded.doc, file_hash=excluded.file_hash,"
+                " version=excluded.version",
+                (json.dumps(doc, sort_keys=True), file_hash, version + 1),
+            )
+            self._audit(con, actor, action, detail)
+        return version + 1
+
     def histograms(self, metric: str) -> list[Histogram]:
         """Duration histograms (``job_duration`` or ``inference``), see :mod:`aiws.ledger.stats`."""
         return histograms(self._conn(), metric)
@@ -276,3 +310,8 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin, ActionsMixin):
             out[table] = {r[0]: r[1] for r in self.query(f"SELECT state, COUNT(*) FROM {table} GROUP BY state")}
         out["instances"] = {"total": int(self.query("SELECT COUNT(*) FROM instances")[0][0])}
         return out
+
+
+def _routes_by_index(doc: dict[str, Any]) -> dict[str, Any]:
+    """``{"routes": {"0": {...}, "1": {...}}}``: a route's changes are named by its index."""
+    return {**doc, "routes": {str(i): r for i, r in enumerate(doc.get("routes", []))}}
