@@ -37,35 +37,35 @@ def cached_dataset(items: Sequence[dict[str, Any]], deterministic: Any, random: 
     return Dataset(list(items), transform=transform)
 
 
-def split_cases(n: int, val_fraction: float, rng: np.random.Generator) -> tuple[list[int], list[int]]:
-    """Indices (train, validation) of *n* cases: a random *val_fraction* (at least 1 each side).
+def split_cases(groups: Sequence[str], val_fraction: float, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """Indices (train, validation) of the cases whose group keys are *groups*: a random *val_fraction* of the
+    groups (at least one group each side) goes to validation, every case of a group on the same side.
 
     Raises:
-        ValueError: fewer than 2 cases.
+        ValueError: fewer than 2 groups.
     """
-    if n < 2:
-        raise ValueError(f"{n} usable case(s): a validation split needs at least 2")
-    order = rng.permutation(n)
-    n_val = min(max(1, round(n * val_fraction)), n - 1)
-    return sorted(int(i) for i in order[n_val:]), sorted(int(i) for i in order[:n_val])
+    keys = sorted(set(groups))
+    if len(keys) < 2:
+        raise ValueError(f"{len(keys)} usable case group(s): a validation split needs at least 2")
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    n_val = min(max(1, round(len(keys) * val_fraction)), len(keys) - 1)
+    val = set(order[:n_val])
+    return [i for i, g in enumerate(groups) if g not in val], [i for i, g in enumerate(groups) if g in val]
 
 
-def fold_splits(n: int, folds: int, rng: np.random.Generator) -> list[tuple[list[int], list[int]]]:
-    """*folds* (train, validation) index pairs of *n* cases: each case validates in exactly one fold.
+def fold_splits(groups: Sequence[str], folds: int, rng: np.random.Generator) -> list[tuple[list[int], list[int]]]:
+    """*folds* (train, validation) index pairs: each group of cases validates in exactly one fold.
 
     Raises:
-        ValueError: fewer than 2 folds, or fewer cases than folds.
+        ValueError: fewer than 2 folds, or fewer groups than folds.
     """
-    if folds < 2 or n < folds:
-        raise ValueError(f"--folds {folds}: needs 2 <= K <= the number of usable cases ({n})")
-    order = rng.permutation(n)
-    parts = np.array_split(order, folds)
-    out = []
-    for k in range(folds):
-        val = sorted(int(i) for i in parts[k])
-        train = sorted(int(i) for j, p in enumerate(parts) if j != k for i in p)
-        out.append((train, val))
-    return out
+    keys = sorted(set(groups))
+    if folds < 2 or len(keys) < folds:
+        raise ValueError(f"--folds {folds}: needs 2 <= K <= the number of usable case groups ({len(keys)})")
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    fold_of = {key: k % folds for k, key in enumerate(order)}
+    return [([i for i, g in enumerate(groups) if fold_of[g] != k], [i for i, g in enumerate(groups) if fold_of[g] == k])
+            for k in range(folds)]
 
 
 def pick(items: Sequence[T], indices: Sequence[int]) -> list[T]:

@@ -53,6 +53,8 @@ Contracts (the loop relies on each):
   threshold); stored in ``metrics.json`` and the card's ``operating_point``.
 - ``encoder(name)`` -> True for the ``state_dict`` keys that ``--freeze-encoder`` freezes (default: the
   contracting path of a MONAI ``UNet``, :func:`unet_encoder`).
+- ``group(case)`` -> the key that keeps cases together in the validation split and the folds (default: the case
+  id; the cardiac task groups a patient's ED and ES frames, so no patient is on both sides).
 - ``usable(case)`` -> None, or the reason this task cannot learn from a case that the reader accepted (e.g. no
   label map, a 2D image given to a 3D task); such a case is listed in ``skipped.json`` with the reason.
 
@@ -189,6 +191,10 @@ def _always_usable(case: Case) -> str | None:
     return None
 
 
+def _case_id(case: Case) -> str:
+    return case.case_id
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One imaging task as the framework trains, evaluates and exports it (see the module docstring for every
@@ -213,6 +219,7 @@ class TaskSpec:
     fit_operating_point: Callable[[Sequence[Record], RunConfig], dict[str, Any]] | None = None
     encoder: Callable[[str], bool] = unet_encoder
     usable: Callable[[Case], str | None] = _always_usable
+    group: Callable[[Case], str] = _case_id
     card: Mapping[str, Any] = field(default_factory=dict)
 
     def check_format(self, fmt: str) -> None:
