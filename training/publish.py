@@ -59,13 +59,14 @@ def ensure_config(repo: ModelRepository, model: str, config_text: str) -> None:
 
 
 def publish_version(repo_root: Path, model: str, onnx_path: Path, config_text: str, card: Mapping[str, Any],
-                    version: int | None = None) -> int:
+                    version: int | None = None, extra_files: Mapping[str, Path] | None = None) -> int:
     """Copy *onnx_path* with its model card (markdown and JSON) into ``<repo_root>/<model>/<version>/``.
 
     Returns the version.
 
     *version* None: the next free number. The ONNX file is checked against the configuration
-    before anything becomes visible.
+    before anything becomes visible. *extra_files*: file name in the version folder -> file to copy there
+    (the training framework keeps the torch ``state_dict`` and the card's plots beside the ONNX file).
 
     Raises:
         ModelConfigError: incompatible configuration, ONNX/config mismatch, or the version exists.
@@ -81,6 +82,8 @@ def publish_version(repo_root: Path, model: str, onnx_path: Path, config_text: s
     staging = Path(tempfile.mkdtemp(prefix=f".aiws-publish-{model}-", dir=repo_root.resolve().parent))
     try:
         shutil.copyfile(onnx_path, staging / MODEL_FILENAME)
+        for name, source in (extra_files or {}).items():
+            shutil.copyfile(source, staging / Path(name).name)
         full = {**card, "model": model, "version": version}
         (staging / CARD_NAME).write_text(render_card(full), encoding="utf-8")
         (staging / CARD_JSON).write_text(json.dumps(full, indent=2), encoding="utf-8")
@@ -143,8 +146,11 @@ def render_card(card: Mapping[str, Any]) -> str:
     for key, title in (("summary", "Summary"), ("intended_use", "Intended use"), ("trained_on", "Trained on"),
                        ("metrics", "Metrics"), ("operating_point", "Operating point"),
                        ("rescore", "Second stage (false-positive reduction)"), ("conventions", "Conventions"),
-                       ("limitations", "Limitations"), ("provenance", "Provenance")):
+                       ("limitations", "Limitations"), ("plots", "Plots"), ("provenance", "Provenance")):
         if key not in card:
+            continue
+        if key == "plots":  # PNG files in the version folder, by name
+            lines += ["## Plots", ""] + [f"![{Path(name).stem}]({name})" for name in card[key]] + [""]
             continue
         lines += [f"## {title}", ""]
         value = card[key]
