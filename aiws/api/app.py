@@ -18,6 +18,7 @@ from aiws.api.deps import ApiContext
 from aiws.api.limits import LimitSettings, RequestLimits, protected_routes
 from aiws.api.routes import config, health, plugins, studies, web
 from aiws.api.routes import rules
+from aiws.api.routes import console_models, models
 from aiws.api.security import SecurityHeaders
 from aiws.errors import ConfigError, Conflict, NotFound
 
@@ -32,6 +33,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     modules = (health, studies, config, plugins, web)
     modules = (*modules, console_auth)
     modules = (*modules, rules)
+    modules = (*modules, models, console_models)
     for module in modules:
         app.include_router(module.router)
     limits = LimitSettings(body_bytes_by_prefix=((plugins.router.prefix, plugins.MAX_BODY_BYTES),
