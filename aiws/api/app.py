@@ -17,6 +17,7 @@ from aiws.api.auth import SESSION_COOKIE, authenticate
 from aiws.api.deps import ApiContext
 from aiws.api.limits import LimitSettings, RequestLimits, protected_routes
 from aiws.api.routes import config, health, plugins, studies, web
+from aiws.api.routes import actions, console_ops
 from aiws.api.routes import rules
 from aiws.api.routes import console_models, models
 from aiws.api.security import SecurityHeaders
@@ -32,6 +33,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     modules = (health, studies, config, plugins, web)
     modules = (*modules, console_auth)
+    modules = (*modules, actions, console_ops)
     modules = (*modules, rules)
     modules = (*modules, models, console_models)
     for module in modules:
