@@ -37,10 +37,12 @@ FAILING = {"PatientName": "Zyxäv^Quørt<&>'\"", "PatientID": "PIDQ77321", "Pati
 FAILING_RAW = {"SeriesNumber": ("IS", "PIDQ77321"), "PatientWeight": ("DS", "OPIDK40417")}
 #: Study B: well-formed but distinctive (the job succeeds, the send fails).
 SENT = {"PatientName": "Wqxjuv^Plomkè", "PatientID": "PIDB55102", "PatientBirthDate": "19230417",
-        "AccessionNumber": "ACCZ98123"}
+        "AccessionNumber": "ACCZ98123", "StudyDescription": "DESCQ4410 THORAX"}
+#: The study labels: shown on the console pages to a signed-in user, and nowhere else.
+LABELS = ["ACCZ98123", "DESCQ4410"]
 #: What must appear nowhere: every value and every part of a name.
 NEEDLES = ["Zyxäv", "Quørt", "PIDQ77321", "BIRTH1234X", "OPIDK40417",
-           "Wqxjuv", "Plomkè", "PIDB55102", "19230417", "ACCZ98123"]
+           "Wqxjuv", "Plomkè", "PIDB55102", "19230417", *LABELS]
 
 CONFIG = """
 [dicom]
@@ -172,9 +174,17 @@ def test_patient_values_in_malformed_tags_leak_nowhere(
 
     paths = ["/api/studies", f"/api/studies/{failing_uid}", f"/api/studies/{sent_uid}", "/api/jobs",
              "/api/sends", "/api/associations", "/api/audit", "/api/quarantine", "/api/config/ae",
-             "/api/config/sources", "/api/config/destinations", "/health", "/metrics", "/",
+             "/api/config/sources", "/api/config/destinations", "/health", "/metrics", "/console/status",
              *(f"/api/jobs/{j['id']}" for j in jobs)]
     outputs = {path: _get(aiws, path) for path in paths}
+    # the console shows the labels to a signed-in user (its other values are searched like the rest below) ...
+    console = {path: _get(aiws, path) for path in ("/console/", "/console/?q=accz98123",
+                                                   f"/console/studies/{sent_uid}", f"/console/studies/{failing_uid}")}
+    for path in ("/console/?q=accz98123", f"/console/studies/{sent_uid}"):
+        assert all(label in html.unescape(console[path]) for label in LABELS), path
+    # ... and to no one else: without credentials the page is the sign-in form
+    anonymous = httpx.get(f"{aiws.url}/console/?q=accz98123", timeout=30, follow_redirects=True)
+    assert anonymous.url.path == "/console/login" and not any(v in anonymous.text for v in LABELS)
     env = {**os.environ, "AIWS_ADMIN_TOKEN": "test-token"}
     cli = Path(os.sys.executable).parent / "aiws"
     for args in (["status"], ["status", "--json"]):
@@ -188,4 +198,6 @@ def test_patient_values_in_malformed_tags_leak_nowhere(
 
     leaks = [(where, needle) for where, text in outputs.items() for hay in _haystacks(text)
              for needle in NEEDLES if needle.lower() in hay.lower()]
+    leaks += [(where, needle) for where, text in console.items() for hay in _haystacks(text)
+              for needle in NEEDLES if needle not in LABELS and needle.lower() in hay.lower()]
     assert not leaks, sorted(set(leaks))
