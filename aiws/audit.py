@@ -1,6 +1,8 @@
 """Export of the audit trail: each ledger audit row becomes a DICOM audit message (PS3.15 Annex A.5,
 the IHE ATNA schema) carried in an RFC 5424 syslog frame, sent to ``[audit] syslog`` over UDP
-(RFC 5426, one frame per datagram) or TCP (RFC 6587 octet counting).
+(RFC 5426, one frame per datagram), TCP (RFC 6587 octet counting) or TLS (RFC 5425: octet counting in a
+TLS 1.2+ connection; the collector's certificate checked against ``[audit.tls] ca_file`` and its name, a
+client certificate when configured).
 
 The exporter reads the ledger, not an in-process queue: rows written by worker processes and CLI
 commands are exported too, in id order, and the position reached is kept in the ledger's ``meta``
@@ -23,11 +25,13 @@ import logging
 import os
 import socket
 import sqlite3
+import ssl
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
+from aiws.config import SyslogTlsConfig
 from aiws.errors import AiwsError
 from aiws.ledger import Ledger
 from aiws.ledger.audit import AuditRow
@@ -59,6 +63,7 @@ STUDY_DELETED = _dcm("110105", "DICOM Study Deleted")
 AUDIT_LOG_USED = _dcm("110101", "Audit Log Used")
 NETWORK_CONFIGURATION = _dcm("110128", "Network Configuration")
 NODE_AUTHENTICATION = _dcm("110126", "Node Authentication")
+SOFTWARE_CONFIGURATION = _dcm("110131", "Software Configuration")
 
 #: action -> (EventID, EventTypeCode or None for an AIWS code of the action, EventActionCode)
 EVENTS: dict[str, tuple[Code, Code | None, str]] = {
@@ -79,6 +84,8 @@ EVENTS: dict[str, tuple[Code, Code | None, str]] = {
     "destination added": (SECURITY_ALERT, NETWORK_CONFIGURATION, "C"),
     "destination changed": (SECURITY_ALERT, NETWORK_CONFIGURATION, "U"),
     "destination removed": (SECURITY_ALERT, NETWORK_CONFIGURATION, "D"),
+    "model promoted": (SECURITY_ALERT, SOFTWARE_CONFIGURATION, "U"),
+    "model rolled back": (SECURITY_ALERT, SOFTWARE_CONFIGURATION, "U"),
 }
 _FAILED_ACTIONS = {"job failed": "8", "send dead-lettered": "8", "study error": "8", "echo failed": "4",
                    "instance refused": "4", "instance quarantined": "4"}
@@ -167,33 +174,87 @@ class SyslogError(AiwsError):
     """The collector cannot be reached (the rows stay unexported and are sent again later)."""
 
 
-class SyslogClient:
-    """Sends frames to ``udp://host:port`` (one datagram each) or ``tcp://host:port`` (octet counting)."""
+def tls_context(tls: SyslogTlsConfig) -> ssl.SSLContext:
+    """The client context of an RFC 5425 connection: TLS 1.2 or newer, the peer's certificate verified
+    (against *tls.ca_file*, else the system store) and its name checked; our certificate when configured.
 
-    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+    Raises:
+        SyslogError: a file that cannot be read or is not PEM, naming the setting.
+    """
+    what = "audit.tls.ca_file"
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if tls.cert_file is not None:
+            what = "audit.tls.cert_file / key_file"
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SyslogError(f"{what}: cannot load ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
+    return context
+
+
+def _tls_reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"collector's certificate not accepted: {exc.verify_message} (check audit.tls.ca_file and server_name)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or type(exc).__name__}"
+    return type(exc).__name__
+
+
+class SyslogClient:
+    """Sends frames to ``udp://host:port`` (one datagram each), ``tcp://host:port`` (octet counting) or
+    ``tls://host:port`` (octet counting over TLS, RFC 5425, with *tls* settings)."""
+
+    #: After a TLS handshake, how long to listen for the collector refusing us (TLS 1.3 sends a refused client
+    #: certificate as an alert after the handshake: frames written before it arrives would be lost).
+    handshake_wait_s = 0.5
+
+    def __init__(self, url: str, timeout_s: float = 5.0, tls: SyslogTlsConfig | None = None) -> None:
         scheme, rest = url.split("://", 1)
         host, port = rest.rsplit(":", 1)
         self.url, self.scheme, self.address = url, scheme, (host.strip("[]"), int(port))
         self.timeout_s = timeout_s
+        self.tls = tls or SyslogTlsConfig()
         self._sock: socket.socket | None = None
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
+            context = tls_context(self.tls) if self.scheme == "tls" else None  # read again at each connection
             kind = socket.SOCK_DGRAM if self.scheme == "udp" else socket.SOCK_STREAM
             info = socket.getaddrinfo(*self.address, type=kind)[0]
             sock = socket.socket(info[0], kind)
             sock.settimeout(self.timeout_s)
             try:
                 sock.connect(info[4])
+                if context is not None:
+                    sock = context.wrap_socket(sock, server_hostname=self.tls.server_name or self.address[0])
+                    if self._peer_closed(sock, self.handshake_wait_s):
+                        raise ConnectionResetError("the collector closed the connection after the handshake")
             except OSError:
                 sock.close()
                 raise
             self._sock = sock
         return self._sock
 
-    def send(self, frame: bytes) -> None:
-        """Raises: SyslogError naming the collector and the error type."""
+    def _peer_closed(self, sock: socket.socket, wait_s: float) -> bool:
+        """Whether the collector closed the connection (it never sends anything else): an EOF within *wait_s*.
+
+        Raises:
+            OSError: what the read raised (a TLS alert: ssl.SSLError).
+        """
+        sock.settimeout(wait_s)
         try:
+            return sock.recv(1) == b""
+        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
+            return False
+        finally:
+            sock.settimeout(self.timeout_s)
+
+    def send(self, frame: bytes) -> None:
+        """Raises: SyslogError naming the collector and the error type (for TLS, why the handshake failed)."""
+        try:
+            if self._sock is not None and self.scheme != "udp" and self._peer_closed(self._sock, 0):
+                self.close()  # the collector went away since the last frame: a new connection, nothing written
             sock = self._connect()
             if self.scheme == "udp":
                 sock.send(frame)
@@ -201,7 +262,10 @@ class SyslogClient:
                 sock.sendall(f"{len(frame)} ".encode("ascii") + frame)
         except OSError as exc:
             self.close()
-            raise SyslogError(f"audit collector {self.url}: {type(exc).__name__}") from None
+            raise SyslogError(f"audit collector {self.url}: {_tls_reason(exc)}") from None
+        except SyslogError:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._sock is not None:
@@ -212,8 +276,9 @@ class SyslogClient:
 class AuditExporter:
     """A thread that sends the rows not yet exported, every *interval_s*, in id order."""
 
-    def __init__(self, ledger: Ledger, url: str, ae_title: str, interval_s: float = 1.0) -> None:
-        self._ledger, self._client = ledger, SyslogClient(url)
+    def __init__(self, ledger: Ledger, url: str, ae_title: str, interval_s: float = 1.0,
+                 tls: SyslogTlsConfig | None = None) -> None:
+        self._ledger, self._client = ledger, SyslogClient(url, tls=tls)
         self._ae_title, self._interval_s = ae_title, interval_s
         self._hostname = socket.gethostname()
         self._stop = threading.Event()

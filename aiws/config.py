@@ -210,20 +210,38 @@ class ImagingConfig(_Model):
         return value
 
 
-_SYSLOG_RE = re.compile(r"^(udp|tcp)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$")
+_SYSLOG_RE = re.compile(r"^(udp|tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$")
+
+
+class SyslogTlsConfig(_Model):
+    """``[audit.tls]`` for ``syslog = "tls://host:port"`` (RFC 5425): the collector's certificate must chain to
+    *ca_file* (None: the system's CA store) and name *server_name* (default: the host of the URL);
+    *cert_file* and *key_file*: our client certificate, for a collector that asks for one."""
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> SyslogTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (the client certificate and its key)")
+        return self
 
 
 class AuditConfig(_Model):
-    """``syslog = "udp://host:port"`` or ``"tcp://host:port"``: where the audit trail is exported (RFC 5424
-    frames carrying DICOM PS3.15 A.5 audit messages, see :mod:`aiws.audit`); None: not exported."""
+    """``syslog = "udp://host:port"``, ``"tcp://host:port"`` or ``"tls://host:port"``: where the audit trail is
+    exported (RFC 5424 frames carrying DICOM PS3.15 A.5 audit messages, see :mod:`aiws.audit`); None: not
+    exported. ``tls`` (RFC 5425) takes its settings from ``[audit.tls]``."""
     syslog: str | None = None
+    tls: SyslogTlsConfig = SyslogTlsConfig()
 
     @field_validator("syslog")
     @classmethod
     def _collector(cls, value: str | None) -> str | None:
         m = _SYSLOG_RE.match(value) if value is not None else None
         if value is not None and (m is None or not 1 <= int(m.group(3)) <= 65535):
-            raise ValueError(f"{value!r} is not udp://host:port or tcp://host:port")
+            raise ValueError(f"{value!r} is not udp://host:port, tcp://host:port or tls://host:port")
         return value
 
 

@@ -129,7 +129,8 @@ class Service:
             raise StartupError(port_message("DICOM", settings.host, settings.port, exc)) from None
         self.ledger.audit("service", "service started", {"recovered": recovered, "jobs": jobs, "sends": sends})
         if self.config.audit.syslog:
-            self._exporter = AuditExporter(self.ledger, self.config.audit.syslog, self.network.policy().ae_title)
+            self._exporter = AuditExporter(self.ledger, self.config.audit.syslog, self.network.policy().ae_title,
+                                           tls=self.config.audit.tls)
             self._exporter.start()
         self.workers.start()
         self.scheduler.start()
