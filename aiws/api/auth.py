@@ -159,6 +159,29 @@ class RoleCheck:
         return principal
 
 
+class OpenUnless(RoleCheck):
+    """A role check that lets everyone in while the ``[http]`` setting *open_setting* is true (``/health``,
+    ``/metrics``); the principal is then None."""
+
+    def __init__(self, open_setting: str, roles: tuple[Role, ...]) -> None:
+        super().__init__(roles)
+        self.open_setting = open_setting
+
+    def __repr__(self) -> str:
+        return f"open while [http] {self.open_setting}, else {super().__repr__()}"
+
+    async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
+        if getattr(_context(request).config.http, self.open_setting):
+            return None
+        return await super().__call__(request)
+
+
+def open_unless(open_setting: str, *roles: Role) -> Any:
+    """Like :func:`requires`, but open to all while ``[http] <open_setting>`` is true. Use as
+    ``principal: Annotated[Principal | None, open_unless("open_health")]``."""
+    return Depends(OpenUnless(open_setting, roles or ALL_ROLES))
+
+
 def requires(*roles: Role) -> Any:
     """A FastAPI dependency admitting *roles* (and admin); no roles: any signed-in principal. Use as
     ``principal: Annotated[Principal, requires(Role.RADIOLOGIST)]``."""

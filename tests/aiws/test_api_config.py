@@ -42,7 +42,8 @@ def test_changes_need_the_admin_token(aiws: AiwsProcess) -> None:
     body = {"ae_title": "NEWPACS"}
     assert _call(aiws, "POST", "/api/config/sources", token=None, json=body).status_code == 401
     assert _call(aiws, "POST", "/api/config/sources", token="wrong", json=body).status_code == 401
-    assert _call(aiws, "GET", "/api/config/sources", token=None).status_code == 200
+    assert _call(aiws, "GET", "/api/config/sources", token=None).status_code == 401
+    assert _call(aiws, "GET", "/api/config/sources").status_code == 200
 
 
 def test_source_crud_applies_live_and_persists(aiws: AiwsProcess) -> None:
@@ -121,5 +122,5 @@ def test_listings_and_pages(aiws: AiwsProcess) -> None:
         assert _call(aiws, "GET", path).json() == [] or path == "/api/associations"
     assert _call(aiws, "GET", "/api/studies/1.2.3").status_code == 404
     assert _call(aiws, "GET", "/api/jobs?state=bogus").status_code == 422
-    assert "AIWS" in _call(aiws, "GET", "/").text
+    assert "AIWS" in _call(aiws, "GET", "/console/status").text
     assert "aiws_instances" in _call(aiws, "GET", "/metrics").text

@@ -87,7 +87,7 @@ def test_write_without_token_is_refused_before_its_body_is_read(aiws: AiwsProces
 
 def test_declared_length_over_the_limit_is_refused_before_reading(aiws: AiwsProcess) -> None:
     assert _declared_only(aiws, "/api/config/sources", 60 * MIB, auth=True) == 413
-    assert _declared_only(aiws, "/api/plugins/sepsis", 60 * MIB, auth=False) == 413
+    assert _declared_only(aiws, "/api/plugins/sepsis", 60 * MIB, auth=True) == 413
 
 
 def _stream(aiws: AiwsProcess, path: str, total: int, chunk: int = 64 * 1024) -> tuple[int, int]:
@@ -174,7 +174,8 @@ def test_valid_hosts_are_taken(aiws: AiwsProcess) -> None:
 def test_five_mib_host_is_refused(aiws: AiwsProcess) -> None:
     body = json.dumps({"ae_title": "BIG", "host": "h" * (5 * MIB)}).encode()
     assert _declared_only(aiws, "/api/config/sources", len(body), auth=True) == 413
-    assert all(s["ae_title"] != "BIG" for s in httpx.get(f"{aiws.url}/api/config/sources", timeout=10).json())
+    assert all(s["ae_title"] != "BIG" for s in httpx.get(f"{aiws.url}/api/config/sources", headers=AUTH,
+                                                                    timeout=10).json())
 
 
 @pytest.mark.parametrize("path", ["/api/config/sources", "/api/plugins/sepsis", "/api/plugins/pharmacy"])
@@ -204,7 +205,7 @@ def test_integers_past_python_s_digit_limit_answer_422_naming_the_field(
     ("/api/studies?unrouted=yes", ["query", "unrouted"]),
 ])
 def test_bounded_parameters_answer_422(aiws: AiwsProcess, path: str, field: list[str]) -> None:
-    r = httpx.get(f"{aiws.url}{path}", timeout=10)
+    r = httpx.get(f"{aiws.url}{path}", headers=AUTH, timeout=10)
     assert r.status_code == 422, r.text
     assert field in _locs(r)
 
@@ -218,7 +219,7 @@ def test_huge_send_id_on_retry_answers_422(aiws: AiwsProcess) -> None:
 def test_strict_boolean_for_the_local_ae(aiws: AiwsProcess) -> None:
     r = _post(aiws, "/api/config/ae", {"require_known_source": "false"}, method="PUT")
     assert r.status_code == 422 and ["body", "require_known_source"] in _locs(r), r.text
-    assert httpx.get(f"{aiws.url}/api/config/ae", timeout=10).json()["require_known_source"] is True
+    assert httpx.get(f"{aiws.url}/api/config/ae", headers=AUTH, timeout=10).json()["require_known_source"] is True
 
 
 def _depth(node: Any) -> int:

@@ -187,7 +187,7 @@ def test_service_config_api_sources_and_tls_destinations(aiws: AiwsProcess, sink
     aiws.api("/api/config/destinations", "POST", json={"name": "open", **base, "verify": False})
     shown = {d["name"]: d["verify"] for d in aiws.api("/api/config/destinations")}
     assert shown == {"strict": True, "open": False}
-    page = httpx.get(f"{aiws.url}/", timeout=30).text
+    page = httpx.get(f"{aiws.url}/console/status", headers={"Authorization": "Bearer test-token"}, timeout=30).text
     assert "NOT verified (verify = false)" in page and "peer verified" in page
 
     strict = aiws.api("/api/config/destinations/strict/echo", "POST")

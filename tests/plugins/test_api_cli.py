@@ -33,7 +33,7 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Ledger]]:
     network.seed(config)
     ctx = ApiContext(config=config, ledger=ledger, network=network, admin_token="t",
                      sender_settings=SenderSettings())
-    with TestClient(create_app(ctx)) as client:
+    with TestClient(create_app(ctx), headers={"Authorization": "Bearer t"}) as client:
         yield client, ledger
     ledger.close()
 

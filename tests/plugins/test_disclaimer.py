@@ -97,7 +97,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     network = NetworkStore(ledger)
     network.seed(config)
     ctx = ApiContext(config=config, ledger=ledger, network=network, admin_token="t", sender_settings=SenderSettings())
-    with TestClient(create_app(ctx)) as c:
+    with TestClient(create_app(ctx), headers={"Authorization": "Bearer t"}) as c:
         yield c
     ledger.close()
 
@@ -112,7 +112,7 @@ def test_api_list_describe_and_result_carry_them(client: TestClient) -> None:
 
 
 def test_status_page_lists_plugins_with_disclaimer_and_provenance(client: TestClient) -> None:
-    page = client.get("/").text
+    page = client.get("/console/status").text
     assert "<h2>Plugins</h2>" in page
     assert "trained on: synthetic cohort" in page and "knowledge base: aiws-pharmacy-kb" in page
     assert "starter set" in page and "reviewed and validated by the hospital pharmacy" in page
@@ -138,5 +138,5 @@ def test_status_page_survives_a_plugin_that_cannot_load(client: TestClient) -> N
         raise ModuleNotFoundError("No module named 'vendor_score'")
 
     client.app.state.plugin_registry = Registry({"broken": broken, "sepsis": BUILTINS["sepsis"]})  # type: ignore[attr-defined]
-    page = client.get("/")
+    page = client.get("/console/status")
     assert page.status_code == 200 and "cannot load: No module named" in page.text and "SYNTHETIC" in page.text

@@ -1,4 +1,4 @@
-"""Live network configuration: local AE, sources, destinations (changes need the admin token)."""
+"""Live network configuration: local AE, sources, destinations (admin only, reads included)."""
 from __future__ import annotations
 
 import dataclasses
@@ -30,7 +30,7 @@ DestinationIn = api_model(DestinationConfig)
 
 
 @router.get("/ae")
-def get_ae(ctx: ContextDep) -> dict[str, Any]:
+def get_ae(ctx: ContextDep, actor: AdminDep) -> dict[str, Any]:
     doc = ctx.network.doc()
     return {"ae_title": doc["ae_title"], "require_known_source": doc["require_known_source"],
             "port": ctx.config.dicom.port}
@@ -42,7 +42,7 @@ def put_ae(body: AeUpdate, ctx: ContextDep, actor: AdminDep) -> dict[str, Any]:
 
 
 @router.get("/sources")
-def list_sources(ctx: ContextDep) -> list[dict[str, Any]]:
+def list_sources(ctx: ContextDep, actor: AdminDep) -> list[dict[str, Any]]:
     return list(ctx.network.doc()["sources"])
 
 
@@ -58,7 +58,7 @@ def remove_source(ae_title: str, ctx: ContextDep, actor: AdminDep) -> Response:
 
 
 @router.get("/destinations")
-def list_destinations(ctx: ContextDep) -> list[dict[str, Any]]:
+def list_destinations(ctx: ContextDep, actor: AdminDep) -> list[dict[str, Any]]:
     return list(ctx.network.doc()["destinations"])
 
 

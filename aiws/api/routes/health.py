@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from aiws import __version__
+from aiws.api.auth import Principal, Role, open_unless, requires
 from aiws.api.deps import ContextDep, LedgerDep
 from aiws.health import check
 from aiws.metrics import exposition
@@ -16,7 +17,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health(ctx: ContextDep) -> dict[str, Any]:
+def health(ctx: ContextDep, principal: Annotated[Principal | None, open_unless("open_health")]) -> dict[str, Any]:
     """``status`` is ``ok`` or ``degraded``; ``reasons`` says why (HTTP 200 either way: the service runs)."""
     policy = ctx.network.policy()
     report = check(ctx.config, ctx.ledger)
@@ -30,13 +31,14 @@ def health(ctx: ContextDep) -> dict[str, Any]:
 
 
 @router.get("/api/quarantine")
-def quarantine(ledger: LedgerDep, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+def quarantine(ledger: LedgerDep, principal: Annotated[Principal, requires(Role.RADIOLOGIST, Role.ML_ENGINEER)],
+               limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
     """Instances taken out of their study because they could not be read back, newest first."""
     return [dataclasses.asdict(q) for q in ledger.list_quarantine(limit)]
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(ctx: ContextDep) -> Response:
+def metrics(ctx: ContextDep, principal: Annotated[Principal | None, open_unless("open_metrics")]) -> Response:
     """Prometheus text format (prometheus_client): rows by state, received instances and bytes, associations,
     job and inference durations, queue depth, send failures, disk, quarantine and the health checks."""
     return Response(exposition(ctx.config, ctx.ledger), media_type=CONTENT_TYPE_LATEST)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from aiws.api.auth import Principal, Role, requires
 from aiws.api.deps import ContextDep
 from aiws.ledger import Ledger
 from plugins.base import Plugin, Provenance
@@ -46,6 +47,8 @@ def get_registry(request: Request) -> Registry:
 
 
 RegistryDep = Annotated[Registry, Depends(get_registry)]
+#: Plugins (list, describe, run): clinicians (and admins).
+PluginUser = Annotated[Principal, requires(Role.CLINICIAN)]
 
 
 def _plugin(registry: Registry, name: str) -> Any:
@@ -59,7 +62,7 @@ def _plugin(registry: Registry, name: str) -> Any:
 
 
 @router.get("")
-def list_plugins(registry: RegistryDep) -> list[dict[str, Any]]:
+def list_plugins(registry: RegistryDep, principal: PluginUser) -> list[dict[str, Any]]:
     out = []
     for name in registry.names():
         info = _plugin(registry, name).describe()
@@ -93,7 +96,7 @@ def plugin_rows(registry: Registry) -> list[PluginRow]:
 
 
 @router.get("/{name}")
-def describe_plugin(name: str, registry: RegistryDep) -> dict[str, Any]:
+def describe_plugin(name: str, registry: RegistryDep, principal: PluginUser) -> dict[str, Any]:
     return dict(_plugin(registry, name).describe())
 
 
@@ -104,12 +107,13 @@ _RUN_BODY = {"requestBody": {"required": True, "content": {
 
 
 @router.post("/{name}", openapi_extra=_RUN_BODY)
-async def run(name: str, request: Request, ctx: ContextDep, registry: RegistryDep) -> JSONResponse:
+async def run(name: str, request: Request, ctx: ContextDep, registry: RegistryDep,
+              principal: PluginUser) -> JSONResponse:
     plugin = _plugin(registry, name)
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise HTTPException(status_code=413, detail=f"input of {len(body)} bytes above {MAX_BODY_BYTES}")
-    actor = f"api:{request.client.host if request.client else '?'}"
+    actor = principal.actor
     try:
         result = await run_in_threadpool(run_audited, ctx.ledger, plugin, body, request.headers.get("content-type"),
                                          actor)

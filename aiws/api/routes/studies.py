@@ -6,16 +6,20 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from aiws.api.deps import AdminDep, LedgerDep
+from aiws.api.auth import Principal, Role, requires
+from aiws.api.deps import LedgerDep
 from aiws.api.fields import MAX_ROW_ID, RowId
 from aiws.ledger import StudyRow
 from pacs_bridge.scrub import scrub_fields
 
 router = APIRouter(prefix="/api", tags=["studies"])
+
+#: Reads of studies, jobs, sends, associations: radiologists and ML engineers (and admins).
+Reader = Annotated[Principal, requires(Role.RADIOLOGIST, Role.ML_ENGINEER)]
 
 StudyState = Literal["receiving", "complete", "error", "purged"]
 JobState = Literal["pending", "running", "done", "failed", "superseded"]
@@ -25,7 +29,7 @@ CONSOLE_ONLY = frozenset({"accession", "modality", "description"})
 
 
 @router.get("/studies")
-def list_studies(ledger: LedgerDep, state: StudyState | None = None, unrouted: Literal["true", "false"] | None = None,
+def list_studies(ledger: LedgerDep, principal: Reader, state: StudyState | None = None, unrouted: Literal["true", "false"] | None = None,
                  limit: int = Query(100, ge=1, le=1000),
                  offset: int = Query(0, ge=0, le=MAX_ROW_ID)) -> list[dict[str, Any]]:
     """Studies, newest first; ``unrouted=true`` lists the complete studies no route matched."""
@@ -42,7 +46,7 @@ def _study_json(study: StudyRow) -> dict[str, Any]:
 
 
 @router.get("/studies/{study_uid}")
-def get_study(study_uid: str, ledger: LedgerDep) -> dict[str, Any]:
+def get_study(study_uid: str, ledger: LedgerDep, principal: Reader) -> dict[str, Any]:
     study = ledger.get_study(study_uid)
     if study is None:
         raise HTTPException(404, f"study {study_uid} not found")
@@ -60,13 +64,13 @@ def get_study(study_uid: str, ledger: LedgerDep) -> dict[str, Any]:
 
 
 @router.get("/jobs")
-def list_jobs(ledger: LedgerDep, state: JobState | None = None, study_uid: str | None = None,
+def list_jobs(ledger: LedgerDep, principal: Reader, state: JobState | None = None, study_uid: str | None = None,
               limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
     return scrub_fields([dataclasses.asdict(j) for j in ledger.list_jobs(state, study_uid, limit)])
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: RowId, ledger: LedgerDep) -> dict[str, Any]:
+def get_job(job_id: RowId, ledger: LedgerDep, principal: Reader) -> dict[str, Any]:
     job = ledger.get_job(job_id)
     if job is None:
         raise HTTPException(404, f"job {job_id} not found")
@@ -76,26 +80,27 @@ def get_job(job_id: RowId, ledger: LedgerDep) -> dict[str, Any]:
 
 
 @router.get("/sends")
-def list_sends(ledger: LedgerDep, state: SendState | None = None,
+def list_sends(ledger: LedgerDep, principal: Reader, state: SendState | None = None,
                limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
     return scrub_fields([dataclasses.asdict(s) for s in ledger.list_sends(state, limit=limit)])
 
 
 @router.post("/sends/{send_id}/retry")
-def retry_send(send_id: RowId, ledger: LedgerDep, actor: AdminDep) -> dict[str, Any]:
+def retry_send(send_id: RowId, ledger: LedgerDep,
+               principal: Annotated[Principal, requires(Role.RADIOLOGIST)]) -> dict[str, Any]:
     send = ledger.get_send(send_id)
     if send is None:
         raise HTTPException(404, f"send {send_id} not found")
-    if not ledger.retry_send(send_id, actor, time.time()):
+    if not ledger.retry_send(send_id, principal.actor, time.time()):
         raise HTTPException(409, f"send {send_id} is {send.state}, only dead sends can be retried")
     return {"id": send_id, "state": "pending"}
 
 
 @router.get("/associations")
-def list_associations(ledger: LedgerDep, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+def list_associations(ledger: LedgerDep, principal: Reader, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
     return scrub_fields(ledger.list_associations(limit))
 
 
 @router.get("/audit")
-def list_audit(ledger: LedgerDep, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+def list_audit(ledger: LedgerDep, principal: Annotated[Principal, requires(Role.ADMIN)], limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
     return scrub_fields(ledger.list_audit(limit))
