@@ -175,3 +175,33 @@ def test_refuses_missing_and_mismatched_versions(service: Service) -> None:
     assert (service.repo / "lung_nodules" / "config.pbtxt").read_bytes() == before
     nothing = service.call("POST", "/api/models/cardiac_cine_segmenter/rollback", "ml-engineer")
     assert nothing.status_code == 409 and "no earlier active version" in nothing.json()["detail"]
+
+
+def test_cli_list_promote_rollback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    repo = tmp_path / "triton_repo"
+    shutil.copytree(ROOT / "triton_repo", repo)
+    env = {**os.environ, "AIWS_MODEL_REPOSITORY": str(repo), "AIWS_DATA_DIR": str(tmp_path / "var")}
+
+    def aiws(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.executable).parent / "aiws"), "model", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    listed = aiws("list")
+    assert listed.returncode == 0, listed.stderr
+    out = listed.stdout + listed.stderr
+    assert "lung_nodules: active 6 (policy latest); versions 6* 5 4 3 2 1" in out
+    promoted = aiws("promote", "lung_nodules", "3")
+    assert promoted.returncode == 0 and "lung_nodules: active version 6 -> 3" in promoted.stdout + promoted.stderr
+    refused = aiws("promote", "lung_nodules", "99")
+    assert refused.returncode == 1 and "version 99 is not in the repository" in refused.stdout + refused.stderr
+    assert "active 3 (policy specific, rollback to 6)" in "".join(aiws("list").stdout)
+    back = aiws("rollback", "lung_nodules")
+    assert back.returncode == 0 and "active version 3 -> 6" in back.stdout + back.stderr
+    assert ModelRepository(repo).resolve_version("lung_nodules") == 6
+    ledger = Ledger(tmp_path / "var" / "aiws.db")
+    rows = [(r["action"], r["actor"].split(":")[0]) for r in ledger.list_audit(action_prefix="model ")]
+    ledger.close()
+    assert rows == [("model rolled back", "cli"), ("model promoted", "cli")]
