@@ -136,13 +136,13 @@ def routes_from_toml(text: str) -> list[Any]:
     return list(routes) if isinstance(routes, list) else [routes]
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, str):
         if "'" not in value and "\n" not in value:
             return f"'{value}'"  # literal string: a regex's backslashes stay as written
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, float) and math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -152,10 +152,10 @@ def routes_to_toml(routes: Iterable[RouteConfig]) -> str:
     """The routes as ``[[routes]]`` tables, ready for the TOML file (:func:`routes_from_toml` reads it back)."""
     out = []
     for route in routes:
-        out += ["[[routes]]", f"pipeline = {_toml_value(route.pipeline)}", f"send_to = {_toml_value(route.send_to)}"]
+        out += ["[[routes]]", f"pipeline = {toml_value(route.pipeline)}", f"send_to = {toml_value(route.send_to)}"]
         if route.match:
             out.append("[routes.match]")
-            out += [f"{key} = {_toml_value(spec)}" for key, spec in route.match.items()]
+            out += [f"{key} = {toml_value(spec)}" for key, spec in route.match.items()]
         out.append("")
     return "\n".join(out)
 

@@ -19,6 +19,7 @@ from aiws.api.limits import LimitSettings, RequestLimits, protected_routes
 from aiws.api.routes import config, health, plugins, studies, web
 from aiws.api.routes import actions, console_ops
 from aiws.api.routes import rules
+from aiws.api.routes import console_network
 from aiws.api.routes import console_models, models
 from aiws.api.security import SecurityHeaders
 from aiws.errors import ConfigError, Conflict, NotFound
@@ -35,11 +36,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
     modules = (*modules, console_auth)
     modules = (*modules, actions, console_ops)
     modules = (*modules, rules)
+    modules = (*modules, console_network)
     modules = (*modules, models, console_models)
     for module in modules:
         app.include_router(module.router)
     limits = LimitSettings(body_bytes_by_prefix=((plugins.router.prefix, plugins.MAX_BODY_BYTES),
-                                                 (rules.TEST_PATH, rules.MAX_UPLOAD_BYTES)))
+                                                 (rules.TEST_PATH, rules.MAX_UPLOAD_BYTES),
+                                                 (console_network.TEST_PATH, rules.MAX_UPLOAD_BYTES)))
     app.add_middleware(RequestLimits, settings=limits, credentials_ok=_credentials_checker(ctx),
                        protected=protected_routes([route for m in modules for route in m.router.routes]))
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
