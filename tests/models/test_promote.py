@@ -162,3 +162,33 @@ def test_triton_serves_the_promoted_version_then_the_rolled_back_one(  # type: i
         assert result.version == 3
         np.testing.assert_allclose(result.outputs["prob"], reference[3], rtol=1e-5, atol=1e-6)
         assert OnnxRuntime(repository, "cpu").infer("conv", _image()).version == 3
+
+
+@pytest.mark.slow
+def test_results_name_the_active_version_without_a_restart(tmp_path: Path) -> None:
+    """One pipeline object (as in a worker): promote, and its next study's SR names the promoted version."""
+    from pydicom import dcmread
+
+    from models.coronary_ct.network import MODEL_NAME
+    from models.coronary_ct.pipeline import CoronaryCalciumPipeline
+    from models.pipeline import PipelineRequest
+    from models.runtime import RuntimeSettings, make_runtime
+    from training.coronary_ct.dicom import write_series
+    from training.coronary_ct.phantom import make_phantom
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "triton_repo" / MODEL_NAME, repo / MODEL_NAME)
+    shutil.copytree(repo / MODEL_NAME / "1", repo / MODEL_NAME / "2")  # same network, a second version
+    files = tuple(write_series(make_phantom(10001), tmp_path / "in"))
+    study_uid = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    pipeline = CoronaryCalciumPipeline(make_runtime(RuntimeSettings(model_repository=repo, device="cpu")))
+
+    def versions_named(out: Path) -> set[str]:
+        out.mkdir()
+        result = pipeline.run(PipelineRequest(study_uid, {"s": files}, out, "2.25"))
+        sr = dcmread(next(f.path for f in result.files if f.kind == "sr"))
+        return {str(sr.SeriesDescription), str(sr.SoftwareVersions)}
+
+    assert all(f"{MODEL_NAME} v2" in text for text in versions_named(tmp_path / "latest"))
+    set_active_version(ModelRepository(repo), MODEL_NAME, 1)
+    assert all(f"{MODEL_NAME} v1" in text for text in versions_named(tmp_path / "promoted"))
