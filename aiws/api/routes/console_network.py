@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -199,12 +200,27 @@ def _store(ctx: ApiContext) -> RouteStore:
     return ctx.routes
 
 
-def _rows(store: RouteStore) -> list[dict[str, Any]]:
+@dataclass
+class RuleRow:
+    """One row of the rules table: a route (or the blank row that adds one) as the form holds it."""
+
+    id: int
+    position: int
+    pipeline: str = ""
+    send_to: str = ""  # destination names, comma-separated
+    match: str = ""  # TOML lines, one condition each
+    remove: bool = False
+
+    @property
+    def blank(self) -> bool:
+        return not (self.pipeline or self.send_to.strip() or self.match.strip())
+
+
+def _rows(store: RouteStore) -> list[RuleRow]:
     """The table's rows: one per live route, then a blank one to add a route."""
-    rows = [{"id": i, "position": i, "pipeline": r.pipeline, "send_to": ", ".join(r.send_to), "remove": False,
-             "match": "\n".join(f"{k} = {toml_value(v)}" for k, v in r.match.items())}
+    rows = [RuleRow(i, i, r.pipeline, ", ".join(r.send_to), "\n".join(f"{k} = {toml_value(v)}" for k, v in r.match.items()))
             for i, r in enumerate(store.current().routes)]
-    return [*rows, {"id": len(rows), "position": len(rows), "pipeline": "", "send_to": "", "match": "", "remove": False}]
+    return [*rows, RuleRow(len(rows), len(rows))]
 
 
 def _rules_page(request: Request, ctx: ApiContext, principal: Principal, status_code: int = 200,
@@ -228,30 +244,31 @@ def rules_page(request: Request, ctx: ContextDep, principal: Admin) -> HTMLRespo
     return _rules_page(request, ctx, principal)
 
 
-def _submitted(form: Any) -> tuple[list[dict[str, Any]], list[Any], list[int], list[Problem]]:
+def _submitted(form: Any) -> tuple[list[RuleRow], list[Any], list[int], list[Problem]]:
     """The table as submitted: its rows (shown again on a refusal), the routes in order, the row id of each
     route, and the rows whose conditions are not TOML."""
-    count = min(int(form.get("count", "0")) if str(form.get("count", "0")).isdigit() else 0, MAX_ROUTES + 1)
+    def text(name: str) -> str:
+        value = form.get(name, "")
+        return value if isinstance(value, str) else ""
+
+    count = min(int(text("count")) if text("count").isdigit() else 0, MAX_ROUTES + 1)
     rows = []
     for i in range(count):
-        row = {"id": i, "pipeline": str(form.get(f"pipeline-{i}", "")), "send_to": str(form.get(f"send_to-{i}", "")),
-               "match": str(form.get(f"match-{i}", "")), "remove": form.get(f"remove-{i}") is not None}
-        position = str(form.get(f"position-{i}", i)).strip()
-        row["position"] = int(position) if position.lstrip("-").isdigit() else i
-        rows.append(row)
-    kept = [r for r in sorted(rows, key=lambda r: (r["position"], r["id"]))
-            if not r["remove"] and (r["pipeline"] or r["send_to"].strip() or r["match"].strip())]
+        position = text(f"position-{i}").strip()
+        rows.append(RuleRow(i, int(position) if position.lstrip("-").isdigit() else i, text(f"pipeline-{i}"),
+                            text(f"send_to-{i}"), text(f"match-{i}"), form.get(f"remove-{i}") is not None))
+    kept = [r for r in sorted(rows, key=lambda r: (r.position, r.id)) if not r.remove and not r.blank]
     routes: list[Any] = []
     problems = []
     for index, row in enumerate(kept):
         try:
-            match = tomllib.loads(row["match"])
+            match = tomllib.loads(row.match)
         except tomllib.TOMLDecodeError as exc:
             problems.append(Problem(index, "match", f"one condition per line, Keyword = \"regex\" or [min, max] ({exc})"))
             match = {}
-        routes.append({"pipeline": row["pipeline"], "match": match,
-                       "send_to": [n.strip() for n in row["send_to"].split(",") if n.strip()]})
-    return rows, routes, [r["id"] for r in kept], problems
+        routes.append({"pipeline": row.pipeline, "match": match,
+                       "send_to": [n.strip() for n in row.send_to.split(",") if n.strip()]})
+    return rows, routes, [r.id for r in kept], problems
 
 
 def _row_errors(problems: list[Problem], row_ids: list[int]) -> tuple[dict[str, str], str | None]:
