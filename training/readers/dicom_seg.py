@@ -17,7 +17,8 @@ given per segment label (segments of the same label in several SEGs share a valu
 SOP Instance UID and segment number; where segments overlap the later one wins. Skipped with a reason: a SEG or
 SR whose series is not in the folder, a SEG off the series' geometry (another frame of reference, orientation,
 spacing, or a frame between slices), a series that cannot be read as a volume, an empty label, a point outside the
-image, a file that is not DICOM; an image series that nothing labels is listed as skipped too.
+image, a file that is not DICOM; an image series that nothing labels is listed as skipped too. Projection images
+(mammograms: no patient position) give one case per image a SEG labels (:mod:`training.readers.dicom_seg_2d`).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from imaging.series import InstanceHeader, read_instance
 from imaging.volume import Volume, load_volume
 from training.readers.case import Case, CaseError, LabelMap, Skipped
 from training.readers.common import DatasetError, attempt, sources, without_sources
+from training.readers.dicom_seg_2d import SIDECAR, is_projection, projection_cases
 from training.readers.srpoints import point_labels
 
 LOGGER = logging.getLogger(__name__)
@@ -97,7 +99,8 @@ def read(root: Path) -> Iterator[Case | Skipped]:
     if not index.series:
         raise DatasetError("no DICOM image series in the folder (dicom-seg layout)")
     for path in index.unreadable:
-        yield Skipped(path.relative_to(root).as_posix(), "not a DICOM file with Modality, Series and SOP Instance UIDs")
+        if path.name != SIDECAR:  # the density sidecar of projection images is read by dicom_seg_2d
+            yield Skipped(path.relative_to(root).as_posix(), "not a DICOM file with Modality, Series and SOP Instance UIDs")
     labels: dict[str, tuple[list[tuple[Path, Dataset]], list[tuple[Path, Dataset]]]] = {}
     for path, ds in index.segs:
         uid = _seg_series(ds, index)
@@ -117,6 +120,9 @@ def read(root: Path) -> Iterator[Case | Skipped]:
             yield Skipped(uid, "no SEG or SR of the dataset refers to this series")
             continue
         segs, srs = labels[uid]
+        if is_projection(headers):  # mammograms: one case per labelled image (training.readers.dicom_seg_2d)
+            yield from projection_cases(root, headers, segs)
+            continue
         yield attempt(uid, _case, root, uid, headers, segs, srs)
 
 

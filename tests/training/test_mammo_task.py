@@ -1,0 +1,244 @@
+"""mammography on the training framework: cases -> the detector's input and targets (canonical orientation,
+working spacing, the service's normalisation), the evaluation records, and a few-iteration training from
+``dicom-seg`` and from VinDr-Mammo that exports an ONNX the local runtime serves with a calibration the service reads.
+
+Datasets are written in their exact layouts (VinDr-Mammo and CBIS-DDSM CSVs, DICOM written with pydicom by
+:func:`factories.make_mg_image`; a SEG written by highdicom and a ``labels.csv`` sidecar for ``dicom-seg``). The
+images are small synthetic breasts stored as a modality stores them: a left breast with its chest wall on the left
+edge, a right breast with it on the right edge.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.sr.codedict import codes
+from scipy import ndimage
+
+from factories import make_mg_image
+from models.mammography.density import birads_density, percent_dense_area
+from models.mammography.detection import Calibration
+from training.mammography.cases import DENSITY_TARGET_PERCENT, CaseSkipped, mammo_view
+from training.readers import read_dataset
+from training.readers.case import Case, ImageLabels
+
+ROWS, COLS = 192, 144
+MASS_RADIUS = 6
+HEAD = "study_id,series_id,image_id,laterality,view_position,height,width,breast_birads,breast_density"
+
+
+def _pixels(side: str, mass_rc: tuple[int, int] | None, seed: int) -> np.ndarray:
+    """A textured half-ellipse breast on a dark background, chest wall on the left edge for a left breast and on
+    the right edge for a right breast; *mass_rc* (row, column from the chest wall) a bright disc."""
+    rng = np.random.default_rng(seed)
+    rr, cc = np.mgrid[:ROWS, :COLS]
+    breast = (rr - ROWS / 2) ** 2 + (cc * 1.3) ** 2 <= (0.45 * ROWS) ** 2
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, (ROWS, COLS)), 3)
+    image = np.where(breast, 1500 + 300 * texture / texture.std(), 150)
+    if mass_rc:
+        image[(rr - mass_rc[0]) ** 2 + (cc - mass_rc[1]) ** 2 <= MASS_RADIUS**2] += 700
+    return np.clip(image if side == "L" else image[:, ::-1], 0, 4095).astype(np.uint16)
+
+
+def _stored_col(side: str, col: int) -> int:
+    return col if side == "L" else COLS - 1 - col
+
+
+#: (image id, laterality, view, mass (row, column from the chest wall) or None, density)
+VINDR = [("i0", "L", "CC", (90, 40), "A"), ("i1", "R", "CC", (100, 30), "B"), ("i2", "L", "MLO", None, "C"),
+         ("i3", "R", "MLO", (80, 50), "D")]
+
+
+def _write_vindr(root: Path, images: list[tuple[str, str, str, tuple[int, int] | None, str]]) -> Path:
+    breast_rows, finding_rows = [], []
+    for n, (image_id, side, view, mass, density) in enumerate(images):
+        make_mg_image(root / "images" / "s1" / f"{image_id}.dicom", rows=ROWS, cols=COLS, laterality=side, view=view,
+                      pixels=_pixels(side, mass, n), imager_pixel_spacing=(0.25, 0.25), magnification=None)
+        breast_rows.append(f"s1,x1,{image_id},{side},{view},{ROWS},{COLS},BI-RADS 4,DENSITY {density},training")
+        if mass:
+            c = _stored_col(side, mass[1])
+            finding_rows.append(f"s1,x1,{image_id},{side},{view},{ROWS},{COLS},BI-RADS 4,DENSITY {density},['Mass'],"
+                                f"BI-RADS 4,{c - 6},{mass[0] - 6},{c + 7},{mass[0] + 7},training")
+        else:
+            finding_rows.append(f"s1,x1,{image_id},{side},{view},{ROWS},{COLS},BI-RADS 1,DENSITY {density},"
+                                "['No Finding'],,,,,,training")
+    (root / "breast-level_annotations.csv").write_text(f"{HEAD},split\n" + "\n".join(breast_rows) + "\n",
+                                                       encoding="utf-8")
+    (root / "finding_annotations.csv").write_text(
+        f"{HEAD},finding_categories,finding_birads,xmin,ymin,xmax,ymax,split\n" + "\n".join(finding_rows) + "\n",
+        encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def vindr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    more = [(f"j{k}", "LR"[k % 2], ("CC", "MLO")[k // 2 % 2], (70 + 5 * k, 35) if k % 3 else None, "ABCD"[k % 4])
+            for k in range(4)]
+    return _write_vindr(tmp_path_factory.mktemp("vindr"), VINDR + more)
+
+
+def _mass_centre(target: np.ndarray) -> np.ndarray:
+    return np.argwhere(target[1] > 0).mean(axis=0)  # type: ignore[no-any-return]
+
+
+def test_views_are_flipped_so_the_chest_wall_is_on_the_left(vindr: Path) -> None:
+    cases = {c.case_id: c for c in read_dataset(vindr, "vindr-mammo").cases}
+    for image_id, side, view, mass, _ in VINDR:
+        v = mammo_view(cases[image_id])
+        assert (v.laterality, v.view) == (side, view)
+        assert v.orientation.flip_cols == (side == "R") and not v.orientation.flip_rows
+        assert v.segmentation.breast[:, 0].mean() > 0.8 and not v.segmentation.breast[:, -1].any()
+        assert v.x.shape == (ROWS, COLS)                                        # 0.25 mm: the working spacing
+        if mass is None:
+            assert not v.target[1].any() and v.boxes == ()
+            continue
+        # The mass target sits where the mass is, measured from the chest wall, on the canonical image ...
+        np.testing.assert_allclose(_mass_centre(v.target), mass, atol=0.6)
+        assert v.x[mass] > np.median(v.x[v.segmentation.breast]) + 0.15          # the bright disc is there
+        # ... and mapped back, where the CSV box put it on the stored image (a left breast's target in the left
+        # image, on the stored columns of the left breast).
+        stored = v.orientation.to_stored(v.target[1])
+        np.testing.assert_allclose(np.argwhere(stored > 0).mean(axis=0), (mass[0], _stored_col(side, mass[1])),
+                                   atol=0.6)
+        (box,) = v.boxes
+        assert box.kind == "mass" and box.box[1] <= mass[1] <= box.box[3]
+
+
+@pytest.mark.parametrize("density", ["a", "b", "c", "d"])
+def test_dense_target_gives_the_labelled_category(vindr: Path, density: str) -> None:
+    case = read_dataset(vindr, "vindr-mammo").cases[0]
+    v = mammo_view(replace(case, image_labels=replace(case.image_labels, density=density)))
+    seg = v.segmentation
+    percent = percent_dense_area(v.target[0] > 0, seg.breast, seg.pectoral)
+    assert abs(percent - DENSITY_TARGET_PERCENT[density]) < 2.0
+    assert birads_density(percent) == density and v.weight[0] == 1.0
+    unrated = mammo_view(replace(case, image_labels=replace(case.image_labels, density=None)))
+    assert unrated.weight[0] == 0.0 and not unrated.target[0].any()
+
+
+def test_cbis_ddsm_roi_mask_without_spacing(tmp_path: Path) -> None:
+    """CBIS-DDSM film scans carry no spacing: the assumed spacing resamples them; the ROI mask is the target."""
+    mask = np.zeros((ROWS, COLS), np.uint16)
+    rr, cc = np.mgrid[:ROWS, :COLS]
+    mask[(rr - 100) ** 2 + (cc - (COLS - 1 - 30)) ** 2 <= MASS_RADIUS**2] = 255
+    folder = "Mass-Training_P_00004_RIGHT_CC"
+    for sub, uid, pixels in [(folder, "1.2.3.4.1", _pixels("R", (100, 30), 1)), (folder + "_1", "1.2.3.4.2", mask)]:
+        make_mg_image(tmp_path / sub / "1.2.3" / uid / "000000.dcm", rows=ROWS, cols=COLS, pixels=pixels,
+                      imager_pixel_spacing=None, magnification=None, series_uid=uid, laterality="R")
+    (tmp_path / "mass_case_description_train_set.csv").write_text(
+        "patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,mass shape,"
+        "mass margins,assessment,pathology,subtlety,image file path,cropped image file path,ROI mask file path\n"
+        f"P_00004,3,RIGHT,CC,1,mass,OVAL,CIRCUMSCRIBED,4,MALIGNANT,4,{folder}/1.2.3/1.2.3.4.1/000000.dcm,"
+        f"{folder}_1/1.2.3/1.2.3.4.2/000000.dcm,{folder}_1/1.2.3/1.2.3.4.2/000000.dcm\n", encoding="utf-8")
+    (case,) = read_dataset(tmp_path, "cbis-ddsm").cases
+    v = mammo_view(case, assumed_spacing_mm=0.125)
+    assert v.x.shape == (ROWS // 2, COLS // 2) and v.density == "c" and v.orientation.flip_cols
+    np.testing.assert_allclose(_mass_centre(v.target), (50, 15), atol=0.8)
+
+
+def test_a_case_without_laterality_is_skipped(vindr: Path) -> None:
+    case = read_dataset(vindr, "vindr-mammo").cases[0]
+    with pytest.raises(CaseSkipped, match="no laterality or view"):
+        mammo_view(Case(case.case_id, case.image, image_labels=ImageLabels(view="CC")))
+
+
+# ------------------------------------------------------------------------------------------ dicom-seg
+def _write_dicom_seg(root: Path) -> dict[str, tuple[str, tuple[int, int]]]:
+    """One MG series of four images; a SEG ("mass") on three of them; densities in labels.csv."""
+    study, series = hd.UID(), hd.UID()
+    labelled: dict[str, tuple[str, tuple[int, int]]] = {}
+    rows = ["SOPInstanceUID,density"]
+    (root / "seg").mkdir()
+    for n, (side, view, mass, density) in enumerate([("L", "CC", (90, 40), "a"), ("R", "CC", (100, 30), "2"),
+                                                     ("R", "MLO", (80, 50), "C"), ("L", "MLO", None, "d")]):
+        path = make_mg_image(root / "mg" / f"{side}{view}.dcm", rows=ROWS, cols=COLS, laterality=side, view=view,
+                             pixels=_pixels(side, mass, n), imager_pixel_spacing=(0.25, 0.25), magnification=None,
+                             study_uid=study, series_uid=series)
+        ds = dcmread(path)
+        rows.append(f"{ds.SOPInstanceUID},{density}")
+        if mass is None:
+            continue
+        rr, cc = np.mgrid[:ROWS, :COLS]
+        mask = (rr - mass[0]) ** 2 + (cc - _stored_col(side, mass[1])) ** 2 <= MASS_RADIUS**2
+        description = hd.seg.SegmentDescription(
+            segment_number=1, segment_label="mass", segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+            segmented_property_type=codes.SCT.Mass, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        hd.seg.Segmentation(
+            source_images=[ds], pixel_array=mask[np.newaxis].astype(np.uint8),
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=[description],
+            series_instance_uid=hd.UID(), series_number=300 + n, sop_instance_uid=hd.UID(), instance_number=1,
+            manufacturer="test", manufacturer_model_name="test", software_versions="0", device_serial_number="0",
+        ).save_as(root / "seg" / f"{side}{view}.dcm")
+        labelled[str(ds.SOPInstanceUID)] = (side, mass)
+    (root / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return labelled
+
+
+@pytest.fixture(scope="module")
+def dicom_seg(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[str, tuple[int, int]]]]:
+    root = tmp_path_factory.mktemp("mg-dicom-seg")
+    return root, _write_dicom_seg(root)
+
+
+def test_dicom_seg_mammograms_one_case_per_labelled_image(dicom_seg: tuple[Path, dict[str, tuple[str, tuple[int, int]]]]
+                                                          ) -> None:
+    root, labelled = dicom_seg
+    result = read_dataset(root, "dicom-seg")
+    cases = {c.case_id: c for c in result.cases}
+    assert sorted(cases) == sorted(labelled)
+    (skipped,) = result.skipped
+    assert skipped.reason == "no SEG frame refers to this image"
+    densities = {"L": "a", "R": "b"}
+    for uid, (side, mass) in labelled.items():
+        case = cases[uid]
+        assert case.image_labels.laterality == side and dict(case.label.names) == {1: "mass"}
+        v = mammo_view(case)
+        np.testing.assert_allclose(_mass_centre(v.target), mass, atol=0.6)
+        assert v.density == (densities[side] if v.view == "CC" else "c")
+        assert {Path(s.name).name for s in case.sources} >= {"labels.csv", f"{side}{v.view}.dcm"}
+
+
+# ------------------------------------------------------------------------------------------ training
+TINY = {"channels": (4, 4, 8, 8, 8), "num_res_units": 0, "patch": 64, "tile": 128, "patches_per_case": 4}
+
+
+def _train(root: Path, fmt: str, run_dir: Path) -> dict[str, object]:
+    from training.framework.config import load_run_config
+    from training.framework.run import TrainRequest, load_dataset, train
+    from training.framework.spec import get_task
+
+    task = get_task("mammography")
+    config = load_run_config(task.default_config, task.options, task.name)
+    config = replace(config.replace_train(iterations=4, val_every=2, batch_size=4, bootstrap=20, threads=1,
+                                          val_fraction=0.4), options=replace(config.options, **TINY))
+    return train(TrainRequest(task, config, load_dataset(task, root, fmt), run_dir))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["vindr-mammo", "dicom-seg"])
+def test_a_few_iterations_export_an_onnx_the_runtime_serves(fmt: str, vindr: Path, dicom_seg: tuple[Path, object],
+                                                            tmp_path: Path) -> None:
+    from models.mammography.network import INPUT_NAME, OUTPUT_NAME
+    from models.runtime import RuntimeSettings, make_runtime
+
+    root = vindr if fmt == "vindr-mammo" else dicom_seg[0]
+    run = tmp_path / "run"
+    _train(root, fmt, run)
+    validation = json.loads((run / "metrics.json").read_text())["validation"]
+    assert {"density_agreement", "density_within_one", "mass_sensitivity", "mass_fp_per_image",
+            "wrong_breast_marks", "quality"} <= set(validation)
+    records = json.loads((run / "evaluation" / "records.json").read_text())
+    assert records and all(r["wrong_breast_marks"] == 0 for r in records)
+    assert (run / "evaluation" / "density_confusion.png").is_file()
+    version = run / "export" / "mammo_detector" / "1"
+    card = json.loads((version / "model_card.json").read_text())
+    Calibration.from_json(card["operating_point"], "card")          # what the service's pipeline reads
+    x = np.random.default_rng(0).normal(0.4, 0.1, size=(2, 1, 1, 128, 128)).astype(np.float32)
+    with make_runtime(RuntimeSettings(model_repository=run / "export", device="cpu")) as runtime:
+        logits = runtime.infer("mammo_detector", {INPUT_NAME: x}).outputs[OUTPUT_NAME]
+    assert logits.shape == (2, 3, 1, 128, 128) and np.isfinite(logits).all()
