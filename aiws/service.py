@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 import threading
+from pathlib import Path
 
 import uvicorn
 
@@ -52,6 +53,13 @@ def admin_token(config: Config) -> str:
     return token
 
 
+def _node_dir(config: Config) -> Path:
+    """``<data_dir>/nodes/<host>-<http port>``: what belongs to one node of several sharing data_dir."""
+    path = config.storage.data_dir / "nodes" / f"{socket.gethostname()}-{config.http.port}"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
 class Service:
     """Everything ``aiws serve`` runs. ``start()`` resumes from the ledger; ``stop()`` is orderly.
 
@@ -74,7 +82,7 @@ class Service:
         os.umask(0o077)  # spool, outbox, ledger, logs: files 0600 and folders 0700, in workers too
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
         data.chmod(0o700)  # a data_dir made before: nothing under it is reachable by others
-        self.ledger = Ledger(data / "aiws.db")
+        self.ledger = Ledger.of_config(config)
         self.network = NetworkStore(self.ledger)
         self.network.seed(config)
         self.routes = RouteStore(self.ledger, config, self.network)
@@ -95,7 +103,8 @@ class Service:
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self._stopped = threading.Event()
-        self._lock = ServiceLock(data)
+        # a PostgreSQL ledger is shared by nodes that share data_dir (docs/deployment.md): one lock per node
+        self._lock = ServiceLock(data if config.ledger.url is None else _node_dir(config))
         self._exporter: AuditExporter | None = None
 
     def _worker_died(self, name: str) -> None:

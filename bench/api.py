@@ -42,6 +42,7 @@ min_free_mb = 1
 
 JOB_STATES = ("done", "done", "done", "failed", "superseded")
 PIPELINES = ("ct_lung_nodule", "cxr_triage", "ct_brain_bleed")
+DESCRIPTIONS = ("CT THORAX", "CT CALCIUM SCORE", "CT ABDOMEN PELVIS", "CT HEAD")
 
 
 def uid(kind: int, n: int) -> str:
@@ -61,7 +62,8 @@ def fill(db: Path, n_studies: int, jobs_per_study: int, n_audit: int) -> str:
             state = "error" if s % 50 == 0 else "complete"
             study = uid(1, s)
             studies.append((study, state, t, t + 5, t + 60, 3, "CT1", jobs_per_study,
-                            "ValueError" if state == "error" else ""))
+                            "ValueError" if state == "error" else "", f"ACC{s:06d}", "CT" if s % 3 else "CT/SR",
+                            DESCRIPTIONS[s % len(DESCRIPTIONS)]))
             for i in range(3):
                 instances.append((uid(3, s * 3 + i), study, uid(2, s), "1.2.840.10008.5.1.4.1.1.2", "CT",
                                   "1.2.840.10008.1.2.1", f"spool/{s}/{i}.dcm", 524288, "CT1", "127.0.0.1", t + i))
@@ -81,7 +83,8 @@ def fill(db: Path, n_studies: int, jobs_per_study: int, n_audit: int) -> str:
                            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + 5)), "CT1", "AIWS", "127.0.0.1",
                            "released", 3, 0, 0))
         con.executemany("INSERT INTO studies(study_uid, state, first_received_at, last_received_at, completed_at,"
-                        " n_instances, calling_ae, n_jobs, error) VALUES(?,?,?,?,?,?,?,?,?)", studies)
+                        " n_instances, calling_ae, n_jobs, error, accession, modality, description)"
+                        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", studies)
         con.executemany("INSERT INTO instances(sop_instance_uid, study_uid, series_uid, sop_class_uid, modality,"
                         " transfer_syntax, path, size_bytes, calling_ae, peer_ip, received_at)"
                         " VALUES(?,?,?,?,?,?,?,?,?,?,?)", instances)
@@ -109,14 +112,16 @@ def fill(db: Path, n_studies: int, jobs_per_study: int, n_audit: int) -> str:
 
 
 def endpoints(study: str) -> list[str]:
-    return ["/", "/api/studies", "/api/studies?state=error", f"/api/studies/{study}", "/api/jobs",
-            "/api/jobs?state=failed", "/api/sends", "/api/audit", "/metrics", "/health"]
+    return ["/console/status", "/api/studies", "/api/studies?state=error", f"/api/studies/{study}", "/api/jobs",
+            "/api/jobs?state=failed", "/api/sends", "/api/audit", "/metrics", "/health",
+            "/console/", "/console/?q=acc005000", "/console/?state=error&modality=SR&page=3", "/console/?q=head&page=40",
+            f"/console/studies/{study}"]
 
 
 def measure(url: str, paths: list[str], n: int) -> dict[str, tuple[float, float]]:
     """p50 and p95 in ms per path; the paths interleaved so that load from other processes hits all alike."""
     samples: dict[str, list[float]] = {p: [] for p in paths}
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, headers={"Authorization": "Bearer test-token"}) as client:
         for p in paths:  # warm-up (template compile, first connection per thread)
             for _ in range(3):
                 client.get(p).raise_for_status()
@@ -163,6 +168,7 @@ def main() -> None:
     print(f"{'endpoint':32s} {'base p50':>9s} {'base p95':>9s} {'p50':>8s} {'p95':>8s} {'x p50':>6s} {'x p95':>6s}")
     for (path, (b50, b95)), (f50, f95) in zip(base.items(), full.values()):
         name = "/api/studies/{uid}" if path.startswith("/api/studies/") else path
+        name = "/console/studies/{uid}" if path.startswith("/console/studies/") else name
         flag = "  SLOW (p95 > 200 ms)" if f95 > 200 else ""
         print(f"{name:32s} {b50:9.1f} {b95:9.1f} {f50:8.1f} {f95:8.1f} {f50 / b50:6.1f} {f95 / b95:6.1f}{flag}")
     print("\nThe near-empty column is the floor of one request here (transport, FastAPI, uvicorn); the rows add the"

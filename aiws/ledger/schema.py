@@ -105,6 +105,8 @@ CREATE TABLE IF NOT EXISTS studies(
     description TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS ix_studies_state ON studies(state, last_received_at);
+-- the console's dashboard: newest studies first, a page at a time (created at open: no migration step needed)
+CREATE INDEX IF NOT EXISTS ix_studies_received ON studies(last_received_at);
 
 -- instances that could not be read back: moved out of the spool into <data_dir>/quarantine
 CREATE TABLE IF NOT EXISTS quarantine(

@@ -293,6 +293,22 @@ def test_console_buttons_call_the_actions_with_csrf(api: tuple[TestClient, Ledge
     assert actions == [("user:radiologist", "study reprocess"), ("user:radiologist", "job retried")]
 
 
+def test_console_resend_form(api: tuple[TestClient, Ledger, dict[str, str]]) -> None:
+    client, ledger, _ = api
+    _completed(ledger, "1.1")
+    job_id = _run(ledger, ok=True)
+    _login(client, "radiologist")
+    page = client.get("/console/studies/1.1")
+    r = client.post(f"/console/jobs/{job_id}/resend", data={"csrf_token": _csrf(page.text), "destination": ""})
+    assert f"Not sent: job {job_id}: send 1 to pacs is already queued" in html.unescape(r.text)
+    sent = ledger.claim_send(T0 + 40)
+    assert sent is not None
+    ledger.send_done(sent.id, T0 + 41)
+    r = client.post(f"/console/jobs/{job_id}/resend", data={"csrf_token": _csrf(r.text), "destination": "pacs"})
+    assert f"Job {job_id}: 1 send(s) queued." in r.text
+    assert [s.state for s in ledger.list_sends(job_id=job_id)] == ["pending", "done"]
+
+
 def test_console_reader_without_buttons(api: tuple[TestClient, Ledger, dict[str, str]]) -> None:
     client, ledger, _ = api
     _labelled(ledger, "1.1", "ACC1001", "CT CHEST")

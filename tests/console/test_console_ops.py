@@ -85,6 +85,7 @@ def ops(tmp_path: Path) -> Iterator[OpsService]:
     ae.supported_contexts = AllStoragePresentationContexts
     port = free_port()
     server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
+    assert server is not None
     (tmp_path / "svc").mkdir()
     proc = AiwsProcess(tmp_path / "svc", CONFIG.replace("SINK_PORT", str(port)))
     try:
