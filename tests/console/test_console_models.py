@@ -16,28 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from console_helpers import Console, start_console
 
-from aiws.api.accounts import create_account, issue_token
 from aiws.ledger import Ledger
 from models.runtime import ModelRepository
-from peers import AiwsProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.network
-
-CONFIG = """
-[dicom]
-host = "127.0.0.1"
-port = {dicom_port}
-[http]
-port = {http_port}
-[storage]
-data_dir = "{data_dir}"
-min_free_mb = 1
-"""
-ROLES = ("admin", "radiologist", "ml-engineer", "clinician")
-PASSWORD = "console-pass-1234"
-
 
 def _png(path: Path, width: int = 4, height: int = 3) -> None:
     """A tiny valid PNG (grey), written with zlib: a plot shipped beside a model card."""
@@ -49,17 +34,19 @@ def _png(path: Path, width: int = 4, height: int = 3) -> None:
 
 
 class Service:
-    def __init__(self, proc: AiwsProcess, repo: Path, tokens: dict[str, str]) -> None:
-        self.proc, self.repo, self.tokens = proc, repo, tokens
-        self.base_url = proc.url
+    """The console fixture's service (AUTH's ``start_console``) on a copy of triton_repo, with request helpers."""
+
+    def __init__(self, console: Console, repo: Path) -> None:
+        self.console, self.repo = console, repo
+        self.base_url = console.base_url
+        self.data_dir = console.data_dir
 
     def get(self, path: str, role: str | None = "admin", **kw: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
-        return httpx.get(f"{self.proc.url}{path}", headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
+        headers = self.console.headers(role) if role else {}
+        return httpx.get(f"{self.base_url}{path}", headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
 
     def post(self, path: str, role: str, data: dict[str, str]) -> httpx.Response:
-        return httpx.post(f"{self.proc.url}{path}", headers={"Authorization": f"Bearer {self.tokens[role]}"},
-                          data=data, timeout=60)
+        return httpx.post(f"{self.base_url}{path}", headers=self.console.headers(role), data=data, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +55,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     repo = tmp / "triton_repo"
     shutil.copytree(ROOT / "triton_repo", repo)
     _png(repo / "lung_nodules" / "6" / "froc.png")
-    proc = AiwsProcess(tmp, CONFIG, env={"AIWS_WORKERS": "0", "AIWS_MODEL_REPOSITORY": str(repo)}).start()
-    ledger = Ledger(proc.data_dir / "aiws.db")
-    tokens = {}
-    for role in ROLES:
-        create_account(ledger, role, role, PASSWORD, actor="test")
-        tokens[role] = issue_token(ledger, role, label="test")
-    ledger.close()
-    yield Service(proc, repo, tokens)
-    proc.stop()
+    console = start_console(tmp, env={"AIWS_MODEL_REPOSITORY": str(repo)})
+    yield Service(console, repo)
+    console.stop()
 
 
 def _text(html: str) -> str:
@@ -137,8 +118,63 @@ def test_promote_form_confirms_then_changes_and_audits(service: Service) -> None
     assert service.get("/console/audit", "ml-engineer").status_code == 403
 
 
+def test_promote_and_roll_back_in_the_browser_then_find_it_in_the_audit(  # type: ignore[no-untyped-def]
+        service: Service, browser, login, screenshot) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    def active() -> str:
+        return str(browser.find_element(By.ID, "active-lung_nodules").text)
+
+    def click(element_id: str) -> None:
+        page = browser.find_element(By.TAG_NAME, "html")
+        browser.find_element(By.ID, element_id).click()
+        WebDriverWait(browser, 30).until(ec.staleness_of(page))
+
+    login(browser, service.console, "ml-engineer")
+    browser.get(f"{service.base_url}/console/models")
+    assert active() == "6"
+    screenshot(browser, "models")
+    browser.find_element(By.ID, "promote-lung_nodules-3").click()
+    WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "confirm-promote")))
+    assert browser.find_element(By.ID, "confirm-current").text == "6"
+    screenshot(browser, "models_confirm_promote")
+    click("confirm-promote")
+    assert browser.current_url.endswith("/console/models")
+    assert "active version 6 -> 3" in browser.find_element(By.ID, "flash").text
+    assert active() == "3"
+    assert ModelRepository(service.repo).resolve_version("lung_nodules") == 3  # what the next job runs
+    screenshot(browser, "models_promoted")
+
+    browser.find_element(By.ID, "card-lung_nodules-6").click()
+    WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "card")))
+    assert "Model card: lung_nodules version 6" in browser.find_element(By.CSS_SELECTOR, "#card h1").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#figures tbody tr")) > 10
+    plot = browser.find_element(By.CSS_SELECTOR, "#plots img")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) == 4
+    screenshot(browser, "model_card")
+
+    browser.get(f"{service.base_url}/console/models")
+    browser.find_element(By.ID, "rollback-lung_nodules").click()
+    WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "confirm-rollback")))
+    click("confirm-rollback")
+    assert active() == "6" and "rolled back" in browser.find_element(By.ID, "flash").text
+
+    browser.delete_all_cookies()
+    login(browser, service.console, "admin")
+    browser.get(f"{service.base_url}/console/audit")
+    assert browser.find_elements(By.ID, "chain-ok")
+    Select(browser.find_element(By.ID, "filter-action")).select_by_visible_text("model promoted")
+    click("filter-apply")
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")]
+    assert rows and all("model promoted" in r for r in rows)
+    assert any("user:ml-engineer" in r and '"new_version": 3' in r and '"old_version": 6' in r for r in rows)
+    screenshot(browser, "audit_model_promoted")
+
+
 def test_audit_filters_paginate_and_show_a_broken_chain(service: Service) -> None:
-    ledger = Ledger(service.proc.data_dir / "aiws.db")
+    ledger = Ledger(service.data_dir / "aiws.db")
     for i in range(120):
         ledger.audit("user:filler", "test filler", {"n": i})
     ledger.close()
@@ -153,7 +189,7 @@ def test_audit_filters_paginate_and_show_a_broken_chain(service: Service) -> Non
     bad = service.get("/console/audit?since=yesterday", "admin")
     assert bad.status_code == 422 and "since" in _text(bad.text)
 
-    con = sqlite3.connect(service.proc.data_dir / "aiws.db")
+    con = sqlite3.connect(service.data_dir / "aiws.db")
     target = con.execute("SELECT id FROM audit WHERE actor='user:filler' ORDER BY id LIMIT 1").fetchone()[0]
     con.execute("DROP TRIGGER audit_no_update")
     con.execute("UPDATE audit SET detail='{\"n\": -1}' WHERE id=?", (target,))
