@@ -24,7 +24,7 @@ _ACTOR = "cli"
 
 
 def _network(config: Config) -> tuple[Ledger, NetworkStore]:
-    ledger = Ledger(config.storage.data_dir / "aiws.db")
+    ledger = Ledger.of_config(config)
     network = NetworkStore(ledger)
     network.seed(config)
     return ledger, network

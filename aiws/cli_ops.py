@@ -18,10 +18,10 @@ _ACTOR = "cli"
 def cmd_audit_verify(args: argparse.Namespace, config: Config) -> int:
     """0: the chain is intact; 1: it is broken (the first bad row is named); 2: no ledger there."""
     path = config.storage.data_dir / "aiws.db"
-    if not path.is_file():
+    if config.ledger.url is None and not path.is_file():
         CONSOLE.error(f"aiws: no ledger at {path}")
         return 2
-    ledger = Ledger(path)
+    ledger = Ledger.of_config(config)
     report = ledger.verify_audit()
     ledger.audit(_ACTOR, "audit verified", {"ok": report.ok, "rows": report.n_rows, "bad_row": report.bad_id})
     if report.ok:

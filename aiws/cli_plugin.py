@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         CONSOLE.error(f"aiws plugin run: cannot read {args.input} ({exc.strerror})")
         return 2
     hint = args.format or args.input.suffix.lstrip(".") or None
-    ledger = Ledger(config.storage.data_dir / "aiws.db")
+    ledger = Ledger.of_config(config)
     try:
         result = run_plugin(plugin, data, hint)
     except InvalidInput as exc:

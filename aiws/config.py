@@ -245,6 +245,22 @@ class AuditConfig(_Model):
         return value
 
 
+class LedgerConfig(_Model):
+    """``url = "postgresql://user@host:port/db"``: the ledger on PostgreSQL, which several nodes may share
+    (docs/deployment.md); None: SQLite at ``<data_dir>/aiws.db``. A password belongs in ``~/.pgpass`` or
+    ``PGPASSWORD``, not here."""
+    url: str | None = None
+    sweep_seconds: float = Field(default=5.0, gt=0, le=300)  # how often the claims of dead nodes are taken back
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("not a PostgreSQL URL (postgresql://user@host:port/database); "
+                             "leave it out for SQLite in data_dir")
+        return value
+
+
 class Config(_Model):
     dicom: DicomConfig = DicomConfig()
     study: StudyConfig = StudyConfig()
@@ -256,6 +272,7 @@ class Config(_Model):
     workers: WorkersConfig = WorkersConfig()
     imaging: ImagingConfig = ImagingConfig()
     audit: AuditConfig = AuditConfig()
+    ledger: LedgerConfig = LedgerConfig()
     pipelines: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -282,6 +299,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "AIWS_TRITON_URL": "runtime.triton_url",
     "AIWS_MODEL_REPOSITORY": "runtime.model_repository",
     "AIWS_WORKERS": "workers.count",
+    "AIWS_LEDGER_URL": "ledger.url",
 }
 
 

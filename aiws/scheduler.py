@@ -47,6 +47,7 @@ class Scheduler:
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_retention = 0.0
+        self._last_sweep = 0.0
         self._failing: dict[str, str] = {}  # step → exception type of its current run of failures
 
     def start(self) -> None:
@@ -66,7 +67,8 @@ class Scheduler:
         """One round; each step's failure is logged, counted in the ledger (``/health``), and the
         others still run. A step that keeps failing the same way logs its traceback once."""
         steps: tuple[tuple[str, Callable[[float], object]], ...] = (
-            ("assembly", self._assembler.poll), ("sending", self._dispatcher.poll), ("retention", self._retention))
+            ("assembly", self._assembler.poll), ("sending", self._dispatcher.poll), ("retention", self._retention),
+            ("claims", self._sweep_claims))
         for name, step in steps:
             try:
                 step(now)
@@ -74,6 +76,17 @@ class Scheduler:
                 self._step_failed(name, exc, now)
             else:
                 self._failing.pop(name, None)
+
+    def _sweep_claims(self, now: float) -> None:
+        """PostgreSQL ledger shared by several nodes: the jobs and sends of a node that died go back to the
+        queue (a live node's claims are left alone: :mod:`aiws.ledger.pg`)."""
+        if not self._ledger.shared or now - self._last_sweep < self._config.ledger.sweep_seconds:
+            return
+        self._last_sweep = now
+        jobs = self._ledger.requeue_running_jobs(max_attempts=self._config.workers.max_job_tries)
+        sends = self._ledger.requeue_sending()
+        if jobs or sends:
+            LOGGER.warning("claims of a node or worker that died re-queued: %d jobs, %d sends", jobs, sends)
 
     def _step_failed(self, name: str, exc: Exception, now: float) -> None:
         kind = type(exc).__name__

@@ -63,7 +63,7 @@ def worker_main(config: Config, name: str, control: Connection, log_level: int) 
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     setup_logging(log_level, f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
-    ledger = Ledger(config.storage.data_dir / "aiws.db")
+    ledger = Ledger.of_config(config)
     runner = JobRunner(config, ledger, NetworkStore(ledger), ArrayBackend.select(config.imaging.array_backend))
     LOGGER.info("worker %s (pid %d) ready", name, os.getpid())
     while not _told_to_stop(control, 0.0):

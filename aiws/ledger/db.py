@@ -9,15 +9,19 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiws.ledger.actions import ActionsMixin
 from aiws.ledger.audit import AuditMixin, add_counter, config_changes
 from aiws.ledger.custody import CustodyMixin, InstanceRefused, quarantined_error
+from aiws.ledger.pg import PgBackend, PgConnection, unheld
 from aiws.ledger.rows import InstanceRow, NewJob, StudyLabels, StudyRow, joined_modalities
 from aiws.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, refuse_newer, stored_version
 from aiws.ledger.stats import Histogram, histograms
 from aiws.ledger.work import WorkMixin
+
+if TYPE_CHECKING:
+    from aiws.config import Config
 
 LOGGER = logging.getLogger(__name__)
 
@@ -31,10 +35,15 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin, ActionsMixin):
     loses no committed row; a power cut loses at most rows the spool restores).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, url: str | None = None) -> None:
+        """SQLite at *path*; or, with *url* (``postgresql://…``), the PostgreSQL ledger several nodes may share
+        (:mod:`aiws.ledger.pg`: migrated by alembic here, *path* only names it in messages)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._pg = PgBackend(url) if url else None
+        if self._pg is not None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         con = self._conn()
         refuse_newer(stored_version(con), path)  # before the CREATE statements touch a newer database
         con.executescript(SCHEMA)
@@ -60,9 +69,18 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin, ActionsMixin):
                 con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version + 1),))
             LOGGER.info("ledger %s: schema migrated from version %d to %d", self.path, version, version + 1)
 
+    @classmethod
+    def of_config(cls, config: Config) -> Ledger:
+        """The ledger *config* names: ``[ledger] url`` (PostgreSQL), else SQLite at ``<data_dir>/aiws.db``."""
+        return cls(config.storage.data_dir / "aiws.db", config.ledger.url)
+
     # -- connections ------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if self._pg is not None:
+            if con is None or cast(PgConnection, con).broken:  # a lost connection is opened again
+                con = self._local.con = cast(sqlite3.Connection, self._pg.connect())  # the sqlite3 subset used
+            return con
         if con is None:
             con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
             con.row_factory = sqlite3.Row
@@ -93,6 +111,31 @@ class Ledger(AuditMixin, CustodyMixin, WorkMixin, ActionsMixin):
         if con is not None:
             con.close()
             self._local.con = None
+        if self._pg is not None:
+            self._pg.claims.close()
+
+    # -- claims of jobs and sends by several nodes (PostgreSQL; on SQLite the write lock is enough) ---------
+    @property
+    def shared(self) -> bool:
+        """True on PostgreSQL, where other nodes may share the ledger (their claims are swept when they die)."""
+        return self._pg is not None
+
+    def _hold_claim(self, kind: str, row_id: int) -> None:
+        """Inside the claiming transaction: this process holds the claim until it is released or dies."""
+        if self._pg is not None and not self._pg.claims.hold(kind, row_id):
+            raise sqlite3.OperationalError(f"{kind} {row_id}: claimed by another session")
+
+    def _release_claim(self, kind: str, row_id: int) -> bool:
+        """Give a claim up; False when this process no longer holds it (another node may have taken the work
+        again since): the caller then changes nothing."""
+        if self._pg is None or self._pg.claims.release(kind, row_id):
+            return True
+        LOGGER.warning("%s %d: claim lost (the ledger connection was lost), outcome not recorded here", kind, row_id)
+        return False
+
+    def _unheld(self, kind: str, id_column: str) -> str:
+        """SQL condition: the row's claim is not held by a live process (always true on SQLite)."""
+        return unheld(kind, id_column) if self._pg is not None else ""
 
     # -- instances and studies -----------------------------------------------------
     def record_instance(self, row: InstanceRow, require_file: bool = False, labels: StudyLabels | None = None) -> bool:

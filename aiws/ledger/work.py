@@ -24,6 +24,9 @@ class WorkMixin:
     transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
     query: Callable[..., list[sqlite3.Row]]
     _audit: Callable[[sqlite3.Connection, str, str, dict[str, Any]], None]
+    _hold_claim: Callable[[str, int], None]
+    _release_claim: Callable[[str, int], bool]
+    _unheld: Callable[[str, str], str]
 
     # -- jobs -----------------------------------------------------------------------
     def claim_job(self, worker: str, now: float) -> JobRow | None:
@@ -31,10 +34,12 @@ class WorkMixin:
         with self.transaction() as con:
             row = con.execute(
                 "UPDATE jobs SET state='running', worker=?, started_at=?, attempts=attempts+1"
-                " WHERE id=(SELECT id FROM jobs WHERE state='pending' AND not_before<=? ORDER BY id LIMIT 1)"
-                " RETURNING *",
+                " WHERE id=(SELECT id FROM jobs WHERE state='pending' AND not_before<=?"
+                f"{self._unheld('job', 'jobs.id')} ORDER BY id LIMIT 1) RETURNING *",
                 (worker, now, now),
             ).fetchone()
+            if row is not None:
+                self._hold_claim("job", int(row["id"]))
         return JobRow.of(row) if row else None
 
     def finish_job(
@@ -45,9 +50,12 @@ class WorkMixin:
 
         *sends* is ``[(destination, n_files)]``. When a newer generation of the
         same study and pipeline exists, the results are kept but not sent
-        (the newer job sends the same UIDs with newer content). Returns False then.
+        (the newer job sends the same UIDs with newer content). Returns False then, and when this process
+        lost its claim of the job (PostgreSQL: another node may be running it again).
         """
         with self.transaction() as con:
+            if not self._release_claim("job", job_id):
+                return False
             job = con.execute("SELECT study_uid, pipeline, generation, started_at FROM jobs WHERE id=?",
                               (job_id,)).fetchone()
             newer = con.execute(
@@ -83,6 +91,8 @@ class WorkMixin:
     def fail_job(self, job_id: int, error: str, retry_at: float | None, now: float) -> None:
         """Back to pending (due at *retry_at*), or failed for good when *retry_at* is None."""
         with self.transaction() as con:
+            if not self._release_claim("job", job_id):
+                return
             if retry_at is None:
                 con.execute(
                     "UPDATE jobs SET state='failed', finished_at=?, error=? WHERE id=?", (now, error[:2000], job_id)
@@ -102,7 +112,7 @@ class WorkMixin:
         A job that has already been attempted *max_attempts* times fails instead
         (a pipeline that kills its worker every time must not loop forever).
         """
-        where, params = "state='running'", []
+        where, params = f"state='running'{self._unheld('job', 'jobs.id')}", []
         if worker is not None:
             where += " AND worker=?"
             params.append(worker)
@@ -149,13 +159,17 @@ class WorkMixin:
             row = con.execute(
                 "UPDATE sends SET state='sending', attempts=attempts+1, updated_at=?"
                 " WHERE id=(SELECT id FROM sends WHERE state='pending' AND next_attempt_at<=?"
-                "           ORDER BY next_attempt_at, id LIMIT 1) RETURNING *",
+                f"{self._unheld('send', 'sends.id')} ORDER BY next_attempt_at, id LIMIT 1) RETURNING *",
                 (now, now),
             ).fetchone()
+            if row is not None:
+                self._hold_claim("send", int(row["id"]))
         return SendRow.of(row) if row else None
 
     def send_done(self, send_id: int, now: float) -> None:
         with self.transaction() as con:
+            if not self._release_claim("send", send_id):
+                return
             row = con.execute(
                 "UPDATE sends SET state='done', done_at=?, updated_at=?, last_error='' WHERE id=?"
                 " RETURNING job_id, destination, n_files, attempts",
@@ -171,6 +185,8 @@ class WorkMixin:
     def send_failed(self, send_id: int, error: str, next_attempt_at: float | None, now: float) -> None:
         """Retry at *next_attempt_at*, or dead-letter when it is None."""
         with self.transaction() as con:
+            if not self._release_claim("send", send_id):
+                return
             dest = con.execute("SELECT destination FROM sends WHERE id=?", (send_id,)).fetchone()
             add_counter(con, f"send_failures_total:{dest[0] if dest else ''}", 1)
             if next_attempt_at is None:
@@ -198,9 +214,11 @@ class WorkMixin:
             return cur.rowcount == 1
 
     def requeue_sending(self) -> int:
-        """At start-up: sends that were in flight when the process died are retried."""
+        """At start-up: sends that were in flight when the process died are retried (PostgreSQL: also while
+        running, the sends of any node that died; a live node's are left alone)."""
         with self.transaction() as con:
-            return con.execute("UPDATE sends SET state='pending' WHERE state='sending'").rowcount
+            return con.execute(
+                f"UPDATE sends SET state='pending' WHERE state='sending'{self._unheld('send', 'sends.id')}").rowcount
 
     def get_send(self, send_id: int) -> SendRow | None:
         rows = self.query("SELECT * FROM sends WHERE id=?", (send_id,))
