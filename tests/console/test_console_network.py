@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html import unescape
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from console_helpers import Console, start_console
 from pydicom import dcmread
 from pydicom.uid import generate_uid
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
-from aiws.api.accounts import create_account, issue_token
-from aiws.ledger import Ledger
+from aiws.api.auth import Role
 from factories import make_ct_series
-from peers import DCMTK_ENV, AiwsProcess, free_port, storescu, wait_for
+from peers import DCMTK_ENV, free_port, storescu, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -48,34 +52,29 @@ port = {http_port}
 data_dir = "{data_dir}"
 min_free_mb = 1
 """
-PASSWORD = "console-pass-1234"
 
 
 class Service:
-    def __init__(self, proc: AiwsProcess, tokens: dict[str, str]) -> None:
-        self.proc, self.tokens = proc, tokens
+    """The console's service (with a route and a destination) and requests with a role's API token."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.proc = console, console.proc
 
     def get(self, path: str, role: str = "admin") -> httpx.Response:
-        return httpx.get(f"{self.proc.url}{path}", headers={"Authorization": f"Bearer {self.tokens[role]}"},
-                         timeout=60, follow_redirects=True)
+        return httpx.get(f"{self.proc.url}{path}", headers=self.console.headers(role), timeout=60,
+                         follow_redirects=True)
 
     def post(self, path: str, data: dict[str, str], role: str = "admin", **kw: object) -> httpx.Response:
-        return httpx.post(f"{self.proc.url}{path}", headers={"Authorization": f"Bearer {self.tokens[role]}"},
-                          data=data, timeout=60, **kw)  # type: ignore[arg-type]
+        return httpx.post(f"{self.proc.url}{path}", headers=self.console.headers(role), data=data, timeout=60,
+                          **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     (tmp_path / "svc").mkdir()
-    proc = AiwsProcess(tmp_path / "svc", CONFIG, env={"AIWS_WORKERS": "0"}).start()
-    ledger = Ledger(proc.data_dir / "aiws.db")
-    tokens = {}
-    for role in ("admin", "radiologist"):
-        create_account(ledger, f"{role}1", role, PASSWORD, actor="test")
-        tokens[role] = issue_token(ledger, f"{role}1", label="test")
-    ledger.close()
-    yield Service(proc, tokens)
-    proc.stop()
+    console = start_console(tmp_path / "svc", CONFIG)
+    yield Service(console)
+    console.stop()
 
 
 @pytest.fixture
@@ -207,3 +206,52 @@ def test_rules_edited_refused_next_to_the_field_then_saved_and_tested(service: S
     assert _by_id(by_study.text, "decided-0") == "Route #0 decides: echo_summary → pacs"
     none = service.post("/console/rules/test", {"study_uid": ""}, files={"file": ("", b"", "")})
     assert none.status_code == 422 and "choose a DICOM file or a received study" in _by_id(none.text, "test-error")
+
+
+# -- in a real browser -----------------------------------------------------------------------------------
+def _wait(browser: Any, element_id: str) -> Any:
+    return WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, element_id)))
+
+
+def test_browser_adds_a_destination_and_echoes_it(service: Service, echo_peer: int, browser: Any,
+                                                  login: Callable[..., None],
+                                                  screenshot: Callable[[Any, str], Path]) -> None:
+    login(browser, service.console, Role.ADMIN)
+    browser.find_element(By.ID, "nav-network").click()
+    _wait(browser, "add-destination")
+    for field, value in (("name", "sink"), ("ae_title", "SINK"), ("host", "127.0.0.1"), ("port", str(echo_peer))):
+        browser.find_element(By.ID, f"dest-new-{field}").send_keys(value)
+    browser.find_element(By.ID, "add-destination-button").click()
+    assert _wait(browser, "flash").text == "Destination sink saved."
+    assert _wait(browser, "dest-sink")
+    browser.find_element(By.ID, "echo-sink").click()
+    result = _wait(browser, "echo-result-sink")
+    assert result.text.startswith("success (") and "ok" in result.get_attribute("class")
+    screenshot(browser, "network-destination-echoed")
+
+
+def test_browser_edits_a_route_and_tests_it_on_a_file(service: Service, tmp_path: Path, browser: Any,
+                                                      login: Callable[..., None],
+                                                      screenshot: Callable[[Any, str], Path]) -> None:
+    login(browser, service.console, Role.ADMIN)
+    browser.get(f"{service.proc.url}/console/rules")
+    conditions = _wait(browser, "match-0")
+    conditions.clear()
+    conditions.send_keys('Modalty = "^CT$"')
+    browser.find_element(By.ID, "save-rules").click()
+    assert _wait(browser, "error-0-match").text == "match: 'Modalty' is not a DICOM keyword"
+    screenshot(browser, "rules-refused-next-to-the-field")
+
+    conditions = browser.find_element(By.ID, "match-0")
+    conditions.clear()
+    conditions.send_keys("Modality = '^CT$'\nSliceThickness = [0, 6]")
+    browser.find_element(By.ID, "save-rules").click()
+    assert _wait(browser, "flash").text == "Routing rules saved: version 2, applied to the next study."
+    assert "SliceThickness = [0, 6]" in browser.find_element(By.ID, "rules-toml").text
+
+    browser.find_element(By.ID, "test-file").send_keys(str(_dicom_file(tmp_path, SliceThickness="5")))
+    browser.find_element(By.ID, "test-button").click()
+    assert _wait(browser, "decided-0").text == "Route #0 decides: echo_summary → pacs"
+    explained = browser.find_element(By.ID, "explain-0").text
+    assert "SliceThickness [0, 6]: within range (value 5)" in explained
+    screenshot(browser, "rules-tested-on-a-file")
