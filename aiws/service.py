@@ -147,13 +147,14 @@ class Service:
 
     def _start_http(self, sock: socket.socket) -> None:
         app = create_app(self.api_context)
-        cfg = uvicorn.Config(app, host=self.config.http.host, port=self.config.http.port,
-                             log_level="warning", access_log=False, lifespan="off")
+        http = self.config.http
+        cfg = uvicorn.Config(app, host=http.host, port=http.port, log_level="warning", access_log=False,
+                             lifespan="off", ssl_certfile=http.tls_cert, ssl_keyfile=http.tls_key)
         self._http = uvicorn.Server(cfg)
         self._http_thread = threading.Thread(target=self._http.run, kwargs={"sockets": [sock]}, name="aiws-http",
                                              daemon=True)
         self._http_thread.start()
-        LOGGER.info("HTTP API on http://%s:%d", self.config.http.host, self.config.http.port)
+        LOGGER.info("HTTP API on %s://%s:%d", "https" if http.https else "http", http.host, http.port)
 
     def stop(self) -> None:
         if self._stopped.is_set():

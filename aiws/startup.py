@@ -48,6 +48,7 @@ def check_tls(config: Config) -> None:
     Raises:
         StartupError: naming the files and what is wrong with them.
     """
+    check_http_tls(config)
     tls = config.dicom.tls
     if tls is None:
         return
@@ -62,6 +63,22 @@ def check_tls(config: Config) -> None:
             ctx.load_verify_locations(cafile=tls.ca_file)
         except (ssl.SSLError, OSError) as exc:
             raise StartupError(f"dicom.tls: ca_file {tls.ca_file} cannot be loaded ({_tls_reason(exc)})") from None
+
+
+def check_http_tls(config: Config) -> None:
+    """Load ``[http] tls_cert`` and ``tls_key`` (HTTPS) the way uvicorn will.
+
+    Raises:
+        StartupError: naming the files and what is wrong with them.
+    """
+    http = config.http
+    if http.tls_cert is None or http.tls_key is None:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(http.tls_cert, http.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise StartupError(f"http: tls_cert {http.tls_cert} with tls_key {http.tls_key} cannot be loaded "
+                           f"({_tls_reason(exc)})") from None
 
 
 def bind_http(host: str, port: int) -> socket.socket:

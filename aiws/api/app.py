@@ -13,7 +13,8 @@ from starlette.requests import cookie_parser
 
 import aiws.api.routes.console_auth as console_auth
 from aiws import __version__
-from aiws.api.auth import SESSION_COOKIE, authenticate
+from aiws.api.auth import SESSION_COOKIE, PageForbidden, authenticate
+from aiws.api.console import forbidden_page
 from aiws.api.deps import ApiContext
 from aiws.api.limits import LimitSettings, RequestLimits, protected_routes
 from aiws.api.routes import config, health, plugins, studies, web
@@ -49,6 +50,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_middleware(SecurityHeaders, https=ctx.config.http.https)
     if ctx.config.http.trusted_hosts:  # outermost: a wrong Host header answers 400 before anything else
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(ctx.config.http.trusted_hosts))
+
+    app.add_exception_handler(PageForbidden, forbidden_page)
 
     @app.exception_handler(RequestValidationError)
     def _unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -83,6 +83,14 @@ def is_page(path: str) -> bool:
     return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/") or path in PAGES
 
 
+class PageForbidden(HTTPException):
+    """A signed-in user opened a console page of another role: 403, shown as a page with the navigation."""
+
+    def __init__(self, principal: Principal, detail: str) -> None:
+        super().__init__(status_code=403, detail=detail)
+        self.principal = principal
+
+
 def _context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
@@ -152,8 +160,10 @@ class RoleCheck:
                                 headers={"WWW-Authenticate": "Bearer"})
         principal, csrf = found
         if not principal.has(*self.roles):
-            raise HTTPException(status_code=403, detail=f"{principal.role.value} may not do this "
-                                f"(needs {' or '.join(r.value for r in self.roles) or 'a role'})")
+            detail = f"{principal.role.value} may not do this (needs {' or '.join(r.value for r in self.roles)})"
+            if is_page(request.url.path):
+                raise PageForbidden(principal, detail)
+            raise HTTPException(status_code=403, detail=detail)
         if principal.via == "session" and request.method in WRITE_METHODS and not await _csrf_ok(request, csrf):
             raise HTTPException(status_code=403, detail="CSRF token missing or wrong: reload the page")
         return principal

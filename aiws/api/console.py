@@ -18,10 +18,10 @@ from urllib.parse import quote, unquote
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aiws import __version__
-from aiws.api.auth import Principal, Role
+from aiws.api.auth import PageForbidden, Principal, Role
 
 FLASH_COOKIE = "aiws_flash"
 _A, _R, _M, _C = Role.ADMIN, Role.RADIOLOGIST, Role.ML_ENGINEER, Role.CLINICIAN
@@ -80,6 +80,19 @@ def render(request: Request, template: str, principal: Principal | None, status_
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/console")
     return response
+
+
+def home(principal: Principal) -> str:
+    """The first page of the navigation *principal* may open (where a login without ``next`` lands)."""
+    links = navigation(principal)
+    return links[0].href if links else "/console/account"
+
+
+def forbidden_page(request: Request, exc: Exception) -> Response:
+    """The 403 of a console page (:class:`aiws.api.auth.PageForbidden`): a page with the navigation."""
+    principal = exc.principal if isinstance(exc, PageForbidden) else None
+    detail = exc.detail if isinstance(exc, PageForbidden) else "forbidden"
+    return render(request, "console/forbidden.html", principal, status_code=403, detail=detail)
 
 
 def flash_redirect(url: str, message: str) -> RedirectResponse:

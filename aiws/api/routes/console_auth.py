@@ -19,8 +19,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from aiws.api import accounts
 from aiws.api.accounts import AccountError
-from aiws.api.auth import ALL_ROLES, SESSION_COOKIE, Principal, Role, requires
-from aiws.api.console import flash_redirect, render
+from aiws.api.auth import ALL_ROLES, PAGES, SESSION_COOKIE, Principal, Role, requires
+from aiws.api.console import flash_redirect, home, render
 from aiws.api.deps import ContextDep
 from aiws.errors import Conflict, NotFound
 
@@ -38,10 +38,11 @@ def _peer(request: Request) -> str:
 
 
 def _safe_next(target: str) -> str:
-    """Only a console path of this site (never another host: no open redirect)."""
+    """Only a console path of this site (never another host: no open redirect); "" for none."""
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/console") or "\\" in target:
-        return "/console/"
+    if parts.scheme or parts.netloc or not (parts.path.startswith("/console/") or parts.path in PAGES) \
+            or "\\" in target:
+        return ""
     return target
 
 
@@ -57,14 +58,14 @@ def root() -> RedirectResponse:
 
 
 @router.get("/console/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
+def login_form(request: Request, next: str = "") -> HTMLResponse:
     return render(request, "console/login.html", None, error=None, next=_safe_next(next), username="")
 
 
 @router.post("/console/login", response_class=HTMLResponse)
 def login(request: Request, ctx: ContextDep, username: Annotated[str, Form(max_length=64)],
           password: Annotated[str, Form(max_length=accounts.MAX_PASSWORD_CHARS)],
-          next: Annotated[str, Form(max_length=2000)] = "/console/") -> Response:
+          next: Annotated[str, Form(max_length=2000)] = "") -> Response:
     http, peer, target = ctx.config.http, _peer(request), _safe_next(next)
     if not _same_origin(request):
         raise HTTPException(403, "login form posted from another site")
@@ -82,7 +83,8 @@ def login(request: Request, ctx: ContextDep, username: Annotated[str, Form(max_l
         return render(request, "console/login.html", None, status_code=401, next=target, username=username,
                       error="Wrong account name or password.")
     session = accounts.open_session(ctx.ledger, account, http.session_minutes * 60, peer)
-    response = RedirectResponse(target, status_code=303)
+    principal = Principal(account.name, account.role, "session")
+    response = RedirectResponse(target or home(principal), status_code=303)
     response.set_cookie(SESSION_COOKIE, session.session_id, max_age=int(http.session_minutes * 60), path="/",
                         secure=http.https, httponly=True, samesite="strict")
     return response
