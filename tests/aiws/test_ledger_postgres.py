@@ -347,7 +347,7 @@ def _sqlite_columns(path: Path) -> dict[str, set[str]]:
 
 def test_both_schemas_have_the_same_tables_and_columns(pg_server: PgServer, tmp_path: Path) -> None:
     """A schema change is a SQLite migration (aiws.ledger.schema) AND an alembic revision: this test fails
-    until both are written."""
+    until both are written (tables, columns, and the named ix_ indexes)."""
     Ledger(tmp_path / "aiws.db").close()
     url = pg_server.new_database()
     Ledger(tmp_path / "unused", url).close()
@@ -357,7 +357,13 @@ def test_both_schemas_have_the_same_tables_and_columns(pg_server: PgServer, tmp_
     assert pg_tables == _sqlite_columns(tmp_path / "aiws.db")
     with psycopg.connect(url) as con:
         triggers = {r[0] for r in con.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+        indexes = {r[0] for r in con.execute("SELECT indexname FROM pg_indexes WHERE schemaname='public'"
+                                             " AND indexname LIKE 'ix_%'")}
     assert {"audit_no_update", "audit_no_delete"} <= triggers
+    con = sqlite3.connect(tmp_path / "aiws.db")
+    assert indexes == {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index'"
+                                                 " AND name LIKE 'ix_%'")}
+    con.close()
 
 
 def test_the_head_revision_is_the_sqlite_schema_version() -> None:
