@@ -133,13 +133,17 @@ class ServerOptions:
     venv: Path = VENV_TRITON
     poll_seconds: int = 2
     extra: list[str] = field(default_factory=list)
+    #: "poll" (the server follows the repository) or "explicit" (every model loaded at start, then only on
+    #: request: ``TritonRuntime.load_model``, as ``aiws model promote`` does with ``runtime = "triton"``).
+    model_control: str = "poll"
 
 
 def server_command(options: ServerOptions, server: Path, model_store: Path) -> list[str]:
     return [str(server / "bin" / "tritonserver"), f"--model-repository={model_store}",
             f"--backend-directory={server / 'backends'}", f"--cache-directory={server / 'caches'}",
             f"--grpc-port={options.grpc_port}", f"--http-port={options.http_port}", "--allow-metrics=false",
-            "--model-control-mode=poll", f"--repository-poll-secs={options.poll_seconds}",
+            *(["--model-control-mode=explicit", "--load-model=*"] if options.model_control == "explicit" else
+              ["--model-control-mode=poll", f"--repository-poll-secs={options.poll_seconds}"]),
             "--strict-readiness=true", "--exit-on-error=false", "--log-verbose=0", *options.extra]
 
 

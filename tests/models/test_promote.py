@@ -192,3 +192,36 @@ def test_results_name_the_active_version_without_a_restart(tmp_path: Path) -> No
     assert all(f"{MODEL_NAME} v2" in text for text in versions_named(tmp_path / "latest"))
     set_active_version(ModelRepository(repo), MODEL_NAME, 1)
     assert all(f"{MODEL_NAME} v1" in text for text in versions_named(tmp_path / "promoted"))
+
+
+@pytest.mark.slow
+def test_triton_in_explicit_mode_loads_the_promoted_version_on_request(repo: Path, tmp_path: Path) -> None:
+    """Triton and the service sharing ONE repository (here the Python-backend twin folder, as a deployment
+    mounts triton_repo): promote writes its config.pbtxt, load_model makes the server serve it at once."""
+    import os
+    import signal
+
+    from models.runtime.triton import TritonRuntime
+    from peers import free_port, wait_for
+    from scripts.triton_local import ServerOptions, start_server
+    from triton_server import TritonServer, triton_available
+
+    if not triton_available():
+        pytest.skip("no .venv-triton with nvidia-pytriton (run 'make setup')")
+    options = ServerOptions(tmp_path / "triton", free_port(), free_port(), repo, model_control="explicit")
+    proc = start_server(options)  # writes the twins into <workdir>/models and serves them
+    shared = options.workdir / "models"
+    probe = TritonServer(options.workdir, repo, options.grpc_port, options.http_port, proc)
+    try:
+        wait_for(lambda: probe._ready() and probe.model_ready("conv", 3), timeout=120, interval=0.5,
+                 what="explicit-mode tritonserver with conv 3")
+        repository = ModelRepository(shared)
+        with TritonRuntime(repository, probe.grpc_url) as triton:
+            set_active_version(repository, "conv", 1)
+            assert probe.model_ready("conv", 3)  # explicit mode: nothing changes until asked
+            assert triton.load_model("conv") is True
+            assert probe.model_ready("conv", 1) and not probe.model_ready("conv", 3)  # at once, no polling
+            assert triton.infer("conv", _image()).version == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
