@@ -205,3 +205,56 @@ def test_cli_list_promote_rollback(tmp_path: Path) -> None:
     rows = [(r["action"], r["actor"].split(":")[0]) for r in ledger.list_audit(action_prefix="model ")]
     ledger.close()
     assert rows == [("model rolled back", "cli"), ("model promoted", "cli")]
+
+
+@pytest.mark.slow
+def test_promote_with_runtime_triton_asks_the_server_to_load(tmp_path: Path) -> None:
+    """runtime = "triton", Triton in explicit model-control mode sharing the service's repository: the API's
+    promotion loads the version on the server at once, and the audit row says so."""
+    import os
+    import signal
+
+    from models.runtime.promote import active_version
+    from peers import free_port, wait_for
+    from scripts.triton_local import ServerOptions, start_server
+    from tiny_onnx import conv_onnx, make_repository
+    from triton_server import TritonServer, triton_available
+
+    if not triton_available():
+        pytest.skip("no .venv-triton with nvidia-pytriton (run 'make setup')")
+    source = make_repository(tmp_path / "source")
+    (source / "conv" / "2").mkdir()
+    conv_onnx(source / "conv" / "2" / "model.onnx", seed=2)
+    options = ServerOptions(tmp_path / "triton", free_port(), free_port(), source, model_control="explicit")
+    triton = start_server(options)
+    shared = options.workdir / "models"
+    server = TritonServer(options.workdir, source, options.grpc_port, options.http_port, triton)
+    service = None
+    try:
+        wait_for(lambda: server._ready() and server.model_ready("conv", 2), timeout=120, interval=0.5,
+                 what="tritonserver with conv 2")
+        env = {"AIWS_WORKERS": "0", "AIWS_MODEL_REPOSITORY": str(shared), "AIWS_RUNTIME_BACKEND": "triton",
+               "AIWS_TRITON_URL": f"127.0.0.1:{options.grpc_port}"}
+        service = AiwsProcess(tmp_path / "svc", CONFIG, env=env)
+        (tmp_path / "svc").mkdir()
+        ledger = Ledger(service.data_dir / "aiws.db")
+        create_account(ledger, "ml", "ml-engineer", "console-pass-1234", actor="test")
+        token = issue_token(ledger, "ml", label="test")
+        ledger.close()
+        service.start()
+        answer = httpx.post(f"{service.url}/api/models/conv/promote", json={"version": 1}, timeout=60,
+                            headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["old_version"], answer.json()["new_version"], answer.json()["triton"]) == (2, 1, "loaded")
+        assert server.model_ready("conv", 1) and not server.model_ready("conv", 2)
+        assert active_version(ModelRepository(shared), "conv") == 1
+        ledger = Ledger(service.data_dir / "aiws.db")
+        row = ledger.list_audit(limit=1, action_prefix="model promoted")[0]
+        ledger.close()
+        assert row["detail"] == {"model": "conv", "old_version": 2, "new_version": 1, "runtime": "triton",
+                                 "triton": "loaded"}
+    finally:
+        if service is not None:
+            service.stop()
+        os.killpg(triton.pid, signal.SIGTERM)
+        triton.wait(timeout=30)
