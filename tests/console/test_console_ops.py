@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from console_helpers import Console, start_console
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-from aiws.api.accounts import create_account
-from aiws.ledger import Ledger
 from factories import make_ct_series
 from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
 
@@ -52,25 +51,24 @@ min_free_mb = 1
 max_job_tries = 1
 retry_seconds = 0
 """
-PASSWORD = "console-pass-1234"
 ACCESSION = "ACCSEL7731"
 
 
 @dataclass
 class OpsService:
-    """A running ``aiws serve`` with an account per role (user name = role), as the ``console`` fixture has, and
-    the storage SCP its results go to."""
+    """The console's service (``console_helpers.start_console``: an account and a token per role) on this
+    test's configuration, with a worker, and the storage SCP its results go to."""
 
-    proc: AiwsProcess
+    console: Console
     received: list[str]
 
     @property
-    def base_url(self) -> str:
-        return self.proc.url
+    def proc(self) -> AiwsProcess:
+        return self.console.proc
 
     @property
     def data_dir(self) -> Path:
-        return self.proc.data_dir
+        return self.console.data_dir
 
 
 @pytest.fixture
@@ -87,16 +85,13 @@ def ops(tmp_path: Path) -> Iterator[OpsService]:
     server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
     assert server is not None
     (tmp_path / "svc").mkdir()
-    proc = AiwsProcess(tmp_path / "svc", CONFIG.replace("SINK_PORT", str(port)))
     try:
-        proc.start()
-        ledger = Ledger(proc.data_dir / "aiws.db")
-        for role in ("admin", "radiologist", "ml-engineer", "clinician"):
-            create_account(ledger, role, role, PASSWORD, actor="test")
-        ledger.close()
-        yield OpsService(proc, received)
+        console = start_console(tmp_path / "svc", CONFIG.replace("SINK_PORT", str(port)), env={"AIWS_WORKERS": "1"})
+        try:
+            yield OpsService(console, received)
+        finally:
+            console.stop()
     finally:
-        proc.stop()
         server.shutdown()
 
 
@@ -142,8 +137,8 @@ def test_failed_job_retried_from_the_study_page_found_by_accession(
     assert storescu("127.0.0.1", ops.proc.dicom_port, "AIWS", "STORESCU", other).returncode == 0
     wait_for(lambda: len(ops.proc.api("/api/studies")) == 2 or None, timeout=30, what="the second study")
 
-    login(browser, ops, "radiologist")
-    browser.get(f"{ops.base_url}/console/")
+    login(browser, ops.console, "radiologist")
+    browser.get(f"{ops.console.base_url}/console/")
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr.study-row")) == 2
     browser.find_element(By.ID, "filter-q").send_keys(ACCESSION.lower())
     browser.find_element(By.ID, "filter-apply").click()
