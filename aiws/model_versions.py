@@ -8,9 +8,11 @@ and new version, actor) are the history a rollback replays.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,7 +216,26 @@ def _reload_triton(config: Config, model: str) -> str:
     return "loaded" if loaded else "Triton polls its repository: it loads the version at its next poll"
 
 
+@contextmanager
+def _changing(config: Config) -> Iterator[None]:
+    """One change of an active version at a time on this host (service, CLI): the history read, the file
+    written and the audit row appended together, so two promotions cannot both record the same old version."""
+    path = config.storage.data_dir / "model-versions.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _apply(config: Config, ledger: Ledger, actor: str, model: str, version: int | None) -> PromoteOutcome:
+    with _changing(config):
+        return _apply_locked(config, ledger, actor, model, version)
+
+
+def _apply_locked(config: Config, ledger: Ledger, actor: str, model: str, version: int | None) -> PromoteOutcome:
     repo = repository(config)
     try:
         if version is None:

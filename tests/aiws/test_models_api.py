@@ -258,3 +258,26 @@ def test_promote_with_runtime_triton_asks_the_server_to_load(tmp_path: Path) -> 
             service.stop()
         os.killpg(triton.pid, signal.SIGTERM)
         triton.wait(timeout=30)
+
+
+def test_concurrent_promotions_record_a_consistent_history(tmp_path: Path) -> None:
+    """Promotions from several threads (API requests, a CLI at once): each audit row's old version is the
+    previous row's new version, and the last one is what config.pbtxt says."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aiws import model_versions
+    from aiws.config import config_from_mapping
+
+    repo = tmp_path / "triton_repo"
+    shutil.copytree(ROOT / "triton_repo" / "lung_nodules", repo / "lung_nodules")
+    config = config_from_mapping({"runtime": {"model_repository": str(repo)},
+                                  "storage": {"data_dir": str(tmp_path / "var")}})
+    ledger = Ledger(tmp_path / "var" / "aiws.db")
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda v: model_versions.promote(config, ledger, "test", "lung_nodules", v),
+                      [1, 2, 3, 4, 5, 6] * 3))
+    history = model_versions.history(ledger, "lung_nodules")
+    assert len(history) == 18
+    assert history[0][1] == 6 and all(history[i][1] == history[i - 1][2] for i in range(1, 18))
+    assert ModelRepository(repo).resolve_version("lung_nodules") == history[-1][2]
+    ledger.close()
