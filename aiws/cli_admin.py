@@ -1,4 +1,4 @@
-"""Administration commands: serve, ae, echo, send, status."""
+"""Administration commands: serve, ae, routes, echo, send, status."""
 from __future__ import annotations
 
 import argparse
@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         # pynetdicom receives each data set into a temporary file: on the spool's disk (not a RAM /tmp),
         # and a file a crash leaves there is removed at the next start (Spool._clean_tmp)
         tempfile.tempdir = str(service.spool.tmp_dir)
-        LOGGER.info("%s", describe_active(service.network.doc(), config.routes, config.dicom.port))
+        LOGGER.info("%s", describe_active(service.network.doc(), service.routes.current().routes, config.dicom.port))
         service.serve_forever()
     except (StartupError, ConfigError) as exc:
         CONSOLE.error(f"aiws: cannot start: {exc}")
@@ -171,6 +171,37 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_routes(args: argparse.Namespace, config: Config) -> int:
+    """The live routing rules: show them as TOML, replace them from a TOML file, or test them on a DICOM file."""
+    from aiws.routestore import RouteStore, explain_routes, file_headers, routes_from_toml, routes_to_toml, shown_value
+
+    ledger, network = _network(config)
+    store = RouteStore(ledger, config, network)
+    store.seed(config)
+    rules = store.current()
+    if args.routes_command == "show":
+        origin = "as in the configuration file" if rules.from_file else "changed since the configuration file was loaded"
+        CONSOLE.info(f"# live routing rules, version {rules.version} ({origin})\n{routes_to_toml(rules.routes)}")
+    elif args.routes_command == "set":
+        raw = routes_from_toml(args.file.read_text(encoding="utf-8"))
+        rules = store.replace(raw, rules.version if args.version is None else args.version, _ACTOR)
+        CONSOLE.info(f"routing rules version {rules.version}: {len(rules.routes)} routes, applied to the next study")
+    else:
+        with args.file.open("rb") as fp:
+            explained = explain_routes(rules.compiled, file_headers(fp))
+        for series in explained:
+            decided = ", ".join(f"#{v.index} {v.pipeline} -> {','.join(v.send_to) or 'nowhere'}" for v in series.deciding)
+            CONSOLE.info(f"series {series.series_uid}: {decided or 'no route matched (kept, listed as unrouted)'}")
+            for v in series.verdicts:
+                outcome = "decides" if v.decides else f"matched, #{v.shadowed_by} came first" if v.matched else "no match"
+                CONSOLE.info(f"  #{v.index} {v.pipeline}: {outcome}")
+                for c in v.conditions:
+                    value = shown_value(c.keyword, c.value, show_values=True)
+                    CONSOLE.info(f"    {'ok ' if c.matched else 'NO '} {c.keyword} {c.rule}: {c.reason}"
+                                 + (f" (value {value!r})" if value is not None else ""))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the service (SCP, HTTP API, workers)")
     p.set_defaults(handler=cmd_serve)
@@ -197,6 +228,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     loc = ae.add_parser("set-local", help="change our own AE title")
     loc.add_argument("ae_title")
     loc.set_defaults(handler=cmd_ae)
+
+    p = sub.add_parser("routes", help="the live routing rules: show, set from a TOML file, test on a DICOM file")
+    routes = p.add_subparsers(dest="routes_command", required=True)
+    routes.add_parser("show", help="the live rules as [[routes]] TOML").set_defaults(handler=cmd_routes)
+    rset = routes.add_parser("set", help="replace the live rules by the [[routes]] of FILE (validated, audited)")
+    rset.add_argument("file", type=Path)
+    rset.add_argument("--version", type=int, help="refuse unless the live rules are still at this version")
+    rset.set_defaults(handler=cmd_routes)
+    rtest = routes.add_parser("test", help="which route decides for the series of a DICOM file, and why")
+    rtest.add_argument("file", type=Path)
+    rtest.set_defaults(handler=cmd_routes)
 
     p = sub.add_parser("echo", help="C-ECHO a destination")
     p.add_argument("destination")

@@ -25,9 +25,13 @@ import threading
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
+from pydicom import dcmread
+from pydicom.datadict import dictionary_VR, keyword_dict
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
 
 from aiws.config import Config, RouteConfig
 from aiws.errors import ConfigError, Conflict
@@ -36,6 +40,11 @@ from aiws.netconfig import NetworkStore
 from aiws.pipelines import PIPELINES
 from aiws.routing import Route
 from imaging.rules import ConditionResult
+
+#: What a value not shown reads as.
+WITHHELD = "(withheld)"
+#: Longest value shown; a longer one is cut.
+MAX_VALUE_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -297,3 +306,36 @@ def explain_routes(routes: Sequence[Route], series_headers: Mapping[str, Any]) -
             verdicts.append(RouteVerdict(i, route.pipeline, route.send_to, matched, decides, shadowed, conditions))
         out.append(SeriesExplanation(series_uid, tuple(verdicts)))
     return out
+
+
+def file_headers(fp: BinaryIO) -> dict[str, Dataset]:
+    """The header of one DICOM instance (no pixel data, read as the scheduler reads a spooled one), keyed by
+    its SeriesInstanceUID: what :func:`explain_routes` takes.
+
+    Raises:
+        ConfigError: not a DICOM file (naming the exception type, never a value).
+    """
+    try:
+        ds = dcmread(fp, stop_before_pixels=True)
+    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
+        raise ConfigError(f"file: not a readable DICOM file ({type(exc).__name__})") from None
+    series = ds.get("SeriesInstanceUID")
+    return {str(series) if series else "(no SeriesInstanceUID)": ds}
+
+
+def identifying(keyword: str) -> bool:
+    """Attributes whose value an explanation never shows: person names (VR PN) and patient identifiers."""
+    if keyword.startswith(("Patient", "OtherPatient", "IssuerOfPatient")):
+        return True
+    tag = keyword_dict.get(keyword)
+    return tag is not None and dictionary_VR(tag) == "PN"
+
+
+def shown_value(keyword: str, value: str | None, show_values: bool) -> str | None:
+    """A compared value as an explanation may show it: None when absent, :data:`WITHHELD` when values are not
+    shown or the attribute identifies a person, else the value (cut at :data:`MAX_VALUE_CHARS`)."""
+    if value is None:
+        return None
+    if not show_values or identifying(keyword):
+        return WITHHELD
+    return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"

@@ -348,3 +348,45 @@ def test_a_running_service_routes_the_next_study_by_the_new_rule(service: AiwsPr
     change = next(a for a in audit if a["action"] == "routing rules changed")
     assert change["actor"] == "api:admin-token"
     assert {"key": "routes.0.match.Modality", "old": "^CT$", "new": "^MR$"} in change["detail"]["changes"]
+
+
+# -- the command line -----------------------------------------------------------------------------------
+def test_cli_show_set_and_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aiws.cli import main
+
+    cfg = tmp_path / "aiws.toml"
+    cfg.write_text(f"""
+[storage]
+data_dir = "{tmp_path / 'var'}"
+[[dicom.destinations]]
+name = "pacs"
+ae_title = "PACS"
+host = "127.0.0.1"
+port = 4242
+[[routes]]
+pipeline = "echo_summary"
+send_to = ["pacs"]
+[routes.match]
+Modality = "^MR$"
+""")
+    assert main(["routes", "show", "--config", str(cfg)]) == 0
+    shown = capsys.readouterr().out
+    assert "version 1 (as in the configuration file)" in shown and "Modality = '^MR$'" in shown
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(shown.replace("^MR$", "^CT$"))  # what show prints is what set reads
+    assert main(["routes", "set", str(rules), "--config", str(cfg)]) == 0
+    assert "routing rules version 2: 1 routes" in capsys.readouterr().out
+    assert main(["routes", "set", str(rules), "--version", "1", "--config", str(cfg)]) == 0  # same rules: no change
+    rules.write_text(shown.replace("Modality", "Modalty"))
+    assert main(["routes", "set", str(rules), "--config", str(cfg)]) == 1
+    assert "routes[0].match: 'Modalty' is not a DICOM keyword" in capsys.readouterr().err
+    rules.write_text(shown.replace("^MR$", "^PT$"))
+    assert main(["routes", "set", str(rules), "--version", "1", "--config", str(cfg)]) == 1
+    assert "at version 2, this change was made on version 1" in capsys.readouterr().err
+
+    dicom = tmp_path / "one.dcm"
+    dicom.write_bytes(_dicom_bytes(tmp_path, SliceThickness="5")[0])
+    assert main(["routes", "test", str(dicom), "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "#0 echo_summary -> pacs" in out and "ok  Modality ^CT$: matches (value 'CT')" in out

@@ -27,11 +27,20 @@ from aiws.api.auth import Principal, Role, requires
 from aiws.api.console import flash_redirect, render
 from aiws.api.deps import ApiContext, ContextDep
 from aiws.api.routes.config import echo_destination
-from aiws.api.routes.rules import MAX_ROUTES, explanation_json, file_headers, study_headers, test_routes
+from aiws.api.routes.rules import MAX_ROUTES, explanation_json, study_headers, test_routes
 from aiws.config import SourceConfig
 from aiws.errors import AiwsError, ConfigError, Conflict, NotFound
 from aiws.pipelines import PIPELINES
-from aiws.routestore import Problem, RouteStore, RuleSet, RulesInvalid, StaleVersion, routes_to_toml, toml_value
+from aiws.routestore import (
+    Problem,
+    RouteStore,
+    RuleSet,
+    RulesInvalid,
+    StaleVersion,
+    file_headers,
+    routes_to_toml,
+    toml_value,
+)
 
 router = APIRouter(tags=["console"])
 

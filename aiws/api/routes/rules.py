@@ -17,13 +17,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydicom import dcmread
-from pydicom.datadict import dictionary_VR, keyword_dict
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +32,15 @@ from aiws.api.deps import ApiContext, ContextDep
 from aiws.api.fields import MAX_ROW_ID
 from aiws.errors import ConfigError, NotFound
 from aiws.headerstore import load_headers
-from aiws.routestore import RouteStore, RuleSet, RulesInvalid, SeriesExplanation, explain_routes
+from aiws.routestore import (
+    RouteStore,
+    RuleSet,
+    RulesInvalid,
+    SeriesExplanation,
+    explain_routes,
+    file_headers,
+    shown_value,
+)
 from aiws.routing import Route, route_study
 from imaging.series import read_instance
 from pacs_bridge.uids import is_valid_uid
@@ -44,10 +50,7 @@ router = APIRouter(prefix="/api/routes", tags=["routes"])
 TEST_PATH = "/api/routes/test"
 #: An uploaded file larger than this is refused (413) before it is read: one instance's header is what counts.
 MAX_UPLOAD_BYTES = 64 * 2**20
-#: Longest value shown; a longer one is cut.
-MAX_VALUE_CHARS = 64
 MAX_ROUTES = 500
-WITHHELD = "(withheld)"
 
 Admin = Annotated[Principal, requires(Role.ADMIN)]
 
@@ -106,22 +109,6 @@ def put_routes(body: RoutesUpdate, store: StoreDep, principal: Admin) -> dict[st
         return invalid_response(exc)
 
 
-def identifying(keyword: str) -> bool:
-    """Attributes whose value is never shown: person names (VR PN) and patient identifiers."""
-    if keyword.startswith(("Patient", "OtherPatient", "IssuerOfPatient")):
-        return True
-    tag = keyword_dict.get(keyword)
-    return tag is not None and dictionary_VR(tag) == "PN"
-
-
-def shown(keyword: str, value: str | None, show_values: bool) -> str | None:
-    if value is None:
-        return None
-    if not show_values or identifying(keyword):
-        return WITHHELD
-    return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"
-
-
 def explanation_json(explained: list[SeriesExplanation], show_values: bool) -> list[dict[str, Any]]:
     return [{
         "series_uid": s.series_uid,
@@ -130,23 +117,9 @@ def explanation_json(explained: list[SeriesExplanation], show_values: bool) -> l
             "index": v.index, "pipeline": v.pipeline, "send_to": list(v.send_to), "matched": v.matched,
             "decides": v.decides, "shadowed_by": v.shadowed_by,
             "conditions": [{"keyword": c.keyword, "rule": c.rule, "matched": c.matched, "reason": c.reason,
-                            "value": shown(c.keyword, c.value, show_values)} for c in v.conditions],
+                            "value": shown_value(c.keyword, c.value, show_values)} for c in v.conditions],
         } for v in s.verdicts],
     } for s in explained]
-
-
-def file_headers(fp: BinaryIO) -> dict[str, Dataset]:
-    """The header of an uploaded instance (no pixel data), keyed by its SeriesInstanceUID.
-
-    Raises:
-        ConfigError: not a DICOM file (naming the exception type, never a value).
-    """
-    try:
-        ds = dcmread(fp, stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
-        raise ConfigError(f"file: not a readable DICOM file ({type(exc).__name__})") from None
-    series = ds.get("SeriesInstanceUID")
-    return {str(series) if series else "(no SeriesInstanceUID)": ds}
 
 
 def study_headers(ctx: ApiContext, study_uid: str) -> dict[str, Dataset]:
