@@ -320,6 +320,8 @@ def test_console_reader_without_buttons(api: tuple[TestClient, Ledger, dict[str,
     assert "retry-" not in page.text and 'id="reprocess"' not in page.text
     r = client.post(f"/console/jobs/{failed_id}/retry", data={"csrf_token": _csrf(page.text)})
     assert r.status_code == 403
+    missing = client.get("/console/studies/9.9")
+    assert missing.status_code == 404 and 'id="not-found"' in missing.text
     _login(client, "clinician")
     assert client.get("/console/studies/1.1").status_code == 403
     client.cookies.clear()
