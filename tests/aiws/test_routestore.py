@@ -264,6 +264,16 @@ def test_api_test_on_an_uploaded_file(client: TestClient, tmp_path: Path) -> Non
     assert client.get("/api/routes", headers=AUTH).json()["version"] == 1
 
 
+def test_api_test_takes_a_file_above_the_default_body_limit_but_not_without_credentials(
+        client: TestClient, tmp_path: Path) -> None:
+    path = make_ct_series(tmp_path / "big", 1, rows=1024, cols=1024)[0]  # 2 MiB: above the 1 MiB of other routes
+    data = path.read_bytes()
+    assert len(data) > 2 * 2**20
+    assert client.post("/api/routes/test", files={"file": ("x.dcm", data, "application/dicom")}).status_code == 401
+    r = client.post("/api/routes/test", headers=AUTH, files={"file": ("x.dcm", data, "application/dicom")})
+    assert r.status_code == 200 and r.json()["series"][0]["deciding"] == [0]
+
+
 def test_api_test_refuses_what_is_not_dicom_without_echoing_it(client: TestClient) -> None:
     r = client.post("/api/routes/test", headers=AUTH, files={"file": ("x.dcm", b"Doe^Jane " * 50, "text/plain")})
     assert r.status_code == 422 and "file: not a readable DICOM file" in r.text and "Doe" not in r.text
