@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aiws import cli_framework
 from aiws.config import Config
 from aiws.errors import ConfigError, NotFound
 from aiws.logsetup import CONSOLE
@@ -170,6 +171,8 @@ def _run_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    if cli_framework.wants_train(args):
+        return cli_framework.train(args, config)
     _check_format(args.task, args)
     if args.task in PHANTOM_TASKS:
         for line in _phantom_commands(args.task).train_run(args.config_file, _run_dir(args)):
@@ -236,6 +239,10 @@ def _train_classifier(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
+    if args.version is not None or cli_framework.is_run(args.run):
+        return cli_framework.evaluate(args, config)
+    if args.run is None:
+        raise ConfigError("evaluate: give a run folder, or --version N --task TASK")
     phantom_task = None if (args.run / "run.json").is_file() else _phantom_task_of(args.run)
     _check_format(phantom_task or "lung_nodules", args)
     if phantom_task is not None:
@@ -305,6 +312,8 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from models.runtime.errors import ModelConfigError
     from training.lung_nodules.export import export_run
 
+    if cli_framework.is_run(args.run):
+        return cli_framework.export(args, config)
     repo = args.repository or config.runtime.model_repository
     phantom_task = None if (args.run / "run.json").is_file() else _phantom_task_of(args.run)
     exporter = getattr(_phantom_commands(phantom_task), "export_run", export_run) if phantom_task else export_run
@@ -326,7 +335,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data", type=Path, help="dataset folder (imagesTr/, labelsTr/, dataset.json); "
                    "not for phantom tasks (coronary_ct, cardiac_mri, mammography)")
     p.add_argument("--format", choices=FORMAT_NAMES, default=None,
-                   help="layout of --data (checked with training.readers first); lung tasks: msd")
+                   help="layout of --data: trains through the training framework (aiws.cli_framework); without it "
+                        "the phantom loops run")
     p.add_argument("--config", dest="config_file", type=Path, help="run configuration (TOML or JSON)")
     p.add_argument("--run", help="run name (default: TASK-date-time)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
@@ -335,16 +345,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="lung_nodule_classifier: also train on the candidates of this lung network (a published "
                         "version of lung_nodules, 0: latest, or a lung_nodules run folder)")
     p.add_argument("--repository", type=Path, default=None, help=REPOSITORY_HELP)
+    cli_framework.add_train_arguments(p)
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a training run on unseen data; prints the quality bars")
-    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("run", type=Path, nargs="?", help="run folder (omit with --version)")
     p.add_argument("--data", type=Path, help="evaluation dataset (MSD layout, unseen seeds); not for phantom tasks")
     p.add_argument("--format", choices=FORMAT_NAMES, default=None,
                    help="layout of --data (checked with training.readers first); lung runs: msd")
     p.add_argument("--seeds", help="phantom tasks: unseen seeds START:STOP (default 10000:10050 / 10000:10020)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: automatic)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a quality bar is not met")
+    cli_framework.add_evaluate_arguments(p)
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("rescore", help="lung_nodules: fit the second stage (false-positive reduction) of a run "

@@ -38,7 +38,7 @@ class Options:
     """``[options]`` of the cardiac task: network widths, the training crop (pixels, multiples of 16), how many
     crops per slice and draw, the augmentation strengths."""
 
-    channels: tuple[int, ...] = (16, 32, 64, 128)
+    channels: tuple[int, ...] = (8, 16, 32, 64)  # the shipped version 1
     num_res_units: int = 1
     patch: tuple[int, int] = (96, 96)
     crops_per_slice: int = 2

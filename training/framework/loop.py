@@ -60,17 +60,22 @@ class FitResult:
     precision: str
     weights_from: str = "scratch"
     frozen_parameters: int = 0
+    validation_seconds: float = 0.0
     losses: list[tuple[int, float]] = field(default_factory=list)
     validations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def iterations_per_second(self) -> float:
-        return self.iterations / self.seconds if self.seconds > 0 else math.nan
+        """Training iterations per second of wall time, validations left out."""
+        train_seconds = self.seconds - self.validation_seconds
+        return self.iterations / train_seconds if train_seconds > 0 else math.nan
 
     @property
     def data_share(self) -> float:
-        """Share of the loop's wall time spent waiting for batches (data loading and augmentation)."""
-        return self.data_seconds / self.seconds if self.seconds > 0 else math.nan
+        """Share of the training wall time (validations left out) spent waiting for batches (loading and
+        augmentation)."""
+        train_seconds = self.seconds - self.validation_seconds
+        return self.data_seconds / train_seconds if train_seconds > 0 else math.nan
 
 
 def torch_predict(module: torch.nn.Module, spec: ExportSpec, device: torch.device, prec: Precision) -> Predict:
@@ -221,7 +226,7 @@ def fit(task: TaskSpec, config: RunConfig, train_cases: Sequence[Case], val_case
     batches = _loader(task, train_cases, config, rng, device)
     LOGGER.info("%s: %d training / %d validation cases on %s (%s), weights from %s, %d frozen parameters",
                 task.name, len(train_cases), len(val_cases), device, prec.name, weights_from, frozen)
-    state, losses, data_seconds, done = _State(), [], 0.0, 0
+    state, losses, data_seconds, val_seconds, done = _State(), [], 0.0, 0.0, 0
     running: list[float] = []
     start = time.perf_counter()
     bar = tqdm(total=t.iterations, disable=not options.progress, desc=task.name, unit="it", dynamic_ncols=True)
@@ -252,7 +257,10 @@ def fit(task: TaskSpec, config: RunConfig, train_cases: Sequence[Case], val_case
                 bar.set_postfix(loss=f"{mean:.4f}")
                 LOGGER.debug("iteration %d: loss %.4f", iteration, mean)
             if iteration % t.val_every == 0 or iteration == t.iterations:
-                if _validate(task, module, val_cases, config, iteration, (device, prec, folder, writer), state):
+                t0 = time.perf_counter()
+                stop = _validate(task, module, val_cases, config, iteration, (device, prec, folder, writer), state)
+                val_seconds += time.perf_counter() - t0
+                if stop:
                     LOGGER.info("early stop at iteration %d: %d validations without a better %s", iteration,
                                 t.patience, task.monitor.name)
                     break
@@ -268,4 +276,4 @@ def fit(task: TaskSpec, config: RunConfig, train_cases: Sequence[Case], val_case
         module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
     module.eval()
     return FitResult(module, state.best_iteration or done, state.best_value, done, seconds, data_seconds,
-                     str(device), prec.name, weights_from, frozen, losses, state.validations)
+                     str(device), prec.name, weights_from, frozen, val_seconds, losses, state.validations)
