@@ -22,6 +22,7 @@ from aiws.api.routes import actions, console_ops
 from aiws.api.routes import rules
 from aiws.api.routes import console_network
 from aiws.api.routes import console_models, models
+from aiws.api.routes import console_plugins
 from aiws.api.security import SecurityHeaders
 from aiws.errors import ConfigError, Conflict, NotFound
 
@@ -39,11 +40,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
     modules = (*modules, rules)
     modules = (*modules, console_network)
     modules = (*modules, models, console_models)
+    modules = (*modules, console_plugins)
     for module in modules:
         app.include_router(module.router)
     limits = LimitSettings(body_bytes_by_prefix=((plugins.router.prefix, plugins.MAX_BODY_BYTES),
                                                  (rules.TEST_PATH, rules.MAX_UPLOAD_BYTES),
-                                                 (console_network.TEST_PATH, rules.MAX_UPLOAD_BYTES)))
+                                                 (console_network.TEST_PATH, rules.MAX_UPLOAD_BYTES),
+                                                 (console_plugins.router.prefix, plugins.MAX_BODY_BYTES)))
     app.add_middleware(RequestLimits, settings=limits, credentials_ok=_credentials_checker(ctx),
                        protected=protected_routes([route for m in modules for route in m.router.routes]))
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
