@@ -94,13 +94,13 @@ def invalid_response(exc: RulesInvalid) -> JSONResponse:
 
 
 @router.get("")
-def get_routes(store: StoreDep, principal: Admin) -> dict[str, Any]:
+def get_routes(principal: Admin, store: StoreDep) -> dict[str, Any]:
     """The live rules, their version and whether they are the configuration file's."""
     return rules_json(store.current())
 
 
 @router.put("", response_model=None)
-def put_routes(body: RoutesUpdate, store: StoreDep, principal: Admin) -> dict[str, Any] | JSONResponse:
+def put_routes(principal: Admin, body: RoutesUpdate, store: StoreDep) -> dict[str, Any] | JSONResponse:
     """Replace the live rules; applies to the next study routed, without restart. 409 when the rules are
     no longer at ``version``; 422 naming ``routes[i].field`` for a route the file would refuse."""
     try:
@@ -175,7 +175,7 @@ _TEST_BODY = {"requestBody": {"required": True, "content": {
 
 
 @router.post("/test", response_model=None, openapi_extra=_TEST_BODY)
-async def test_rules(request: Request, ctx: ContextDep, store: StoreDep, principal: Admin) -> Any:
+async def test_rules(principal: Admin, request: Request, ctx: ContextDep, store: StoreDep) -> Any:
     """Which route matched each series and why: an uploaded DICOM file (multipart field ``file``) or a
     received study (JSON ``{"study_uid": ...}``), against the live rules or candidate ``routes``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
