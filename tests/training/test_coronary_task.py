@@ -247,3 +247,21 @@ def test_a_few_iterations_export_an_onnx_the_runtime_serves(fmt: str, orcascore:
     with make_runtime(RuntimeSettings(model_repository=run / "export", device="cpu")) as runtime:
         logits = runtime.infer(MODEL_NAME, {INPUT_NAME: x}).outputs[OUTPUT_NAME]
     assert logits.shape == (3, 5) and np.isfinite(logits).all()
+
+
+def test_the_shipped_labeller_agrees_with_the_truth_on_these_samples(orcascore: tuple[Path, dict[str, CalciumPhantom]],
+                                                                     tmp_path: Path) -> None:
+    """The shipped coronary_calcium_labeller (ONNX Runtime, as ``aiws evaluate --version N`` runs it) on the samples
+    this task builds from orCaScore labels every candidate of the two phantoms as their truth: the samples are the
+    service's input, patch for patch."""
+    from training.framework.run import evaluate_version, load_dataset
+    from training.framework.spec import get_task
+
+    task = get_task("coronary_ct")
+    dataset = load_dataset(task, orcascore[0], "orcascore")
+    doc = evaluate_version(task, Path(__file__).resolve().parents[2] / "triton_repo", None, dataset,
+                           tmp_path / "report", resamples=10)
+    value = {k: v["value"] for k, v in doc["validation"].items()}
+    assert value["balanced_accuracy"] == value["lesion_recall"] == value["cac_drs_n_agreement"] == 1.0
+    assert value["not_coronary_counted_per_case"] == 0.0 and value["agatston_mae"] == 0.0
+    assert (tmp_path / "report" / "evaluation" / "cac_drs_confusion.png").is_file()

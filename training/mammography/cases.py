@@ -4,14 +4,17 @@ The input is built as the service builds it (:mod:`models.mammography.pipeline`,
 the image flipped into the canonical orientation (chest wall at column 0, :mod:`models.mammography.orientation`,
 the only place that decides flips), resampled to :data:`WORKING_SPACING_MM` with
 :func:`models.mammography.preprocess.resample`, normalised by its display window
-(:func:`models.mammography.preprocess.normalise`). What a Case carries decides three things the service reads from
-the DICOM header (a Case has no header: readers keep pixels, labels and hashes only):
+(:func:`models.mammography.preprocess.normalise`). Three things the service reads from the DICOM header come with
+the Case's image labels (``extra``, :func:`training.readers.common.display_labels`), each with the service's own
+fallback where the header lacks it:
 
-- orientation: as the service decides it without Patient Orientation: the columns are flipped when the image
-  content puts the chest wall on the right (rows as stored), :func:`models.mammography.orientation.view_orientation`;
-- spacing: the Case's pixel spacing (Pixel Spacing, else Imager Pixel Spacing); where the dataset gives none
-  (CBIS-DDSM film scans: ``pixel_spacing = unknown``) the caller's *assumed_spacing_mm*;
-- display window: the 1st-99.9th percentile range of the image (a Case keeps no VOI window).
+- orientation: Patient Orientation when present (:func:`models.mammography.orientation.view_orientation`, which
+  also refuses labels that contradict the image); else, as the service does without it, the columns are flipped
+  when the image content puts the chest wall on the right (rows as stored);
+- spacing: the spacing at the breast (Imager Pixel Spacing over the magnification factor, or Pixel Spacing); where
+  the dataset gives none (CBIS-DDSM film scans: ``pixel_spacing = unknown``) the caller's *assumed_spacing_mm*;
+- display window: the first VOI window (mirrored for MONOCHROME1 as the pixels are); without one the
+  1st-99.9th percentile range of the image.
 
 Laterality and view are the dataset's (CSV columns, or the header for ``dicom-seg``): a case without them is
 skipped, as the service does not analyse an image of unknown breast or view.
@@ -103,18 +106,35 @@ def kind_of(category: str) -> str:
 
 def _spacing(case: Case, assumed_spacing_mm: float) -> float:
     extra = dict(case.image_labels.extra)
-    if extra.get("pixel_spacing") == "unknown":
+    if "breast_spacing_mm" in extra:
+        row, col = (float(v) for v in extra["breast_spacing_mm"].split())
+    elif extra.get("pixel_spacing") == "unknown":
         return assumed_spacing_mm
-    _, row, col = case.image.spacing_mm
-    if abs(row - col) > 1e-3 * row:
-        raise CaseSkipped(f"pixel spacing {row:g} x {col:g} mm is not square")
+    else:
+        _, row, col = case.image.spacing_mm
+    if not row > 0 or abs(row - col) > 1e-3 * row:
+        raise CaseSkipped(f"pixel spacing {row:g} x {col:g} mm is not square and positive")
     return float(row)
 
 
-def display_window(image: np.ndarray) -> tuple[float, float]:
-    """(centre, width) framing the 1st-99.9th percentile of *image* (the VOI window stand-in, see the module)."""
-    lo, hi = (float(v) for v in np.percentile(image, (1.0, 99.9)))
+def display_window(case: Case, pixels: np.ndarray) -> tuple[float, float]:
+    """(centre, width) of the image's VOI window in the units of *pixels* (the case's stored-resolution pixels),
+    else framing their 1st-99.9th percentile (see the module)."""
+    extra = dict(case.image_labels.extra)
+    if "window" in extra:
+        centre, width = (float(v) for v in extra["window"].split())
+        if extra.get("photometric") == "MONOCHROME1":  # the reader inverted the pixels as max + min - stored
+            centre = float(pixels.max()) + float(pixels.min()) - centre
+        if width > 0:
+            return centre, width
+    lo, hi = (float(v) for v in np.percentile(pixels, (1.0, 99.9)))
     return (lo + hi) / 2.0, max(hi - lo, 1e-6)
+
+
+def _patient_orientation(case: Case) -> tuple[str, str] | None:
+    value = dict(case.image_labels.extra).get("patient_orientation", "")
+    parts = value.split("\\")
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
 
 
 def canonical_box(box: tuple[float, float, float, float], orientation: Orientation,
@@ -227,14 +247,14 @@ def mammo_view(case: Case, assumed_spacing_mm: float = ASSUMED_SPACING_MM) -> Ma
         raise CaseSkipped("no laterality or view (the service analyses no image of unknown breast or view)")
     pixels = case.image.voxels[0].astype(np.float32)
     try:
-        orientation = view_orientation(labels.laterality, labels.view, None, pixels)
+        orientation = view_orientation(labels.laterality, labels.view, _patient_orientation(case), pixels)
         spacing = _spacing(case, assumed_spacing_mm)
         canonical = np.ascontiguousarray(orientation.to_canonical(pixels))
         image = resample(canonical, spacing)
         seg = segment_breast(image, WORKING_SPACING_MM, labels.view)
     except ModelError as exc:
         raise CaseSkipped(str(exc)) from exc
-    window = display_window(image)
+    window = display_window(case, pixels)
     stored: tuple[int, int] = pixels.shape  # type: ignore[assignment]
     lesions, boxes = _targets(case, orientation, stored, spacing, image.shape)  # type: ignore[arg-type]
     tissue = seg.breast & ~seg.pectoral

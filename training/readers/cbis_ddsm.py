@@ -33,6 +33,7 @@ from training.readers.case import Case, CaseError, ImageLabels, LabelMap, Skippe
 from training.readers.common import (
     DatasetError,
     attempt,
+    display_labels,
     image_2d,
     read_csv,
     require_columns,
@@ -101,7 +102,7 @@ def _case(root: Path, case_id: str, image_path: str, rows: list[tuple[Path, dict
     shape = image.shape[1:]
     label = np.zeros(image.shape, dtype=np.int16)
     files = [image_file, *{c for c, _ in rows}]
-    extra = [("pixel_spacing", spacing)]
+    extra = [("pixel_spacing", spacing), *display_labels(image_file)]
     first = rows[0][1]
     for _, row in rows:
         kind = row["abnormality type"].lower()

@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 
 from imaging.errors import ImagingError
 from imaging.nifti import from_nifti
@@ -126,6 +127,35 @@ def image_2d(path: Path) -> tuple[Volume, str]:
                     study_uid=str(ds.get("StudyInstanceUID", "")), series_uid=str(ds.get("SeriesInstanceUID", "")),
                     modality=str(ds.get("Modality", "")))
     return volume, source
+
+
+def display_labels(path: Path) -> tuple[tuple[str, str], ...]:
+    """What the service reads from a 2D image's header beside its pixels, as ``ImageLabels.extra`` pairs (absent
+    attributes left out): ``window`` (first VOI window: centre and width, in the units of the stored values after
+    rescale), ``photometric`` (Photometric Interpretation), ``patient_orientation`` (its two values joined by a
+    backslash) and ``breast_spacing_mm`` (row and column spacing at the breast, :func:`imaging.mammo.spacing_of`).
+
+    Raises:
+        CaseError: not DICOM.
+    """
+    from imaging.mammo import spacing_of
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError) as exc:
+        raise CaseError(f"{path.name}: cannot read DICOM ({type(exc).__name__})") from exc
+    out = [("photometric", str(ds.get("PhotometricInterpretation", "")))]
+    centre, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if centre not in (None, "") and width not in (None, ""):
+        first = [float(v[0]) if isinstance(v, MultiValue) else float(v) for v in (centre, width)]
+        out.append(("window", f"{first[0]:.6g} {first[1]:.6g}"))
+    orientation = [str(v) for v in (ds.get("PatientOrientation") or ())]
+    if len(orientation) == 2 and all(orientation):
+        out.append(("patient_orientation", "\\".join(orientation)))
+    if ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"):
+        (row, col), _ = spacing_of(ds)
+        out.append(("breast_spacing_mm", f"{row:.6g} {col:.6g}"))
+    return tuple(out)
 
 
 def read_csv(path: Path, delimiter: str = ",") -> list[dict[str, str]]:

@@ -27,7 +27,7 @@ from pydicom.dataset import Dataset
 from imaging.mammo import laterality_of, view_of
 from imaging.series import InstanceHeader
 from training.readers.case import Case, CaseError, ImageLabels, LabelMap, Skipped
-from training.readers.common import attempt, image_2d, read_csv, sources
+from training.readers.common import attempt, display_labels, image_2d, read_csv, sources
 
 SIDECAR = "labels.csv"
 _DENSITY = {"a": "a", "b": "b", "c": "c", "d": "d", "1": "a", "2": "b", "3": "c", "4": "d"}
@@ -114,7 +114,7 @@ def _case(root: Path, header: InstanceHeader, segs: Sequence[tuple[Path, Dataset
             raise CaseError(f"{SIDECAR}: density {text!r} for image {sop}: expected a-d or 1-4")
         density, assessment = _DENSITY.get(text), row.get("assessment", "").strip().upper() or None
     labels = ImageLabels(density=density, assessment=assessment, laterality=laterality_of(header.dataset),
-                         view=view_of(header.dataset), extra=(("pixel_spacing", spacing),))
+                         view=view_of(header.dataset), extra=(("pixel_spacing", spacing), *display_labels(header.path)))
     label = LabelMap(voxels[np.newaxis], {v: k for k, v in names.items()})
     return Case(sop, image, label, image_labels=labels,
                 sources=sources(root, [header.path, *(p for p, _ in segs), *(sidecars if row else [])]))

@@ -28,6 +28,7 @@ from training.readers.case import Box, Case, CaseError, ImageLabels, LabelMap, S
 from training.readers.common import (
     DatasetError,
     attempt,
+    display_labels,
     image_2d,
     read_csv,
     require_columns,
@@ -112,6 +113,6 @@ def _case(root: Path, csv_path: Path, row: dict[str, str], dicom: Path | None) -
         raise CaseError(f"ACR density {density!r}: expected 1-4")
     labels = ImageLabels(density=DENSITY.get(density), assessment=row["Bi-Rads"].strip().upper() or None,
                          laterality=row["Laterality"].strip().upper() or None, view=row["View"].strip().upper() or None,
-                         extra=(("pixel_spacing", spacing),))
+                         extra=(("pixel_spacing", spacing), *display_labels(dicom)))
     label_map = LabelMap(label[np.newaxis], LABELS) if label.any() else None
     return Case(name, image, label_map, boxes=tuple(boxes), image_labels=labels, sources=sources(root, files))

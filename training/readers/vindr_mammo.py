@@ -25,6 +25,7 @@ from training.readers.case import Box, Case, CaseError, ImageLabels, Skipped
 from training.readers.common import (
     DatasetError,
     attempt,
+    display_labels,
     image_2d,
     read_csv,
     require_columns,
@@ -87,6 +88,6 @@ def _case(root: Path, row: dict[str, str], finding_rows: list[dict[str, str]], c
     labels = ImageLabels(density=density.lower() if density else None,
                          assessment=_after(row["breast_birads"], "BI-RADS") or None,
                          laterality=row["laterality"].upper() or None, view=row["view_position"].upper() or None,
-                         extra=(("split", row["split"]), ("pixel_spacing", spacing)))
+                         extra=(("split", row["split"]), ("pixel_spacing", spacing), *display_labels(path)))
     return Case(row["image_id"], image, boxes=tuple(_boxes(finding_rows)), image_labels=labels,
                 sources=sources(root, [path, *csvs]))
