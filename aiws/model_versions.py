@@ -101,19 +101,29 @@ def figures(repo: ModelRepository, model: str, version: int) -> tuple[str, ...]:
     return tuple(sorted(p.name for p in folder.glob("*.png") if p.is_file())) if folder.is_dir() else ()
 
 
-def history(ledger: Ledger, model: str) -> list[tuple[Kind, int | None, int]]:
-    """The recorded changes of *model*'s active version, oldest first (kind, old, new)."""
-    out: list[tuple[Kind, int | None, int]] = []
-    for row in reversed(ledger.list_audit(limit=100_000, action_prefix="model ")):
+Change = tuple[Kind, int | None, int]
+
+
+def histories(ledger: Ledger) -> dict[str, list[Change]]:
+    """The recorded changes of every model's active version, oldest first: model -> [(kind, old, new)]."""
+    out: dict[str, list[Change]] = {}
+    for row in reversed(ledger.list_audit(limit=1_000_000, action_prefix="model ")):
         kind = _ACTIONS.get(row["action"])
         d = row["detail"]
-        if kind is not None and d.get("model") == model and isinstance(d.get("new_version"), int):
+        if kind is not None and isinstance(d.get("model"), str) and isinstance(d.get("new_version"), int):
             old = d.get("old_version")
-            out.append((kind, old if isinstance(old, int) else None, d["new_version"]))
+            out.setdefault(d["model"], []).append((kind, old if isinstance(old, int) else None, d["new_version"]))
     return out
 
 
-def describe_model(repo: ModelRepository, ledger: Ledger, model: str) -> ModelInfo:
+def history(ledger: Ledger, model: str) -> list[Change]:
+    """The recorded changes of *model*'s active version, oldest first (kind, old, new)."""
+    return histories(ledger).get(model, [])
+
+
+def describe_model(repo: ModelRepository, ledger: Ledger, model: str,
+                   changes: dict[str, list[Change]] | None = None) -> ModelInfo:
+    """*model* with its versions, cards and active version; *changes*: :func:`histories` when already read."""
     from models.runtime.promote import rollback_target
 
     pipelines = tuple(p for p, names in PIPELINE_MODELS.items() if model in names)
@@ -127,20 +137,22 @@ def describe_model(repo: ModelRepository, ledger: Ledger, model: str) -> ModelIn
         card = _card(repo, model, v)
         versions.append(VersionInfo(v, v == active, str(card.get("date", "")), _summary(card),
                                     repo.card_path(model, v).is_file(), figures(repo, model, v)))
+    recorded = changes.get(model, []) if changes is not None else history(ledger, model)
     return ModelInfo(model, pipelines, spec.version_policy.kind, active, tuple(versions),
-                     rollback_to=rollback_target(history(ledger, model)))
+                     rollback_to=rollback_target(recorded))
 
 
 def overview(config: Config, ledger: Ledger) -> list[tuple[str, list[ModelInfo]]]:
     """Per pipeline (then "other" for models no pipeline names) its models with versions and cards."""
     repo = repository(config)
     present = repo.models()
+    changes = histories(ledger)
     out = []
     for pipeline, names in PIPELINE_MODELS.items():
         if names:
-            out.append((pipeline, [describe_model(repo, ledger, n) for n in names if n in present]))
+            out.append((pipeline, [describe_model(repo, ledger, n, changes) for n in names if n in present]))
     named = {n for names in PIPELINE_MODELS.values() for n in names}
-    others = [describe_model(repo, ledger, n) for n in present if n not in named]
+    others = [describe_model(repo, ledger, n, changes) for n in present if n not in named]
     if others:
         out.append(("other", others))
     return out
