@@ -208,28 +208,33 @@ def test_dicom_seg_mammograms_one_case_per_labelled_image(dicom_seg: tuple[Path,
 TINY = {"channels": (4, 4, 8, 8, 8), "num_res_units": 0, "patch": 64, "tile": 128, "patches_per_case": 4}
 
 
-def _train(root: Path, fmt: str, run_dir: Path) -> dict[str, object]:
+def _tiny_config(path: Path) -> Path:
+    """The task's default configuration with a tiny network, 64-pixel patches and 128-pixel tiles."""
     from training.framework.config import load_run_config
-    from training.framework.run import TrainRequest, load_dataset, train
     from training.framework.spec import get_task
 
     task = get_task("mammography")
     config = load_run_config(task.default_config, task.options, task.name)
-    config = replace(config.replace_train(iterations=4, val_every=2, batch_size=4, bootstrap=20, threads=1,
-                                          val_fraction=0.4), options=replace(config.options, **TINY))
-    return train(TrainRequest(task, config, load_dataset(task, root, fmt), run_dir))
+    config = replace(config.replace_train(val_every=2, batch_size=4, bootstrap=20, threads=1, val_fraction=0.4),
+                     options=replace(config.options, **TINY))
+    path.write_text(config.to_toml(), encoding="utf-8")
+    return path
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["vindr-mammo", "dicom-seg"])
-def test_a_few_iterations_export_an_onnx_the_runtime_serves(fmt: str, vindr: Path, dicom_seg: tuple[Path, object],
-                                                            tmp_path: Path) -> None:
+def test_aiws_train_a_few_iterations_exports_an_onnx_the_runtime_serves(fmt: str, vindr: Path,
+                                                                        dicom_seg: tuple[Path, object],
+                                                                        tmp_path: Path) -> None:
+    from aiws.cli import main
     from models.mammography.network import INPUT_NAME, OUTPUT_NAME
     from models.runtime import RuntimeSettings, make_runtime
 
     root = vindr if fmt == "vindr-mammo" else dicom_seg[0]
+    assert main(["train", "mammography", "--data", str(root), "--format", fmt, "--config",
+                 str(_tiny_config(tmp_path / "tiny.toml")), "--max-iterations", "4", "--run", "run",
+                 "--runs-dir", str(tmp_path), "--no-progress"]) == 0
     run = tmp_path / "run"
-    _train(root, fmt, run)
     validation = json.loads((run / "metrics.json").read_text())["validation"]
     assert {"density_agreement", "density_within_one", "mass_sensitivity", "mass_fp_per_image",
             "wrong_breast_marks", "quality"} <= set(validation)
