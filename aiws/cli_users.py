@@ -22,7 +22,7 @@ _ACTOR = "cli"
 
 
 def _ledger(config: Config) -> Ledger:
-    return Ledger(config.storage.data_dir / "aiws.db")
+    return Ledger.of_config(config)
 
 
 def read_password(prompt: str = "Password: ") -> str:

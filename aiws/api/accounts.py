@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from aiws.api.auth import ADMIN_TOKEN_NAME, Principal, Role
 from aiws.errors import AiwsError, Conflict, NotFound
+from aiws.ledger import Ledger
 
 #: Account names: lower-case letters, digits, ``.``, ``_``, ``-``; a letter first (they appear in the audit).
 _NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
@@ -86,17 +87,17 @@ def _account(row: Any) -> Account:
     return Account(row["name"], Role(row["role"]), bool(row["disabled"]), row["created_at"], row["updated_at"])
 
 
-def get_account(ledger: Any, name: str) -> Account | None:
+def get_account(ledger: Ledger, name: str) -> Account | None:
     rows = ledger.query("SELECT name, role, disabled, created_at, updated_at FROM accounts WHERE name=?", (name,))
     return _account(rows[0]) if rows else None
 
 
-def list_accounts(ledger: Any) -> list[Account]:
+def list_accounts(ledger: Ledger) -> list[Account]:
     rows = ledger.query("SELECT name, role, disabled, created_at, updated_at FROM accounts ORDER BY name")
     return [_account(r) for r in rows]
 
 
-def create_account(ledger: Any, name: str, role: Role | str, password: str, actor: str = "cli") -> Account:
+def create_account(ledger: Ledger, name: str, role: Role | str, password: str, actor: str = "cli") -> Account:
     """Create an account with an argon2id hash of *password*.
 
     Raises:
@@ -122,7 +123,7 @@ def _require(con: Any, name: str) -> Any:
     return row
 
 
-def set_role(ledger: Any, name: str, role: Role | str, actor: str) -> None:
+def set_role(ledger: Ledger, name: str, role: Role | str, actor: str) -> None:
     """Change an account's role; its tokens above the new role are revoked (a token never outranks its account)."""
     role = parse_role(role)
     now = time.time()
@@ -135,7 +136,7 @@ def set_role(ledger: Any, name: str, role: Role | str, actor: str) -> None:
         ledger._audit(con, actor, "account role changed", {"account": name, "old": old, "new": role.value})
 
 
-def set_disabled(ledger: Any, name: str, disabled: bool, actor: str) -> None:
+def set_disabled(ledger: Ledger, name: str, disabled: bool, actor: str) -> None:
     """Disable (sessions end, tokens stop working) or enable an account."""
     now = time.time()
     with ledger.transaction() as con:
@@ -146,7 +147,7 @@ def set_disabled(ledger: Any, name: str, disabled: bool, actor: str) -> None:
         ledger._audit(con, actor, "account disabled" if disabled else "account enabled", {"account": name})
 
 
-def set_password(ledger: Any, name: str, password: str, actor: str) -> None:
+def set_password(ledger: Ledger, name: str, password: str, actor: str) -> None:
     """Set a new password; the account's sessions end."""
     digest = _HASHER.hash(check_password(password))
     with ledger.transaction() as con:
@@ -156,7 +157,7 @@ def set_password(ledger: Any, name: str, password: str, actor: str) -> None:
         ledger._audit(con, actor, "account password changed", {"account": name})
 
 
-def verify_password(ledger: Any, name: str, password: str) -> Account | None:
+def verify_password(ledger: Ledger, name: str, password: str) -> Account | None:
     """The enabled account whose password this is, or None. A hash made with older argon2 parameters is
     replaced by one with the current parameters. Takes one argon2 verification whether the name exists or not."""
     rows = ledger.query("SELECT name, role, disabled, created_at, updated_at, password_hash FROM accounts "
@@ -176,7 +177,7 @@ def verify_password(ledger: Any, name: str, password: str) -> Account | None:
 
 
 # -- API tokens ------------------------------------------------------------------------------------------------
-def issue_token(ledger: Any, account: str, role: Role | str | None = None, label: str = "",
+def issue_token(ledger: Ledger, account: str, role: Role | str | None = None, label: str = "",
                 actor: str = "cli") -> str:
     """A new API token for *account*, acting with *role* (default: the account's role; never above it).
     Returns the token; only its SHA-256 is kept, so it is shown once.
@@ -201,7 +202,7 @@ def issue_token(ledger: Any, account: str, role: Role | str | None = None, label
     return token
 
 
-def list_tokens(ledger: Any, account: str | None = None) -> list[TokenInfo]:
+def list_tokens(ledger: Ledger, account: str | None = None) -> list[TokenInfo]:
     sql = "SELECT token_sha256, account, role, label, created_at, last_used_at, revoked_at FROM api_tokens"
     rows = ledger.query(sql + " WHERE account=? ORDER BY created_at DESC", (account,)) if account is not None \
         else ledger.query(sql + " ORDER BY created_at DESC")
@@ -209,7 +210,7 @@ def list_tokens(ledger: Any, account: str | None = None) -> list[TokenInfo]:
                       r["last_used_at"], r["revoked_at"]) for r in rows]
 
 
-def revoke_token(ledger: Any, token_id: str, actor: str, account: str | None = None) -> None:
+def revoke_token(ledger: Ledger, token_id: str, actor: str, account: str | None = None) -> None:
     """Revoke the token whose SHA-256 starts with *token_id* (12 hex digits), of *account* when given.
 
     Raises:
@@ -227,7 +228,7 @@ def revoke_token(ledger: Any, token_id: str, actor: str, account: str | None = N
         ledger._audit(con, actor, "token revoked", {"account": rows[0]["account"], "token_id": token_id})
 
 
-def principal_of_token(ledger: Any, token: str, now: float | None = None) -> Principal | None:
+def principal_of_token(ledger: Ledger, token: str, now: float | None = None) -> Principal | None:
     """The principal an API token acts as, or None (unknown, revoked, or its account disabled). Records the
     last use at most once a minute."""
     now = time.time() if now is None else now
@@ -252,7 +253,7 @@ class Session:
     expires_at: float
 
 
-def open_session(ledger: Any, account: Account, lifetime_seconds: float, peer: str) -> Session:
+def open_session(ledger: Ledger, account: Account, lifetime_seconds: float, peer: str) -> Session:
     """Start a session after a successful login (audited as ``login``); expired sessions are dropped."""
     now = time.time()
     session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now + lifetime_seconds)
@@ -264,7 +265,7 @@ def open_session(ledger: Any, account: Account, lifetime_seconds: float, peer: s
     return session
 
 
-def session_principal(ledger: Any, session_id: str, now: float | None = None) -> tuple[Principal, str] | None:
+def session_principal(ledger: Ledger, session_id: str, now: float | None = None) -> tuple[Principal, str] | None:
     """The principal and CSRF token of a live session, or None (unknown, expired, or its account disabled)."""
     now = time.time() if now is None else now
     rows = ledger.query("SELECT s.account, s.csrf, a.role FROM sessions s JOIN accounts a ON a.name = s.account "
@@ -274,7 +275,7 @@ def session_principal(ledger: Any, session_id: str, now: float | None = None) ->
     return Principal(rows[0]["account"], Role(rows[0]["role"]), "session"), str(rows[0]["csrf"])
 
 
-def close_session(ledger: Any, session_id: str) -> str | None:
+def close_session(ledger: Ledger, session_id: str) -> str | None:
     """End a session (audited as ``logout``); returns its account name, None for an unknown session."""
     digest = sha256_hex(session_id)
     with ledger.transaction() as con:
@@ -287,7 +288,7 @@ def close_session(ledger: Any, session_id: str) -> str | None:
 
 
 # -- failed logins ---------------------------------------------------------------------------------------------
-def login_blocked_for(ledger: Any, name: str, peer: str, max_failures: int, window_seconds: float,
+def login_blocked_for(ledger: Ledger, name: str, peer: str, max_failures: int, window_seconds: float,
                       now: float | None = None) -> float:
     """Seconds until a login for *name* or from *peer* may be tried again (0: now). Counted over the ledger,
     so every node sharing it applies the same limit."""
@@ -298,11 +299,11 @@ def login_blocked_for(ledger: Any, name: str, peer: str, max_failures: int, wind
         rows = ledger.query(f"SELECT at FROM login_failures WHERE {column}=? AND at>? ORDER BY at DESC",
                             (value, since))
         if len(rows) >= max_failures:
-            waits.append(rows[max_failures - 1]["at"] + window_seconds - now)
+            waits.append(float(rows[max_failures - 1]["at"]) + window_seconds - now)
     return max([0.0, *waits])
 
 
-def record_login_failure(ledger: Any, name: str, peer: str, window_seconds: float) -> None:
+def record_login_failure(ledger: Ledger, name: str, peer: str, window_seconds: float) -> None:
     """Count a failed login and audit it (the account name only when it exists; never the password)."""
     now = time.time()
     with ledger.transaction() as con:

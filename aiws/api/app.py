@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,7 +35,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     streaming, JSON depth)."""
     app = FastAPI(title="AIWS", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = ctx
-    modules = (health, studies, config, plugins, web)
+    modules: tuple[ModuleType, ...] = (health, studies, config, plugins, web)
     modules = (*modules, console_auth)
     modules = (*modules, actions, console_ops)
     modules = (*modules, rules)

@@ -84,10 +84,10 @@ def login(request: Request, ctx: ContextDep, username: Annotated[str, Form(max_l
                       error="Wrong account name or password.")
     session = accounts.open_session(ctx.ledger, account, http.session_minutes * 60, peer)
     principal = Principal(account.name, account.role, "session")
-    response = RedirectResponse(target or home(principal), status_code=303)
-    response.set_cookie(SESSION_COOKIE, session.session_id, max_age=int(http.session_minutes * 60), path="/",
-                        secure=http.https, httponly=True, samesite="strict")
-    return response
+    landing = RedirectResponse(target or home(principal), status_code=303)
+    landing.set_cookie(SESSION_COOKIE, session.session_id, max_age=int(http.session_minutes * 60), path="/",
+                       secure=http.https, httponly=True, samesite="strict")
+    return landing
 
 
 @router.post("/console/logout")
