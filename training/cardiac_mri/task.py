@@ -41,7 +41,7 @@ class Options:
     channels: tuple[int, ...] = (8, 16, 32, 64)  # the shipped version 1
     num_res_units: int = 1
     patch: tuple[int, int] = (96, 96)
-    crops_per_slice: int = 2
+    crops_per_slice: int = 1
     rotate_degrees: float = 15.0
     scale: float = 0.1
     gamma: tuple[float, float] = (0.8, 1.25)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fw_data import acdc, cardiac_dicom_seg
 from pydicom import dcmread
 
 from aiws.cli import main
-from fw_data import acdc, cardiac_dicom_seg
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fw_data import lung_dicom_seg, lung_msd
 
 from aiws.cli import main
-from fw_data import lung_dicom_seg, lung_msd
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,16 @@ from training.framework.data import fold_splits, split_cases
 from training.framework.device import precision, resolve_device
 from training.framework.export import config_text
 from training.framework.metrics import agreement, bootstrap, cohen_kappa, confusion, froc
-from training.framework.spec import TASKS, ExportSpec, Metric, TaskError, TensorSpec, get_task, mean_of_records, unet_encoder
+from training.framework.spec import (
+    TASKS,
+    ExportSpec,
+    Metric,
+    TaskError,
+    TensorSpec,
+    get_task,
+    mean_of_records,
+    unet_encoder,
+)
 
 REPO = Path(__file__).resolve().parents[3] / "triton_repo"
 
