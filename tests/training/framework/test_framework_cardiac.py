@@ -173,3 +173,21 @@ def test_fine_tune_shipped_version_export_hot_reload_and_process_a_study(tmp_pat
     sr = dcmread(next(f.path for f in result.files if f.kind == "sr"))
     assert "model cardiac_cine_segmenter v2" in str(sr.SoftwareVersions)
     assert 20 < result.summary["LVEF"] < 90  # the slightly tuned network still measures the phantom
+
+
+def test_evaluate_a_shipped_version_on_local_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = acdc(tmp_path / "Local", patients=2, size=48)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--version", "1", "--task", "cardiac_mri", "--data", str(data), "--format", "acdc",
+                 "--repository", str(REPO), "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["model"] == "cardiac_cine_segmenter" and report["version"] == 1
+    assert report["dataset"]["cases"] == 4 and report["runtime"] == "onnxruntime"
+    for key in ("dice_lv", "dice_myo", "dice_rv", "ef_bias_points"):
+        est = report["validation"][key]
+        assert est["n_cases"] == 4 and set(est) >= {"value", "ci95"}
+    assert len(json.loads((out / "evaluation" / "records.json").read_text())) == 4
+    assert (out / "evaluation" / "bland_altman_ef.png").is_file()  # both phases of both patients
+    assert "cardiac_cine_segmenter version 1 on Local (acdc): 4 case(s), 0 skipped" in capsys.readouterr().out
+    assert main(["evaluate", "--version", "1", "--data", str(data), "--format", "acdc"]) == 1
+    assert "--task TASK is required" in capsys.readouterr().err
