@@ -155,12 +155,14 @@ def _write_dicom_seg(root: Path) -> dict[str, tuple[str, tuple[int, int]]]:
     labelled: dict[str, tuple[str, tuple[int, int]]] = {}
     rows = ["SOPInstanceUID,density"]
     (root / "seg").mkdir()
+    written = []
     for n, (side, view, mass, density) in enumerate([("L", "CC", (90, 40), "a"), ("R", "CC", (100, 30), "2"),
-                                                     ("R", "MLO", (80, 50), "C"), ("L", "MLO", None, "d")]):
+                                                     ("R", "MLO", (80, 50), ""), ("L", "MLO", None, "d")]):
         path = make_mg_image(root / "mg" / f"{side}{view}.dcm", rows=ROWS, cols=COLS, laterality=side, view=view,
                              pixels=_pixels(side, mass, n), imager_pixel_spacing=(0.25, 0.25), magnification=None,
                              study_uid=study, series_uid=series)
         ds = dcmread(path)
+        written.append(path)
         rows.append(f"{ds.SOPInstanceUID},{density}")
         if mass is None:
             continue
@@ -177,7 +179,34 @@ def _write_dicom_seg(root: Path) -> dict[str, tuple[str, tuple[int, int]]]:
         ).save_as(root / "seg" / f"{side}{view}.dcm")
         labelled[str(ds.SOPInstanceUID)] = (side, mass)
     (root / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    _write_density_sr(root / "sr.dcm", written)
     return labelled
+
+
+def _write_density_sr(path: Path, images: list[Path]) -> None:
+    """A TID 1500 SR as this project's mammography report writes it: the right breast's composition (c) and the
+    exam's (d, both breasts); the right MLO has no density in labels.csv, so the SR's right breast gives it."""
+    from imaging.mammo import load_mammogram
+    from imaging.results import Finding, Measurement, QualitativeEvaluation, ResultContext
+    from imaging.sr import write_sr
+    from models.mammography.sr import (
+        BOTH_BREASTS,
+        BREAST_COMPOSITION,
+        COMPOSITION,
+        COMPOSITION_TYPE,
+        MAMMOGRAPHY,
+        PERCENT,
+        PERCENT_FIBROGLANDULAR,
+        SCREENING_MAMMOGRAPHY,
+        SITE,
+    )
+
+    findings = [Finding("density-R", COMPOSITION_TYPE, SITE["R"], (Measurement(PERCENT_FIBROGLANDULAR, 60.0, PERCENT),),
+                        (QualitativeEvaluation(BREAST_COMPOSITION, COMPOSITION["c"]),)),
+                Finding("exam", MAMMOGRAPHY, BOTH_BREASTS, (), (QualitativeEvaluation(BREAST_COMPOSITION, COMPOSITION["d"]),))]
+    context = ResultContext(uid_root="1.2.826.0.1.3680043.10.1078", pipeline="mammography", model_version="1.0.0")
+    write_sr([load_mammogram(p) for p in images], findings, context, procedure=SCREENING_MAMMOGRAPHY).save_as(
+        path, enforce_file_format=True)
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +230,8 @@ def test_dicom_seg_mammograms_one_case_per_labelled_image(dicom_seg: tuple[Path,
         v = mammo_view(case)
         np.testing.assert_allclose(_mass_centre(v.target), mass, atol=0.6)
         assert v.density == (densities[side] if v.view == "CC" else "c")
-        assert {Path(s.name).name for s in case.sources} >= {"labels.csv", f"{side}{v.view}.dcm"}
+        from_sr = (side, v.view) == ("R", "MLO")
+        assert {Path(s.name).name for s in case.sources} >= {f"{side}{v.view}.dcm", "sr.dcm" if from_sr else "labels.csv"}
 
 
 # ------------------------------------------------------------------------------------------ training

@@ -121,7 +121,7 @@ def read(root: Path) -> Iterator[Case | Skipped]:
             continue
         segs, srs = labels[uid]
         if is_projection(headers):  # mammograms: one case per labelled image (training.readers.dicom_seg_2d)
-            yield from projection_cases(root, headers, segs)
+            yield from projection_cases(root, headers, segs, srs)
             continue
         yield attempt(uid, _case, root, uid, headers, segs, srs)
 

@@ -10,7 +10,12 @@ Instance UID), read as :func:`training.readers.common.image_2d` reads a 2D DICOM
 - Laterality and view: the image's header (:func:`imaging.mammo.laterality_of`, :func:`imaging.mammo.view_of`).
 - Density and assessment: a CSV sidecar ``labels.csv`` anywhere in the folder, one row per image, columns
   ``SOPInstanceUID`` and ``density`` (BI-RADS ``a``-``d``, upper or lower case, or ACR ``1``-``4``), optionally
-  ``assessment`` (BI-RADS ``0``-``6``); an image without a row has no density label. TID 1500 SR density is not read.
+  ``assessment`` (BI-RADS ``0``-``6``). An image without a density there takes it from a TID 1500 SR whose evidence
+  names its series: a Measurement Group with a coded Breast composition (DCM 111006) of CID 6000 (SCT 129716005
+  almost entirely fat = a, 129717001 scattered = b, 129718006 heterogeneously dense = c, 129719003 extremely
+  dense = d), the group's Finding Site (SCT 80248007 left / 73056007 right breast) naming the breast; a group of
+  both breasts or without a site applies where no per-breast group does (this project's mammography SR writes
+  both). Otherwise the image has no density label.
 
 Skipped with a reason: an image no SEG frame refers to, a frame of another size, an empty label, no laterality or
 view in the header, a density value outside a-d / 1-4.
@@ -28,9 +33,13 @@ from imaging.mammo import laterality_of, view_of
 from imaging.series import InstanceHeader
 from training.readers.case import Case, CaseError, ImageLabels, LabelMap, Skipped
 from training.readers.common import attempt, display_labels, image_2d, read_csv, sources
+from training.readers.srpoints import FINDING_SITE, groups
 
 SIDECAR = "labels.csv"
 _DENSITY = {"a": "a", "b": "b", "c": "c", "d": "d", "1": "a", "2": "b", "3": "c", "4": "d"}
+BREAST_COMPOSITION = "111006"
+_COMPOSITION = {"129716005": "a", "129717001": "b", "129718006": "c", "129719003": "d"}
+_BREAST = {"80248007": "L", "73056007": "R"}
 
 
 def is_projection(headers: Sequence[InstanceHeader]) -> bool:
@@ -56,6 +65,22 @@ def _frame_sources(ds: Dataset) -> list[tuple[str, int]]:
     return out
 
 
+def sr_densities(srs: Sequence[tuple[Path, Dataset]]) -> dict[str, str]:
+    """Breast -> BI-RADS density (``L``, ``R``, and ``*`` for both breasts) from the SRs (see the module)."""
+    out: dict[str, str] = {}
+    for _, header in sorted(srs, key=lambda item: str(item[1].SOPInstanceUID)):
+        for group in groups(header):
+            coded = {}
+            for item in group.get("ContentSequence", []):
+                if item.get("ValueType") == "CODE" and item.get("ConceptNameCodeSequence"):
+                    coded[str(item.ConceptNameCodeSequence[0].CodeValue)] = str(item.ConceptCodeSequence[0].CodeValue)
+            category = _COMPOSITION.get(coded.get(BREAST_COMPOSITION, ""))
+            if category is not None:
+                site = next((coded[k] for k in FINDING_SITE if k in coded), "")
+                out[_BREAST.get(site, "*")] = category
+    return out
+
+
 def _sidecar(root: Path) -> tuple[dict[str, dict[str, str]], list[Path]]:
     files = sorted(root.rglob(SIDECAR))
     rows: dict[str, dict[str, str]] = {}
@@ -66,10 +91,11 @@ def _sidecar(root: Path) -> tuple[dict[str, dict[str, str]], list[Path]]:
     return rows, files
 
 
-def projection_cases(root: Path, headers: Sequence[InstanceHeader], segs: Sequence[tuple[Path, Dataset]]
-                     ) -> Iterator[Case | Skipped]:
+def projection_cases(root: Path, headers: Sequence[InstanceHeader], segs: Sequence[tuple[Path, Dataset]],
+                     srs: Sequence[tuple[Path, Dataset]] = ()) -> Iterator[Case | Skipped]:
     """The cases of one series of projection images (see the module docstring)."""
     rows, sidecars = _sidecar(root)
+    reported = sr_densities(srs)
     frames = [(path, ds, _frame_sources(ds)) for path, ds in segs]
     for header in sorted(headers, key=lambda h: str(h.dataset.SOPInstanceUID)):
         sop = str(header.dataset.SOPInstanceUID)
@@ -77,7 +103,7 @@ def projection_cases(root: Path, headers: Sequence[InstanceHeader], segs: Sequen
         if not mine:
             yield Skipped(sop, "no SEG frame refers to this image")
             continue
-        yield attempt(sop, _case, root, header, mine, rows.get(sop), sidecars)
+        yield attempt(sop, _case, root, header, mine, rows.get(sop), sidecars, (reported, list(srs)))
 
 
 def _labels(path: Path, sop: str, shape: tuple[int, int], voxels: np.ndarray, names: dict[str, int]) -> None:
@@ -98,7 +124,7 @@ def _labels(path: Path, sop: str, shape: tuple[int, int], voxels: np.ndarray, na
 
 
 def _case(root: Path, header: InstanceHeader, segs: Sequence[tuple[Path, Dataset]], row: dict[str, str] | None,
-          sidecars: list[Path]) -> Case:
+          sidecars: list[Path], reported: tuple[dict[str, str], list[tuple[Path, Dataset]]]) -> Case:
     sop = str(header.dataset.SOPInstanceUID)
     image, spacing = image_2d(header.path)
     voxels = np.zeros(image.shape[1:], dtype=np.int16)
@@ -113,8 +139,14 @@ def _case(root: Path, header: InstanceHeader, segs: Sequence[tuple[Path, Dataset
         if text and text not in _DENSITY:
             raise CaseError(f"{SIDECAR}: density {text!r} for image {sop}: expected a-d or 1-4")
         density, assessment = _DENSITY.get(text), row.get("assessment", "").strip().upper() or None
-    labels = ImageLabels(density=density, assessment=assessment, laterality=laterality_of(header.dataset),
-                         view=view_of(header.dataset), extra=(("pixel_spacing", spacing), *display_labels(header.path)))
+    laterality = laterality_of(header.dataset)
+    densities, srs = reported
+    from_sr = density is None and (laterality in densities or "*" in densities)
+    if from_sr:
+        density = densities.get(laterality, densities.get("*"))
+    labels = ImageLabels(density=density, assessment=assessment, laterality=laterality, view=view_of(header.dataset),
+                         extra=(("pixel_spacing", spacing), *display_labels(header.path)))
     label = LabelMap(voxels[np.newaxis], {v: k for k, v in names.items()})
     return Case(sop, image, label, image_labels=labels,
-                sources=sources(root, [header.path, *(p for p, _ in segs), *(sidecars if row else [])]))
+                sources=sources(root, [header.path, *(p for p, _ in segs), *(sidecars if row else []),
+                                       *(p for p, _ in srs if from_sr)]))
