@@ -3,7 +3,10 @@ application (FastAPI's TestClient) on a real ledger."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +225,30 @@ def test_write_without_valid_credentials_is_refused_before_the_body(client: Test
                        headers={"Authorization": f"Bearer {token}"}).status_code == 201  # an account's admin token
     [row] = ledger.list_audit(action_prefix="source added")
     assert row["actor"] == "user:root"
+
+
+def test_cli_adds_an_account_and_issues_a_token(tmp_path: Path) -> None:
+    cfg = tmp_path / "aiws.toml"
+    cfg.write_text(f'[storage]\ndata_dir = "{tmp_path / "var"}"\n')
+    aiws = [str(Path(sys.executable).parent / "aiws"), "--config", str(cfg), "user"]
+    env = {**os.environ, "AIWS_ADMIN_TOKEN": "t"}
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*aiws, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
+
+    assert run("add", "dora", "--role", "ml-engineer", stdin=PASSWORD + "\n").returncode == 0
+    short = run("add", "eve", "--role", "admin", stdin="short\n")
+    assert short.returncode == 1 and "password: 10 to 1024 characters" in short.stderr
+    token = run("token", "dora", "--label", "ci").stdout.strip()
+    assert token.startswith("aiws_")
+    refused = run("token", "dora", "--role", "admin")
+    assert refused.returncode == 1 and "cannot act as admin" in refused.stderr
+    assert "dora" in run("list").stdout and "ml-engineer" in run("list").stdout
+    ledger = Ledger(tmp_path / "var" / "aiws.db")
+    with _client(tmp_path, ledger) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/models", headers=headers).status_code != 401
+        assert run("disable", "dora").returncode == 0
+        assert client.get("/api/studies", headers=headers).status_code == 401
+    assert [r["actor"] for r in ledger.list_audit(action_prefix="account")][-1] == "cli"
+    ledger.close()
