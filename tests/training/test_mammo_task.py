@@ -142,6 +142,54 @@ def test_cbis_ddsm_roi_mask_without_spacing(tmp_path: Path) -> None:
     np.testing.assert_allclose(_mass_centre(v.target), (50, 15), atol=0.8)
 
 
+def test_an_upside_down_cc_is_flipped_by_its_patient_orientation(tmp_path: Path) -> None:
+    """A left CC stored upside down (Patient Orientation A\\L: the lateral side at the bottom) is flipped in rows too;
+    its VinDr box (stored pixels) lands on the mass of the canonical image."""
+    mass = (60, 40)
+    _write_vindr(tmp_path, [("u0", "L", "CC", mass, "B")])
+    path = tmp_path / "images" / "s1" / "u0.dicom"
+    ds = dcmread(path)
+    ds.PatientOrientation = ["A", "L"]
+    ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1]).tobytes()
+    ds.save_as(path)
+    csv = tmp_path / "finding_annotations.csv"
+    r0, r1 = ROWS - (mass[0] + 7), ROWS - (mass[0] - 6)
+    csv.write_text(csv.read_text().replace(f",{mass[0] - 6},", f",{r0},").replace(f",{mass[0] + 7},", f",{r1},"))
+    (case,) = read_dataset(tmp_path, "vindr-mammo").cases
+    v = mammo_view(case)
+    assert v.orientation.flip_rows and not v.orientation.flip_cols
+    np.testing.assert_allclose(_mass_centre(v.target), mass, atol=0.6)
+
+
+def test_inbreast_outlines_and_calcification_points_become_targets(tmp_path: Path) -> None:
+    """INbreast: a mass outline fills the mass channel; single-point calcifications grow into a 1 mm region."""
+    import plistlib
+
+    make_mg_image(tmp_path / "AllDICOMs" / "22678622_5530d5782fc89dd7_MG_R_CC_ANON.dcm", rows=ROWS, cols=COLS,
+                  laterality="R", view="CC", pixels=_pixels("R", (100, 30), 0), imager_pixel_spacing=(0.25, 0.25),
+                  magnification=None)
+    centre = (100, COLS - 1 - 30)   # stored (row, column) of the mass of a right breast
+    outline = [(centre[1] + 6 * np.cos(t), centre[0] + 6 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 24)[:-1]]
+
+    def roi(name: str, points: list[tuple[float, float]]) -> dict[str, object]:
+        return {"Name": name, "NumberOfPoints": len(points), "Point_px": [f"({x}, {y})" for x, y in points]}
+
+    doc = {"Images": [{"ImageIndex": 0, "NumberOfROIs": 3,
+                       "ROIs": [roi("Mass", outline), roi("Calcification", [(COLS - 1 - 50.0, 60.0)]),
+                                roi("Calcification", [(COLS - 1 - 52.0, 62.0)])]}]}
+    (tmp_path / "AllXML").mkdir()
+    (tmp_path / "AllXML" / "22678622.xml").write_bytes(plistlib.dumps(doc))
+    (tmp_path / "INbreast.csv").write_text("Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;"
+                                           "Bi-Rads\nremoved;removed;R;CC;201001;22678622;3;4c\n", encoding="utf-8")
+    (case,) = read_dataset(tmp_path, "inbreast").cases
+    v = mammo_view(case)
+    assert v.density == "c" and v.orientation.flip_cols
+    np.testing.assert_allclose(_mass_centre(v.target), (100, 30), atol=0.8)
+    calc = v.target[2] > 0
+    assert calc[60, 50] and calc[62, 52] and 20 <= calc.sum() <= 60       # two points grown by 4 pixels (1 mm)
+    assert {b.kind for b in v.boxes} == {"mass", "calcification_cluster"}
+
+
 def test_a_case_without_laterality_is_skipped(vindr: Path) -> None:
     case = read_dataset(vindr, "vindr-mammo").cases[0]
     with pytest.raises(CaseSkipped, match="no laterality or view"):
