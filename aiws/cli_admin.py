@@ -90,6 +90,11 @@ def cmd_ae(args: argparse.Namespace, config: Config) -> int:
         network.remove_source(args.ae_title, _ACTOR)
         CONSOLE.info(f"source {args.ae_title} removed")
     elif args.ae_command == "remove":
+        from aiws.routestore import RouteStore
+
+        routes = RouteStore(ledger, config, network)
+        routes.seed(config)
+        routes.refuse_if_named(args.ae_title)
         network.remove_destination(args.ae_title, _ACTOR)
         CONSOLE.info(f"destination {args.ae_title} removed")
     elif args.ae_command == "set-local":

@@ -241,6 +241,17 @@ class RouteStore:
         """The compiled live routes (what :class:`aiws.scheduler.Scheduler` routes each study with)."""
         return self.current().compiled
 
+    def refuse_if_named(self, destination: str) -> None:
+        """Before a destination is removed: the live rules must not name it (the next start would refuse them).
+
+        Raises:
+            Conflict: naming the routes that send to it.
+        """
+        used = [f"routes[{i}]" for i, r in enumerate(self.current().routes) if destination in r.send_to]
+        if used:
+            raise Conflict(f"destination {destination!r} is named by {', '.join(used)}.send_to: change the routing "
+                           "rules first")
+
     # -- changing ----------------------------------------------------------------------
     def validate(self, raw: Any) -> tuple[RouteConfig, ...]:
         """:func:`validate_routes` against this service's configuration and live destinations."""

@@ -230,6 +230,15 @@ def test_api_bad_rule_is_422_naming_index_and_field(client: TestClient) -> None:
     assert client.get("/api/routes", headers=AUTH).json()["version"] == 1
 
 
+def test_api_destination_named_by_a_route_cannot_be_removed(client: TestClient) -> None:
+    refused = client.delete("/api/config/destinations/pacs", headers=AUTH)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == ("destination 'pacs' is named by routes[0].send_to: change the routing rules "
+                                        "first")
+    assert client.put("/api/routes", headers=AUTH, json={"version": 1, "routes": []}).status_code == 200
+    assert client.delete("/api/config/destinations/pacs", headers=AUTH).status_code == 204
+
+
 def _dicom_bytes(tmp_path: Path, **attrs: object) -> tuple[bytes, str]:
     path = make_ct_series(tmp_path / generate_uid(), 1)[0]
     ds = dcmread(path)
@@ -400,3 +409,6 @@ Modality = "^MR$"
     assert main(["routes", "test", str(dicom), "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "#0 echo_summary -> pacs" in out and "ok  Modality ^CT$: matches (value 'CT')" in out
+
+    assert main(["ae", "remove", "destination", "pacs", "--config", str(cfg)]) == 1
+    assert "destination 'pacs' is named by routes[0].send_to" in capsys.readouterr().err

@@ -137,6 +137,9 @@ def test_destination_added_and_echoed(service: Service, echo_peer: int) -> None:
     down = service.post("/console/network/destinations/sink/echo", {})
     assert _by_id(down.text, "echo-result-sink").startswith("failed: ")
     assert service.post("/console/network/destinations/sink/remove", {}).status_code == 303
+    named = service.post("/console/network/destinations/pacs/remove", {})  # routes[0] sends to it
+    assert named.status_code == 409
+    assert "named by routes[0].send_to" in _by_id(named.text, "error-dest-pacs")
     assert all(d["name"] != "sink" for d in service.proc.api("/api/config/destinations"))
     actions = [a["action"] for a in service.proc.api("/api/audit?limit=20")]
     assert {"destination added", "destination changed", "destination removed", "echo", "echo failed"} <= set(actions)

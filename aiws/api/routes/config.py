@@ -76,6 +76,8 @@ def put_destination(name: str, body: DestinationIn, ctx: ContextDep, actor: Admi
 
 @router.delete("/destinations/{name}", status_code=204)
 def remove_destination(name: str, ctx: ContextDep, actor: AdminDep) -> Response:
+    if ctx.routes is not None:  # 409 while a live route sends to it
+        ctx.routes.refuse_if_named(name)
     ctx.network.remove_destination(name, actor)
     return Response(status_code=204)
 

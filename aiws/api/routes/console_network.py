@@ -187,12 +187,12 @@ def save_destination(request: Request, ctx: ContextDep, principal: Admin, name: 
 @router.post(NETWORK + "/destinations/{name}/remove", response_class=HTMLResponse)
 def remove_destination(request: Request, name: str, ctx: ContextDep, principal: Admin) -> Response:
     try:
+        _store(ctx).refuse_if_named(name)
         ctx.network.remove_destination(name, principal.actor)
     except AiwsError as exc:
-        return _network_page(request, ctx, principal, 404, _error("destinations", exc))
-    used = [i for i, r in enumerate(ctx.routes.current().routes) if name in r.send_to] if ctx.routes else []
-    note = f" Routes {', '.join(f'#{i}' for i in used)} still name it: edit the rules." if used else ""
-    return flash_redirect(NETWORK, f"Destination {name} removed.{note}")
+        return _network_page(request, ctx, principal, 409 if isinstance(exc, Conflict) else 404,
+                             _error(f"dest-{name}", exc))
+    return flash_redirect(NETWORK, f"Destination {name} removed.")
 
 
 @router.post(NETWORK + "/destinations/{name}/echo", response_class=HTMLResponse)
