@@ -245,3 +245,35 @@ def test_roles_and_csrf(console: Console) -> None:
     assert console.client.post("/console/plugins/sepsis", data={**fields, "csrf_token": csrf}).status_code == 200
     assert [r["actor"] for r in console.ledger.list_audit(action_prefix="plugin.run")] == ["user:admin"]
     assert console.client.get("/console/plugins/nope").status_code == 404
+
+
+def test_sepsis_history_rows_and_vasopressors_reach_the_model(console: Console) -> None:
+    """A table row (history), a date-time and a name=value mapping typed into the form are what the model gets."""
+    csrf = console.sign_in(Role.CLINICIAN)
+    fields = _inputs(console.client.get("/console/plugins/sepsis").text)
+    fields.update({"time": "2024-03-01T12:00", "vasopressors": "norepinephrine=0.05", "map": "62",
+                   "history[0].time": "2024-03-01T06:00", "history[0].respiratory_rate": "18",
+                   "history[0].heart_rate": "88", "history[0].systolic_bp": "125", "history[0].spo2": "97",
+                   "history[0].on_oxygen": "false", "history[0].consciousness": "A",
+                   "history[0].temperature_c": "37.0"})
+    page = _post(console, "sepsis", fields, csrf)
+    trend = re.search(r'<table id="sepsis-trend">.*?</table>', page, re.S)
+    assert trend is not None and trend.group(0).count("<tr><td>2024-03-01T") == 2
+    assert re.search(r"<tr><td>2024-03-01T06:00:00</td><td>0</td>", trend.group(0))  # NEWS2 0 six hours before
+    sofa = re.search(r'<table class="contributions" id="items-sofa">.*?</table>', page, re.S)
+    assert sofa is not None
+    cardio = re.search(r"<td>cardiovascular</td>\s*<td>([^<]*)</td><td>(\d)</td>", sofa.group(0))
+    assert cardio is not None and cardio.group(2) == "3" and "noradrenaline" in cardio.group(1)
+    [row] = console.ledger.list_audit(action_prefix="plugin.run")
+    assert "demo-ward-bed-4" not in json.dumps(row) and "noradrenaline" not in json.dumps(row)
+
+
+def test_a_mistyped_history_row_is_named_in_its_cell(console: Console) -> None:
+    csrf = console.sign_in(Role.CLINICIAN)
+    fields = _inputs(console.client.get("/console/plugins/sepsis").text)
+    fields.update({"time": "2024-03-01T12:00", "history[0].time": "2024-03-01T13:00", "history[0].heart_rate": "90"})
+    r = console.client.post("/console/plugins/sepsis", data={**fields, "csrf_token": csrf, "action": "run"})
+    assert r.status_code == 422
+    cell = re.search(r'<td class="has-error"><input type="text" name="history\[0\]\.time"[^>]*>'
+                     r'<span class="field-error">([^<]*)</span>', r.text)
+    assert cell is not None and "earlier than the latest" in cell.group(1)
