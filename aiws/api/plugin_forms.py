@@ -195,7 +195,7 @@ def _children(model: type[BaseModel]) -> tuple[FieldSpec | TableSpec | GroupSpec
 
 def form_spec(model: type[BaseModel]) -> GroupSpec:
     """The form of *model*: its fields in declaration order, nested models as groups, lists of models as tables."""
-    return GroupSpec("", model.__name__, _children(model), help=(model.__doc__ or "").strip())
+    return GroupSpec("", model.__name__, _children(model), help=" ".join((model.__doc__ or "").replace("``", "").split()))
 
 
 # --- typing the posted text ------------------------------------------------------------------------------
