@@ -58,11 +58,15 @@ def _write_orcascore(root: Path, phantom: CalciumPhantom, patient: int) -> None:
         sitk.WriteImage(image, str(path))
 
 
-def _seg(paths: list[Path], masks: list[np.ndarray], names: list[str]) -> hd.seg.Segmentation:
+def _seg(paths: list[Path], masks: list[np.ndarray], names: list[str],
+         regions: list[Vessel | None] | None = None) -> hd.seg.Segmentation:
+    """A SEG of *masks*; *regions*: the coronary artery of each segment as its Anatomic Region (SNOMED CT)."""
     descriptions = [hd.seg.SegmentDescription(
         segment_number=n, segment_label=name, segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=hd.sr.CodedConcept("237897009", "SCT", "Vascular calcification"), algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
-        for n, name in enumerate(names, start=1)]
+        segmented_property_type=hd.sr.CodedConcept("237897009", "SCT", "Vascular calcification"),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        anatomic_regions=[SITES[r].concept()] if r else None)
+        for n, (name, r) in enumerate(zip(names, regions or [None] * len(names)), start=1)]
     stack = np.stack(masks, axis=-1).astype(np.uint8)
     return hd.seg.Segmentation(
         source_images=[dcmread(p) for p in paths], pixel_array=stack,
@@ -84,15 +88,19 @@ def _ellipsoid(k: float, r: float, c: float) -> ImageRegion3D:
                                                (k, r, c - 2), (k, r, c + 2)))
 
 
-def _write_dicom_seg(root: Path, phantom: CalciumPhantom, sr_points: dict[Vessel, tuple[float, float, float]]) -> str:
+def _write_dicom_seg(root: Path, phantom: CalciumPhantom, sr_points: dict[Vessel, tuple[float, float, float]],
+                     coded: bool = False) -> str:
     """A CT series; a SEG with "LAD calcium", "RCA calcium" and "Aortic valve calcification" (all calcified
-    valve, annulus and aortic-wall voxels); an SR with one calcified lesion per vessel of *sr_points*."""
+    valve, annulus and aortic-wall voxels) or, *coded*, segments "Segment_1" and "Segment_2" whose Anatomic Region
+    names the artery (3D Slicer's default labels); an SR with one calcified lesion per vessel of *sr_points*."""
     folder = root / f"study{phantom.seed}"
     paths = write_series(phantom, folder / "ct")
     calcified = phantom.hu >= 130
     masks = [calcified & (phantom.labels == int(Truth.LAD)), calcified & (phantom.labels == int(Truth.RCA)),
              calcified & (phantom.labels == int(Truth.EXTRA_CORONARY))]
-    seg = _seg(paths, masks, ["LAD calcium", "RCA calcium", "Aortic valve calcification"])
+    seg = _seg(paths, masks, ["Segment_1", "Segment_2", "Aortic valve calcification"],
+               [Vessel.LAD, Vessel.RCA, None]) if coded else \
+        _seg(paths, masks, ["LAD calcium", "RCA calcium", "Aortic valve calcification"])
     seg.save_as(folder / "seg.dcm")
     if sr_points:
         volume = load_volume(paths)
@@ -116,7 +124,7 @@ def dicom_seg(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     root = tmp_path_factory.mktemp("dicom-seg")
     first, second = make_phantom(0), make_phantom(3)
     uids = {_write_dicom_seg(root, first, {Vessel.LM: _point(first, "LM"), Vessel.LCX: _point(first, "LCx")}):
-            first, _write_dicom_seg(root, second, {}): second}
+            first, _write_dicom_seg(root, second, {}, coded=True): second}
     return root, uids
 
 
@@ -177,6 +185,8 @@ def test_dicom_seg_segments_and_sr_points_label_candidates(dicom_seg: tuple[Path
     cases = {c.case_id: c for c in result.cases}
     assert sorted(cases) == sorted(phantoms)
     for uid, phantom in phantoms.items():
+        # Segment labels or, for 3D Slicer's "Segment_N", the artery coded as the segment's Anatomic Region.
+        assert set(cases[uid].label.names.values()) == {"LAD calcium", "RCA calcium", "Aortic valve calcification"}
         prepared = coronary_case(cases[uid])
         truth = _candidate_truth(phantom)
         by_seg = {Truth.LAD: Vessel.LAD.index, Truth.RCA: Vessel.RCA.index, Truth.EXTRA_CORONARY: Vessel.NONE.index}

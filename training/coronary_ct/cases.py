@@ -21,8 +21,8 @@ and orCaScore's values (LAD, LCX, RCA) read as they are. Labels naming a valve, 
 (``aortic valve calcification``, ``mitral annulus``, ``bone`` …) are explicit "not coronary" labels. Any other
 label (e.g. orCaScore's "undetermined coronary artery") marks its candidates as unusable: they are left out of the
 samples and of the scores. Arteries by SNOMED CT code (LM 3227004, LAD 59438005, LCX 57396003, RCA 13647002) are
-read from the SR's Finding Site (:mod:`training.readers.srpoints`); the ``dicom-seg`` reader keeps a segment's label,
-not its codes, so a SEG segment is named by its Segment Label.
+read from the SR's Finding Site (:mod:`training.readers.srpoints`) and from a SEG segment's Anatomic Region: the
+``dicom-seg`` reader names such a segment ``"<vessel> calcium"`` whatever its label (3D Slicer's "Segment_1" …).
 
 A case is skipped (:class:`CaseSkipped`, with the reason) when it is not an axial stack, has no coronary label at
 all (and no label map that may be empty, as a zero-score orCaScore reference), or when none of its labelled

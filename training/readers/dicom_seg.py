@@ -13,7 +13,8 @@ Layout: a folder tree of DICOM files (Part 10), any names and depth, as a PACS e
   the series: nodules and calcified lesions per vessel as point labels (:mod:`training.readers.srpoints`).
 
 One case per image series that a SEG or an SR refers to; its id is the Series Instance UID. Label values are
-given per segment label (segments of the same label in several SEGs share a value), in the order of the SEG's
+given per segment label (segments of the same label in several SEGs share a value; a segment whose Anatomic Region
+is a coronary artery, LM/LAD/LCX/RCA by SNOMED CT code, is named ``"<vessel> calcium"``), in the order of the SEG's
 SOP Instance UID and segment number; where segments overlap the later one wins. Skipped with a reason: a SEG or
 SR whose series is not in the folder, a SEG off the series' geometry (another frame of reference, orientation,
 spacing, or a frame between slices), a series that cannot be read as a volume, an empty label, a point outside the
@@ -39,7 +40,7 @@ from imaging.volume import Volume, load_volume
 from training.readers.case import Case, CaseError, LabelMap, Skipped
 from training.readers.common import DatasetError, attempt, sources, without_sources
 from training.readers.dicom_seg_2d import SIDECAR, is_projection, projection_cases
-from training.readers.srpoints import point_labels
+from training.readers.srpoints import VESSEL_CODES, point_labels
 
 LOGGER = logging.getLogger(__name__)
 
@@ -151,6 +152,15 @@ def _path_of(header: Dataset, items: list[tuple[Path, Dataset]]) -> Path:
     return next(p for p, ds in items if ds is header)
 
 
+def _segment_name(seg: Dataset, number: int, label: str) -> str:
+    """A segment's label value name: ``"<vessel> calcium"`` when its Anatomic Region is a coronary artery (SNOMED CT
+    codes of :data:`training.readers.srpoints.VESSEL_CODES`), else its Segment Label (else ``segment N``)."""
+    item = next((s for s in seg.get("SegmentSequence", []) if int(s.SegmentNumber) == number), None)
+    regions = [str(c.CodeValue) for c in (item.get("AnatomicRegionSequence", []) if item is not None else [])]
+    vessel = next((VESSEL_CODES[c] for c in regions if c in VESSEL_CODES), None)
+    return f"{vessel} calcium" if vessel else label or f"segment {number}"
+
+
 def _labels(volume: Volume, segs: list[tuple[Path, Dataset]]
             ) -> tuple[LabelMap | None, dict[tuple[str, int], np.ndarray]]:
     if not segs:
@@ -160,7 +170,7 @@ def _labels(volume: Volume, segs: list[tuple[Path, Dataset]]
     masks: dict[tuple[str, int], np.ndarray] = {}
     for path, header in sorted(segs, key=lambda item: str(item[1].SOPInstanceUID)):
         for segment in read_seg(dcmread(path), volume):
-            name = segment.label or f"segment {segment.number}"
+            name = _segment_name(header, segment.number, segment.label)
             value = values.setdefault(name, len(values) + 1)
             voxels[segment.mask] = value
             masks[(str(header.SOPInstanceUID), segment.number)] = segment.mask
