@@ -7,6 +7,7 @@ network can learn from in a few iterations: a bright LV disc in a darker myocard
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -134,8 +135,32 @@ def lung_dicom_seg(root: Path, studies: int, size: int = 32, seed: int = 0) -> P
     return root
 
 
-def luna16_csv(path: Path, rows: list[tuple[str, float, float, float, float]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+def _mhd_writer():  # type: ignore[no-untyped-def]
+    """``write_mhd`` of the readers' MetaImage tests (header lines exactly as LUNA16 files have them)."""
+    path = Path(__file__).resolve().parents[1] / "readers" / "test_readers_mhd.py"
+    spec = importlib.util.spec_from_file_location("_readers_mhd_layout", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.write_mhd
+
+
+def lung_luna16(root: Path, scans: int, size: int = 32, seed: int = 0) -> Path:
+    """LUNA16 layout: ``subsetN/<seriesuid>.mhd``/``.raw`` (1 mm voxels) and ``annotations.csv`` (world
+    coordinates, diameter): one ball per scan, its centre and diameter as the only truth."""
+    write_mhd = _mhd_writer()
+    rng = np.random.default_rng(seed)
+    offset = (-100.0, -120.0, -50.0)
+    rows = []
+    for k in range(scans):
+        uid = f"1.3.6.1.4.1.14519.5.2.1.6279.6001.{100 + k}"
+        centre_zyx = rng.uniform(10, size - 10, 3)
+        radius = float(rng.uniform(3, 5))
+        hu, _ = ball_ct((size, size, size), tuple(centre_zyx), radius, rng)  # type: ignore[arg-type]
+        write_mhd(root / f"subset{k % 2}" / f"{uid}.mhd", hu, spacing=(1.0, 1.0, 1.0), offset=offset)
+        z, y, x = centre_zyx
+        rows.append((uid, offset[0] + x, offset[1] + y, offset[2] + z, 2 * radius))
+    with open(root / "annotations.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"])
         writer.writerows(rows)
+    return root

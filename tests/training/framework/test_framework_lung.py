@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fw_data import lung_dicom_seg, lung_msd
+from fw_data import lung_dicom_seg, lung_luna16, lung_msd
 
 from aiws.cli import main
 
@@ -118,3 +118,23 @@ def test_fine_tune_shipped_version_6_and_publish_version_7(tmp_path: Path) -> No
     card = json.loads((repo / "lung_nodules" / "7" / "model_card.json").read_text())
     assert card["provenance"]["fine_tuned_from"] == "lung_nodules version 6"
     assert "froc.png" in card["plots"] and (repo / "lung_nodules" / "7" / "froc.png").is_file()
+
+
+def test_luna16_points_become_balls_of_the_published_diameter(tmp_path: Path) -> None:
+    import tomllib
+
+    from training.framework.config import config_from_mapping
+    from training.framework.spec import get_task
+    from training.lung_nodules.task import prepare
+    from training.readers import read_dataset
+
+    data = lung_luna16(tmp_path / "LUNA16", scans=3)
+    task = get_task("lung_nodules")
+    config = config_from_mapping(tomllib.loads(TINY), task.options, task.name, "tiny")
+    case = read_dataset(data, "luna16").cases[0]
+    prepared = prepare(case, config.options)
+    (nodule,) = case.nodules
+    assert prepared.mask.sum() == pytest.approx(4 / 3 * np.pi * (nodule.diameter_mm / 2) ** 3, rel=0.3)
+    assert prepared.image[prepared.mask].mean() > 0.55 > prepared.image[~prepared.mask].mean()  # on the ball
+    assert _train(tmp_path, data, "luna16", "luna") == 0
+    assert json.loads((tmp_path / "runs" / "luna" / "metrics.json").read_text())["dataset"]["cases"] == 3
