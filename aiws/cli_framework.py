@@ -51,13 +51,13 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def wants_train(args: argparse.Namespace) -> bool:
-    """True when ``aiws train`` goes through the framework (a --format is given).
+    """True when ``aiws train`` goes through the framework (a --format is given for a framework task).
 
     Raises:
         ConfigError: a framework-only option without --format.
     """
     if args.format is not None:
-        return True
+        return args.task in FRAMEWORK_TASKS  # lung_nodule_classifier keeps its own MSD loop
     used = [name for name in FRAMEWORK_ONLY if getattr(args, name) not in (None, False, 0)]
     if used:
         raise ConfigError(f"--{used[0].replace('_', '-')}: needs --data DIR --format FORMAT (the training framework)")
