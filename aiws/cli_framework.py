@@ -144,7 +144,7 @@ def _metric_lines(validation: dict[str, Any], estimate: Any) -> list[str]:
         nan = float("nan")
         value = estimate(nan if est["value"] is None else est["value"], nan if low is None else low,
                          nan if high is None else high, est["n_cases"])
-        extra = f" (folds {est['folds']})" if "folds" in est else ""
+        extra = f"; folds {est['folds']}, mean {est['fold_mean']}" if "folds" in est else ""
         lines.append(f"  {name}: {value.text()}{extra}")
     return lines
 

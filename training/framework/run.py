@@ -176,7 +176,9 @@ def _estimates(task: TaskSpec, records: Sequence[Record], config: RunConfig) -> 
 
 def train(request: TrainRequest) -> dict[str, Any]:
     """Train, validate (bootstrap intervals), fit the operating point, plot and export a candidate into
-    ``RUN/export/``; returns what ``metrics.json`` holds.
+    ``RUN/export/``; returns what ``metrics.json`` holds. With folds, each metric is the pooled estimate over every
+    case's out-of-fold record with its bootstrap interval, beside the folds' values and their mean; the candidate
+    is the best fold's network.
 
     Raises:
         TaskError: the run folder is not empty, too few cases for the split or the folds, and what :func:`fit`
@@ -252,21 +254,19 @@ def _report(request: TrainRequest, folds: list[tuple[FitResult, list[dict[str, A
                            "dataset": {k: v for k, v in request.dataset.summary().items() if k != "sources"},
                            "config_sha256": request.config.config_hash()}
     if request.folds:
-        keys = sorted({k for f in per_fold for k in f["validation"]})
+        pooled = report(_estimates(task, [r for _, records, _ in folds for r in records], request.config))
         doc["folds"] = per_fold
-        doc["validation"] = {k: _fold_mean([f["validation"].get(k, {}).get("value") for f in per_fold]) for k in keys}
+        doc["validation"] = {k: {**est, **_fold_mean([f["validation"].get(k, {}).get("value") for f in per_fold])}
+                             for k, est in pooled.items()}
     else:
         doc.update({k: v for k, v in per_fold[0].items() if k != "fold"})
     return doc
 
 
 def _fold_mean(values: list[float | None]) -> dict[str, Any]:
-    """Mean of the folds' values with the spread of the folds (min-max) in place of a bootstrap interval."""
+    """The folds' values and their mean (beside the pooled out-of-fold estimate and its bootstrap interval)."""
     real = [v for v in values if v is not None]
-    if not real:
-        return {"value": None, "ci95": [None, None], "n_cases": 0, "folds": values}
-    return {"value": round(float(np.mean(real)), 6), "ci95": [None, None], "n_cases": len(real), "folds": values,
-            "fold_range": [min(real), max(real)]}
+    return {"fold_mean": round(float(np.mean(real)), 6) if real else None, "folds": values}
 
 
 def _card(request: TrainRequest, doc: dict[str, Any], figures: Sequence[Path]) -> dict[str, Any]:

@@ -101,7 +101,9 @@ def test_k_fold_reports_each_fold_and_the_mean(tmp_path: Path) -> None:
     assert [f["fold"] for f in metrics["folds"]] == [0, 1, 2]
     assert all(f["validation_cases"] == 2 for f in metrics["folds"])  # a patient's ED and ES in one fold
     values = [f["validation"]["dice_mean"]["value"] for f in metrics["folds"]]
-    assert metrics["validation"]["dice_mean"]["value"] == pytest.approx(np.mean(values), abs=1e-5)
+    pooled = metrics["validation"]["dice_mean"]
+    assert pooled["fold_mean"] == pytest.approx(np.mean(values), abs=1e-5) and pooled["folds"] == values
+    assert pooled["n_cases"] == 6 and pooled["ci95"][0] <= pooled["value"] <= pooled["ci95"][1]  # out-of-fold, pooled
     assert (tmp_path / "runs" / "folds" / "folds" / "2" / "checkpoints" / "best.pt").is_file()
 
 
