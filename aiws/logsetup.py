@@ -13,7 +13,7 @@ import sys
 from pacs_bridge.scrub import REDACTED, ScrubFilter
 
 #: Loggers kept at WARNING whatever the level asked for.
-QUIET = ("pynetdicom", "highdicom", "uvicorn.access", "httpx")
+QUIET = ("pynetdicom", "highdicom", "uvicorn.access", "httpx", "alembic.runtime.plugins")
 _OWN_PACKAGES = frozenset({"aiws", "pacs_bridge", "imaging", "models", "plugins", "training"})
 #: A quoted string (single, double or back quotes) of at most a line: a value in a library's message.
 _QUOTED = re.compile(r"""(['"`])[^'"`\n]{0,1000}?\1""")

@@ -29,6 +29,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.types.numeric import NumericLoader
 
+from aiws.errors import AiwsError
 from aiws.ledger.pg_sql import Catalog, UnsupportedStatement, translate
 
 LOGGER = logging.getLogger(__name__)
@@ -229,8 +230,12 @@ class Claims:
         if self._con is None or self._con.closed or self._con.broken:
             if self._con is not None:
                 LOGGER.warning("ledger: the claims connection was lost; this process's claims are void")
-            self._con = psycopg.connect(self._url, autocommit=True, keepalives=1, keepalives_idle=10,
-                                        keepalives_interval=5, keepalives_count=3)
+            # keepalives both ways: the server ends the session of a host that vanished (no FIN) in ~25 s,
+            # which releases its claims; this side notices a dead server as soon
+            self._con = psycopg.connect(
+                self._url, autocommit=True, keepalives=1, keepalives_idle=10, keepalives_interval=5,
+                keepalives_count=3,
+                options="-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3")
         return self._con
 
     def hold(self, kind: str, row_id: int) -> bool:
@@ -334,6 +339,10 @@ def upgrade(url: str) -> None:
         engine.dispose()
 
 
+class LedgerUnavailable(AiwsError, sqlite3.OperationalError):
+    """The PostgreSQL ledger cannot be reached at open (the message names the URL without its password)."""
+
+
 class PgBackend:
     """What a :class:`aiws.ledger.Ledger` on PostgreSQL holds: the URL, the catalog, the claims."""
 
@@ -341,6 +350,9 @@ class PgBackend:
         self.url = url
         try:
             upgrade(url)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+            raise LedgerUnavailable(f"ledger {redact(url)}: cannot connect ({reason})") from exc
         except psycopg.Error as exc:
             raise as_sqlite_error(exc) from exc
         self._catalog: Catalog | None = None

@@ -14,13 +14,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from pg import PgServer, why_not_available
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from aiws.ledger import Ledger
 from factories import make_ct_series
 from peers import DCMTK_ENV, AiwsProcess, free_port, have_tool, storescu, wait_for
+from pg import PgServer, why_not_available
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
