@@ -155,6 +155,12 @@ class Service:
                                              daemon=True)
         self._http_thread.start()
         LOGGER.info("HTTP API on %s://%s:%d", "https" if http.https else "http", http.host, http.port)
+        if http.host not in ("127.0.0.1", "::1", "localhost"):
+            if not http.https:
+                LOGGER.warning("HTTP API on %s without HTTPS: set [http] tls_cert and tls_key, or keep it behind "
+                               "a TLS reverse proxy", http.host)
+            if not http.trusted_hosts:
+                LOGGER.warning("HTTP API on %s answers any Host header: set [http] trusted_hosts", http.host)
 
     def stop(self) -> None:
         if self._stopped.is_set():
