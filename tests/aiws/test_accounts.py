@@ -205,6 +205,22 @@ def test_admin_manages_accounts_in_the_console(client: TestClient, ledger: Ledge
     assert r.status_code == 422 and "already exists" in r.text
 
 
+def test_own_password_change_checks_the_current_one_and_ends_sessions(client: TestClient, ledger: Ledger) -> None:
+    _login(client, "alice")
+    csrf = _csrf(client)
+    wrong = client.post("/console/account/password", data={"current_password": "not-it-at-all",
+                                                             "new_password": "a-new-password-1", "csrf_token": csrf})
+    assert wrong.status_code == 422 and "current password is wrong" in wrong.text
+    assert len(ledger.query("SELECT * FROM login_failures")) == 1  # counted like a failed login
+    r = client.post("/console/account/password", data={"current_password": PASSWORD,
+                                                         "new_password": "a-new-password-1", "csrf_token": csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+    assert ledger.query("SELECT * FROM sessions WHERE account='alice'") == []
+    assert _login(client, "alice").status_code == 401
+    assert _login(client, "alice", "a-new-password-1").status_code == 303
+    assert ledger.list_audit(action_prefix="account password changed")[0]["actor"] == "user:alice"
+
+
 def test_login_redirects_only_inside_the_console(client: TestClient) -> None:
     assert _login(client, "alice", next="https://evil.example/x").headers["location"] == "/console/"
     assert _login(client, "alice", next="//evil.example/console/").headers["location"] == "/console/"

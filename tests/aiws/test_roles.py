@@ -121,6 +121,7 @@ POLICY: dict[tuple[str, str], frozenset[object]] = {
     ("GET", "/console/account"): ANYONE,
     ("POST", "/console/account/tokens"): ANYONE,
     ("POST", "/console/account/tokens/{token_id}/revoke"): ANYONE,
+    ("POST", "/console/account/password"): ANYONE,
     ("GET", "/console/users"): ADMIN,
     ("POST", "/console/users"): ADMIN,
     ("POST", "/console/users/{name}"): ADMIN,

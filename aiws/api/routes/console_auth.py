@@ -131,6 +131,28 @@ def revoke_own_token(token_id: str, ctx: ContextDep, principal: Anyone) -> Redir
     return flash_redirect("/console/account", f"Token {token_id} revoked.")
 
 
+@router.post("/console/account/password", response_class=HTMLResponse)
+def change_own_password(request: Request, ctx: ContextDep, principal: Anyone,
+                        current_password: Annotated[str, Form(max_length=accounts.MAX_PASSWORD_CHARS)],
+                        new_password: Annotated[str, Form(max_length=accounts.MAX_PASSWORD_CHARS)]) -> Response:
+    """A new password for one's own account (the current one is checked and a wrong one counts as a failed
+    login); every session of the account ends, this one too."""
+    http, peer = ctx.config.http, _peer(request)
+    if accounts.login_blocked_for(ctx.ledger, principal.name, peer, http.login_max_failures,
+                                  http.login_window_seconds) > 0:
+        return _account_page(request, ctx, principal, status_code=429, error="Too many failed attempts; wait.")
+    if accounts.verify_password(ctx.ledger, principal.name, current_password) is None:
+        accounts.record_login_failure(ctx.ledger, principal.name, peer, http.login_window_seconds)
+        return _account_page(request, ctx, principal, status_code=422, error="The current password is wrong.")
+    try:
+        accounts.set_password(ctx.ledger, principal.name, new_password, principal.actor)
+    except AccountError as exc:
+        return _account_page(request, ctx, principal, status_code=422, error=str(exc))
+    response = flash_redirect("/console/login", "Password changed; sign in with the new one.")
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=http.https, httponly=True, samesite="strict")
+    return response
+
+
 # -- accounts (admin) -------------------------------------------------------------------------------------------
 def _users_page(request: Request, ctx: ContextDep, principal: Principal, status_code: int = 200,
                 error: str | None = None) -> HTMLResponse:
