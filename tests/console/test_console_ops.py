@@ -120,6 +120,17 @@ def _failed_study(ops: OpsService, tmp_path: Path) -> tuple[str, int, Path]:
     return study, job_id, blocker
 
 
+def _click_to_next_page(browser: Any, element: Any) -> None:
+    """Click *element* and wait until the browser has left the page it was on (a form post or a link)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30).until(ec.staleness_of(page))
+
+
 def _text(browser: Any, css: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -141,20 +152,20 @@ def test_failed_job_retried_from_the_study_page_found_by_accession(
     browser.get(f"{ops.console.base_url}/console/")
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr.study-row")) == 2
     browser.find_element(By.ID, "filter-q").send_keys(ACCESSION.lower())
-    browser.find_element(By.ID, "filter-apply").click()
+    _click_to_next_page(browser, browser.find_element(By.ID, "filter-apply"))
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.study-row")
     assert [r.find_element(By.CSS_SELECTOR, "td.accession").text for r in rows] == [ACCESSION]
     assert _text(browser, "#study-count") == "1 study; page 1 of 1"
     screenshot(browser, "ops-dashboard-filter-by-accession")
 
-    rows[0].find_element(By.CSS_SELECTOR, "a.study-link").click()
+    _click_to_next_page(browser, rows[0].find_element(By.CSS_SELECTOR, "a.study-link"))
     assert _text(browser, "#study-uid") == study
     assert _text(browser, f"#job-{job_id}-state") == "failed"
     assert "NotADirectoryError" in _text(browser, f"#job-{job_id}")
     screenshot(browser, "ops-study-failed-job")
 
     blocker.unlink()  # the disk is repaired; the operator retries
-    browser.find_element(By.ID, f"retry-{job_id}").click()
+    _click_to_next_page(browser, browser.find_element(By.ID, f"retry-{job_id}"))
     assert _text(browser, "#flash") == f"Job {job_id} queued again (pending)."
     assert _text(browser, f"#job-{job_id}-state") in ("pending", "running", "done")
     screenshot(browser, "ops-study-job-retried")
@@ -165,7 +176,12 @@ def test_failed_job_retried_from_the_study_page_found_by_accession(
 
     wait_for(done, timeout=90, interval=1.0, what="the retried job to finish")
     wait_for(lambda: ops.received or None, timeout=60, what="the result at the destination")
-    assert "done" in _text(browser, "#sends")
+
+    def sent() -> bool | None:
+        browser.refresh()
+        return " pacs done " in _text(browser, "#sends") or None
+
+    wait_for(sent, timeout=60, interval=1.0, what="the page to show the send done")
     assert not browser.find_elements(By.ID, f"retry-{job_id}")  # nothing left to retry
     screenshot(browser, "ops-study-job-done")
     retried = [a for a in ops.proc.api("/api/audit?limit=1000") if a["action"] == "job retried"]
