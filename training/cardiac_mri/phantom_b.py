@@ -1,0 +1,188 @@
+"""Short-axis cine MR phantoms of the second family (family B), built independently of family A.
+
+Same truth format as family A (labels 1 LV blood pool, 2 LV myocardium, 3 RV blood pool; trabeculae and
+papillary muscles labelled blood pool; volumes by the method of discs on the label volumes), so every
+evaluator reads it. What differs: the LV is a "bullet" (super-ellipsoid profile with its own exponent and a
+wall thinning toward the apex), its cavity has a trabecular fringe (myocardial signal, labelled pool) and
+two or three papillary muscles of their own size; the RV wraps around the septum as a wider crescent; the
+stack has 6-16 slices of 5-10 mm with 0-5 mm gaps and may start below the base or stop above the apex
+(partial coverage: the truth is what the acquired slices show); each slice is shifted in-plane by its
+breath-hold (misregistration; image and labels move together); a smooth random multiplicative bias field
+(coil sensitivity) and Rician noise on a different intensity scale.
+
+``make_cine_b(seed)`` returns a :class:`CineB`; :meth:`CineB.truth` is the true function by the pipeline's
+own method of discs on the truth label volumes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from models.cardiac_mri.function import CardiacFunction, DiscGeometry, bsa_mosteller_m2, cardiac_function
+from training.cardiac_mri.phantom import LV_MYO, LV_POOL, RV_POOL, masks_from_labels
+
+
+@dataclass
+class CineB:
+    """A family-B cine: images and labels (phases, slices, rows, columns) with what the truth needs."""
+
+    seed: int
+    images: np.ndarray
+    labels: np.ndarray
+    geometry: DiscGeometry
+    heart_rate_bpm: float
+    height_cm: float
+    weight_kg: float
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def bsa_m2(self) -> float:
+        return bsa_mosteller_m2(self.height_cm, self.weight_kg)
+
+    def truth(self) -> CardiacFunction:
+        """LV/RV function from the truth label volumes (method of discs, as the pipeline computes it)."""
+        return cardiac_function(masks_from_labels(self.labels), self.geometry, self.heart_rate_bpm, self.bsa_m2)
+
+
+@dataclass(frozen=True)
+class _Heart:
+    r_endo: float
+    wall: float
+    length: float
+    power: float
+    contraction: float
+    base_descent: float
+    t_es: float
+    rv_width: float
+    rv_contraction: float
+    trabecular_mm: float
+    fat_mm: float
+    papillary: tuple[tuple[float, float], ...]  # (angle rad, radius mm)
+
+
+def _squeeze(t: float, t_es: float) -> float:
+    """0 at end-diastole, 1 at end-systole; a faster ejection and a slower filling than family A."""
+    if t <= t_es:
+        return math.sin(0.5 * math.pi * t / t_es) ** 2
+    return max(0.0, 1.0 - ((t - t_es) / (1 - t_es)) ** 0.5)
+
+
+def _profile(h: _Heart, rel: float) -> float:
+    """Radius fraction at *rel* (0 base .. 1 apex) of a super-ellipsoid of exponent ``power``."""
+    return (1.0 - min(max(rel, 0.0), 1.0) ** h.power) ** (1.0 / h.power) if rel < 1 else 0.0
+
+
+def _bias(rng: np.random.Generator, shape: tuple[int, int], strength: float) -> np.ndarray:
+    coarse = rng.normal(0, 1, (4, 4))
+    field_ = ndimage.zoom(coarse, (shape[0] / 4, shape[1] / 4), order=3)[: shape[0], : shape[1]]
+    return np.exp(strength * field_ / max(float(np.abs(field_).max()), 1e-6)).astype(np.float32)
+
+
+def _slice(h: _Heart, s: float, f: float, x: np.ndarray, y: np.ndarray,
+           tones: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(image, labels) at level *s* (mm from the diastolic base toward the apex) and contraction *f*."""
+    img = np.full(x.shape, 0.01, dtype=np.float32)
+    lab = np.zeros(x.shape, dtype=np.uint8)
+    r = np.hypot(x, y)
+    body = np.hypot((x + 10) / 1.45, y + 5)
+    img[body < 118] = tones["fat"]
+    img[body < 110] = tones["tissue"]
+    img[np.hypot((x - 75) / 0.9, (y + 5) / 1.2) < 45] = tones["lung"]
+    img[np.hypot((x + 85) / 0.8, (y + 10) / 1.2) < 40] = tones["lung"]
+    base = h.base_descent * f
+    if s < base:  # atrium: blood and a thin wall, no ventricular label
+        img[r < h.r_endo * 0.9 + 2] = tones["myo"]
+        img[r < h.r_endo * 0.9] = tones["blood"]
+        return img, lab
+    rel = (s - base) / (h.length - base)
+    thin = 1.0 - 0.5 * min(max(rel, 0.0), 1.0)
+    endo = h.r_endo * (1 - h.contraction * f) * _profile(h, rel)
+    ed_endo = h.r_endo * _profile(h, rel)
+    ed_epi = ed_endo + h.wall * thin
+    epi = math.sqrt(endo ** 2 + max(ed_epi ** 2 - ed_endo ** 2, 0.0)) if rel < 1 else h.wall * thin * max(0.0, 1 - (
+        s - h.length) / (h.wall * thin + 1e-6))
+    if epi <= 0.5:
+        return img, lab
+    rv_rel = rel / 0.8
+    if rv_rel < 1:
+        taper = math.sqrt(1 - rv_rel ** 2)
+        ax = (epi + h.rv_width * (1 - h.rv_contraction * f)) * taper + 2
+        ay = epi * 1.45 * max(taper, 0.45)
+        cx = -epi * 0.7
+        crescent = (((x - cx) / ax) ** 2 + (y / ay) ** 2 <= 1) & (r > epi + 2.0)
+        wall = (((x - cx) / (ax + 2.5)) ** 2 + (y / (ay + 2.5)) ** 2 <= 1) & (r > epi)
+        img[wall] = tones["myo"]
+        img[crescent] = tones["blood"]
+        lab[crescent] = RV_POOL
+    img[(r <= epi + h.fat_mm) & (lab == 0)] = tones["fat"]  # epicardial fat
+    img[r <= epi] = tones["myo"]
+    lab[r <= epi] = LV_MYO
+    if endo > 1.0:
+        pool = r <= endo
+        img[pool] = tones["blood"]
+        lab[pool] = LV_POOL
+        theta = np.arctan2(y, x)
+        fringe = pool & (r > endo - h.trabecular_mm) & (np.cos(17 * theta + 3 * np.sin(5 * theta)) > 0.55)
+        img[fringe] = 0.5 * (tones["myo"] + tones["blood"])
+        if 0.2 <= rel <= 0.8:
+            for angle, pr in h.papillary:
+                d = endo - pr - 1.0
+                if d > pr:
+                    img[np.hypot(x - d * math.cos(angle), y - d * math.sin(angle)) <= pr] = tones["myo"]
+    return img, lab
+
+
+def make_cine_b(seed: int) -> CineB:
+    """The family-B cine of *seed* (deterministic)."""
+    rng = np.random.default_rng([seed, 0xCB])
+    ef = rng.uniform(0.25, 0.72)
+    length, descent = rng.uniform(62, 100), rng.uniform(5, 16)
+    h = _Heart(r_endo=float(rng.uniform(18, 32)), wall=float(rng.uniform(7, 13)), length=float(length),
+               power=float(rng.uniform(1.6, 2.8)),
+               contraction=float(1 - math.sqrt(max((1 - ef) / (1 - descent / length), 0.05))),
+               base_descent=float(descent), t_es=float(rng.uniform(0.28, 0.4)), rv_width=float(rng.uniform(10, 24)),
+               rv_contraction=float(rng.uniform(0.2, 0.5)), trabecular_mm=float(rng.uniform(1.0, 2.5)), fat_mm=float(rng.uniform(1.0, 3.0)),
+               papillary=tuple((float(a), float(rng.uniform(2.0, 5.0)))
+                               for a in rng.uniform(-math.pi, math.pi, int(rng.integers(2, 4)))))
+    thickness, gap = float(rng.choice([5.0, 6.0, 8.0, 10.0])), float(rng.choice([0.0, 0.5, 2.0, 3.0, 5.0]))
+    step = thickness + gap
+    first = float(rng.uniform(-10, 8))  # > 0: the stack starts below the base (partial coverage)
+    wanted = int(math.ceil((length + h.wall - first) / step))
+    n_slices = int(np.clip(wanted - int(rng.integers(0, 2)), 6, 16))  # may stop above the apex
+    n_phases = int(rng.integers(14, 31))
+    rows = cols = int(rng.choice([192, 208, 224, 256]))
+    ps = float(rng.uniform(280.0, 360.0)) / rows  # field of view 280-360 mm
+    tones = {"blood": float(rng.uniform(0.75, 1.0)), "myo": float(rng.uniform(0.18, 0.3)),
+             "tissue": float(rng.uniform(0.3, 0.45)), "lung": float(rng.uniform(0.02, 0.06)),
+             "fat": float(rng.uniform(0.6, 0.85))}
+    shifts = rng.normal(0, rng.uniform(1.0, 3.0), (n_slices, 2))  # breath-hold misregistration (mm)
+    centre = rng.normal(0, 8, 2)
+    angle = float(rng.uniform(-0.5, 0.5))  # RV on the image left, as a short-axis plan puts it
+    bias = _bias(rng, (rows, cols), float(rng.uniform(0.25, 0.6)))
+    noise, gain = float(rng.uniform(0.02, 0.06)), float(rng.uniform(800, 3000))
+    j, i = np.meshgrid(np.arange(cols), np.arange(rows))
+    images = np.empty((n_phases, n_slices, rows, cols), np.float32)
+    labels = np.empty((n_phases, n_slices, rows, cols), np.uint8)
+    for k in range(n_slices):
+        x0 = (j - cols / 2) * ps - centre[0] - shifts[k, 0]
+        y0 = (i - rows / 2) * ps - centre[1] - shifts[k, 1]
+        x, y = math.cos(angle) * x0 + math.sin(angle) * y0, -math.sin(angle) * x0 + math.cos(angle) * y0
+        for ph in range(n_phases):
+            img, lab = _slice(h, first + k * step, _squeeze(ph / n_phases, h.t_es), x, y, tones)
+            nrng = np.random.default_rng([seed, ph, k, 0xCB])
+            sigma = noise * tones["blood"]
+            real = ndimage.gaussian_filter(img, 0.6) * bias + nrng.normal(0, sigma, img.shape)
+            imag = nrng.normal(0, sigma, img.shape)
+            images[ph, k] = np.sqrt(real ** 2 + imag ** 2) * gain
+            labels[ph, k] = lab
+    sex = str(rng.choice(["M", "F"]))
+    info = {"family": "b", "slices": n_slices, "phases": n_phases, "thickness_mm": thickness, "gap_mm": gap,
+            "first_slice_mm": round(first, 2), "pixel_mm": round(ps, 3), "breathing_shift_mm_sd":
+            round(float(shifts.std()), 2), "bias_range": [round(float(bias.min()), 3), round(float(bias.max()), 3)],
+            "base_covered": first <= 0.0, "apex_covered": first + (n_slices - 1) * step >= length}
+    return CineB(seed, images, labels, DiscGeometry((ps, ps), thickness, gap), float(rng.uniform(50, 100)),
+                 float(rng.uniform(160, 195) if sex == "M" else rng.uniform(150, 180)),
+                 float(rng.uniform(55, 115) if sex == "M" else rng.uniform(45, 95)), info)

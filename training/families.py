@@ -1,0 +1,234 @@
+"""Phantom families per task and the cross-family evaluation of a shipped version (issue 28).
+
+Family ``a`` is each task's original generator (``training/<task>/phantom.py``), family ``b`` the
+independent one (``training/<task>/phantom_b.py``); both write the same truth format. The version is run
+through ONNX Runtime exactly as the service runs it, on a few phantoms of each family (unseen evaluation
+seeds, >= 10000), and each family gets its own row of metrics with the issue's quality bars, met or not.
+:func:`table_lines` prints the rows; :func:`card_rows` gives them to the model card's
+"train family -> evaluation family" section (:func:`training.publish.render_card`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LOGGER = logging.getLogger(__name__)
+
+FAMILIES = ("a", "b")
+#: Tasks with two phantom families (coronary_ct has its own family B in training/coronary_ct/phantom_b.py).
+TASKS = ("lung_nodules", "mammography", "cardiac_mri")
+MODELS = {"lung_nodules": "lung_nodules", "mammography": "mammo_detector", "cardiac_mri": "cardiac_cine_segmenter"}
+EVAL_SEED_START = 10_000
+#: The quality bars of issue 28 (name -> (bar, "min" | "max")).
+BARS: dict[str, dict[str, tuple[float, str]]] = {
+    "lung_nodules": {"sensitivity_5mm_at_1fp": (0.90, "min"), "lung_rads_exam_agreement": (0.90, "min"),
+                     "diameter_mae_mm": (1.0, "max")},
+    "mammography": {"density_agreement": (0.85, "min"), "density_within_one_grade": (1.0, "min"),
+                    "mass_sensitivity": (0.90, "min"), "mass_fp_per_image": (0.5, "max"),
+                    "marks_in_lesion_free_breasts": (0.0, "max")},
+    "cardiac_mri": {"ef_within_3_points": (0.95, "min"), "edv_max_abs_error_pct": (10.0, "max"),
+                    "esv_max_abs_error_pct": (10.0, "max")},
+}
+
+
+class FamilyError(ValueError):
+    """The cross-family evaluation cannot run as asked (unknown task or family)."""
+
+
+def families(choice: str) -> tuple[str, ...]:
+    """``a``, ``b`` or ``both`` as a tuple of families."""
+    if choice == "both":
+        return FAMILIES
+    if choice not in FAMILIES:
+        raise FamilyError(f"family {choice!r}: one of a, b, both")
+    return (choice,)
+
+
+def bars(task: str, measured: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, (bar, kind) in BARS[task].items():
+        value = measured.get(name)
+        ok = value is not None and np.isfinite(value) and (value >= bar if kind == "min" else value <= bar)
+        out[name] = {"value": None if value is None else round(float(value), 4), "bar": bar, "met": bool(ok)}
+    return out
+
+
+# --- lung nodules -----------------------------------------------------------------------------------------
+
+def _lung_phantom(family: str, seed: int) -> Any:
+    if family == "a":
+        from training.lung_nodules.phantom import PhantomConfig, generate_phantom
+        return generate_phantom(seed, PhantomConfig(z_extent_mm=90.0, max_matrix=320, nodules=(2, 4),
+                                                    diameter_mm=(5.0, 16.0), round_juxtapleural=0.3))
+    from training.lung_nodules.phantom_b import PhantomConfigB, generate_phantom_b
+    return generate_phantom_b(seed, PhantomConfigB(z_extent_mm=90.0, max_matrix=320, nodules=(2, 4),
+                                                   diameter_mm=(5.0, 16.0)))
+
+
+def _lung(repo: Path, version: int | None, family: str, seeds: Sequence[int]) -> dict[str, Any]:
+    import dataclasses
+
+    from models.lung_nodules.inference import candidate_settings, detect_nodules
+    from models.runtime.ort import OnnxRuntime
+    from models.runtime.repository import ModelRepository
+    from training.lung_nodules.metrics import ScanResult, detection_record, dice, froc, summarize
+
+    runtime = OnnxRuntime(ModelRepository(repo), device="cpu")
+    model = MODELS["lung_nodules"]
+    version = version or runtime.resolve_version(model)
+    settings = candidate_settings(runtime, model, version)
+    scans = []
+    for seed in seeds:
+        p = _lung_phantom(family, seed)
+        det = detect_nodules(runtime, p.hu, p.grid, model, version, dataclasses.replace(settings, min_score=0.0))
+        pred = np.zeros(p.hu.shape, dtype=bool)
+        for n in det.nodules:
+            if n.score >= settings.min_score:
+                pred[n.box] |= n.mask
+        scans.append(ScanResult(f"{family}{seed}", p.nodules, [detection_record(n) for n in det.nodules],
+                                dice(pred, p.labels > 0)))
+    op = summarize(scans, settings.min_score)
+    curve = froc(scans)["points"]
+    measured = {"sensitivity_5mm_at_1fp": curve["1.0"]["sensitivity"], "sensitivity_5mm": op["sensitivity_5mm"],
+                "fp_per_scan": op["fp_per_scan"], "lung_rads_exam_agreement": op["lung_rads_exam_agreement"],
+                "diameter_mae_mm": op["diameter_mae_mm"], "nodules": op["nodules"], "nodules_5mm": op["nodules_5mm"]}
+    missed = [t["kind"] for s in scans for t in s.truth if not any(
+        np.linalg.norm(np.subtract(f["centre_mm"], t["centre_mm"])) <= max(t["mean_diameter_mm"] / 2, 3.0)
+        for f in s.found if f["score"] >= settings.min_score)]
+    return {"version": version, "measured": measured, "missed_kinds": missed}
+
+
+# --- mammography ------------------------------------------------------------------------------------------
+
+def _mammo(repo: Path, version: int | None, family: str, seeds: Sequence[int]) -> dict[str, Any]:
+    from models.mammography.analysis import analyse_exam, analyse_view
+    from models.mammography.density import birads_density, exam_density
+    from models.mammography.inference import load_calibration, runtime_predictor
+    from models.runtime import RuntimeSettings, make_runtime
+    from training.mammography.evaluate import ExamRecord, ViewRecord, evaluate
+    from training.mammography.phantom import PHANTOM_WINDOW, make_exam, to_working
+    from training.mammography.phantom_b import make_exam_b
+
+    model = MODELS["mammography"]
+    records, one_grade, lesion_free_marks = [], [], 0
+    with make_runtime(RuntimeSettings(model_repository=repo, device="cpu", intra_op_threads=1)) as runtime:
+        version = version or runtime.resolve_version(model)
+        predict = runtime_predictor(runtime, model, version)
+        calibration = load_calibration(runtime, model, version)
+        for seed in seeds:
+            exam = make_exam(seed) if family == "a" else make_exam_b(seed)
+            window = getattr(exam, "window", PHANTOM_WINDOW)
+            analyses, views = {}, []
+            for key, native in exam.views.items():
+                pv = to_working(native)
+                a = analyse_view(pv.image, pv.laterality, pv.view, window, predict)
+                analyses[key] = a
+                views.append(ViewRecord(pv.laterality, pv.view, pv.spacing_mm, a.percent_dense,
+                                        native.percent_dense, a.candidates, pv.lesions, a.peak_logits))
+                if not any(v.lesions for (lat, _), v in exam.views.items() if lat == pv.laterality):
+                    lesion_free_marks += sum(1 for c in a.candidates if c.kind == "mass" and calibration.marked(c))
+            records.append(ExamRecord(seed, tuple(views), dict(exam.breast_percent_dense),
+                                      analyse_exam(analyses, calibration)))
+            pred = exam_density({(v.laterality, v.view): v.percent_dense for v in views})
+            order = "abcd"
+            want = max(birads_density(pd) for pd in exam.breast_percent_dense.values())
+            one_grade.append(abs(order.index(pred.category) - order.index(want)) <= 1)
+    m = evaluate(records, calibration)
+    measured = {"density_agreement": m.density_agreement_exam, "density_within_one_grade": float(np.mean(one_grade)),
+                "mass_sensitivity": m.mass["sensitivity"], "mass_fp_per_image": m.mass["fp_per_image"],
+                "mass_lesion_views": m.mass["lesions"], "calcification_sensitivity": m.calcification["sensitivity"],
+                "percent_dense_mae": m.percent_dense_mae, "marks_in_lesion_free_breasts": lesion_free_marks}
+    return {"version": version, "measured": measured}
+
+
+# --- cardiac MRI ------------------------------------------------------------------------------------------
+
+def _cardiac(repo: Path, version: int | None, family: str, seeds: Sequence[int]) -> dict[str, Any]:
+    from models.cardiac_mri.function import cardiac_function
+    from models.runtime import RuntimeSettings, make_runtime
+    from training.cardiac_mri.evaluate import evaluate_phantom, segment_cine
+    from training.cardiac_mri.export import SIGNATURE
+    from training.cardiac_mri.phantom import masks_from_labels
+    from training.cardiac_mri.phantom_b import make_cine_b
+
+    rows = []
+    with make_runtime(RuntimeSettings(model_repository=repo, device="cpu")) as runtime:
+        version = version or runtime.resolve_version(SIGNATURE.model)
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            return runtime.infer(SIGNATURE.model, {SIGNATURE.input_name: x}, version=version).outputs[
+                SIGNATURE.output_name]
+
+        for seed in seeds:
+            if family == "a":
+                r = evaluate_phantom(seed, predict)
+                truth, ours = r.truth, r.ours
+            else:
+                cine = make_cine_b(seed)
+                truth = cine.truth()
+                ours = cardiac_function(masks_from_labels(segment_cine(cine.images, predict)), cine.geometry,
+                                        cine.heart_rate_bpm, cine.bsa_m2)
+            rows.append((truth.lv.edv_ml, ours.lv.edv_ml, truth.lv.esv_ml, ours.lv.esv_ml, truth.lv.ef_pct,
+                         ours.lv.ef_pct))
+    a = np.array(rows)
+    measured = {"ef_within_3_points": float(np.mean(np.abs(a[:, 5] - a[:, 4]) <= 3.0)),
+                "ef_max_abs_error_points": float(np.abs(a[:, 5] - a[:, 4]).max()),
+                "edv_max_abs_error_pct": float(np.abs(a[:, 1] / a[:, 0] - 1).max() * 100),
+                "esv_max_abs_error_pct": float(np.abs(a[:, 3] / a[:, 2] - 1).max() * 100)}
+    return {"version": version, "measured": measured,
+            "cases": [dict(zip(("edv_truth", "edv", "esv_truth", "esv", "ef_truth", "ef"),
+                               (round(float(v), 1) for v in row), strict=True)) for row in rows]}
+
+
+RUNNERS: dict[str, Callable[[Path, int | None, str, Sequence[int]], dict[str, Any]]] = {
+    "lung_nodules": _lung, "mammography": _mammo, "cardiac_mri": _cardiac}
+
+
+def evaluate_families(task: str, repo: Path, version: int | None, choice: str, count: int,
+                      seed_start: int = EVAL_SEED_START, train_family: str = "a") -> list[dict[str, Any]]:
+    """One row per evaluation family: ``{task, train_family, family, version, seeds, measured, bars, seconds}``.
+
+    Raises:
+        FamilyError: a task without two phantom families, or an unknown family.
+    """
+    if task not in RUNNERS:
+        raise FamilyError(f"{task}: no phantom families (tasks with families: {', '.join(TASKS)})")
+    rows = []
+    for family in families(choice):
+        seeds = list(range(seed_start, seed_start + count))
+        t0 = time.perf_counter()
+        result = RUNNERS[task](repo, version, family, seeds)
+        row = {"task": task, "train_family": train_family, "family": family, "seeds": seeds, **result,
+               "bars": bars(task, result["measured"]), "seconds": round(time.perf_counter() - t0, 1)}
+        LOGGER.info("%s family %s: %s", task, family, row["measured"])
+        rows.append(row)
+    return rows
+
+
+def table_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A plain table: one line per (train family -> evaluation family) with each bar's value and MET/FAIL."""
+    lines = []
+    for row in rows:
+        lines.append(f"{row['task']} v{row['version']}: train family {row['train_family']} -> evaluation family "
+                     f"{row['family']} ({len(row['seeds'])} phantoms, seeds {row['seeds'][0]}..{row['seeds'][-1]}, "
+                     f"{row['seconds']} s)")
+        for name, b in row["bars"].items():
+            lines.append(f"  {'MET ' if b['met'] else 'FAIL'} {name}: {b['value']} (bar {b['bar']})")
+        extra = {k: v for k, v in row["measured"].items() if k not in row["bars"]}
+        if extra:
+            lines.append("  also: " + ", ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}"
+                                                for k, v in extra.items()))
+        if row.get("missed_kinds"):
+            lines.append(f"  missed nodules by kind: {', '.join(row['missed_kinds'])}")
+    return lines
+
+
+def card_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as the model card keeps them (``card['cross_family']``)."""
+    return [{"train_family": r["train_family"], "evaluation_family": r["family"], "phantoms": len(r["seeds"]),
+             "bars": r["bars"]} for r in rows]
