@@ -238,7 +238,31 @@ def _train_classifier(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _evaluate_families(args: argparse.Namespace, config: Config) -> int:
+    """``aiws evaluate --version N --task TASK --family a|b|both``: the shipped version on a few phantoms of each
+    family, one row per family with the issue-28 quality bars (written to --out/cross_family.json when given)."""
+    from training.families import FamilyError, evaluate_families, table_lines
+
+    if args.task is None:
+        raise ConfigError("evaluate --family: --task TASK is required")
+    repo = args.repository or config.runtime.model_repository
+    try:
+        rows = evaluate_families(args.task, Path(repo), args.version or None, args.family, args.phantoms)
+    except FamilyError as exc:
+        raise ConfigError(str(exc)) from None
+    for line in table_lines(rows):
+        CONSOLE.info(line)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "cross_family.json").write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
+        CONSOLE.info(f"written {args.out / 'cross_family.json'}")
+    met = all(b["met"] for row in rows for b in row["bars"].values())
+    return 0 if met or not args.strict else 3
+
+
 def cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
+    if getattr(args, "family", None) is not None:
+        return _evaluate_families(args, config)
     if args.version is not None or cli_framework.is_run(args.run):
         return cli_framework.evaluate(args, config)
     if args.run is None:
@@ -356,6 +380,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seeds", help="phantom tasks: unseen seeds START:STOP (default 10000:10050 / 10000:10020)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: automatic)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a quality bar is not met")
+    p.add_argument("--family", choices=("a", "b", "both"), default=None,
+                   help="phantom tasks with --task: evaluate the published version on phantom family a, b or both "
+                        "(one row per family, with the quality bars); --version N picks it (default: latest)")
+    p.add_argument("--phantoms", type=int, default=3, metavar="K", help="with --family: phantoms per family")
     cli_framework.add_evaluate_arguments(p)
     p.set_defaults(handler=cmd_evaluate)
 

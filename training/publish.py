@@ -140,17 +140,37 @@ def _weights(stage: Mapping[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def cross_family_lines(rows: Any) -> list[str]:
+    """The "train family -> evaluation family" table (issue 28): one row per pair with every quality bar's
+    value and whether it is met (rows as :func:`training.families.card_rows` gives them)."""
+    names = list(dict.fromkeys(name for row in rows for name in row.get("bars", {})))
+    out = ["| train family | evaluation family | phantoms | " + " | ".join(names) + " |",
+           "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    for row in rows:
+        cells = []
+        for name in names:
+            b = row.get("bars", {}).get(name)
+            cells.append("" if b is None else f"{b.get('value')} ({'met' if b.get('met') else 'not met'}, bar {b['bar']})")
+        out.append(f"| {row.get('train_family')} | {row.get('evaluation_family')} | {row.get('phantoms', '')} | "
+                   + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
 def render_card(card: Mapping[str, Any]) -> str:
     """Markdown model card from the card dictionary (sections in a fixed order; quality bars as a table)."""
     lines = [f"# Model card: {card['model']} version {card.get('version', '?')}", ""]
     for key, title in (("summary", "Summary"), ("intended_use", "Intended use"), ("trained_on", "Trained on"),
-                       ("metrics", "Metrics"), ("operating_point", "Operating point"),
+                       ("metrics", "Metrics"), ("cross_family", "Train family -> evaluation family"),
+                       ("operating_point", "Operating point"),
                        ("rescore", "Second stage (false-positive reduction)"), ("conventions", "Conventions"),
                        ("limitations", "Limitations"), ("plots", "Plots"), ("provenance", "Provenance")):
         if key not in card:
             continue
         if key == "plots":  # PNG files in the version folder, by name
             lines += ["## Plots", ""] + [f"![{Path(name).stem}]({name})" for name in card[key]] + [""]
+            continue
+        if key == "cross_family":
+            lines += [f"## {title}", "", *cross_family_lines(card[key])]
             continue
         lines += [f"## {title}", ""]
         value = card[key]

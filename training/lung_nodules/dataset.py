@@ -1,7 +1,7 @@
 """Phantom datasets in the MSD layout: the input of ``aiws train lung_nodules --data DIR``.
 
 ``python -m training.lung_nodules.dataset --out DIR --seeds 0:40 [--slab-mm 120] [--workers 2]
-[--round-juxtapleural 0.5]`` writes
+[--round-juxtapleural 0.5] [--family a|b]`` writes
 ``imagesTr/lung_<seed>.nii.gz`` (HU), ``labelsTr/`` (1 = nodule), ``nodulesTr/`` (ground-truth
 JSON) and ``dataset.json`` (with the seeds and the phantom configuration). Each phantom depends on its
 seed only, so ``--workers`` processes write the same files as one.
@@ -18,15 +18,18 @@ from functools import partial
 from pathlib import Path
 
 from training.lung_nodules.phantom import PhantomConfig, generate_phantom
+from training.lung_nodules.phantom_b import PhantomConfigB, generate_phantom_b
 from training.msd import Case, read_dataset_json, write_case, write_dataset_json
 
 LOGGER = logging.getLogger(__name__)
 
 
-def _write_phantom(root: Path, config: PhantomConfig, seed: int) -> str:
-    """Generate the phantom of *seed* and write it as a case of *root*; returns its name."""
-    phantom = generate_phantom(seed, config)
-    name = f"lung_{seed:05d}"
+def _write_phantom(root: Path, config: PhantomConfig | PhantomConfigB, seed: int) -> str:
+    """Generate the phantom of *seed* (family b for a :class:`PhantomConfigB`) as a case of *root*; its name."""
+    if isinstance(config, PhantomConfigB):
+        phantom, name = generate_phantom_b(seed, config), f"lungb_{seed:05d}"
+    else:
+        phantom, name = generate_phantom(seed, config), f"lung_{seed:05d}"
     meta = json.loads(phantom.truth_json())
     write_case(root, Case(name, phantom.hu, phantom.grid, (phantom.labels > 0).astype("uint8"), meta))
     LOGGER.info("phantom %s: %s slices of %.2f mm, %d nodules", name, phantom.hu.shape[0],
@@ -34,8 +37,10 @@ def _write_phantom(root: Path, config: PhantomConfig, seed: int) -> str:
     return name
 
 
-def write_phantom_dataset(root: Path, seeds: Sequence[int], config: PhantomConfig, workers: int = 1) -> list[str]:
-    """Generate one phantom per seed into *root* (MSD layout), in *workers* processes; returns the case names."""
+def write_phantom_dataset(root: Path, seeds: Sequence[int], config: PhantomConfig | PhantomConfigB,
+                          workers: int = 1) -> list[str]:
+    """Generate one phantom per seed into *root* (MSD layout), in *workers* processes; returns the case names.
+    A :class:`PhantomConfigB` writes family B (issue 28; ``family: b`` in dataset.json)."""
     write = partial(_write_phantom, root, config)
     if workers > 1 and len(seeds) > 1:
         with ProcessPoolExecutor(min(workers, len(seeds))) as pool:
@@ -46,6 +51,8 @@ def write_phantom_dataset(root: Path, seeds: Sequence[int], config: PhantomConfi
                        {"0": "background", "1": "nodule"})
     doc = read_dataset_json(root)
     doc["phantom"] = {"seeds": list(seeds), "config": json.loads(json.dumps(config.__dict__, default=list))}
+    if isinstance(config, PhantomConfigB):
+        doc["phantom"]["family"] = "b"
     (root / "dataset.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return names
 
@@ -71,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="phantoms generated in parallel (processes)")
     parser.add_argument("--round-juxtapleural", type=float, default=0.0,
                         help="fraction of juxtapleural nodules drawn round (default 0: the seeds' phantoms as shipped)")
+    parser.add_argument("--family", choices=("a", "b"), default="a",
+                        help="phantom family (a: the original generator, unchanged; b: the independent one)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers {args.workers}: must be >= 1")
@@ -78,8 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     lo, hi = (int(v) for v in args.nodules.split(":"))
     dmin, dmax = (float(v) for v in args.diameter_mm.split(":"))
     try:
-        config = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix,
+        config: PhantomConfig | PhantomConfigB = PhantomConfig(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix,
                                diameter_mm=(dmin, dmax), round_juxtapleural=args.round_juxtapleural)
+        if args.family == "b":
+            config = PhantomConfigB(z_extent_mm=args.slab_mm, nodules=(lo, hi), max_matrix=args.max_matrix,
+                                    diameter_mm=(dmin, dmax))
     except ValueError as exc:
         parser.error(str(exc))
     names = write_phantom_dataset(args.out, _seeds(args.seeds), config, args.workers)
