@@ -18,12 +18,20 @@ from aiws.api.auth import SESSION_COOKIE, PageForbidden, authenticate
 from aiws.api.console import forbidden_page
 from aiws.api.deps import ApiContext
 from aiws.api.limits import LimitSettings, RequestLimits, protected_routes
-from aiws.api.routes import config, health, plugins, studies, web
-from aiws.api.routes import actions, console_ops
-from aiws.api.routes import rules
-from aiws.api.routes import console_network
-from aiws.api.routes import console_models, models
-from aiws.api.routes import console_plugins
+from aiws.api.routes import (
+    actions,
+    config,
+    console_models,
+    console_network,
+    console_ops,
+    console_plugins,
+    health,
+    models,
+    plugins,
+    rules,
+    studies,
+    web,
+)
 from aiws.api.security import SecurityHeaders
 from aiws.errors import ConfigError, Conflict, NotFound
 
