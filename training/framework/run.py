@@ -5,6 +5,7 @@ Run folder (every task)::
     RUN/config.toml          the validated configuration (the --config file with defaults filled in)
     RUN/log.txt              the run's log
     RUN/skipped.json         cases left out, with the reason (reader and task)
+    RUN/dataset.json         the dataset's name, format, counts and every source file's SHA-256 (no machine path)
     RUN/metrics.json         validation metrics with bootstrap 95 % intervals, per fold and their mean with --folds,
                              iterations per second, share of data loading, device, operating point
     RUN/curves/              learning_curves.png (and per fold)
@@ -59,12 +60,21 @@ class Dataset:
     skipped: tuple[Skipped, ...]
 
     def summary(self) -> dict[str, Any]:
-        """Name, format, counts and the SHA-256 of every source file (no machine path)."""
+        """Name, format, counts, one SHA-256 over every source file's hash, and per case the number of its files
+        and a SHA-256 over their hashes (no machine path; :meth:`files` lists every file)."""
         files = sorted({(s.name, s.sha256) for c in self.cases for s in c.sources})
-        digest = hashlib.sha256("\n".join(f"{n} {h}" for n, h in files).encode()).hexdigest()
         return {"dataset": self.name, "format": self.fmt, "cases": len(self.cases), "skipped": len(self.skipped),
-                "files": len(files), "sha256_of_file_hashes": digest,
-                "sources": [{"name": n, "sha256": h} for n, h in files]}
+                "files": len(files), "sha256_of_file_hashes": _digest(files),
+                "per_case": [{"case_id": c.case_id, "files": len(c.sources),
+                              "sha256": _digest(sorted((s.name, s.sha256) for s in c.sources))} for c in self.cases]}
+
+    def files(self) -> list[dict[str, str]]:
+        """Every source file: its name relative to the dataset folder and its SHA-256."""
+        return [{"name": n, "sha256": h} for n, h in sorted({(s.name, s.sha256) for c in self.cases for s in c.sources})]
+
+
+def _digest(files: Sequence[tuple[str, str]]) -> str:
+    return hashlib.sha256("\n".join(f"{n} {h}" for n, h in files).encode()).hexdigest()
 
 
 def load_dataset(task: TaskSpec, data: Path, fmt: str) -> Dataset:
@@ -191,6 +201,7 @@ def train(request: TrainRequest) -> dict[str, Any]:
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     (run_dir / "config.toml").write_text(config.to_toml(), encoding="utf-8")
     _write_json(run_dir / "skipped.json", [{"case_id": s.case_id, "reason": s.reason} for s in request.dataset.skipped])
+    _write_json(run_dir / "dataset.json", {**request.dataset.summary(), "sources": request.dataset.files()})
     with _run_log(run_dir / "log.txt"):
         options, source = _version_init(request)
         rng = np.random.default_rng(config.seed)
@@ -251,7 +262,7 @@ def _report(request: TrainRequest, folds: list[tuple[FitResult, list[dict[str, A
                          "frozen_parameters": result.frozen_parameters, "validation": report(estimates),
                          "validations": result.validations})
     doc: dict[str, Any] = {"task": task.name, "model": task.model, "from_version": source,
-                           "dataset": {k: v for k, v in request.dataset.summary().items() if k != "sources"},
+                           "dataset": {k: v for k, v in request.dataset.summary().items() if k != "per_case"},
                            "config_sha256": request.config.config_hash()}
     if request.folds:
         pooled = report(_estimates(task, [r for _, records, _ in folds for r in records], request.config))
@@ -370,7 +381,7 @@ def evaluate_version(task: TaskSpec, repository: Path, version: int | None, data
     _write_json(out_dir / "evaluation" / "records.json", records)
     figures = task.plots(records, out_dir / "evaluation")
     doc = {"task": task.name, "model": task.model, "version": resolved, "runtime": "onnxruntime",
-           "dataset": {k: v for k, v in dataset.summary().items() if k != "sources"},
+           "dataset": {k: v for k, v in dataset.summary().items() if k != "per_case"},
            "validation": report(estimates), "plots": [f.name for f in figures]}
     _write_json(out_dir / "metrics.json", doc)
     return doc

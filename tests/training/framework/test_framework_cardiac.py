@@ -63,7 +63,10 @@ def test_acdc_trains_into_the_common_run_layout(tmp_path: Path, capsys: pytest.C
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     card = json.loads((run / "export" / "cardiac_cine_segmenter" / "1" / "model_card.json").read_text())
     assert card["trained_on"]["dataset"] == "ACDC" and card["trained_on"]["cases"] == 5
-    assert all(len(s["sha256"]) == 64 for s in card["trained_on"]["sources"])
+    assert [c["files"] for c in card["trained_on"]["per_case"]] == [3] * 5  # Info.cfg, the frame, its labels
+    assert all(len(c["sha256"]) == 64 for c in card["trained_on"]["per_case"])
+    files = json.loads((run / "dataset.json").read_text())["sources"]
+    assert {"name": "training/patient001/Info.cfg", "sha256": files[0]["sha256"]} in files
     assert str(tmp_path) not in json.dumps(card)  # names and hashes only, no machine path
     markdown = (run / "export" / "cardiac_cine_segmenter" / "1" / "model_card.md").read_text()
     assert "![learning_curves](learning_curves.png)" in markdown
