@@ -240,6 +240,55 @@ def test_the_audit_chain_verifies_refuses_changes_and_names_tampering(backend: B
     assert (report.ok, report.bad_id) == (False, 4) and "cut off the end" in report.reason
 
 
+def test_accounts_operator_actions_and_routing_rules_run_on_both(backend: Backend) -> None:
+    """Code other modules write against the Ledger (console accounts, operator actions, the live routing rules)
+    runs unchanged on PostgreSQL: its SQLite-dialect statements go through the one translation."""
+    from aiws.api import accounts
+    from aiws.config import config_from_mapping
+    from aiws.ledger.actions import ActionRefused
+    from aiws.netconfig import NetworkStore
+    from aiws.routestore import RouteStore
+
+    ledger = backend.open()
+    admin = accounts.create_account(ledger, "alice", "admin", "correct horse battery")
+    assert accounts.verify_password(ledger, "alice", "correct horse battery") == admin
+    assert accounts.verify_password(ledger, "alice", "wrong") is None
+    token = accounts.issue_token(ledger, "alice", "radiologist", "ci")
+    principal = accounts.principal_of_token(ledger, token)
+    assert principal is not None and (principal.name, principal.role.value) == ("alice", "radiologist")
+    session = accounts.open_session(ledger, admin, 600.0, "127.0.0.1")
+    found = accounts.session_principal(ledger, session.session_id)
+    assert found is not None and found[1] == session.csrf
+    accounts.set_disabled(ledger, "alice", True, "cli")
+    assert accounts.session_principal(ledger, session.session_id) is None
+    accounts.record_login_failure(ledger, "alice", "10.0.0.9", 300.0)
+    assert accounts.login_blocked_for(ledger, "alice", "10.0.0.9", 1, 300.0) > 0
+
+    _study_with_job(ledger)
+    job = ledger.claim_job("w", 3.0)
+    assert job is not None
+    ledger.fail_job(job.id, "broken", None, 4.0)
+    ledger.retry_job(job.id, "alice", 5.0)
+    with pytest.raises(ActionRefused):
+        ledger.retry_job(job.id, "alice", 6.0)  # pending now: only a failed job can be retried
+    job = ledger.claim_job("w", 7.0)
+    assert job is not None and job.attempts == 1
+    res = [NewResult("sc", "9.9", "9.8", "1.2.840.10008.5.1.4.1.1.7", "/r")]
+    assert ledger.finish_job(job.id, res, {}, [("pacs", 1)], 8.0)
+    redone = ledger.reprocess_study("1.1", "alice", 9.0)
+    assert redone.generation == 2 and redone.superseded_jobs == (job.id,)
+
+    config = config_from_mapping({"dicom": {"destinations": [
+        {"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 4242}]},
+        "routes": [{"pipeline": "echo_summary", "send_to": ["pacs"], "match": {"Modality": "CT"}}]})
+    network = NetworkStore(ledger)
+    network.seed(config)
+    store = RouteStore(ledger, config, network)
+    store.seed(config)
+    assert [r.pipeline for r in store.current().routes] == ["echo_summary"]
+    assert ledger.verify_audit().ok
+
+
 def test_many_claimers_take_each_job_exactly_once(backend: Backend) -> None:
     setup = backend.open()
     for i in range(60):
