@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,6 +23,31 @@ from factories import make_ct_series
 from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
 
 T0 = 1_000_000.0
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[Any]:
+    from pg import PgServer, why_not_available
+
+    reason = why_not_available()
+    if reason:
+        pytest.skip(reason)
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    """The ledger on SQLite, and on PostgreSQL (the same SQL, translated by aiws.ledger.pg)."""
+    url = request.getfixturevalue("pg_server").new_database() if request.param == "postgres" else None
+    opened = Ledger(tmp_path / "aiws.db", url)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def _received(ledger: Ledger, study: str, n: int = 1, series: str = "1.2.3") -> None:
@@ -54,8 +80,7 @@ def _actions(ledger: Ledger, name: str) -> list[dict[str, object]]:
 
 
 # -- retry ----------------------------------------------------------------------------------------------------
-def test_retry_puts_a_failed_job_back_and_audits_it(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "aiws.db")
+def test_retry_puts_a_failed_job_back_and_audits_it(ledger: Ledger) -> None:
     _completed(ledger, "1.1")
     job_id = _run(ledger, ok=False)
     ledger.retry_job(job_id, "user:rad", T0 + 40)
@@ -69,8 +94,7 @@ def test_retry_puts_a_failed_job_back_and_audits_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("state", ["pending", "running", "done"])
-def test_retry_refuses_a_job_that_is_not_failed(tmp_path: Path, state: str) -> None:
-    ledger = Ledger(tmp_path / "aiws.db")
+def test_retry_refuses_a_job_that_is_not_failed(ledger: Ledger, state: str) -> None:
     (job_id,) = _completed(ledger, "1.1")
     if state != "pending":
         ledger.claim_job("w1", T0 + 30)
@@ -82,8 +106,7 @@ def test_retry_refuses_a_job_that_is_not_failed(tmp_path: Path, state: str) -> N
     assert _actions(ledger, "job retried") == []
 
 
-def test_retry_refuses_a_job_its_study_moved_past(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "aiws.db")
+def test_retry_refuses_a_job_its_study_moved_past(ledger: Ledger) -> None:
     _completed(ledger, "1.1")
     job_id = _run(ledger, ok=False)
     _received(ledger, "1.1", n=2)  # a new instance re-opens the study (generation 2)
@@ -97,8 +120,7 @@ def test_retry_refuses_a_job_its_study_moved_past(tmp_path: Path) -> None:
 
 
 # -- reprocess ------------------------------------------------------------------------------------------------
-def test_reprocess_supersedes_the_jobs_and_reopens_the_study(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "aiws.db")
+def test_reprocess_supersedes_the_jobs_and_reopens_the_study(ledger: Ledger) -> None:
     done_id, failed_id, pending_id = _completed(ledger, "1.1", ("echo_summary", "lung", "cardiac"))
     _run(ledger, ok=True)
     _run(ledger, ok=False)
@@ -118,8 +140,7 @@ def test_reprocess_supersedes_the_jobs_and_reopens_the_study(tmp_path: Path) -> 
                                "superseded_jobs": [done_id, failed_id, pending_id]}
 
 
-def test_reprocess_refusals(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "aiws.db")
+def test_reprocess_refusals(ledger: Ledger) -> None:
     _received(ledger, "1.1")
     with pytest.raises(ActionRefused, match="study 1.1 is receiving"):
         ledger.reprocess_study("1.1", "user:rad", T0)
@@ -143,8 +164,7 @@ def test_reprocess_refusals(tmp_path: Path) -> None:
 DESTINATIONS = {"pacs": False, "archive": True}
 
 
-def test_resend_queues_new_sends_to_the_jobs_destinations_or_one(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "aiws.db")
+def test_resend_queues_new_sends_to_the_jobs_destinations_or_one(ledger: Ledger) -> None:
     _completed(ledger, "1.1")
     job_id = _run(ledger, ok=True, results=2)
     first = ledger.claim_send(T0 + 40)
@@ -162,8 +182,7 @@ def test_resend_queues_new_sends_to_the_jobs_destinations_or_one(tmp_path: Path)
     assert audits[1]["detail"]["send_ids"] == ids
 
 
-def test_resend_refusals(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "aiws.db")
+def test_resend_refusals(ledger: Ledger) -> None:
     _completed(ledger, "1.1", ("echo_summary", "lung"))
     done_id = _run(ledger, ok=True)
     failed_id = _run(ledger, ok=False)
@@ -182,8 +201,8 @@ def test_resend_refusals(tmp_path: Path) -> None:
 
 # -- JSON API -------------------------------------------------------------------------------------------------
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[TestClient, Ledger, dict[str, str]]]:
-    """The application on a real ledger, with an API token per role (aiws.api.accounts)."""
+def api(tmp_path: Path, ledger: Ledger) -> Iterator[tuple[TestClient, Ledger, dict[str, str]]]:
+    """The application on a real ledger (SQLite, PostgreSQL), with an API token per role (aiws.api.accounts)."""
     from aiws.api.accounts import create_account, issue_token
     from aiws.api.app import create_app
     from aiws.api.deps import ApiContext
@@ -194,7 +213,6 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Ledger, dict[str, str]]]:
     config = Config.model_validate({
         "storage": {"data_dir": str(tmp_path / "var")},
         "dicom": {"destinations": [{"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 11113}]}})
-    ledger = Ledger(tmp_path / "var" / "aiws.db")
     network = NetworkStore(ledger)
     network.seed(config)
     ctx = ApiContext(config=config, ledger=ledger, network=network, admin_token="admin-secret",
