@@ -8,6 +8,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
+from aiws.api.routes.console_ops import quantile
 from aiws.errors import NotFound
 from aiws.ledger import InstanceRow, Ledger, NewJob, NewResult, StudyLabels
 from aiws.ledger.actions import ActionRefused
+from aiws.ledger.stats import DURATION_BUCKETS, Histogram
 from factories import make_ct_series
 from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
 
@@ -375,9 +378,6 @@ def test_dashboard_search_filters_and_pages(api: tuple[TestClient, Ledger, dict[
 
 
 def test_duration_quantiles_from_the_buckets() -> None:
-    from aiws.api.routes.console_ops import quantile
-    from aiws.ledger.stats import DURATION_BUCKETS, Histogram
-
     counts = [0] * len(DURATION_BUCKETS)
     counts[DURATION_BUCKETS.index(1.0)] = 10  # ten jobs between 0.5 and 1 s
     counts[DURATION_BUCKETS.index(10.0)] = 10  # ten between 5 and 10 s
@@ -448,26 +448,18 @@ def service(tmp_path: Path, sink: tuple[int, list[str]]) -> Iterator[AiwsProcess
         proc.stop()
 
 
-def next_job_id(data_dir: Path) -> int:
-    """The id the ledger gives the next job (AUTOINCREMENT: one above the highest ever given)."""
-    con = sqlite3.connect(data_dir / "aiws.db")
-    try:
+def obstruct_next_job(data_dir: Path) -> Path:
+    """A file where the next job's output folder must go (its id: one above the highest AUTOINCREMENT gave): the
+    job fails for real (NotADirectoryError), as on a damaged disk, until the file is removed."""
+    with closing(sqlite3.connect(data_dir / "aiws.db")) as con:
         row = con.execute("SELECT seq FROM sqlite_sequence WHERE name='jobs'").fetchone()
-    finally:
-        con.close()
-    return (int(row[0]) if row else 0) + 1
-
-
-def obstruct_outbox(data_dir: Path, job_id: int) -> Path:
-    """A file where the job's output folder must go: the job fails for real (NotADirectoryError), as on a
-    damaged disk, until the file is removed."""
-    blocker = data_dir / "outbox" / str(job_id)
+    blocker = data_dir / "outbox" / str((int(row[0]) if row else 0) + 1)
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_bytes(b"not a folder")
     return blocker
 
 
-def _jobs(aiws: AiwsProcess, study: str) -> list[dict[str, object]]:
+def _jobs(aiws: AiwsProcess, study: str) -> list[dict[str, Any]]:
     return aiws.api(f"/api/jobs?study_uid={study}")  # type: ignore[no-any-return]
 
 
@@ -476,7 +468,7 @@ def _jobs(aiws: AiwsProcess, study: str) -> list[dict[str, object]]:
 def test_retry_then_reprocess_on_the_service_loop(tmp_path: Path, service: AiwsProcess,
                                                   sink: tuple[int, list[str]]) -> None:
     study = generate_uid()
-    blocker = obstruct_outbox(service.data_dir, next_job_id(service.data_dir))
+    blocker = obstruct_next_job(service.data_dir)
     out = storescu("127.0.0.1", service.dicom_port, "AIWS", "STORESCU", make_ct_series(tmp_path / "s", 2,
                                                                                          study_uid=study))
     assert out.returncode == 0, out.stdout + out.stderr
