@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -29,8 +30,6 @@ MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024
 TOKEN_PREFIX = "aiws_"
 _HASHER = PasswordHasher()  # argon2id with the library's current (RFC 9106 low-memory) parameters
-#: A hash verified when the account does not exist, so a login takes as long either way.
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
 
 class AccountError(AiwsError):
@@ -68,6 +67,13 @@ def check_name(name: str) -> str:
         raise AccountError(f"account name {name!r}: 1-64 of a-z 0-9 . _ -, starting with a letter"
                            f" (and not {ADMIN_TOKEN_NAME!r})")
     return name
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash verified when the account does not exist, so a login takes as long either way (made at first use:
+    argon2id takes a large fraction of a second here, not to be spent at import)."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def check_password(password: str) -> str:
@@ -162,7 +168,7 @@ def verify_password(ledger: Ledger, name: str, password: str) -> Account | None:
     replaced by one with the current parameters. Takes one argon2 verification whether the name exists or not."""
     rows = ledger.query("SELECT name, role, disabled, created_at, updated_at, password_hash FROM accounts "
                         "WHERE name=?", (name,))
-    stored = rows[0]["password_hash"] if rows and rows[0]["password_hash"] else _DUMMY_HASH
+    stored = rows[0]["password_hash"] if rows and rows[0]["password_hash"] else _dummy_hash()
     try:
         _HASHER.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
