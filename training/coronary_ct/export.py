@@ -21,6 +21,8 @@ from models.runtime.model_config import message_to_text
 from training.candidate import OnnxSignature
 
 MAX_BATCH = 512
+#: The phantom generator of each family (repository paths).
+GENERATORS = {"A": "training/coronary_ct/phantom.py", "B": "training/coronary_ct/phantom_b.py"}
 
 SIGNATURE = OnnxSignature(MODEL_NAME, INPUT_NAME, OUTPUT_NAME, (2, *PATCH_SHAPE), {0: "batch"}, {0: "batch"})
 
@@ -35,6 +37,11 @@ LIMITATIONS = [
     "No stents, pacemaker leads, surgical clips, motion or beam-hardening artefacts; no contrast-enhanced CT.",
     "Kernel and kVp other than 120 kVp change HU and therefore the 130 HU threshold and the weights.",
     "A lesion straddling a vessel boundary (e.g. at the LM bifurcation) gets one label.",
+    "Where a lesion lies relative to the aortic root, the ostia and the mitral annulus is read from the patch's "
+    "coarse context channel (144 x 144 x 56 mm); there is no explicit centreline or distance along the coronary "
+    "course. A version trained on one phantom family only (version 1: family A) labels most left main, circumflex "
+    "and right coronary lesions of the independent family B not coronary and counts valve and annulus calcium: "
+    "see the train -> evaluation family table.",
 ]
 CONVENTIONS = [
     "Candidate >= 130 HU, 2D lesion per axial slice with 8-connectivity, area >= 1 mm2.",
@@ -69,7 +76,11 @@ def candidate_card(config_json: dict[str, Any], config_hash: str, validation: di
                    "(1 mm), the lesion mask, and coarse HU context (6 mm) for its position relative to the heart.",
         "intended_use": INTENDED_USE,
         "trained_on": {"phantom_seeds": config_json["train_seeds"], "validation_seeds": config_json["val_seeds"],
-                       "generator": "training/coronary_ct/phantom.py"},
+                       "families": list(config_json.get("families", ["A"])),
+                       "generator": [GENERATORS[f] for f in config_json.get("families", ["A"])],
+                       "augmentation": (f"MONAI-batched intensity scale/shift, noise, blur, rotation and zoom, each "
+                                        f"with p={config_json['augment']}" if config_json.get("augment") else
+                                        "Gaussian noise 0.02")},
         "metrics": {"validation": validation},
         "conventions": CONVENTIONS,
         "limitations": LIMITATIONS,
