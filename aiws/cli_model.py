@@ -23,7 +23,7 @@ def _actor() -> str:
 
 
 def _ledger(config: Config) -> Ledger:
-    return Ledger(config.storage.data_dir / "aiws.db")
+    return Ledger.of_config(config)  # [ledger] url (PostgreSQL) or SQLite in data_dir
 
 
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
