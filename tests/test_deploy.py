@@ -242,7 +242,7 @@ def test_compose_file_is_valid() -> None:
 
 def test_compose_checks_catch_mistakes() -> None:
     with pytest.raises(ValueError, match="ORTHANC_DB_PASSWORD"):
-        _compose(env={"AIWS_ADMIN_TOKEN": "t", "ORTHANC_ADMIN_PASSWORD": "p"})
+        _compose(env={"AIWS_ADMIN_TOKEN": "t", "ORTHANC_ADMIN_PASSWORD": "p", "AIWS_DB_PASSWORD": "d"})
     assert compose_check_main([str(DEPLOY / "compose.yaml"), "--env-file", str(DEPLOY / "env.example")]) == 0
     doc = _compose()
     doc["services"]["aiws"]["portz"] = ["8080:8080"]
@@ -306,6 +306,39 @@ def test_compose_services_and_aiws_config_agree() -> None:
     assert "local AIWS_MODALITY = 'aiws'" in script and f"local AIWS_AET = '{config.dicom.ae_title}'" in script
     postgres = doc["services"]["postgres"]["environment"]
     assert orthanc["environment"]["ORTHANC__POSTGRESQL__PASSWORD"] == postgres["POSTGRES_PASSWORD"]
+
+
+def test_compose_ledger_database_is_made_by_the_init_script() -> None:
+    """The postgres service's init script makes the user and database AIWS_LEDGER_URL names; AIWS then opens its
+    ledger there (tables by alembic). Run against a real PostgreSQL as the postgres image runs it."""
+    from aiws.ledger import Ledger
+    from tests.pg import SUPERUSER, PgServer, pg_bin, why_not_available
+
+    doc = _compose()
+    url = doc["services"]["aiws"]["environment"]["AIWS_LEDGER_URL"]
+    assert url == "postgresql://aiws:change-me@postgres:5432/aiws"  # deploy/env.example interpolated
+    assert _mount(doc["services"]["postgres"], "./postgres/init-aiws-ledger.sh").startswith(
+        "/docker-entrypoint-initdb.d/")
+    assert doc["services"]["aiws"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    if why_not_available():
+        pytest.skip(why_not_available())
+    server = PgServer().start()
+    try:
+        bin_dir = pg_bin()
+        assert bin_dir is not None
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "POSTGRES_USER": SUPERUSER,
+               "POSTGRES_DB": "postgres", "PGHOST": "127.0.0.1", "PGPORT": str(server.port),
+               "AIWS_DB_PASSWORD": "s3cret-pass", "AIWS_DB_USER": "aiws_ledger"}  # the cluster's superuser is aiws
+        run = subprocess.run(["sh", str(DEPLOY / "postgres" / "init-aiws-ledger.sh")], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        ledger = Ledger(Path("/nonexistent/aiws.db"),
+                        f"postgresql://aiws_ledger:s3cret-pass@127.0.0.1:{server.port}/aiws_ledger")
+        ledger.audit("test", "deploy check", {})
+        assert ledger.verify_audit().ok
+        ledger.close()
+    finally:
+        server.stop()
 
 
 def test_triton_repo_configs_name_the_onnxruntime_backend() -> None:
