@@ -15,9 +15,11 @@ display: each exam has its own pixel gain and offset (the window a vendor's VOI 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+import pydicom
 from scipy import ndimage
 
 from training.mammography.phantom import PHANTOM_WINDOW, LesionTruth, PhantomExam, PhantomView
@@ -227,14 +229,16 @@ def make_exam_b(seed: int, lesion_sides: tuple[str, ...] = ("R", "L")) -> Phanto
     texture = str(rng.choice(["lumpy", "power-law"]))
     beta = float(rng.uniform(2.6, 3.4))
     gain, offset = float(rng.uniform(500, 3000)), float(rng.uniform(0, 400))
+    thickness = float(rng.uniform(35, 80))  # compression: attenuation scale; the vendor's window follows it
     centre, width = PHANTOM_WINDOW
+    mu = thickness / 50.0
     exam = PhantomExamB(seed=seed, spacing_mm=SPACING_MM, views={},
-                        window=(centre * gain + offset, width * gain), texture=texture)
+                        window=(centre * mu * gain + offset, width * mu * gain), texture=texture)
     next_id = 1
     for laterality in ("R", "L"):
         side_pct = float(np.clip(percent + rng.normal(0, 2.0), 2.0, 92.0))
         depth, half = float(rng.uniform(60, 130)), float(rng.uniform(55, 95))
-        power, thickness = float(rng.uniform(1.6, 2.6)), float(rng.uniform(35, 80))
+        power = float(rng.uniform(1.6, 2.6))
         specs = _lesion_specs(rng, depth) if laterality in lesion_sides else []
         for view in ("CC", "MLO"):
             v = _view(rng, laterality, view, depth, half, power, thickness, side_pct, texture, beta, specs, next_id)
@@ -244,3 +248,26 @@ def make_exam_b(seed: int, lesion_sides: tuple[str, ...] = ("R", "L")) -> Phanto
         exam.breast_percent_dense[laterality] = float(np.mean(
             [exam.views[(laterality, v)].percent_dense for v in ("CC", "MLO")]))
     return exam
+
+
+def write_exam_b(exam: PhantomExamB, out_dir: Path, sigmoid: bool = False) -> list[Path]:
+    """The exam as an MG series with family B's display: 14-bit pixels in the exam's own scale and its window
+    (a ``SIGMOID`` VOI LUT function when *sigmoid*, as some vendors ship), written through the project's MG
+    writer (:func:`training.mammography.dicom.write_exam`) and then re-scaled."""
+    from training.mammography.dicom import STORED_SCALE, write_exam
+
+    gain = exam.window[1] / PHANTOM_WINDOW[1]  # relative units x gain: the window back to PHANTOM_WINDOW
+    offset = exam.window[0] - PHANTOM_WINDOW[0] * gain
+    relative = PhantomExam(exam.seed, exam.spacing_mm, {k: replace(v, image=(v.image - offset) / gain)
+                                                        for k, v in exam.views.items()},
+                           dict(exam.breast_percent_dense))
+    paths = write_exam(relative, out_dir)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        units = ds.pixel_array.astype(np.float64) / STORED_SCALE * gain + offset
+        ds.BitsStored, ds.HighBit = 14, 13
+        ds.PixelData = np.clip(np.round(units), 0, 16383).astype(np.uint16).tobytes()
+        ds.WindowCenter, ds.WindowWidth = f"{exam.window[0]:.1f}", f"{exam.window[1]:.1f}"
+        ds.VOILUTFunction = "SIGMOID" if sigmoid else "LINEAR"
+        ds.save_as(path, enforce_file_format=True)
+    return paths
