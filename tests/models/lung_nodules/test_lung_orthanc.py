@@ -152,6 +152,47 @@ def test_chest_ct_with_prior_round_trip(tmp_path: Path, orthanc_factory) -> None
         aiws.stop()
 
 
+@pytest.mark.skipif(not (REPO / "lung_nodules" / "config.pbtxt").exists(), reason="no lung_nodules model exported")
+def test_family_b_chest_round_trip(tmp_path: Path, orthanc_factory) -> None:
+    """A family-B chest (issue 28: other anatomy, sharp kernel, 110 kVp, unsigned pixels with intercept -1024)
+    goes through Orthanc and the lung pipeline; every result passes dciodvfy. What was found is printed."""
+    from training.lung_nodules.phantom_b import PhantomConfigB, generate_phantom_b, write_dicom_b
+
+    phantom = generate_phantom_b(13, PhantomConfigB(pixel_mm=(0.8, 0.8), max_matrix=384, diameter_mm=(9.0, 13.0),
+                                                    kinds=("solid", "juxtapleural-round")))
+    study_uid = generate_uid()
+    files = write_dicom_b(phantom, tmp_path / "b", CtSeriesInfo(seed_text="lung-b", study_uid=study_uid,
+                                                                patient_id="PHANTOM-LUNG-B"))
+    aiws_port = free_port()
+    orthanc = orthanc_factory({"AIWS": ("AIWS", "127.0.0.1", aiws_port)})
+    orthanc.upload(files)
+    (tmp_path / "aiws").mkdir()
+    aiws = AiwsProcess(tmp_path / "aiws", CONFIG.replace("ORTHANC_PORT", str(orthanc.dicom_port)),
+                       dicom_port=aiws_port).start()
+    try:
+        orthanc_id = orthanc.post("/tools/lookup", study_uid.encode())[0]["ID"]
+        orthanc.post("/modalities/AIWS/store", {"Resources": [orthanc_id], "Synchronous": True})
+        wait_for(lambda: aiws.api("/api/sends?state=done") or aiws.api("/api/jobs?state=failed"),
+                 timeout=600, interval=1, what="lung results sent back")
+        job = aiws.api("/api/jobs")[0]
+        assert job["state"] == "done", job["error"]
+        found = [(n["mean_diameter_mm"], n["lung_rads"], n["centre_mm"]) for n in job["summary"]["nodules"]]
+        print("family B truth", [(n["kind"], n["mean_diameter_mm"], n["lung_rads"], n["centre_mm"])
+                                 for n in phantom.nodules], "found", found)
+        hits = [t for t in phantom.nodules if any(np.linalg.norm(np.subtract(t["centre_mm"], n["centre_mm"])) < 5.0
+                                                  for n in job["summary"]["nodules"])]
+        assert hits, "no family-B nodule found"
+        results = {r["sop_instance_uid"] for r in aiws.api(f"/api/jobs/{job['id']}")["results"]}
+        back = [i for i in orthanc.instances_of_study(study_uid) if i["MainDicomTags"].get("SOPInstanceUID") in results]
+        assert back, "results in the same study in Orthanc"
+        for i in back:
+            path = dcmread_bytes(orthanc.file_of(i["ID"]), tmp_path / f"{i['ID']}.dcm")
+            assert dciodvfy_errors(path) == [], path
+        assert "PHANTOM-LUNG-B" not in aiws.log()
+    finally:
+        aiws.stop()
+
+
 def dcmread_bytes(data: bytes, path: Path) -> Path:
     path.write_bytes(data)
     return path
