@@ -6,6 +6,7 @@
     aiws rescore RUN --data DIR --classifier CLASSIFIER_RUN|VERSION   # ... with the classifier's logit
     aiws rescore RUN --data DIR --from-version N   # ... of a published version, as a new run (no training)
     aiws evaluate RUN --data DIR        # unseen phantoms, through ONNX Runtime; writes RUN/evaluation.json
+    aiws evaluate --version N --task TASK --family a|b|both [--phantoms K]   # per phantom family, with the bars
     aiws export RUN                     # next version in [runtime] model_repository (triton_repo/)
     aiws dataset check --data DIR --format FORMAT   # read a dataset (training.readers): cases, skipped and why
     aiws dataset export --in DIR --out DIR --de-identify --key-out FILE   # PS3.15 Basic Profile copy
@@ -239,16 +240,21 @@ def _train_classifier(args: argparse.Namespace, config: Config) -> int:
 
 
 def _evaluate_families(args: argparse.Namespace, config: Config) -> int:
-    """``aiws evaluate --version N --task TASK --family a|b|both``: the shipped version on a few phantoms of each
-    family, one row per family with the issue-28 quality bars (written to --out/cross_family.json when given)."""
+    """``aiws evaluate --version N --task TASK --family a|b|both`` (or ``aiws evaluate RUN --family ...``): the
+    published version (or the run's candidate) on a few phantoms of each family, one row per family with the
+    issue-28 quality bars (written to --out/cross_family.json when given)."""
+    from models.errors import ModelError
     from training.families import FamilyError, evaluate_families, table_lines
 
-    if args.task is None:
-        raise ConfigError("evaluate --family: --task TASK is required")
-    repo = args.repository or config.runtime.model_repository
+    task, repo = args.task, args.repository or config.runtime.model_repository
+    if args.run is not None:  # a phantom-task run: its exported candidate (a repository of one version)
+        task = task or ("lung_nodules" if (args.run / "run.json").is_file() else _phantom_task_of(args.run))
+        repo = args.run / "export"
+    if task is None:
+        raise ConfigError("evaluate --family: --task TASK (or a run folder of a phantom task) is required")
     try:
-        rows = evaluate_families(args.task, Path(repo), args.version or None, args.family, args.phantoms)
-    except FamilyError as exc:
+        rows = evaluate_families(task, Path(repo), args.version or None, args.family, args.phantoms)
+    except (FamilyError, ModelError) as exc:
         raise ConfigError(str(exc)) from None
     for line in table_lines(rows):
         CONSOLE.info(line)

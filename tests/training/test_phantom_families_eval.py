@@ -8,6 +8,7 @@ rows as the "train family -> evaluation family" table.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,14 @@ def test_aiws_evaluate_family_both_writes_the_rows(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "cross_family.json").read_text())
     _check(rows, "cardiac_mri")
     assert main(["evaluate", "--task", "coronary_ct", "--family", "b", "--repository", str(REPO)]) != 0
+
+
+@pytest.mark.slow
+def test_aiws_evaluate_run_family_b_uses_the_runs_candidate(tmp_path: Path) -> None:
+    from aiws.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(REPO / "cardiac_cine_segmenter", run / "export" / "cardiac_cine_segmenter")
+    assert main(["evaluate", str(run), "--family", "b", "--phantoms", "1", "--out", str(tmp_path / "report")]) == 0
+    rows = json.loads((tmp_path / "report" / "cross_family.json").read_text())
+    assert [r["family"] for r in rows] == ["b"] and rows[0]["task"] == "cardiac_mri"
