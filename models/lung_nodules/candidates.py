@@ -64,6 +64,10 @@ class CandidateSettings:
     blob_candidates: int = 0  # strongest dot-filter blobs (blobs.py) added as candidates where no network candidate is
     grow_open_mm: float = 0.0  # > 0: a solid outline may grow to the HU body around it that survives an opening
     # (a ball of this radius removes vessels thinner than it) and stays inside the lung: see _grown_body
+    split_min_ml: float = 1.0  # a component at least this big with several cores >= split_level is split: see
+    split_level: float = 0.9  # split_components (a nodule on a fissure or band the network also fires on)
+    split_core_voxels: int = 20
+    split_reach_mm: float = 2.0  # a split core's candidate: the component within this distance of the core
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +109,7 @@ class _Component:
     peak: float
     features: Mapping[str, float]
     blob: tuple[tuple[int, int, int], float] | None = None  # a dot-filter blob: (centre index, radius mm)
+    split: bool = False  # split off a larger component (split_components): its core is >= split_level
 
 
 def _blob_field(shape: tuple[int, ...], centre: np.ndarray, radius_mm: float, spacing: tuple[float, ...]
@@ -153,7 +158,8 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
     ``classifier_logit``: the classifier's logit at its centre (the component's centroid, a blob's
     centre), all candidates of the scan in one call.
     """
-    labels, _ = ndimage.label(prob >= settings.prob_threshold, structure=FULL)
+    labels, unsplit = ndimage.label(prob >= settings.prob_threshold, structure=FULL)
+    labels = split_components(prob, labels, grid, settings)
     objects = ndimage.find_objects(labels)
     peaks = []
     max_voxels = settings.max_volume_ml * 1e3 / grid.voxel_volume_mm3
@@ -192,8 +198,46 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
     for k, blob, peak, features in measures:
         score = rescorer.score(features) if rescorer is not None else (0.0 if blob is not None else peak)
         if score >= settings.min_score:
-            found.append(_Component(k, score, peak, features, blob))
+            found.append(_Component(k, score, peak, features, blob, split=k > unsplit))
     return labels, sorted(found, key=lambda c: -c.score)
+
+
+def split_components(prob: np.ndarray, labels: np.ndarray, grid: Grid, settings: CandidateSettings) -> np.ndarray:
+    """*labels* with each component of at least ``split_min_ml`` that holds two or more cores (connected parts
+    >= ``split_level`` of at least ``split_core_voxels``) split into one component per core: each core but
+    the largest takes the component's voxels within ``split_reach_mm`` of it (nearest core first), the
+    largest keeps the label and the rest. The network can fire along a fissure or an atelectasis band at 0.5-0.9 and merge a
+    nodule on it (at ~1.0) into a structure many centimetres long, whose centroid lies far from the nodule
+    and whose size rules it out; split, the nodule is its own candidate. Components with one core, and small
+    ones, are unchanged; so is a nodule's own outline (the cut runs where the probability is lowest between
+    cores only approximately: the nearest-core rule)."""
+    min_voxels = settings.split_min_ml * 1e3 / grid.voxel_volume_mm3
+    out = labels
+    next_label = int(labels.max()) + 1
+    for k, obj in enumerate(ndimage.find_objects(labels), start=1):
+        if obj is None:
+            continue
+        inside = labels[obj] == k
+        if inside.sum() < min_voxels:
+            continue
+        cores, n = ndimage.label(inside & (prob[obj] >= settings.split_level), structure=FULL)
+        if n < 2:
+            continue
+        sizes = ndimage.sum_labels(inside, cores, np.arange(1, n + 1))
+        big = np.flatnonzero(sizes >= settings.split_core_voxels) + 1
+        if len(big) < 2:
+            continue
+        big = big[np.argsort(-sizes[big - 1], kind="stable")]  # the largest core keeps the label and the rest
+        seeds = np.where(np.isin(cores, big), cores, 0)
+        dist, nearest = ndimage.distance_transform_edt(seeds == 0, sampling=grid.spacing, return_indices=True)
+        owner = np.where(dist <= settings.split_reach_mm, seeds[tuple(nearest)], big[0])
+        if out is labels:
+            out = labels.copy()
+        region = out[obj]
+        for core in big[1:]:
+            region[inside & (owner == core)] = next_label
+            next_label += 1
+    return out
 
 
 def candidate_centres(prob: np.ndarray, grid: Grid, lung: np.ndarray, net_hu: np.ndarray,
@@ -293,10 +337,12 @@ def _axes_on(field_: np.ndarray, mask: np.ndarray, k: int, pixel: tuple[float, f
     return axes_of(np.where(ndimage.binary_dilation(mask[k], iterations=2), field_[k], 0.0), pixel)
 
 
-def _measure(hu: np.ndarray, prob: np.ndarray, lung: np.ndarray | None, crop: Grid, settings: CandidateSettings
-             ) -> tuple[np.ndarray, np.ndarray, Axes2D, int, float] | None:
-    """(outline mask, continuous field, axes, slice, solid mean diameter) of one candidate crop."""
-    core = prob >= settings.prob_threshold
+def _measure(hu: np.ndarray, prob: np.ndarray, lung: np.ndarray | None, crop: Grid, settings: CandidateSettings,
+             core_level: float | None = None) -> tuple[np.ndarray, np.ndarray, Axes2D, int, float] | None:
+    """(outline mask, continuous field, axes, slice, solid mean diameter) of one candidate crop; its core is
+    where *prob* >= *core_level* (``prob_threshold`` when None; ``split_level`` for a split-off candidate,
+    whose fringe holds the structure it was split from)."""
+    core = prob >= (settings.prob_threshold if core_level is None else core_level)
     labels, n = ndimage.label(core, structure=FULL)
     if n == 0:
         return None
@@ -396,7 +442,8 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
         prob_crop = resample(local, local_grid, crop, fill=0.0)
         lung_crop = None if lung is None else _lung_crop(lung, objects[label - 1], prob_grid, crop)
         hu_crop = hu[box].astype(np.float32)
-        measured = _measure(hu_crop, prob_crop, lung_crop, crop, settings)
+        measured = _measure(hu_crop, prob_crop, lung_crop, crop, settings,
+                            settings.split_level if component.split else None)
         if measured is None:
             continue
         mask, _, axes, k, solid_mean = measured
@@ -414,7 +461,7 @@ def find_nodules(prob: np.ndarray, prob_grid: Grid, hu: np.ndarray, grid: Grid, 
         features = (juxtapleural_features(mask, crop.spacing)
                     if location.juxtapleural and ntype is NoduleType.SOLID else None)
         location = Location(location.side, location.zone, location.juxtapleural,
-                            features is not None and features.benign, location.in_lung, features)
+                            features is not None and features.benign, location.in_lung, features, location.fissural)
         nodules.append(Nodule(
             score=score, centre_mm=(float(centre[0]), float(centre[1]), float(centre[2])),
             long_axis_mm=round(axes.long_mm, 2), short_axis_mm=round(min(axes.short_mm, axes.long_mm), 2),

@@ -9,6 +9,9 @@ equivalent ellipsoid (semi-axes ``sqrt(5 * eigenvalue)`` of the voxel coordinate
   uncertain in between. Triangular is not told apart (it reads as oval or as not smooth);
 - fewer than 20 voxels: margin and shape uncertain.
 An uncertain or failing feature keeps the size category (:mod:`lungrads`).
+
+The pleura is the costal or mediastinal pleura (:func:`chest_wall`) or a fissure (:func:`on_fissure`:
+Lung-RADS v2022 counts the fissural pleura too).
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class Location:
     benign_features: bool = False
     in_lung: bool = True
     features: JuxtapleuralFeatures | None = None  # juxtapleural solid nodules: the measured benign features
+    fissural: bool = False  # attached to a fissure (the fissural pleura), see on_fissure; then juxtapleural too
 
 
 def locate(centre_mm: np.ndarray, mask: np.ndarray, lung: np.ndarray | None, hu: np.ndarray,
@@ -66,7 +70,42 @@ def locate(centre_mm: np.ndarray, mask: np.ndarray, lung: np.ndarray | None, hu:
     juxta = bool(shell.any() and wall.sum() >= JUXTA_SHELL_FRACTION * shell.sum())
     idx = tuple(int(round(v)) for v in np.argwhere(mask).mean(axis=0))
     in_lung = bool(lung[idx]) or bool((lung & mask).any())
-    return Location("left" if centre_mm[0] > midline else "right", zone, juxta, False, in_lung)
+    fissural = not juxta and on_fissure(mask, hu, spacing)
+    return Location("left" if centre_mm[0] > midline else "right", zone, juxta or fissural, False, in_lung,
+                    fissural=fissural)
+
+
+FISSURE_RING_MM = (1.5, 6.0)  # the lung around the nodule where its fissure is looked for
+FISSURE_BAND_MM = 1.5  # half width of the band around the nodule's flat plane (at least one slice)
+FISSURE_RISE_HU = 40.0  # the band's mean HU above the rest of the ring's: a sheet of tissue along that plane
+FISSURE_HU = (-1000.0, -300.0)  # HU clipped to this range first: vessels and walls do not count as fissure
+
+
+def on_fissure(mask: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]) -> bool:
+    """Whether a flattened nodule *mask* lies on a fissure: the lung 1.5-6 mm around it is denser within
+    1.5 mm (at least half a slice) of the nodule's flat plane than off it, by at least 40 HU on average
+    (HU clipped to -1000..-300, so a vessel or the chest wall weighs no more than a fissure line). A fissure
+    is a sheet of about -500 to -700 HU in lung of about -850; a nodule on it lies in its plane, flat along
+    it. Only a nodule whose shortest equivalent semi-axis is < 0.75 of its longest has a flat plane to test
+    (a round nodule on a fissure keeps its size category anyway: :mod:`lungrads`); fewer than 20 voxels: False.
+    """
+    pts = np.argwhere(mask) * np.array(spacing)
+    if len(pts) < MIN_FEATURE_VOXELS:
+        return False
+    eig, vec = np.linalg.eigh(np.cov(pts.T))
+    eig = np.clip(eig, 1e-9, None)
+    if np.sqrt(eig[0] / eig[2]) >= ELONGATED_RATIO:
+        return False
+    normal, centre = vec[:, 0], pts.mean(axis=0)
+    dist = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    ring = (dist >= FISSURE_RING_MM[0]) & (dist <= FISSURE_RING_MM[1])
+    idx = np.argwhere(ring)
+    off_plane = np.abs((idx * np.array(spacing) - centre) @ normal)
+    band = off_plane <= max(FISSURE_BAND_MM, 0.5 * max(spacing))
+    if band.sum() < 10 or (~band).sum() < 10:
+        return False
+    values = np.clip(hu[ring], *FISSURE_HU)
+    return bool(values[band].mean() - values[~band].mean() >= FISSURE_RISE_HU)
 
 
 def chest_wall(mask: np.ndarray, lung: np.ndarray, hu: np.ndarray, spacing: tuple[float, float, float]
