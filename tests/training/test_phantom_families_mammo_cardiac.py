@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from training.cardiac_mri.phantom import LV_POOL, make_params, render_all
-from training.cardiac_mri.phantom_b import make_cine_b
+from training.cardiac_mri.phantom_b import make_cine_b, write_cine_b
 from training.mammography.phantom import make_exam, to_working
 from training.mammography.phantom_b import make_exam_b, write_exam_b
 
@@ -114,3 +114,15 @@ def test_cardiac_family_b_ef_from_label_volumes() -> None:
         assert truth.lv.ef_pct == pytest.approx(100 * (edv - esv) / edv, abs=0.5)
     a_images, _ = render_all(make_params(0))
     assert a_images.shape[1] != make_cine_b(0).images.shape[1] or a_images.shape[0] != make_cine_b(0).images.shape[0]
+
+
+@pytest.mark.skipif(not have_tool("dciodvfy"), reason="dicom3tools not installed")
+def test_cardiac_family_b_dicom(tmp_path: Path) -> None:
+    cine = make_cine_b(2)
+    paths = write_cine_b(cine, tmp_path)
+    phases, slices = cine.images.shape[:2]
+    assert len(paths) == phases * slices
+    a, b = pydicom.dcmread(paths[0]), pydicom.dcmread(paths[phases])
+    step = np.linalg.norm(np.subtract(b.ImagePositionPatient, a.ImagePositionPatient))
+    assert step == pytest.approx(cine.geometry.slice_thickness_mm + cine.geometry.gap_mm, abs=1e-3)
+    assert dciodvfy_errors(paths[0]) == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -179,10 +180,44 @@ def make_cine_b(seed: int) -> CineB:
             images[ph, k] = np.sqrt(real ** 2 + imag ** 2) * gain
             labels[ph, k] = lab
     sex = str(rng.choice(["M", "F"]))
-    info = {"family": "b", "slices": n_slices, "phases": n_phases, "thickness_mm": thickness, "gap_mm": gap,
+    info = {"family": "b", "sex": sex, "slices": n_slices, "phases": n_phases, "thickness_mm": thickness, "gap_mm": gap,
             "first_slice_mm": round(first, 2), "pixel_mm": round(ps, 3), "breathing_shift_mm_sd":
             round(float(shifts.std()), 2), "bias_range": [round(float(bias.min()), 3), round(float(bias.max()), 3)],
             "base_covered": first <= 0.0, "apex_covered": first + (n_slices - 1) * step >= length}
     return CineB(seed, images, labels, DiscGeometry((ps, ps), thickness, gap), float(rng.uniform(50, 100)),
                  float(rng.uniform(160, 195) if sex == "M" else rng.uniform(150, 180)),
                  float(rng.uniform(55, 115) if sex == "M" else rng.uniform(45, 95)), info)
+
+
+@dataclass(frozen=True)
+class _SeriesParams:
+    """What :func:`training.cardiac_mri.dicom.write_series` reads of a phantom, for a family-B cine."""
+
+    seed: int
+    sex: str
+    height_cm: float
+    weight_kg: float
+    thickness_mm: float
+    gap_mm: float
+    heart_rate_bpm: float
+    n_phases: int
+    n_slices: int
+    rows: int
+    cols: int
+    pixel_spacing_mm: float
+
+    @property
+    def trigger_times_ms(self) -> list[float]:
+        rr = 60000.0 / self.heart_rate_bpm
+        return [round(p * rr / self.n_phases, 1) for p in range(self.n_phases)]
+
+
+def write_cine_b(cine: CineB, out_dir: Path, study_uid: str = "") -> list[Path]:
+    """The cine as an MR series through the project's cine writer (UIDs apart from family A's seeds)."""
+    from training.cardiac_mri.dicom import write_series
+
+    phases, slices, rows, cols = cine.images.shape
+    params = _SeriesParams(900_000 + cine.seed, str(cine.info.get("sex", "O")), cine.height_cm, cine.weight_kg,
+                           cine.geometry.slice_thickness_mm, cine.geometry.gap_mm, cine.heart_rate_bpm, phases,
+                           slices, rows, cols, cine.geometry.pixel_spacing_mm[0])
+    return write_series(params, cine.images, out_dir, study_uid)  # type: ignore[arg-type]
