@@ -75,6 +75,11 @@ $(TRITON_STAMP):
 # Reproduce the shipped lung-nodule network: phantoms -> train the network -> train the candidate classifier on the
 # same phantoms with the network's candidates -> second stage on tuning phantoms -> evaluate on unseen seeds -> next
 # versions in triton_repo/ (about 55 min on 2 CPU cores). See training/lung_nodules/configs/{shipped,classifier}.toml.
+# Issue 28 (both phantom families): training/lung_nodules/configs/families.toml is the next network's recipe
+# (64 phantoms, 32 of family A and 32 of family B, 14000 iterations, about 85-90 min), not run yet; it needs
+# the dataset writer to put both families into one folder (dataset.py --family b rewrites dataset.json), then
+# the steps below with --config families.toml and `aiws evaluate --task lung_nodules --family both`.
+# Where nodules are lost per kind and family: python -m training.lung_nodules.analysis --family both --seeds 4.
 LUNG_DATA := runs/lung-data
 train-lung: setup
 	rm -rf $(LUNG_DATA)
