@@ -90,6 +90,8 @@ def usable(case: Case) -> str | None:
 def samples(cases: Sequence[Case], config: RunConfig, rng: np.random.Generator) -> Any:
     from monai.transforms import (
         Compose,
+        DeleteItemsd,
+        FgBgToIndicesd,
         RandAdjustContrastd,
         RandAffined,
         RandCropByPosNegLabeld,
@@ -104,10 +106,13 @@ def samples(cases: Sequence[Case], config: RunConfig, rng: np.random.Generator) 
         images = normalise(case.image.voxels)
         for z in np.flatnonzero(labels.reshape(len(labels), -1).any(axis=1)):
             items.append({"image": images[z][None].astype(np.float32), "label": labels[z][None].astype(np.int64)})
-    deterministic = Compose([SpatialPadd(["image", "label"], spatial_size=o.patch)])
+    deterministic = Compose([SpatialPadd(["image", "label"], spatial_size=o.patch),
+                             FgBgToIndicesd("label")])  # cached: the crop need not search the labels per draw
     random = Compose([
         RandCropByPosNegLabeld(["image", "label"], label_key="label", spatial_size=o.patch, pos=3, neg=1,
-                               num_samples=o.crops_per_slice),
+                               num_samples=o.crops_per_slice, fg_indices_key="label_fg_indices",
+                               bg_indices_key="label_bg_indices"),
+        DeleteItemsd(["label_fg_indices", "label_bg_indices"]),
         RandAffined(["image", "label"], prob=0.7, rotate_range=math.radians(o.rotate_degrees),
                     scale_range=o.scale, mode=("bilinear", "nearest"), padding_mode="zeros"),
         RandAdjustContrastd(["image"], prob=0.5, gamma=o.gamma),

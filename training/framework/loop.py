@@ -140,9 +140,13 @@ def _freeze(module: torch.nn.Module, task: TaskSpec) -> int:
 
 
 def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """The batch's tensors on *device*, MONAI MetaTensors as plain tensors (their metadata dispatch on every
+    operation of the forward and backward pass costs time and is not needed there)."""
     import torch
+    from monai.data import MetaTensor
 
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    return {k: (v.as_tensor() if isinstance(v, MetaTensor) else v).to(device, non_blocking=True)
+            if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def _loader(task: TaskSpec, cases: Sequence[Case], config: RunConfig, rng: np.random.Generator,

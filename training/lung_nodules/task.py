@@ -126,6 +126,8 @@ def usable(case: Case) -> str | None:
 def samples(cases: Sequence[Case], config: RunConfig, rng: np.random.Generator) -> Any:
     from monai.transforms import (
         Compose,
+        DeleteItemsd,
+        FgBgToIndicesd,
         RandCropByPosNegLabeld,
         RandFlipd,
         RandGaussianNoised,
@@ -140,10 +142,13 @@ def samples(cases: Sequence[Case], config: RunConfig, rng: np.random.Generator) 
         p = prepare(case, o)
         items.append({"image": p.image[None], "label": p.mask[None].astype(np.int64)})
     keys = ["image", "label"]
-    deterministic = Compose([SpatialPadd(keys, spatial_size=o.patch)])
+    deterministic = Compose([SpatialPadd(keys, spatial_size=o.patch),
+                             FgBgToIndicesd("label")])  # cached: the crop need not search the labels per draw
     random = Compose([
         RandCropByPosNegLabeld(keys, label_key="label", spatial_size=o.patch, pos=o.positive_fraction,
-                               neg=1 - o.positive_fraction, num_samples=o.samples_per_case),
+                               neg=1 - o.positive_fraction, num_samples=o.samples_per_case,
+                               fg_indices_key="label_fg_indices", bg_indices_key="label_bg_indices"),
+        DeleteItemsd(["label_fg_indices", "label_bg_indices"]),
         RandFlipd(keys, prob=0.5, spatial_axis=2),
         RandRotate90d(keys, prob=0.5, spatial_axes=(1, 2)),
         RandScaleIntensityd(["image"], factors=0.1, prob=0.5),
