@@ -25,7 +25,7 @@ from models.runtime.repository import ModelRepository
 from training.lung_nodules.dataset import dataset_seeds
 from training.lung_nodules.export import CANDIDATE_DIR, run_model
 from training.lung_nodules.metrics import ScanResult, detection_record, dice, froc, summarize
-from training.msd import case_names, read_case
+from training.msd import case_names, read_case, read_dataset_json
 
 LOGGER = logging.getLogger(__name__)
 
@@ -87,7 +87,9 @@ def evaluate_run(run_dir: Path, data_dir: Path, threads: int = 0) -> dict[str, A
         scans.append(scan)
         seconds.append(s)
         LOGGER.info("evaluated %s: %d truth, %d candidates, %.1f s", name, len(scan.truth), len(scan.found), s)
-    result = {"data": data_dir.name, "seeds": seeds, "model": model, "operating_point": summarize(scans, threshold),
+    family = str(read_dataset_json(data_dir).get("phantom", {}).get("family", "a"))  # issue 28: phantom family
+    result = {"data": data_dir.name, "family": family, "seeds": seeds, "model": model,
+              "operating_point": summarize(scans, threshold),
               "froc": froc(scans)["points"], "seconds_per_scan": round(float(np.mean(seconds)), 1),
               "scans": [{"name": s.name, "dice": round(s.dice or 0.0, 4), **s.extra, "truth": s.truth,
                          "found": [f for f in s.found if f["score"] >= threshold]} for s in scans]}
@@ -114,7 +116,8 @@ def check_bars(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def report_lines(result: dict[str, Any]) -> list[str]:
     """Human-readable lines for ``aiws evaluate``."""
     op = result["operating_point"]
-    lines = [f"evaluation on {op['scans']} scans, {op['nodules']} nodules ({op['nodules_5mm']} >= 5 mm), "
+    lines = [f"evaluation on {op['scans']} scans of phantom family {result.get('family', 'a')}, {op['nodules']} "
+             f"nodules ({op['nodules_5mm']} >= 5 mm), "
              f"seeds {result['seeds'][:3]}…; {result['seconds_per_scan']} s/scan",
              f"operating point: score >= {op['threshold']}: sensitivity(>=5 mm) {op['sensitivity_5mm']:.3f}, "
              f"FP/scan {op['fp_per_scan']:.2f}, Dice {op['dice']}, diameter MAE {op['diameter_mae_mm']} mm "
