@@ -122,3 +122,13 @@ def test_dataset_writer_family_b(tmp_path: Path) -> None:
     case = read_case(tmp_path, "lungb_00007")
     assert case.meta["family"] == "b" and case.meta["kernel"] in ("soft", "sharp")
     assert all("lung_rads" in n and "centre_mm" in n for n in case.meta["nodules"])
+
+
+def test_dataset_writer_default_family_a_unchanged(tmp_path: Path) -> None:
+    assert dataset_main(["--out", str(tmp_path), "--seeds", "7", "--slab-mm", "20", "--max-matrix", "96",
+                         "--nodules", "1:1"]) == 0
+    doc = json.loads((tmp_path / "dataset.json").read_text())
+    assert "family" not in doc["phantom"]
+    case = read_case(tmp_path, "lung_00007")
+    direct = generate_phantom(7, PhantomConfig(z_extent_mm=20.0, max_matrix=96, nodules=(1, 1)))
+    assert np.array_equal(case.image, direct.hu) and case.meta["nodules"] == json.loads(direct.truth_json())["nodules"]
