@@ -12,12 +12,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from models.errors import ModelError, RetryLater
-from models.mammography.density import ExamDensity, exam_density, percent_dense_area
+from models.mammography.density import ExamDensity, dense_estimate, exam_density, intensity_dense, percent_dense_area
 from models.mammography.detection import KINDS, Calibration, Region, find_regions, link_views
 from models.mammography.network import CHANNELS
-from models.mammography.preprocess import WORKING_SPACING_MM, normalise, pad_to_multiple
+from models.mammography.preprocess import (
+    WORKING_SPACING_MM,
+    breast_levels,
+    normalise,
+    pad_to_multiple,
+    relative_to_breast,
+)
 from models.mammography.segmentation import BreastSegmentation, segment_breast
 
 LOGGER = logging.getLogger(__name__)
@@ -25,6 +32,10 @@ LOGGER = logging.getLogger(__name__)
 Predict = Callable[[np.ndarray], np.ndarray]
 #: Input height/width multiple required by the network (product of its strides).
 INPUT_MULTIPLE = 16
+#: No mark within this distance of the skin line (the chest wall edge, column 0, does not count as skin).
+SKIN_MARGIN_MM = 3.0
+#: No mark within this distance of the segmented pectoral muscle.
+PECTORAL_MARGIN_MM = 5.0
 
 
 @dataclass(frozen=True)
@@ -35,12 +46,24 @@ class ViewAnalysis:
     dense: np.ndarray  # bool, fibroglandular tissue
     percent_dense: float
     candidates: tuple[Region, ...]  # every region with peak probability >= 0.05, highest first (uncalibrated)
-    peak_logits: dict[str, float]  # kind -> highest logit inside the breast
+    peak_logits: dict[str, float]  # kind -> highest logit of the kept candidates (-50 when none)
     spacing_mm: float = WORKING_SPACING_MM
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.segmentation.breast.shape  # type: ignore[return-value]
+
+
+def breast_relative(image: np.ndarray, window: tuple[float, float], seg: BreastSegmentation) -> np.ndarray:
+    """*image* normalised by its display window and then mapped to the breast's own air and fat levels
+    (:func:`models.mammography.preprocess.relative_to_breast`): the display LUT's window, the vendor's pixel
+    scale and the compressed thickness drop out. The density's intensity rule reads this image.
+
+    Raises:
+        ModelError: a window width that is not positive; air and fat levels that cannot be told apart.
+    """
+    x = normalise(image, *window)
+    return relative_to_breast(x, *breast_levels(x, seg.breast, seg.pectoral, WORKING_SPACING_MM))
 
 
 def predict_logits(image: np.ndarray, window: tuple[float, float], predict: Predict) -> np.ndarray:
@@ -61,6 +84,24 @@ def predict_logits(image: np.ndarray, window: tuple[float, float], predict: Pred
     return out[0, :, : image.shape[0], : image.shape[1]]
 
 
+def markable(seg: BreastSegmentation, spacing_mm: float) -> np.ndarray:
+    """Where a lesion's centre may lie to be marked or scored: inside the breast, at least :data:`SKIN_MARGIN_MM` inside the skin line
+    and at least :data:`PECTORAL_MARGIN_MM` from the pectoral muscle (its edge and top, where the network's
+    mass channel fires on the muscle itself). Lesions there are left to the reader (model card limitation)."""
+    depth = ndimage.distance_transform_edt(np.pad(seg.breast, ((0, 0), (1, 0)), mode="edge"))[:, 1:] * spacing_mm
+    allowed = seg.breast & (depth >= SKIN_MARGIN_MM)
+    if seg.pectoral.any():
+        near = ndimage.distance_transform_edt(~seg.pectoral) * spacing_mm < PECTORAL_MARGIN_MM
+        allowed &= ~near
+    return allowed
+
+
+def _at(mask: np.ndarray, centre_rc: tuple[float, float]) -> bool:
+    """*mask* at the pixel holding *centre_rc* (pixel centres at +0.5)."""
+    r, c = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(centre_rc, mask.shape, strict=True))
+    return bool(mask[r, c])
+
+
 def analyse_view(image: np.ndarray, laterality: str, view: str, window: tuple[float, float],
                  predict: Predict) -> ViewAnalysis:
     """Segmentation, density and lesion candidates of one canonical working-resolution image.
@@ -72,17 +113,20 @@ def analyse_view(image: np.ndarray, laterality: str, view: str, window: tuple[fl
     try:
         seg = segment_breast(image, WORKING_SPACING_MM, view)
         logits = predict_logits(image, window, predict)
+        relative = breast_relative(image, window, seg)
     except RetryLater:
         raise
     except ModelError as exc:
         raise ModelError(f"{laterality} {view}: {exc}") from exc
     tissue = seg.breast & ~seg.pectoral
-    dense = (logits[0] >= 0.0) & tissue
+    dense = dense_estimate((logits[0] >= 0.0) & tissue, intensity_dense(relative, tissue, WORKING_SPACING_MM), tissue)
+    allowed = markable(seg, WORKING_SPACING_MM)
     candidates: list[Region] = []
     peaks: dict[str, float] = {}
     for channel, kind in ((1, KINDS[0]), (2, KINDS[1])):
-        candidates += find_regions(logits[channel], kind, tissue, WORKING_SPACING_MM, seg.nipple_rc)
-        peaks[kind] = float(logits[channel][tissue].max(initial=-50.0))
+        found = find_regions(logits[channel], kind, tissue, WORKING_SPACING_MM, seg.nipple_rc)
+        candidates += [r for r in found if _at(allowed, r.centre_rc)]
+        peaks[kind] = max((r.logit for r in candidates if r.kind == kind), default=-50.0)
     return ViewAnalysis(laterality, view, seg, dense, percent_dense_area(dense, seg.breast, seg.pectoral),
                         tuple(sorted(candidates, key=lambda r: -r.logit)), peaks)
 

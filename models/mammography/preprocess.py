@@ -70,3 +70,48 @@ def pad_to_multiple(image: np.ndarray, multiple: int, value: float) -> np.ndarra
     if rows == 0 and cols == 0:
         return image
     return np.pad(image, ((0, rows), (0, cols)), mode="constant", constant_values=value)
+
+
+#: Where the training family (A) puts air and fatty tissue after :func:`normalise` with its display
+#: window: air 0.02 and fat 1.0 relative attenuation, window (1.3, 2.0). Fat is the 5th percentile of the
+#: smoothed breast more than 15 mm inside the skin line (0.99 on family A, see :func:`breast_levels`).
+REFERENCE_AIR = -0.14
+REFERENCE_FAT = 0.345
+#: Depths inside the skin line (mm) tried in turn for the fat level; the first with enough pixels is used.
+FAT_DEPTHS_MM = (15.0, 10.0, 5.0, 0.0)
+
+
+def breast_levels(x: np.ndarray, breast: np.ndarray, pectoral: np.ndarray, spacing_mm: float) -> tuple[float, float]:
+    """(air, fat) levels of a normalised image, measured on the image itself: air = median outside the breast,
+    fat = 5th percentile of the image smoothed over 1 mm, inside the breast (pectoral muscle excluded) more
+    than 15 mm from the skin line (less on a small breast).
+
+    Raises:
+        ModelError: an empty breast or nothing outside it, or fat not above air.
+    """
+    tissue = breast & ~pectoral
+    if not tissue.any() or breast.all():
+        raise ModelError("breast levels: the breast mask is empty or fills the image")
+    air = float(np.median(x[~breast]))
+    depth_mm = ndimage.distance_transform_edt(np.pad(breast, ((0, 0), (1, 0)), mode="edge"))[:, 1:] * spacing_mm
+    smooth = ndimage.gaussian_filter(x.astype(np.float32), 1.0 / spacing_mm)
+    min_pixels = int(100.0 / spacing_mm**2)  # 1 cm²
+    fat = float("nan")
+    for d in FAT_DEPTHS_MM:
+        region = tissue & (depth_mm > d)
+        if region.sum() >= min_pixels or d == FAT_DEPTHS_MM[-1]:
+            fat = float(np.percentile(smooth[region], 5))
+            break
+    if not fat > air:  # also NaN
+        raise ModelError(f"breast levels: fatty tissue {fat:.3f} is not brighter than air {air:.3f} "
+                         f"(inverted or saturated display?)")
+    return air, fat
+
+
+def relative_to_breast(x: np.ndarray, air: float, fat: float) -> np.ndarray:
+    """*x* mapped linearly so that its own air and fat levels (:func:`breast_levels`) land where the
+    training family puts them (:data:`REFERENCE_AIR`, :data:`REFERENCE_FAT`): what the network and the
+    density estimate see no longer depends on the display window, the vendor's pixel scale or the breast's
+    compressed thickness, only on contrast relative to the breast's own fat."""
+    scale = (REFERENCE_FAT - REFERENCE_AIR) / (fat - air)
+    return (REFERENCE_AIR + (x.astype(np.float32) - air) * scale).astype(np.float32)
