@@ -73,7 +73,7 @@ def wilson(hits: int, total: int, z: float = 1.96) -> tuple[float, float]:
     p = hits / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return round(float(centre - half), 4), round(float(centre + half), 4)
+    return round(max(float(centre - half), 0.0), 4), round(min(float(centre + half), 1.0), 4)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,93 @@
+"""Cross-family evaluation of the calcium labeller (issue 28): the per-stage accounting (candidates, labels, vessel)
+on a family-B phantom, the cross-family bars with their intervals, and the training augmentation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.coronary_ct.calcium import CORONARIES
+from models.coronary_ct.patches import PATCH_SHAPE
+from training.coronary_ct.evaluate import (
+    CoronaryMetrics,
+    PhantomResult,
+    onnx_predict,
+    stage_rows,
+    stage_table,
+    vessel_agatston_within_bar,
+    wilson,
+)
+from training.coronary_ct.phantom_b import make_phantom_b
+from training.coronary_ct.train import augmentation
+
+REPO = Path(__file__).resolve().parents[3] / "triton_repo"
+
+
+def _result(seed: int, truth: tuple[float, ...], ours: tuple[float, ...], right: tuple[int, ...],
+            confounders: int = 0, cac: tuple[str, str] = ("A1/N1", "A1/N1")) -> PhantomResult:
+    return PhantomResult(seed, sum(truth), sum(ours), cac[0], cac[1], 8, sum(right), 0, confounders, "B", truth, ours,
+                         (2, 2, 2, 2), right, confounders)
+
+
+def test_wilson_interval_and_the_per_vessel_bar() -> None:
+    assert wilson(0, 0) == (0.0, 1.0)
+    lo, hi = wilson(19, 20)
+    assert lo == pytest.approx(0.7639, abs=1e-3) and hi == pytest.approx(0.9911, abs=1e-3)
+    assert vessel_agatston_within_bar(11.9, 10.0) and not vessel_agatston_within_bar(12.1, 10.0)  # 2 points
+    assert vessel_agatston_within_bar(109.0, 100.0) and not vessel_agatston_within_bar(111.0, 100.0)  # 10 %
+
+
+def test_cross_family_bars_count_vessels_recall_and_confounder_phantoms() -> None:
+    good = _result(1, (10.0, 50.0, 0.0, 30.0), (10.0, 52.0, 0.0, 30.0), (2, 2, 2, 2))
+    lost_lcx = _result(2, (0.0, 20.0, 40.0, 0.0), (0.0, 20.0, 0.0, 0.0), (2, 2, 0, 2), cac=("A1/N2", "A1/N1"))
+    valve = _result(3, (0.0, 20.0, 0.0, 0.0), (0.0, 45.0, 0.0, 0.0), (2, 2, 2, 2), confounders=1)
+    bars = CoronaryMetrics((good, lost_lcx, valve)).cross_family()
+    vessel = bars["vessel_agatston_within_10pct"]
+    assert vessel["vessel_cases"] == 6 and vessel["fraction"] == pytest.approx(4 / 6, abs=1e-4)  # type: ignore[index]
+    recall = bars["lesion_recall_per_vessel"]
+    assert recall["LCx"]["fraction"] == pytest.approx(4 / 6, abs=1e-4) and not recall["LCx"]["meets_95"]  # type: ignore[index]
+    assert recall["LAD"]["meets_95"]  # type: ignore[index]
+    assert bars["cac_drs_agreement"]["fraction"] == pytest.approx(2 / 3, abs=1e-4)  # type: ignore[index]
+    assert bars["confounder_counted_phantoms"]["fraction"] == pytest.approx(1 / 3, abs=1e-4)  # type: ignore[index]
+    assert bars["passes_cross_family_bars"] is False
+    clean = CoronaryMetrics((good,) * 3).cross_family()
+    assert clean["passes_cross_family_bars"] is True
+
+
+def test_augmentation_keeps_the_patch_grid_and_a_binary_lesion_mask() -> None:
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(16, *PATCH_SHAPE)).astype(np.float32))
+    x[:, 1] = 0.0
+    x[:, 1, 3, 10:14, 10:14] = 1.0
+    out = augmentation(1.0, seed=0)(x)
+    assert out.shape == x.shape
+    assert set(torch.unique(out[:, 1]).tolist()) <= {0.0, 1.0} and (out[:, 1].sum(dim=(1, 2, 3)) > 0).all()
+    assert not torch.allclose(out[:, 0], x[:, 0])
+    assert torch.allclose(augmentation(0.0, seed=0)(x), x, atol=1e-5)  # p = 0: the identity warp
+
+
+@pytest.fixture(scope="module")
+def shipped():  # type: ignore[no-untyped-def]
+    predict, close = onnx_predict(REPO)
+    yield predict
+    close()
+
+
+def test_family_b_stages_every_calcification_is_a_candidate(shipped) -> None:  # type: ignore[no-untyped-def]
+    """Per stage on a left-dominant family-B phantom with a 4 mm left main beside the aortic root and valve, root,
+    annulus, aortic-wall and cartilage calcium: every coronary calcification is a candidate (the losses are not at
+    the candidate stage), and each vessel's candidates are accounted for as labelled right, not coronary or another
+    vessel. (Labelling >= 95 % right per vessel is the strict xfail in test_coronary_confounders.py.)"""
+    rows, confounders, bone = stage_rows(make_phantom_b(1), shipped)
+    assert [r.vessel for r in rows] == [v.value for v in CORONARIES]
+    for r in rows:
+        assert r.calcifications > 0 and r.calcifications_found == r.calcifications, r
+        assert r.candidates >= r.calcifications and r.right + r.not_coronary + r.other_vessel == r.candidates, r
+    assert bone == 0 and confounders >= 0
+
+
+def test_stage_table_prints_one_line_per_vessel(shipped) -> None:  # type: ignore[no-untyped-def]
+    text = stage_table("B", [3], shipped)
+    assert text.count("\n") == 5 and "LCx" in text and "confounder" in text
