@@ -160,6 +160,7 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
     """
     labels, unsplit = ndimage.label(prob >= settings.prob_threshold, structure=FULL)
     labels = split_components(prob, labels, grid, settings)
+    split_off = range(unsplit + 1, int(labels.max()) + 1)  # labels split_components gave (blobs come after)
     objects = ndimage.find_objects(labels)
     peaks = []
     max_voxels = settings.max_volume_ml * 1e3 / grid.voxel_volume_mm3
@@ -198,7 +199,7 @@ def _components(prob: np.ndarray, grid: Grid, settings: CandidateSettings, net_h
     for k, blob, peak, features in measures:
         score = rescorer.score(features) if rescorer is not None else (0.0 if blob is not None else peak)
         if score >= settings.min_score:
-            found.append(_Component(k, score, peak, features, blob, split=k > unsplit))
+            found.append(_Component(k, score, peak, features, blob, split=k in split_off))
     return labels, sorted(found, key=lambda c: -c.score)
 
 
