@@ -9,6 +9,8 @@ import httpx
 import pytest
 from console_helpers import Console
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from aiws.api.auth import Role
 
@@ -36,8 +38,9 @@ def test_login_shows_the_navigation_of_the_role_then_logout(
     screenshot(browser, "users-admin")
 
     browser.find_element(By.ID, "logout").click()
-    assert "/console/login" in browser.current_url
-    assert browser.find_element(By.ID, "flash").text == "Signed out."
+    WebDriverWait(browser, 30).until(ec.url_contains("/console/login"))  # the click's navigation, then the page
+    flash = WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "flash")))
+    assert flash.text == "Signed out."
     browser.get(f"{console.base_url}/console/account")
     assert "/console/login" in browser.current_url  # the session is gone
 
@@ -48,7 +51,7 @@ def test_clinician_sees_only_plugins_and_account(console: Console, browser: Any,
     browser.get(f"{console.base_url}/console/account")
     browser.find_element(By.ID, "token-label").send_keys("sepsis script")
     browser.find_element(By.ID, "create-token").click()
-    token = browser.find_element(By.ID, "new-token").text
+    token = WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "new-token"))).text
     assert token.startswith("aiws_")
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{console.base_url}/api/plugins", headers=headers, timeout=30).status_code == 200
@@ -70,9 +73,6 @@ def test_docs_and_redoc_load_offline_from_vendored_assets(console: Console, brow
                                                           screenshot: Callable[[Any, str], Path]) -> None:
     login(browser, console, Role.ML_ENGINEER)
     browser.get(f"{console.base_url}/docs")
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
     WebDriverWait(browser, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".opblock-tag")))
     tags = {e.text.split("\n")[0] for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-tag")}
     assert {"studies", "plugins"} <= tags
