@@ -374,8 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     writes ``RUN/evaluation.json`` (``aiws export RUN`` puts it in the card) and prints the cross-family table."""
     import argparse
     import json
+    import sys
 
-    from aiws.logsetup import CONSOLE
     from training.candidate import CANDIDATE_DIR, EVALUATION_JSON
 
     parser = argparse.ArgumentParser(prog="python -m training.coronary_ct.evaluate")
@@ -412,8 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "passes_bars": all(r["cross_family_bars"]["passes_cross_family_bars"] for r in ours.values())}
     (args.run / EVALUATION_JSON).write_text(json.dumps(report, indent=2), encoding="utf-8")
     for line in table_lines(rows):
-        CONSOLE.info(line)
-    CONSOLE.info("written %s", args.run / EVALUATION_JSON)
+        sys.stdout.write(line + "\n")
+    sys.stdout.write(f"written {args.run / EVALUATION_JSON}\n")
     return 0 if report["passes_bars"] else 1
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from aiws.logsetup import CONSOLE
 from models.lung_nodules.lungrads import LungRads
 from training.lung_nodules.metrics import ScanResult, detection_record, match
 
@@ -159,10 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += analyse_scan(fam, seed, runtime, "lung_nodules", version)
     if args.details:
         for r in rows:
-            CONSOLE.info(str(r))
-    CONSOLE.info(f"lung_nodules v{version}")
+            sys.stdout.write(str(r) + "\n")
+    sys.stdout.write(f"lung_nodules v{version}" + "\n")
     for line in table(rows):
-        CONSOLE.info(line)
+        sys.stdout.write(line + "\n")
     return 0
 
 
