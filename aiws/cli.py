@@ -21,7 +21,7 @@ LOGGER = logging.getLogger("aiws")
 DEFAULT_CONFIG = Path(__file__).with_name("defaults.toml")
 
 #: Modules that add sub-commands: each has ``register(subparsers)``; handlers get (args, config).
-_COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_ops", "aiws.cli_plugin", "aiws.cli_train", "aiws.cli_users", "aiws.cli_users", "aiws.cli_model")
+_COMMAND_MODULES = ("aiws.cli_admin", "aiws.cli_ops", "aiws.cli_plugin", "aiws.cli_train", "aiws.cli_users", "aiws.cli_model")
 
 
 def _setup_logging(verbose: bool) -> None:
