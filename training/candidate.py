@@ -81,19 +81,12 @@ class OnnxSignature:
 
 
 def onnx_file(network: Any, path: Path, signature: OnnxSignature, opset: int = 17) -> None:
-    """Write *network* (torch, eval mode) as ONNX with *signature*'s tensor names and dynamic axes; checked."""
-    import onnx
-    import torch
+    """Write *network* (torch, eval mode) as ONNX with *signature*'s tensor names and dynamic axes; checked
+    (the training framework's one exporter, :func:`training.framework.export.export_onnx`)."""
+    from training.framework.export import export_onnx
 
-    net = network.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(net, (torch.zeros(*signature.example_shape),), str(path),
-                          input_names=[signature.input_name], output_names=[signature.output_name],
-                          dynamic_axes={signature.input_name: dict(signature.input_axes),
-                                        signature.output_name: dict(signature.output_axes)},
-                          opset_version=opset, dynamo=False)
-    onnx.checker.check_model(str(path))
+    export_onnx(network.eval(), (signature.example_shape,), path, (signature.input_name,), (signature.output_name,),
+                {signature.input_name: signature.input_axes, signature.output_name: signature.output_axes}, opset)
 
 
 def write_candidate(run_dir: Path, network: Any, signature: OnnxSignature, config_text: str,

@@ -9,11 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from tritonclient.grpc import model_config_pb2 as pb
-
 from models.cardiac_mri.network import INPUT_NAME, MODEL_NAME, N_CLASSES, OUTPUT_NAME
-from models.runtime.model_config import message_to_text
 from training.candidate import OnnxSignature
+from training.framework import export as framework_export
+from training.framework.spec import ExportSpec, TensorSpec
 
 MAX_BATCH = 32
 
@@ -44,17 +43,19 @@ CONVENTIONS = [
 ]
 
 
+def export_spec() -> ExportSpec:
+    """The segmenter's tensors (dynamic image size, multiples of 16), dynamic batching and ``config.pbtxt``
+    parameters, for the framework's one exporter (ONNX through :data:`SIGNATURE`'s axes)."""
+    return ExportSpec(model=MODEL_NAME, inputs=(TensorSpec(INPUT_NAME, (1, -1, -1)),),
+                      outputs=(TensorSpec(OUTPUT_NAME, (N_CLASSES, -1, -1)),),
+                      example_shapes=(SIGNATURE.example_shape,), max_batch_size=MAX_BATCH,
+                      parameters={"classes": "background,lv_blood_pool,lv_myocardium,rv_blood_pool",
+                                  "normalisation": "per image / 99th percentile; pad to a multiple of 16"})
+
+
 def config_text(instance_count: int = 1) -> str:
     """``config.pbtxt``: ONNX Runtime platform, dynamic image size (multiples of 16), dynamic batching."""
-    msg = pb.ModelConfig(name=MODEL_NAME, platform="onnxruntime_onnx", max_batch_size=MAX_BATCH)
-    msg.input.add(name=INPUT_NAME, data_type=pb.TYPE_FP32, dims=[1, -1, -1])
-    msg.output.add(name=OUTPUT_NAME, data_type=pb.TYPE_FP32, dims=[N_CLASSES, -1, -1])
-    msg.version_policy.latest.num_versions = 1
-    msg.dynamic_batching.max_queue_delay_microseconds = 2000
-    msg.instance_group.add(count=instance_count, kind=pb.ModelInstanceGroup.KIND_AUTO)
-    msg.parameters["classes"].string_value = "background,lv_blood_pool,lv_myocardium,rv_blood_pool"
-    msg.parameters["normalisation"].string_value = "per image / 99th percentile; pad to a multiple of 16"
-    return message_to_text(msg)
+    return framework_export.config_text(export_spec(), instance_count)
 
 
 def candidate_card(config_json: dict[str, Any], config_hash: str, validation: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from tritonclient.grpc import model_config_pb2 as pb
-
 from models.coronary_ct.calcium import VESSEL_ORDER
 from models.coronary_ct.network import INPUT_NAME, MODEL_NAME, OUTPUT_NAME
 from models.coronary_ct.patches import COARSE_STEP_MM, FINE_STEP_MM, PATCH_SHAPE
-from models.runtime.model_config import message_to_text
 from training.candidate import OnnxSignature
+from training.framework import export as framework_export
+from training.framework.spec import ExportSpec, TensorSpec
 
 MAX_BATCH = 512
 #: The phantom generator of each family (repository paths).
@@ -54,18 +53,20 @@ CONVENTIONS = [
 ]
 
 
+def export_spec() -> ExportSpec:
+    """The labeller's tensors (one multi-scale patch -> one logit per vessel class), dynamic batching and the patch
+    grid as ``config.pbtxt`` parameters, for the framework's one exporter."""
+    return ExportSpec(model=MODEL_NAME, inputs=(TensorSpec(INPUT_NAME, PATCH_SHAPE),),
+                      outputs=(TensorSpec(OUTPUT_NAME, (len(VESSEL_ORDER),)),),
+                      example_shapes=(SIGNATURE.example_shape,), max_batch_size=MAX_BATCH,
+                      parameters={"classes": ",".join(v.value for v in VESSEL_ORDER),
+                                  "fine_step_mm": ",".join(f"{v:g}" for v in FINE_STEP_MM),
+                                  "coarse_step_mm": ",".join(f"{v:g}" for v in COARSE_STEP_MM)})
+
+
 def config_text(instance_count: int = 1) -> str:
     """``config.pbtxt``: ONNX Runtime platform, dynamic batching, the patch grid as parameters."""
-    msg = pb.ModelConfig(name=MODEL_NAME, platform="onnxruntime_onnx", max_batch_size=MAX_BATCH)
-    msg.input.add(name=INPUT_NAME, data_type=pb.TYPE_FP32, dims=list(PATCH_SHAPE))
-    msg.output.add(name=OUTPUT_NAME, data_type=pb.TYPE_FP32, dims=[len(VESSEL_ORDER)])
-    msg.version_policy.latest.num_versions = 1
-    msg.dynamic_batching.max_queue_delay_microseconds = 2000
-    msg.instance_group.add(count=instance_count, kind=pb.ModelInstanceGroup.KIND_AUTO)
-    msg.parameters["classes"].string_value = ",".join(v.value for v in VESSEL_ORDER)
-    msg.parameters["fine_step_mm"].string_value = ",".join(f"{v:g}" for v in FINE_STEP_MM)
-    msg.parameters["coarse_step_mm"].string_value = ",".join(f"{v:g}" for v in COARSE_STEP_MM)
-    return message_to_text(msg)
+    return framework_export.config_text(export_spec(), instance_count)
 
 
 def candidate_card(config_json: dict[str, Any], config_hash: str, validation: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,9 @@
   text the four per-task writers produced for the shipped models.
 - :func:`onnx_file`: the trained module with its export head, traced by the TorchScript exporter
   (``dynamo=False``, opset 17, constant folding) as the shipped models were, so initializer and tensor names stay
-  those of the shipped versions; dynamic axes from the spec; checked with ``onnx.checker``.
+  those of the shipped versions; dynamic axes from the spec (or given); checked with ``onnx.checker``.
+  :func:`export_onnx` is that one ``torch.onnx.export`` call, for a caller without an ``ExportSpec``
+  (:func:`training.candidate.onnx_file`).
 - :func:`load_version_weights`: a published version's weights into a torch module: its ``state_dict.pt`` where
   the version keeps one (every version this framework publishes), else the ONNX initializers, by name (they are
   the ``state_dict`` names) and, for the initializers the exporter renamed (``onnx::PRelu_116``: a PReLU slope
@@ -15,7 +17,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,18 +65,33 @@ def _dynamic_axes(spec: ExportSpec) -> dict[str, dict[int, str]]:
     return axes
 
 
-def onnx_file(module: torch.nn.Module, spec: ExportSpec, path: Path) -> None:
-    """Write *module* (through its export head, on the CPU) as ONNX to *path*; checked."""
+def onnx_file(module: torch.nn.Module, spec: ExportSpec, path: Path,
+              dynamic_axes: Mapping[str, Mapping[int, str]] | None = None) -> None:
+    """Write *module* (through its export head, on the CPU) as ONNX to *path*; checked.
+
+    *dynamic_axes*: tensor name -> {axis: symbol}, where a shipped model names its dynamic axes otherwise than
+    :func:`_dynamic_axes` (``height``/``width`` shared by input and output); None: from the spec.
+    """
+    head = exported_module(module, spec).to("cpu")
+    export_onnx(head, spec.example_shapes, path, [t.name for t in spec.inputs], [t.name for t in spec.outputs],
+                _dynamic_axes(spec) if dynamic_axes is None else dynamic_axes, spec.opset)
+
+
+def export_onnx(module: torch.nn.Module, example_shapes: Sequence[Sequence[int]], path: Path,
+                input_names: Sequence[str], output_names: Sequence[str],
+                dynamic_axes: Mapping[str, Mapping[int, str]], opset: int = 17) -> None:
+    """The one ``torch.onnx.export`` call of training: *module* (already in eval mode, on the CPU) traced on zero
+    inputs of *example_shapes* by the TorchScript exporter (``dynamo=False``); checked with ``onnx.checker``."""
     import onnx
     import torch
 
-    head = exported_module(module, spec).to("cpu")
-    examples = tuple(torch.zeros(*shape) for shape in spec.example_shapes)
+    examples = tuple(torch.zeros(*shape) for shape in example_shapes)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        torch.onnx.export(head, examples, str(path), input_names=[t.name for t in spec.inputs],
-                          output_names=[t.name for t in spec.outputs], dynamic_axes=_dynamic_axes(spec),
-                          opset_version=spec.opset, dynamo=False)
+        torch.onnx.export(module, examples, str(path), input_names=list(input_names),
+                          output_names=list(output_names),
+                          dynamic_axes={name: dict(axes) for name, axes in dynamic_axes.items()},
+                          opset_version=opset, dynamo=False)
     onnx.checker.check_model(str(path))
 
 

@@ -17,13 +17,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tritonclient.grpc import model_config_pb2 as pb
-
 from models.lung_nodules.classifier import MODEL_NAME as CLASSIFIER
 from models.lung_nodules.network import INPUT_NAME, OUTPUT_NAME, probability_head
 from models.runtime.errors import ModelConfigError
-from models.runtime.model_config import message_to_text
 from models.runtime.repository import MODEL_FILENAME, ModelRepository
+from training.framework import export as framework_export
+from training.framework.spec import ExportSpec, TensorSpec
 from training.lung_nodules.config import ExportSettings, TrainConfig
 from training.publish import CARD_JSON, publish_version, render_card
 
@@ -32,34 +31,25 @@ LOGGER = logging.getLogger(__name__)
 CANDIDATE_DIR = "export"
 
 
-def onnx_from_network(network: Any, path: Path, roi: tuple[int, int, int], opset: int = 17) -> None:
-    """Write the probability head of *network* as ONNX: input ``ct`` [N,1,*roi], output ``nodule_prob`` [N,1,*roi]."""
-    import onnx
-    import torch
+def export_spec(settings: ExportSettings) -> ExportSpec:
+    """The network's tensors (``ct`` -> ``nodule_prob``, [1, *roi], the probability head), dynamic batching with
+    the batch size preferred and the grid as ``config.pbtxt`` parameters, for the framework's one exporter."""
+    return ExportSpec(
+        model=settings.model_name, inputs=(TensorSpec(INPUT_NAME, (1, *settings.roi)),),
+        outputs=(TensorSpec(OUTPUT_NAME, (1, *settings.roi)),), example_shapes=((1, 1, *settings.roi),),
+        max_batch_size=settings.max_batch_size, head=probability_head, preferred_batch_sizes=(settings.max_batch_size,),
+        opset=settings.opset, parameters={"spacing_mm": ",".join(f"{v:g}" for v in settings.spacing_mm),
+                                          "hu_window": ",".join(f"{v:g}" for v in settings.hu_window)})
 
-    head = probability_head(network).eval()
-    dummy = torch.zeros(1, 1, *roi)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(head, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=opset, dynamo=False)
-    onnx.checker.check_model(str(path))
+
+def onnx_from_network(network: Any, path: Path, settings: ExportSettings) -> None:
+    """Write the probability head of *network* as ONNX: input ``ct`` [N,1,*roi], output ``nodule_prob`` [N,1,*roi]."""
+    framework_export.onnx_file(network, export_spec(settings), path)
 
 
 def config_text(settings: ExportSettings, instance_count: int = 1) -> str:
     """``config.pbtxt`` for the exported network (ONNX Runtime platform, dynamic batching, CPU/GPU instances)."""
-    msg = pb.ModelConfig(name=settings.model_name, platform="onnxruntime_onnx",
-                         max_batch_size=settings.max_batch_size)
-    msg.input.add(name=INPUT_NAME, data_type=pb.TYPE_FP32, dims=[1, *settings.roi])
-    msg.output.add(name=OUTPUT_NAME, data_type=pb.TYPE_FP32, dims=[1, *settings.roi])
-    msg.version_policy.latest.num_versions = 1
-    msg.dynamic_batching.max_queue_delay_microseconds = 2000
-    msg.dynamic_batching.preferred_batch_size.append(settings.max_batch_size)
-    msg.instance_group.add(count=instance_count, kind=pb.ModelInstanceGroup.KIND_AUTO)
-    msg.parameters["spacing_mm"].string_value = ",".join(f"{v:g}" for v in settings.spacing_mm)
-    msg.parameters["hu_window"].string_value = ",".join(f"{v:g}" for v in settings.hu_window)
-    return message_to_text(msg)
+    return framework_export.config_text(export_spec(settings), instance_count)
 
 
 INTENDED_USE = ("Detection, measurement and Lung-RADS v2022 categorisation of pulmonary nodules on chest CT "
@@ -129,7 +119,7 @@ def write_candidate(run_dir: Path, network: Any, config: TrainConfig, card: dict
     if root.exists():
         shutil.rmtree(root)
     onnx_tmp = run_dir / "model.onnx.tmp"
-    onnx_from_network(network, onnx_tmp, config.export.roi, config.export.opset)
+    onnx_from_network(network, onnx_tmp, config.export)
     publish_version(root, config.export.model_name, onnx_tmp, config_text(config.export), card, version=1)
     onnx_tmp.unlink()
     return root / config.export.model_name / "1" / MODEL_FILENAME

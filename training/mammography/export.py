@@ -12,19 +12,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tritonclient.grpc import model_config_pb2 as pb
-
 from models.mammography.density import CUT_POINTS_PERCENT, DESCRIPTIONS
 from models.mammography.detection import Calibration
 from models.mammography.network import CHANNELS, INPUT_NAME, OUTPUT_NAME, TILE, export_head
 from models.mammography.preprocess import WORKING_SPACING_MM
-from models.runtime.model_config import message_to_text
+from training.framework import export as framework_export
+from training.framework.spec import ExportSpec, TensorSpec
 from training.mammography.config import TrainConfig
 from training.publish import publish_version
 
 LOGGER = logging.getLogger(__name__)
 
 MAX_BATCH = 4
+MODEL = "mammo_detector"
 INTENDED_USE = ("Screening mammography (2D, 'For Presentation' images, four standard views): marks soft-tissue "
                 "masses and micro-calcification clusters with region scores 1-100, an exam suspicion score 1-10 and "
                 "the BI-RADS density category, as a computer-aided second reader. Not a diagnosis; every mark must "
@@ -40,33 +40,24 @@ LIMITATIONS = [
 ]
 
 
-def onnx_file(network: Any, path: Path, opset: int = 17) -> None:
-    """Write the export head of *network* as ONNX (logits): input [N, 1, 1, TILE, TILE], output [N, 3, 1, TILE, TILE]."""
-    import onnx
-    import torch
+def export_spec(model: str) -> ExportSpec:
+    """The shipped detector's tensors (``mammogram`` [1, 1, TILE, TILE] -> ``logits`` [3, 1, TILE, TILE], logits of
+    the export head), dynamic batching and ``config.pbtxt`` parameters, for the framework's one exporter."""
+    return ExportSpec(model=model, inputs=(TensorSpec(INPUT_NAME, (1, 1, TILE, TILE)),),
+                      outputs=(TensorSpec(OUTPUT_NAME, (len(CHANNELS), 1, TILE, TILE)),),
+                      example_shapes=((1, 1, 1, TILE, TILE),), max_batch_size=MAX_BATCH, head=export_head,
+                      parameters={"spacing_mm": f"{WORKING_SPACING_MM:g}", "channels": ",".join(CHANNELS),
+                                  "normalisation": "VOI window -> [0, 1]"})
 
-    head = export_head(network).eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(head, (torch.zeros(1, 1, 1, TILE, TILE),), str(path), input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=opset, dynamo=False)
-    onnx.checker.check_model(str(path))
+
+def onnx_file(network: Any, path: Path, model: str = MODEL) -> None:
+    """Write the export head of *network* as ONNX (logits): input [N, 1, 1, TILE, TILE], output [N, 3, 1, TILE, TILE]."""
+    framework_export.onnx_file(network, export_spec(model), path)
 
 
 def config_text(model: str, instance_count: int = 1) -> str:
     """``config.pbtxt``: ONNX Runtime platform, fixed tiles, dynamic batching, working spacing as a parameter."""
-    msg = pb.ModelConfig(name=model, platform="onnxruntime_onnx", max_batch_size=MAX_BATCH)
-    msg.input.add(name=INPUT_NAME, data_type=pb.TYPE_FP32, dims=[1, 1, TILE, TILE])
-    msg.output.add(name=OUTPUT_NAME, data_type=pb.TYPE_FP32, dims=[len(CHANNELS), 1, TILE, TILE])
-    msg.version_policy.latest.num_versions = 1
-    msg.dynamic_batching.max_queue_delay_microseconds = 2000
-    msg.instance_group.add(count=instance_count, kind=pb.ModelInstanceGroup.KIND_AUTO)
-    msg.parameters["spacing_mm"].string_value = f"{WORKING_SPACING_MM:g}"
-    msg.parameters["channels"].string_value = ",".join(CHANNELS)
-    msg.parameters["normalisation"].string_value = "VOI window -> [0, 1]"
-    return message_to_text(msg)
+    return framework_export.config_text(export_spec(model), instance_count)
 
 
 def model_card(config: TrainConfig, calibration: Calibration, metrics: dict[str, Any],
@@ -101,7 +92,7 @@ def publish(network: Any, repo_root: Path, config: TrainConfig, card: dict[str, 
             version: int | None = None) -> int:
     """Export *network* and publish it as the next (or given) version of ``config.name``; returns the version."""
     onnx_tmp = work_dir / "model.onnx.tmp"
-    onnx_file(network, onnx_tmp)
+    onnx_file(network, onnx_tmp, config.name)
     try:
         return publish_version(repo_root, config.name, onnx_tmp, config_text(config.name), card, version=version)
     finally:
