@@ -119,3 +119,15 @@ def test_only_the_framework_calls_torch_onnx_export_in_the_training_loops() -> N
         source = path.read_text()
         assert "torch.onnx.export(" not in source and "ModelConfig(" not in source, path
     assert "torch.onnx.export(" in (REPO / "training" / "framework" / "export.py").read_text()
+
+
+def test_framework_onnx_file_takes_a_shipped_models_axis_names(tmp_path: Path) -> None:
+    from models.cardiac_mri.network import build_network
+    from training.framework.export import onnx_file
+
+    spec, sig = cardiac.export_spec(), cardiac.SIGNATURE
+    onnx_file(build_network((4, 8), 1), spec, tmp_path / "named.onnx",
+              dynamic_axes={sig.input_name: sig.input_axes, sig.output_name: sig.output_axes})
+    onnx_file(build_network((4, 8), 1), spec, tmp_path / "default.onnx")
+    assert _signature(tmp_path / "named.onnx")["inputs"] == [("image", FLOAT, ["batch", 1, "height", "width"])]
+    assert _signature(tmp_path / "default.onnx")["inputs"] == [("image", FLOAT, ["batch", 1, "image_1", "image_2"])]
