@@ -12,6 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
+from aiws.api.accounts import list_accounts
 from aiws.api.app import create_app
 from aiws.api.deps import ApiContext
 from aiws.audit import AuditExporter
@@ -155,6 +156,9 @@ class Service:
                                              daemon=True)
         self._http_thread.start()
         LOGGER.info("HTTP API on %s://%s:%d", "https" if http.https else "http", http.host, http.port)
+        if not list_accounts(self.ledger):
+            LOGGER.warning("no console account yet: create the first with `aiws user add NAME --role admin`, then "
+                           "sign in at /console/ (the API takes the admin token in <data_dir>/admin_token)")
         if http.host not in ("127.0.0.1", "::1", "localhost"):
             if not http.https:
                 LOGGER.warning("HTTP API on %s without HTTPS: set [http] tls_cert and tls_key, or keep it behind "

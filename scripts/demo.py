@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -33,8 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from aiws.api.accounts import create_account  # noqa: E402
+from aiws.api.auth import Role  # noqa: E402
 from aiws.cli import DEFAULT_CONFIG  # noqa: E402
-from aiws.config import config_from_mapping  # noqa: E402
+from aiws.config import config_from_mapping, load_config  # noqa: E402
+from aiws.ledger import Ledger  # noqa: E402
 from aiws.logsetup import CONSOLE, setup_logging  # noqa: E402
 from scripts.demo_plugins import PluginRun, examples, run_example  # noqa: E402
 from scripts.demo_studies import PIPELINES, DemoStudy, write_studies  # noqa: E402
@@ -120,7 +124,7 @@ def demo_config(ports: Ports, data_dir: Path, quiet_seconds: float) -> dict[str,
     raw["dicom"].update(host="127.0.0.1", port=ports.dicom)
     raw["dicom"]["destinations"] = [{**d, "port": ports.pacs, "pdf_report": True} if d["name"] == "pacs" else d
                                     for d in raw["dicom"]["destinations"]]
-    raw["http"].update(host="127.0.0.1", port=ports.http)
+    raw["http"].update(host="127.0.0.1", port=ports.http, admin_token=secrets.token_urlsafe(24))
     raw["study"]["quiet_seconds"] = quiet_seconds
     raw["storage"].update(data_dir=str(data_dir.resolve()), min_free_mb=64)
     config_from_mapping(raw, "demo configuration")
@@ -135,6 +139,7 @@ class Service:
     log_file: Path
     env: dict[str, str]
     url: str
+    token: str = ""  # the demo's admin token ([http] admin_token): every API read needs a role
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
@@ -153,7 +158,7 @@ class Service:
             return False
 
     def get(self, path: str) -> Any:
-        r = httpx.get(f"{self.url}{path}", timeout=30)
+        r = httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
         r.raise_for_status()
         return r.json()
 
@@ -278,11 +283,23 @@ def table(outcomes: Sequence[Outcome], runs: Sequence[PluginRun]) -> str:
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
-def pages(pacs: Orthanc, service: Service, outcomes: Sequence[Outcome]) -> str:
-    """Where to look: Orthanc Explorer's study pages (the results are in the same study) and the AIWS page."""
+def demo_account(config_file: Path) -> tuple[str, str]:
+    """An admin account for the console (user ``demo``, a random password), made in the demo's ledger before the
+    service starts; returns (user, password)."""
+    password = secrets.token_urlsafe(12)
+    ledger = Ledger.of_config(load_config(config_file, env={}))
+    try:
+        create_account(ledger, "demo", Role.ADMIN, password, actor="demo")
+    finally:
+        ledger.close()
+    return "demo", password
+
+
+def pages(pacs: Orthanc, service: Service, outcomes: Sequence[Outcome], login: tuple[str, str] = ("", "")) -> str:
+    """Where to look: Orthanc Explorer's study pages (the results are in the same study) and the AIWS console."""
     lines = [f"Orthanc Explorer (the demo PACS):  {pacs.explorer_url}"]
     lines += [f"  {o.study.pipeline:<13} {pacs.study_page(o.orthanc_id)}" for o in outcomes if o.orthanc_id]
-    lines += [f"AIWS status page:                 {service.url}/",
+    lines += [f"AIWS console:                     {service.url}/console/  (user {login[0]}, password {login[1]})",
               f"AIWS API:                         {service.url}/api/studies  {service.url}/api/jobs  "
               f"{service.url}/docs"]
     return "\n".join(lines)
@@ -305,7 +322,9 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
     config_file = data_dir / "aiws.toml"
     config_file.write_text(f"# written by scripts/demo.py: {DEFAULT_CONFIG.name} with the demo's ports and folders\n"
                            + toml_text(demo_config(ports, data_dir / "aiws", args.quiet_seconds)), encoding="utf-8")
-    service = Service(config_file, data_dir / "aiws.log", env, f"http://127.0.0.1:{ports.http}")
+    service = Service(config_file, data_dir / "aiws.log", env, f"http://127.0.0.1:{ports.http}",
+                      token=load_config(config_file, env={}).http.admin_token or "")
+    login = demo_account(config_file)
     try:
         CONSOLE.info(f"starting the demo PACS (Orthanc, DICOM {ports.pacs}) and AIWS (DICOM {ports.dicom}) ...")
         pacs.start()
@@ -314,12 +333,12 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
             pacs.upload(study.files)
         CONSOLE.info("the PACS sends each study to AIWS:")
         outcomes = send_and_wait(service, pacs, studies, args.timeout)
-        runs = [run_example(service.url, example) for example in examples()]
+        runs = [run_example(service.url, example, service.token) for example in examples()]
         CONSOLE.info("\n" + table(outcomes, runs) + "\n")
         CONSOLE.info("seconds: from the PACS's send to the last result back in the PACS, in brackets the pipeline's "
                      f"own time (the rest: {args.quiet_seconds:g} s without new images, the queue, sending);\n"
                      "plugins: the HTTP call\n")
-        CONSOLE.info(pages(pacs, service, outcomes))
+        CONSOLE.info(pages(pacs, service, outcomes, login))
         ok = all(o.state == "ok" for o in outcomes) and all(r.ok for r in runs)
         if args.ci:
             return 0 if ok else 1

@@ -82,12 +82,14 @@ class PluginRun:
     seconds: float
 
 
-def run_example(base_url: str, example: Example) -> PluginRun:
-    """POST *example* to the service at *base_url*; a refused or failed run is reported, not raised."""
+def run_example(base_url: str, example: Example, token: str = "") -> PluginRun:
+    """POST *example* to the service at *base_url* (with the API *token*: plugins need the clinician or admin
+    role); a refused or failed run is reported, not raised."""
     start = time.monotonic()
     try:
         r = httpx.post(f"{base_url}/api/plugins/{example.plugin}", content=example.body,
-                       headers={"Content-Type": example.content_type}, timeout=120)
+                       headers={"Content-Type": example.content_type, "Authorization": f"Bearer {token}"},
+                       timeout=120)
     except httpx.HTTPError as exc:
         return PluginRun(example, False, f"no answer ({type(exc).__name__})", time.monotonic() - start)
     seconds = time.monotonic() - start

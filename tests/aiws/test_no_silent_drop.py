@@ -60,7 +60,7 @@ def _store(port: int, ds: Dataset, **originator: object) -> int:
 
 
 def _study(aiws: AiwsProcess, uid: str) -> dict[str, object] | None:
-    r = httpx.get(f"{aiws.url}/api/studies/{uid}", timeout=30)
+    r = httpx.get(f"{aiws.url}/api/studies/{uid}", headers={"Authorization": "Bearer test-token"}, timeout=30)
     return r.json() if r.status_code == 200 else None
 
 

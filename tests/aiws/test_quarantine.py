@@ -164,7 +164,7 @@ def _metrics(aiws: AiwsProcess) -> str:
 def _page(aiws: AiwsProcess) -> str:
     import httpx
 
-    return httpx.get(f"{aiws.url}/", timeout=30).text
+    return httpx.get(f"{aiws.url}/console/status", headers={"Authorization": "Bearer test-token"}, timeout=30).text
 
 
 def test_version_1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
