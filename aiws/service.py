@@ -157,8 +157,10 @@ class Service:
         self._http_thread.start()
         LOGGER.info("HTTP API on %s://%s:%d", "https" if http.https else "http", http.host, http.port)
         if not list_accounts(self.ledger):
-            LOGGER.warning("no console account yet: create the first with `aiws user add NAME --role admin`, then "
-                           "sign in at /console/ (the API takes the admin token in <data_dir>/admin_token)")
+            # worded for the log filter (pacs_bridge.scrub), which would hide an option or a file name as a value
+            LOGGER.warning("no console account yet: create the first admin account with the command aiws user add "
+                           "(the guide for PACS administrators, Accounts, roles and HTTPS), then sign in at /console/; "
+                           "the API takes the admin token kept in the data_dir, file admin_token")
         if http.host not in ("127.0.0.1", "::1", "localhost"):
             if not http.https:
                 LOGGER.warning("HTTP API on %s without HTTPS: set [http] tls_cert and tls_key, or keep it behind "
