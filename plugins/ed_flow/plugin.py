@@ -45,8 +45,14 @@ def _bad(field: str, rule: str) -> InvalidInput:
     return InvalidInput("ed_flow", [FieldProblem(field, rule)])
 
 
+#: The longest history taken, in hours (5 years): arrivals decades apart would otherwise allocate one slot per hour
+#: between them (0001 to 9999: 88 million hours, 16 GB, met by the property tests of the API).
+MAX_HISTORY_HOURS = 5 * 366 * 24
+
+
 def history(data: EdFlowInput) -> tuple[list[datetime], np.ndarray]:
-    """Contiguous hourly counts from arrivals or ``hourly_counts``. Raises :class:`InvalidInput`."""
+    """Contiguous hourly counts from arrivals or ``hourly_counts``. Raises :class:`InvalidInput` (also for a
+    history longer than :data:`MAX_HISTORY_HOURS`)."""
     if data.arrivals is not None:
         stamps = data.arrivals
         if len({s.tzinfo is None for s in stamps}) > 1:
@@ -56,6 +62,8 @@ def history(data: EdFlowInput) -> tuple[list[datetime], np.ndarray]:
         if not floors:
             raise _bad("arrivals", "at least one arrival is required")
         n = int((floors[-1] - floors[0]).total_seconds() // 3600) + 1
+        if n > MAX_HISTORY_HOURS:
+            raise _bad("arrivals", f"the arrivals span {n} hours; at most {MAX_HISTORY_HOURS} (5 years)")
         counts = np.zeros(n, dtype=np.int64)
         for f in floors:
             counts[int((f - floors[0]).total_seconds() // 3600)] += 1

@@ -139,6 +139,7 @@ def test_short_history_is_not_computed(ed_flow: EdFlowPlugin) -> None:
     ({"arrivals": ["2024-01-01T00:00"], "length_of_stay_hours": [2, -1]}, "length_of_stay_hours[1]"),
     ({"queue": {"service_rate_per_hour": 2}}, "queue.arrival_rate_per_hour"),
     ({"arrivals": ["2024-01-01T00:00"], "horizon_hours": 0}, "horizon_hours"),
+    ({"arrivals": ["0001-01-01T00:00", "9999-12-31T23:00"]}, "arrivals"),  # refused at once, not 16 GB of hours
 ])
 def test_invalid_input_names_the_field(ed_flow: EdFlowPlugin, doc: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInput) as err:
