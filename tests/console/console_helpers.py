@@ -109,6 +109,25 @@ def new_browser() -> Any:
     return driver
 
 
+def reset_browser(driver: Any) -> None:
+    """Make a browser kept between tests as a new one: no cookies (of any port on 127.0.0.1), no cache, no
+    storage of the page it was on, a blank page and no browser-console messages left over (``get_log`` drains).
+
+    Raises:
+        selenium.common.exceptions.WebDriverException: the browser no longer answers (the caller starts another).
+    """
+    url = str(driver.current_url)
+    if url.startswith("http"):
+        origin = "/".join(url.split("/")[:3])
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+    driver.get("about:blank")
+    driver.get_log("browser")
+    if driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]:
+        raise RuntimeError("the browser kept cookies after Network.clearBrowserCookies")
+
+
 def login(browser: Any, console: Console, role: Role | str, password: str | None = None) -> None:
     """Sign in through the login form as the account named after *role*; waits for the page after it."""
     from selenium.webdriver.common.by import By

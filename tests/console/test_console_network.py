@@ -3,6 +3,10 @@
 HTTP checks with API tokens (forms, refusals shown next to their field, roles), then in a real headless
 Chromium: a destination added on the page pointing at a real echo peer (dcmtk ``storescp``) and echoed from
 the page; a route edited on the page and tested on an uploaded file.
+
+One service serves the module; after each test what it changed (local AE, sources, destinations, routing rules)
+is put back as the configuration file had it, through the API, so each test starts from the file's configuration.
+The rules' version goes on counting across tests: a test reads it first and expects the next.
 """
 from __future__ import annotations
 
@@ -68,13 +72,55 @@ class Service:
         return httpx.post(f"{self.proc.url}{path}", headers=self.console.headers(role), data=data, timeout=60,
                           **kw)  # type: ignore[arg-type]
 
+    def rules_version(self) -> int:
+        return int(self.proc.api("/api/routes")["version"])
+
+    def network(self) -> dict[str, Any]:
+        """What the tests change: the local AE, sources, destinations and routing rules (without version)."""
+        ae = self.proc.api("/api/config/ae")
+        return {"ae": {"ae_title": ae["ae_title"], "require_known_source": ae["require_known_source"]},
+                "sources": self.proc.api("/api/config/sources"),
+                "destinations": sorted(self.proc.api("/api/config/destinations"), key=lambda d: str(d["name"])),
+                "routes": self.proc.api("/api/routes")["routes"]}
+
+    def restore(self, was: dict[str, Any]) -> None:
+        """Put back *was* (from :meth:`network`): rules first (they may name a destination a test added)."""
+        api = self.proc.api
+        if api("/api/routes")["routes"] != was["routes"]:
+            api("/api/routes", "PUT", json={"version": self.rules_version(), "routes": was["routes"]})
+        now = {d["name"]: d for d in api("/api/config/destinations")}
+        for name in now.keys() - {d["name"] for d in was["destinations"]}:
+            api(f"/api/config/destinations/{name}", "DELETE")
+        for dest in was["destinations"]:
+            if dest["name"] not in now:
+                api("/api/config/destinations", "POST", json=dest)
+            elif now[dest["name"]] != dest:
+                api(f"/api/config/destinations/{dest['name']}", "PUT", json=dest)
+        if api("/api/config/sources") != was["sources"]:
+            for title in {s["ae_title"] for s in api("/api/config/sources")}:
+                api(f"/api/config/sources/{title}", "DELETE")
+            for source in was["sources"]:
+                api("/api/config/sources", "POST", json=source)
+        api("/api/config/ae", "PUT", json=was["ae"])
+        if self.network() != was:
+            raise RuntimeError(f"configuration not restored: {self.network()} != {was}")
+
+
+@pytest.fixture(scope="module")
+def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    console = start_console(tmp_path_factory.mktemp("console_network"), CONFIG)
+    try:
+        yield Service(console)
+    finally:
+        console.stop()
+
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    (tmp_path / "svc").mkdir()
-    console = start_console(tmp_path / "svc", CONFIG)
-    yield Service(console)
-    console.stop()
+def service(shared_service: Service) -> Iterator[Service]:
+    """The module's service as its configuration file set it up; what the test changed is put back after it."""
+    was = shared_service.network()
+    yield shared_service
+    shared_service.restore(was)
 
 
 @pytest.fixture
@@ -175,8 +221,9 @@ def _rules_form(page: str) -> dict[str, str]:
 
 
 def test_rules_edited_refused_next_to_the_field_then_saved_and_tested(service: Service, tmp_path: Path) -> None:
+    version = service.rules_version()  # 1 in a new service; counts on across the module's tests
     form = _rules_form(service.get("/console/rules").text)
-    assert (form["version"], form["count"], form["pipeline-0"]) == ("1", "2", "echo_summary")
+    assert (form["version"], form["count"], form["pipeline-0"]) == (str(version), "2", "echo_summary")
     assert form["match-0"] == "Modality = '^CT$'\nSliceThickness = [0, 3]"
 
     bad = {**form, "match-0": 'Modalty = "CT"', "send_to-0": "pacs, nowhere"}
@@ -188,9 +235,9 @@ def test_rules_edited_refused_next_to_the_field_then_saved_and_tested(service: S
 
     thick = {**form, "match-0": "Modality = '^CT$'\nSliceThickness = [0, 6]"}
     assert service.post("/console/rules", thick).status_code == 303
-    assert service.proc.api("/api/routes")["version"] == 2
+    assert service.rules_version() == version + 1
     stale = service.post("/console/rules", {**form, "match-0": "Modality = 'CT'"})
-    assert stale.status_code == 409 and "version 2" in _by_id(stale.text, "rules-error")
+    assert stale.status_code == 409 and f"version {version + 1}" in _by_id(stale.text, "rules-error")
 
     path = _dicom_file(tmp_path, SliceThickness="5")
     with path.open("rb") as fp:
@@ -236,6 +283,7 @@ def test_browser_adds_a_destination_and_echoes_it(service: Service, echo_peer: i
 def test_browser_edits_a_route_and_tests_it_on_a_file(service: Service, tmp_path: Path, browser: Any,
                                                       login: Callable[..., None],
                                                       screenshot: Callable[[Any, str], Path]) -> None:
+    version = service.rules_version()
     login(browser, service.console, Role.ADMIN)
     browser.get(f"{service.proc.url}/console/rules")
     conditions = _wait(browser, "match-0")
@@ -249,7 +297,7 @@ def test_browser_edits_a_route_and_tests_it_on_a_file(service: Service, tmp_path
     conditions.clear()
     conditions.send_keys("Modality = '^CT$'\nSliceThickness = [0, 6]")
     browser.find_element(By.ID, "save-rules").click()
-    assert _wait(browser, "flash").text == "Routing rules saved: version 2, applied to the next study."
+    assert _wait(browser, "flash").text == f"Routing rules saved: version {version + 1}, applied to the next study."
     assert "SliceThickness = [0, 6]" in browser.find_element(By.ID, "rules-toml").text
 
     browser.find_element(By.ID, "test-file").send_keys(str(_dicom_file(tmp_path, SliceThickness="5")))
