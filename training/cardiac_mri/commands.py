@@ -1,6 +1,8 @@
 """What ``aiws train cardiac_mri`` and ``aiws evaluate RUN`` do for this task (phantoms from seeds: no --data)."""
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 
 from models.cardiac_mri.network import MODEL_NAME
@@ -45,3 +47,34 @@ def evaluate_run(run_dir: Path, seeds: tuple[int, int] = DEFAULT_EVAL_SEEDS) -> 
                  f"{d['rv_esv_max_abs_error_pct']} %; ED/ES phase agreement {d['ed_es_phase_agreement']}")
     lines.append(f"written {run_dir / 'evaluation.json'}")
     return lines, all(ok for _, _, ok in bars)
+
+
+def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:
+    """``aiws export RUN``: the run's candidate as the next version in *repo_root*; the card gets the run's
+    ``evaluation.json`` (metrics) and, where :mod:`training.cardiac_mri.cross_family` wrote it, the "train family
+    -> evaluation family" rows.
+
+    Raises:
+        FileNotFoundError: the run has no exported candidate.
+        ModelConfigError: incompatible with the model's existing ``config.pbtxt``.
+    """
+    from models.runtime.repository import MODEL_FILENAME, ModelRepository
+    from training.candidate import EVALUATION_JSON
+    from training.publish import CARD_JSON, publish_version
+
+    candidates = ModelRepository(run_dir / CANDIDATE_DIR)
+    if MODEL_NAME not in candidates.models():
+        raise FileNotFoundError(f"{run_dir}: no exported {MODEL_NAME} in {run_dir / CANDIDATE_DIR} (train first)")
+    folder = candidates.root / MODEL_NAME / str(candidates.resolve_version(MODEL_NAME))
+    card = json.loads((folder / CARD_JSON).read_text(encoding="utf-8"))
+    evaluation_file = run_dir / EVALUATION_JSON
+    if evaluation_file.is_file():
+        evaluation = json.loads(evaluation_file.read_text(encoding="utf-8"))
+        if "cross_family" in evaluation:
+            card["cross_family"] = evaluation.pop("cross_family")
+            evaluation["rows"] = [{k: v for k, v in row.items() if k != "cases"} for row in evaluation["rows"]]
+        card.setdefault("metrics", {})["evaluation"] = evaluation
+    card["provenance"]["run"] = run_dir.name
+    card["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    config = candidates.config_path(MODEL_NAME).read_text(encoding="utf-8")
+    return MODEL_NAME, publish_version(repo_root, MODEL_NAME, folder / MODEL_FILENAME, config, card)

@@ -96,7 +96,25 @@ def evaluate_phantom(seed: int, predict: Predict) -> CineResult:
     return CineResult(seed, truth_function(params), ours)
 
 
-def evaluate(seeds: Iterable[int], predict: Predict) -> CardiacMetrics:
-    metrics = CardiacMetrics(tuple(evaluate_phantom(s, predict) for s in seeds))
-    LOGGER.info("cardiac evaluation: %s", metrics.as_dict())
+def evaluate_phantom_b(seed: int, predict: Predict) -> CineResult:
+    """:func:`evaluate_phantom` on the family-B cine of *seed* (:mod:`training.cardiac_mri.phantom_b`)."""
+    from training.cardiac_mri.phantom_b import make_cine_b
+
+    cine = make_cine_b(seed)
+    labels = segment_cine(cine.images, predict)
+    ours = cardiac_function(masks_from_labels(labels), cine.geometry, cine.heart_rate_bpm, cine.bsa_m2)
+    return CineResult(seed, cine.truth(), ours)
+
+
+def evaluate(seeds: Iterable[int], predict: Predict, family: str = "A") -> CardiacMetrics:
+    """Metrics over the phantoms of *seeds* of phantom family ``A`` (:mod:`.phantom`) or ``B`` (:mod:`.phantom_b`).
+
+    Raises:
+        ValueError: another family.
+    """
+    one = {"A": evaluate_phantom, "B": evaluate_phantom_b}.get(family.upper())
+    if one is None:
+        raise ValueError(f"cardiac evaluation: family {family!r}, expected A or B")
+    metrics = CardiacMetrics(tuple(one(s, predict) for s in seeds))
+    LOGGER.info("cardiac evaluation (family %s): %s", family.upper(), metrics.as_dict())
     return metrics

@@ -58,6 +58,18 @@ def config_text(instance_count: int = 1) -> str:
     return framework_export.config_text(export_spec(), instance_count)
 
 
+GENERATORS = {"A": "training/cardiac_mri/phantom.py", "B": "training/cardiac_mri/phantom_b.py"}
+AUGMENTATION = ("MONAI: rotation +-25 degrees and scale +-15 % (pixel spacing), elastic deformation, polynomial bias "
+                "field, contrast gamma 0.7-1.4, intensity scale, Gaussian blur, Rician noise")
+
+
+def _generators(families: list[str]) -> dict[str, Any]:
+    """Version 1's card named one generator; a card trained on several families names each."""
+    if list(families) == ["A"]:
+        return {"generator": GENERATORS["A"]}
+    return {"families": list(families), "generators": {f: GENERATORS[f] for f in families}}
+
+
 def candidate_card(config_json: dict[str, Any], config_hash: str, validation: dict[str, Any]) -> dict[str, Any]:
     """The model card of a freshly trained segmenter (``aiws evaluate`` adds the evaluation figures)."""
     return {
@@ -66,7 +78,9 @@ def candidate_card(config_json: dict[str, Any], config_hash: str, validation: di
                    "each cine image at its native resolution.",
         "intended_use": INTENDED_USE,
         "trained_on": {"phantom_seeds": config_json["train_seeds"], "validation_seeds": config_json["val_seeds"],
-                       "generator": "training/cardiac_mri/phantom.py"},
+                       **_generators(config_json.get("families", ["A"])),
+                       **({"augmentation": AUGMENTATION} if config_json.get("augment") else {}),
+                       **({"initial_weights": config_json["init_version"]} if config_json.get("init_version") else {})},
         "metrics": {"validation": validation},
         "conventions": CONVENTIONS,
         "limitations": LIMITATIONS,

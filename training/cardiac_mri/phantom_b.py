@@ -10,7 +10,8 @@ stack has 6-16 slices of 5-10 mm with 0-5 mm gaps and may start below the base o
 breath-hold (misregistration; image and labels move together); a smooth random multiplicative bias field
 (coil sensitivity) and Rician noise on a different intensity scale.
 
-``make_cine_b(seed)`` returns a :class:`CineB`; :meth:`CineB.truth` is the true function by the pipeline's
+``make_cine_b(seed)`` returns a :class:`CineB` (``draw_b(seed)`` and ``render_b(params, phase, slice)``
+give one slice at a time, for training); :meth:`CineB.truth` is the true function by the pipeline's
 own method of discs on the truth label volumes.
 """
 from __future__ import annotations
@@ -136,8 +137,43 @@ def _slice(h: _Heart, s: float, f: float, x: np.ndarray, y: np.ndarray,
     return img, lab
 
 
-def make_cine_b(seed: int) -> CineB:
-    """The family-B cine of *seed* (deterministic)."""
+@dataclass(frozen=True, eq=False)
+class CineBParams:
+    """Everything drawn from a family-B seed: the heart, the stack, the tones and the acquisition."""
+
+    seed: int
+    heart: _Heart
+    thickness_mm: float
+    gap_mm: float
+    first_slice_mm: float
+    n_slices: int
+    n_phases: int
+    rows: int
+    pixel_mm: float
+    tones: dict[str, float]
+    shifts_mm: np.ndarray  # (slices, 2) breath-hold misregistration
+    centre_mm: np.ndarray  # (2,)
+    angle: float
+    bias: np.ndarray  # (rows, columns) multiplicative coil sensitivity
+    noise: float
+    gain: float
+    sex: str
+    heart_rate_bpm: float
+    height_cm: float
+    weight_kg: float
+
+    @property
+    def geometry(self) -> DiscGeometry:
+        return DiscGeometry((self.pixel_mm, self.pixel_mm), self.thickness_mm, self.gap_mm)
+
+    def heart_centre_px(self, k: int) -> tuple[float, float]:
+        """(row, column) of the LV axis on slice *k* (its breathing shift included)."""
+        return (self.rows / 2 + (self.centre_mm[1] + self.shifts_mm[k, 1]) / self.pixel_mm,
+                self.rows / 2 + (self.centre_mm[0] + self.shifts_mm[k, 0]) / self.pixel_mm)
+
+
+def draw_b(seed: int) -> CineBParams:
+    """The random draws of the family-B cine of *seed* (deterministic; no image rendered)."""
     rng = np.random.default_rng([seed, 0xCB])
     ef = rng.uniform(0.25, 0.72)
     length, descent = rng.uniform(62, 100), rng.uniform(5, 16)
@@ -154,7 +190,7 @@ def make_cine_b(seed: int) -> CineB:
     wanted = int(math.ceil((length + h.wall - first) / step))
     n_slices = int(np.clip(wanted - int(rng.integers(0, 2)), 6, 16))  # may stop above the apex
     n_phases = int(rng.integers(14, 31))
-    rows = cols = int(rng.choice([192, 208, 224, 256]))
+    rows = int(rng.choice([192, 208, 224, 256]))
     ps = float(rng.uniform(280.0, 360.0)) / rows  # field of view 280-360 mm
     tones = {"blood": float(rng.uniform(0.75, 1.0)), "myo": float(rng.uniform(0.18, 0.3)),
              "tissue": float(rng.uniform(0.3, 0.45)), "lung": float(rng.uniform(0.02, 0.06)),
@@ -162,31 +198,49 @@ def make_cine_b(seed: int) -> CineB:
     shifts = rng.normal(0, rng.uniform(1.0, 3.0), (n_slices, 2))  # breath-hold misregistration (mm)
     centre = rng.normal(0, 8, 2)
     angle = float(rng.uniform(-0.5, 0.5))  # RV on the image left, as a short-axis plan puts it
-    bias = _bias(rng, (rows, cols), float(rng.uniform(0.25, 0.6)))
+    bias = _bias(rng, (rows, rows), float(rng.uniform(0.25, 0.6)))
     noise, gain = float(rng.uniform(0.02, 0.06)), float(rng.uniform(800, 3000))
-    j, i = np.meshgrid(np.arange(cols), np.arange(rows))
-    images = np.empty((n_phases, n_slices, rows, cols), np.float32)
-    labels = np.empty((n_phases, n_slices, rows, cols), np.uint8)
-    for k in range(n_slices):
-        x0 = (j - cols / 2) * ps - centre[0] - shifts[k, 0]
-        y0 = (i - rows / 2) * ps - centre[1] - shifts[k, 1]
-        x, y = math.cos(angle) * x0 + math.sin(angle) * y0, -math.sin(angle) * x0 + math.cos(angle) * y0
-        for ph in range(n_phases):
-            img, lab = _slice(h, first + k * step, _squeeze(ph / n_phases, h.t_es), x, y, tones)
-            nrng = np.random.default_rng([seed, ph, k, 0xCB])
-            sigma = noise * tones["blood"]
-            real = ndimage.gaussian_filter(img, 0.6) * bias + nrng.normal(0, sigma, img.shape)
-            imag = nrng.normal(0, sigma, img.shape)
-            images[ph, k] = np.sqrt(real ** 2 + imag ** 2) * gain
-            labels[ph, k] = lab
     sex = str(rng.choice(["M", "F"]))
-    info = {"family": "b", "sex": sex, "slices": n_slices, "phases": n_phases, "thickness_mm": thickness, "gap_mm": gap,
-            "first_slice_mm": round(first, 2), "pixel_mm": round(ps, 3), "breathing_shift_mm_sd":
-            round(float(shifts.std()), 2), "bias_range": [round(float(bias.min()), 3), round(float(bias.max()), 3)],
-            "base_covered": first <= 0.0, "apex_covered": first + (n_slices - 1) * step >= length}
-    return CineB(seed, images, labels, DiscGeometry((ps, ps), thickness, gap), float(rng.uniform(50, 100)),
-                 float(rng.uniform(160, 195) if sex == "M" else rng.uniform(150, 180)),
-                 float(rng.uniform(55, 115) if sex == "M" else rng.uniform(45, 95)), info)
+    hr = float(rng.uniform(50, 100))
+    height = float(rng.uniform(160, 195) if sex == "M" else rng.uniform(150, 180))
+    weight = float(rng.uniform(55, 115) if sex == "M" else rng.uniform(45, 95))
+    return CineBParams(seed, h, thickness, gap, first, n_slices, n_phases, rows, ps, tones, shifts, centre, angle,
+                       bias, noise, gain, sex, hr, height, weight)
+
+
+def render_b(p: CineBParams, phase: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(image float32 with bias field and Rician noise, labels uint8) of slice *k* at *phase*."""
+    cols = rows = p.rows
+    j, i = np.meshgrid(np.arange(cols), np.arange(rows))
+    x0 = (j - cols / 2) * p.pixel_mm - p.centre_mm[0] - p.shifts_mm[k, 0]
+    y0 = (i - rows / 2) * p.pixel_mm - p.centre_mm[1] - p.shifts_mm[k, 1]
+    c, s = math.cos(p.angle), math.sin(p.angle)
+    x, y = c * x0 + s * y0, -s * x0 + c * y0
+    step = p.thickness_mm + p.gap_mm
+    img, lab = _slice(p.heart, p.first_slice_mm + k * step, _squeeze(phase / p.n_phases, p.heart.t_es), x, y, p.tones)
+    nrng = np.random.default_rng([p.seed, phase, k, 0xCB])
+    sigma = p.noise * p.tones["blood"]
+    real = ndimage.gaussian_filter(img, 0.6) * p.bias + nrng.normal(0, sigma, img.shape)
+    imag = nrng.normal(0, sigma, img.shape)
+    return (np.sqrt(real ** 2 + imag ** 2) * p.gain).astype(np.float32), lab
+
+
+def make_cine_b(seed: int) -> CineB:
+    """The family-B cine of *seed* (deterministic)."""
+    p = draw_b(seed)
+    images = np.empty((p.n_phases, p.n_slices, p.rows, p.rows), np.float32)
+    labels = np.empty((p.n_phases, p.n_slices, p.rows, p.rows), np.uint8)
+    for k in range(p.n_slices):
+        for ph in range(p.n_phases):
+            images[ph, k], labels[ph, k] = render_b(p, ph, k)
+    step = p.thickness_mm + p.gap_mm
+    info = {"family": "b", "sex": p.sex, "slices": p.n_slices, "phases": p.n_phases, "thickness_mm": p.thickness_mm,
+            "gap_mm": p.gap_mm, "first_slice_mm": round(p.first_slice_mm, 2), "pixel_mm": round(p.pixel_mm, 3),
+            "breathing_shift_mm_sd": round(float(p.shifts_mm.std()), 2),
+            "bias_range": [round(float(p.bias.min()), 3), round(float(p.bias.max()), 3)],
+            "base_covered": p.first_slice_mm <= 0.0,
+            "apex_covered": p.first_slice_mm + (p.n_slices - 1) * step >= p.heart.length}
+    return CineB(seed, images, labels, p.geometry, p.heart_rate_bpm, p.height_cm, p.weight_kg, info)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 Each step draws phantoms from the training seed range, a phase (half of them at the phantom's
 end-diastole or end-systole) and a slice, renders the image and its truth labels, and crops a
-``crop`` x ``crop`` window around the heart (jittered; sometimes anywhere). Loss: Dice + CE
+``crop`` x ``crop`` window around the heart (jittered; sometimes anywhere). ``families`` names the phantom
+families drawn (``A`` :mod:`.phantom`, ``B`` :mod:`.phantom_b`, in equal shares; the default is A alone, as
+version 1 was trained); ``augment`` adds the MONAI augmentation of :mod:`.augment`; ``init_version`` starts from the
+weights of a published version (fine-tuning). Validation runs every family. Loss: Dice + CE
 (MONAI ``DiceCELoss``). A run directory holds ``config.json``, ``checkpoint.pt`` (best
 validation), ``history.json``, ``curves.png``, ``metrics.json`` and ``export/`` (the ONNX candidate).
 """
@@ -20,11 +23,15 @@ import numpy as np
 from models.cardiac_mri.segment import normalise
 from models.errors import ModelError
 from training.candidate import JsonConfig, TrainResult, torch_predict, write_candidate
+from training.cardiac_mri.augment import Augment, sample_b
 from training.cardiac_mri.evaluate import CardiacMetrics, evaluate
-from training.cardiac_mri.export import SIGNATURE, candidate_card, config_text
+from training.cardiac_mri.export import SIGNATURE, candidate_card, config_text, export_spec
 from training.cardiac_mri.phantom import CineParams, make_params, render
+from training.framework.export import load_version_weights
 
 LOGGER = logging.getLogger(__name__)
+
+FAMILIES = ("A", "B")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,13 @@ class TrainConfig(JsonConfig):
     threads: int = 2
     max_minutes: float = 20.0
     init_checkpoint: str = ""  # continue from the weights of an earlier run (fine-tuning); "" = from scratch
+    init_version: str = ""  # or from a published version folder of the same widths (e.g. triton_repo/<model>/1)
+    families: tuple[str, ...] = ("A",)  # phantom families drawn (A: phantom.py, B: phantom_b.py)
+    augment: bool = False  # MONAI augmentation (training/cardiac_mri/augment.py)
+
+    def __post_init__(self) -> None:
+        if not self.families or set(self.families) - set(FAMILIES):
+            raise ValueError(f"families {list(self.families)}: one or more of {', '.join(FAMILIES)}")
 
 
 def _phase(p: CineParams, rng: np.random.Generator) -> int:
@@ -69,24 +83,39 @@ def _crop(image: np.ndarray, labels: np.ndarray, p: CineParams, size: int, rng: 
     return image[i0:i0 + size, j0:j0 + size], labels[i0:i0 + size, j0:j0 + size]
 
 
-def sample_batch(cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(images (b, 1, crop, crop) normalised float32, labels (b, 1, crop, crop) int64)."""
+def _sample_a(cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    p = make_params(int(rng.integers(*cfg.train_seeds)))
+    image, labels = render(p, _phase(p, rng), int(rng.integers(p.n_slices)))
+    image = normalise(image[None])[0]
+    image = image ** rng.uniform(0.8, 1.25)  # contrast variation
+    return _crop(image, labels, p, cfg.crop, rng)
+
+
+def sample_batch(cfg: TrainConfig, rng: np.random.Generator, augment: Augment | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(images (b, 1, crop, crop) normalised float32, labels (b, 1, crop, crop) int64), each drawn from one of
+    ``cfg.families``; *augment* (when given) transforms each crop."""
     xs, ys = [], []
     for _ in range(cfg.batch_size):
-        p = make_params(int(rng.integers(*cfg.train_seeds)))
-        image, labels = render(p, _phase(p, rng), int(rng.integers(p.n_slices)))
-        image = normalise(image[None])[0]
-        image = image ** rng.uniform(0.8, 1.25)  # contrast variation
-        x, y = _crop(image, labels, p, cfg.crop, rng)
+        family = cfg.families[int(rng.integers(len(cfg.families)))] if len(cfg.families) > 1 else cfg.families[0]
+        if family == "A":
+            x, y = _sample_a(cfg, rng)
+        else:
+            x, y = sample_b(int(rng.integers(*cfg.train_seeds)), cfg.crop, rng)
+        if augment is not None:
+            xa, ya = augment(x[None], y[None])
+            x, y = xa[0], ya[0]
         xs.append(x)
         ys.append(y)
     return np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.int64)
 
 
 def _validate(net: Any, cfg: TrainConfig) -> CardiacMetrics | None:
+    """The validation seeds of every family in ``cfg.families``, as one set of results."""
     net.eval()
     try:
-        return evaluate(range(*cfg.val_seeds), torch_predict(net))
+        return CardiacMetrics(tuple(r for family in cfg.families
+                                    for r in evaluate(range(*cfg.val_seeds), torch_predict(net), family).results))
     except ModelError as exc:  # an early network may find no LV at all
         LOGGER.info("cardiac validation not possible yet: %s", exc)
         return None
@@ -118,6 +147,10 @@ def train(cfg: TrainConfig, run_dir: Path) -> TrainResult:
     net = build_network(cfg.channels, cfg.num_res_units)
     if cfg.init_checkpoint:
         net.load_state_dict(load_network(Path(cfg.init_checkpoint)).state_dict())
+    elif cfg.init_version:
+        LOGGER.info("cardiac: weights from %s", load_version_weights(net, Path(cfg.init_version), export_spec(),
+                                                                     run_dir / "init_version.onnx"))
+    augment = Augment(cfg.seed, cfg.crop) if cfg.augment else None
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=cfg.steps)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -127,7 +160,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> TrainResult:
     losses: list[float] = []
     deadline = t0 + cfg.max_minutes * 60
     for step in range(1, cfg.steps + 1):
-        x, y = sample_batch(cfg, rng)
+        x, y = sample_batch(cfg, rng, augment)
         loss = loss_fn(net(torch.from_numpy(x)), torch.from_numpy(y))
         opt.zero_grad()
         loss.backward()
