@@ -120,7 +120,7 @@ def _lung(repo: Path, version: int | None, family: str, seeds: Sequence[int]) ->
 def _mammo(repo: Path, version: int | None, family: str, seeds: Sequence[int]) -> dict[str, Any]:
     from models.mammography.analysis import analyse_exam, analyse_view
     from models.mammography.density import birads_density, exam_density
-    from models.mammography.inference import load_calibration, runtime_predictor
+    from models.mammography.inference import load_calibration, relative_input, runtime_predictor
     from models.runtime import RuntimeSettings, make_runtime
     from training.mammography.evaluate import ExamRecord, ViewRecord, evaluate
     from training.mammography.phantom import PHANTOM_WINDOW, PhantomConfig, make_exam, to_working
@@ -132,13 +132,14 @@ def _mammo(repo: Path, version: int | None, family: str, seeds: Sequence[int]) -
         version = version or runtime.resolve_version(model)
         predict = runtime_predictor(runtime, model, version)
         calibration = load_calibration(runtime, model, version)
+        relative = relative_input(runtime, model, version)  # the version's own network input
         for seed in seeds:
             exam = make_exam(seed, PhantomConfig(lesion_rate=0.5)) if family == "a" else make_exam_b(seed)
             window = getattr(exam, "window", PHANTOM_WINDOW)
             analyses, views = {}, []
             for key, native in exam.views.items():
                 pv = to_working(native)
-                a = analyse_view(pv.image, pv.laterality, pv.view, window, predict)
+                a = analyse_view(pv.image, pv.laterality, pv.view, window, predict, relative)
                 analyses[key] = a
                 views.append(ViewRecord(pv.laterality, pv.view, pv.spacing_mm, a.percent_dense,
                                         native.percent_dense, a.candidates, pv.lesions, a.peak_logits))

@@ -66,14 +66,21 @@ def breast_relative(image: np.ndarray, window: tuple[float, float], seg: BreastS
     return relative_to_breast(x, *breast_levels(x, seg.breast, seg.pectoral, WORKING_SPACING_MM))
 
 
-def predict_logits(image: np.ndarray, window: tuple[float, float], predict: Predict) -> np.ndarray:
-    """Network logits (3, H, W) for a canonical working-resolution image.
+def predict_logits(image: np.ndarray, window: tuple[float, float], predict: Predict,
+                   levels: tuple[float, float] | None = None) -> np.ndarray:
+    """Network logits (3, H, W) for a canonical working-resolution image. The network sees the image normalised
+    by its display window (v1), or, given the breast's (air, fat) *levels* (:func:`breast_levels`), that image
+    mapped to them (:func:`relative_to_breast`): for versions whose card says ``network_input:
+    breast_relative`` (:data:`models.mammography.inference.BREAST_RELATIVE`).
 
     Raises:
         ModelError: the network returned an unexpected shape or non-finite values.
     """
     x = normalise(image, *window)
     background = float(normalise(np.array([0.0]), *window)[0])
+    if levels is not None:
+        x = relative_to_breast(x, *levels)
+        background = float(relative_to_breast(np.array([background]), *levels)[0])
     padded = pad_to_multiple(x, INPUT_MULTIPLE, min(background, float(x.min())))
     out = np.asarray(predict(padded[None, None].astype(np.float32)))
     if out.shape != (1, len(CHANNELS), *padded.shape):
@@ -103,8 +110,10 @@ def _at(mask: np.ndarray, centre_rc: tuple[float, float]) -> bool:
 
 
 def analyse_view(image: np.ndarray, laterality: str, view: str, window: tuple[float, float],
-                 predict: Predict) -> ViewAnalysis:
-    """Segmentation, density and lesion candidates of one canonical working-resolution image.
+                 predict: Predict, relative_input: bool = False) -> ViewAnalysis:
+    """Segmentation, density and lesion candidates of one canonical working-resolution image. *relative_input*:
+    the network was trained on the breast-relative image (its card's ``network_input``, see
+    :func:`predict_logits`); False for v1.
 
     Raises:
         RetryLater: from the runtime (inference server down or model not ready), unchanged.
@@ -112,8 +121,10 @@ def analyse_view(image: np.ndarray, laterality: str, view: str, window: tuple[fl
     """
     try:
         seg = segment_breast(image, WORKING_SPACING_MM, view)
-        logits = predict_logits(image, window, predict)
-        relative = breast_relative(image, window, seg)
+        x = normalise(image, *window)
+        levels = breast_levels(x, seg.breast, seg.pectoral, WORKING_SPACING_MM)
+        logits = predict_logits(image, window, predict, levels if relative_input else None)
+        relative = relative_to_breast(x, *levels)
     except RetryLater:
         raise
     except ModelError as exc:

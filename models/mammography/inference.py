@@ -21,6 +21,11 @@ from models.runtime import InferenceRuntime, SlidingWindow, sliding_window_infer
 LOGGER = logging.getLogger(__name__)
 
 CARD_JSON = "model_card.json"
+#: ``network_input`` of a model card: the display window alone (version 1; also when the key is absent), or the
+#: window-normalised image mapped to the breast's own air and fat levels.
+WINDOW = "window"
+BREAST_RELATIVE = "breast_relative"
+NETWORK_INPUTS = (WINDOW, BREAST_RELATIVE)
 
 
 def runtime_predictor(runtime: InferenceRuntime, model: str, version: int) -> Predict:
@@ -47,3 +52,22 @@ def load_calibration(runtime: InferenceRuntime, model: str, version: int) -> Cal
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"model {model} version {version}: no calibration (operating_point) in {path}: {exc!r}") from exc
     return Calibration.from_json(point, str(path))
+
+
+def relative_input(runtime: InferenceRuntime, model: str, version: int) -> bool:
+    """Whether *model* version *version* was trained on the breast-relative image: its card's ``network_input``
+    is :data:`BREAST_RELATIVE`; a card without the key (version 1) or with :data:`WINDOW` means the display
+    window alone (:func:`models.mammography.analysis.predict_logits`).
+
+    Raises:
+        ModelError: an unreadable card, or a ``network_input`` that is neither.
+    """
+    path = runtime.repository.root / model / str(version) / CARD_JSON
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("network_input", WINDOW)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ModelError(f"model {model} version {version}: unreadable model card {path}: {exc!r}") from exc
+    if value not in NETWORK_INPUTS:
+        raise ModelError(f"model {model} version {version}: network_input {value!r} is not one of "
+                         f"{', '.join(NETWORK_INPUTS)}")
+    return bool(value == BREAST_RELATIVE)

@@ -27,7 +27,7 @@ from imaging.provenance import algorithm_version
 from imaging.series import InstanceHeader
 from models.errors import ModelError, NoSuitableSeries
 from models.mammography.analysis import ExamAnalysis, Predict, ViewAnalysis, analyse_exam, analyse_view
-from models.mammography.inference import load_calibration, runtime_predictor
+from models.mammography.inference import load_calibration, relative_input, runtime_predictor
 from models.mammography.orientation import LabelConflict
 from models.mammography.preprocess import resample
 from models.mammography.report import context_of, write_results
@@ -227,12 +227,14 @@ class MammographyPipeline:
         model_version = self.runtime.resolve_version(self.model, self.settings.model_version)
         calibration = load_calibration(self.runtime, self.model, model_version)
         predict = _Timed(runtime_predictor(self.runtime, self.model, model_version))
+        relative = relative_input(self.runtime, self.model, model_version)
         t1 = time.perf_counter()
         working = {key: resample(v.image, v.spacing_mm) for key, v in sources.items()}
         timings["preprocess"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         analysed = {key: AnalysedView(sources[key], working[key].shape,  # type: ignore[arg-type]
-                                      analyse_view(working[key], key[0], key[1], sources[key].window, predict))
+                                      analyse_view(working[key], key[0], key[1], sources[key].window, predict,
+                                                   relative))
                     for key in sources}
         exam = analyse_exam({k: a.analysis for k, a in analysed.items()}, calibration)
         timings["network"] = predict.seconds

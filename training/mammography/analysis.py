@@ -165,8 +165,9 @@ def _record_view(fig: FamilyFigures, pv: PhantomView, a: ViewAnalysis, logits: n
 
 
 def analyse_family(family: str, seeds: Sequence[int], predict: Predict, calibration: Calibration,
-                   make: Callable[[int], PhantomExam]) -> FamilyFigures:
-    """The figures of :class:`FamilyFigures` on the exams of *seeds* (``make(seed)``)."""
+                   make: Callable[[int], PhantomExam], relative: bool = False) -> FamilyFigures:
+    """The figures of :class:`FamilyFigures` on the exams of *seeds* (``make(seed)``); *relative*: the version's
+    network input is breast-relative (its card's ``network_input``)."""
     fig = FamilyFigures(family)
     capture = _Capture(predict)
     for seed in seeds:
@@ -176,7 +177,7 @@ def analyse_family(family: str, seeds: Sequence[int], predict: Predict, calibrat
         per_view = {}
         for key, native in exam.views.items():
             pv = to_working(native)
-            a = analyse_view(pv.image, pv.laterality, pv.view, window, capture)
+            a = analyse_view(pv.image, pv.laterality, pv.view, window, capture, relative)
             per_view[key] = a.percent_dense
             free = not any(v.lesions for (lat, _), v in exam.views.items() if lat == key[0])
             _record_view(fig, pv, a, np.asarray(capture.last)[0], calibration, free)
@@ -192,7 +193,7 @@ def analyse_family(family: str, seeds: Sequence[int], predict: Predict, calibrat
 
 def run(families: Sequence[str], count: int, repo: Path, version: int | None) -> list[FamilyFigures]:
     """Run the analysis with the published model (ONNX Runtime, one thread) on *count* exams per family."""
-    from models.mammography.inference import load_calibration, runtime_predictor
+    from models.mammography.inference import load_calibration, relative_input, runtime_predictor
     from models.runtime import RuntimeSettings, make_runtime
     from training.mammography.phantom_b import make_exam_b
 
@@ -204,7 +205,8 @@ def run(families: Sequence[str], count: int, repo: Path, version: int | None) ->
         calibration = load_calibration(runtime, "mammo_detector", version)
         seeds = range(SEED_START, SEED_START + count)
         for family in families:
-            out.append(analyse_family(family, seeds, predict, calibration, makers[family]))
+            out.append(analyse_family(family, seeds, predict, calibration, makers[family],
+                                      relative_input(runtime, "mammo_detector", version)))
     return out
 
 

@@ -2,17 +2,30 @@
 
 Targets per pixel (three binary channels, :data:`models.mammography.network.CHANNELS`):
 fibroglandular tissue, mass core, calcification-cluster region. Inputs are normalised with the
-phantom display window exactly as the pipeline normalises a DICOM image with its VOI window.
+phantom's display window exactly as the pipeline normalises a DICOM image with its VOI window (and, for a
+breast-relative configuration, mapped to the breast's own air and fat levels as the pipeline then does).
+Pools hold phantoms of family A (:mod:`~training.mammography.phantom`) or B (:mod:`~training.mammography.phantom_b`);
+:class:`FamilySampler` draws the same share of each batch from each family's pool.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from models.mammography.preprocess import normalise
-from training.mammography.phantom import PHANTOM_WINDOW, PhantomConfig, PhantomView, make_exam, to_working
+from models.mammography.analysis import breast_relative
+from models.mammography.preprocess import WORKING_SPACING_MM, normalise
+from models.mammography.segmentation import segment_breast
+from training.mammography.phantom import (
+    PHANTOM_WINDOW,
+    PhantomConfig,
+    PhantomExam,
+    PhantomView,
+    make_exam,
+    to_working,
+)
+from training.mammography.phantom_b import make_exam_b
 
 _MARGIN = 16
 
@@ -28,14 +41,24 @@ class PoolImage:
     breast_pixels: np.ndarray  # (N, 2) sample of breast pixel coordinates in the crop
 
 
-def pool_image(view: PhantomView, rng: np.random.Generator) -> PoolImage:
+def network_input(view: PhantomView, window: tuple[float, float], relative: bool) -> np.ndarray:
+    """The input the service gives the network for *view* (working spacing): the display-window normalised image,
+    or (*relative*) that image mapped to the breast's own air and fat levels, found on the service's own
+    segmentation (:func:`models.mammography.analysis.breast_relative`)."""
+    if not relative:
+        return normalise(view.image, *window)
+    return breast_relative(view.image, window, segment_breast(view.image, WORKING_SPACING_MM, view.view))
+
+
+def pool_image(view: PhantomView, rng: np.random.Generator, window: tuple[float, float] = PHANTOM_WINDOW,
+               relative: bool = False) -> PoolImage:
     rows = np.nonzero(view.breast.any(axis=1))[0]
     cols = np.nonzero(view.breast.any(axis=0))[0]
     r0, r1 = max(0, rows.min() - _MARGIN), min(view.breast.shape[0], rows.max() + _MARGIN)
     c1 = min(view.breast.shape[1], cols.max() + _MARGIN)
     crop = (slice(r0, r1), slice(0, c1))
     bits = (view.dense.astype(np.uint8) | (view.mass.astype(np.uint8) << 1) | (view.calc.astype(np.uint8) << 2))[crop]
-    x = normalise(view.image, *PHANTOM_WINDOW)[crop].astype(np.float16)
+    x = network_input(view, window, relative)[crop].astype(np.float16)
     centres = tuple((int(round(les.centre_rc[0])) - r0, int(round(les.centre_rc[1])), 2 if les.kind == "mass" else 4)
                     for les in view.lesions)
     inside = np.argwhere(view.breast[crop])
@@ -43,14 +66,57 @@ def pool_image(view: PhantomView, rng: np.random.Generator) -> PoolImage:
     return PoolImage(x, bits.astype(np.uint8), centres, sample.astype(np.int32))
 
 
-def build_pool(seeds: Sequence[int], phantom_for: Callable[[int], PhantomConfig]) -> list[PoolImage]:
+@dataclass(frozen=True)
+class PoolSpec:
+    """Which phantoms a pool holds: *family* "a" (:func:`make_exam`) or "b" (:func:`make_exam_b`), the network's
+    input (*relative*: breast-relative), and the breasts that may carry lesions per seed (*sides*; None: both)."""
+
+    family: str = "a"
+    relative: bool = False
+    sides: Callable[[int], tuple[str, ...]] | None = None
+
+    def key(self, seed: int) -> str:
+        """What besides the phantom settings names a pooled seed (empty for family A's window input, both sides)."""
+        sides = self.sides(seed) if self.sides else ("R", "L")
+        parts = [self.family if self.family != "a" else "", "relative" if self.relative else "",
+                 "".join(sides) if sides != ("R", "L") else ""]
+        return ",".join(p for p in parts if p)
+
+
+def family_exam(family: str, seed: int, phantom: PhantomConfig,
+                sides: tuple[str, ...] = ("R", "L")) -> tuple[PhantomExam, tuple[float, float]]:
+    """The exam of *seed* in *family* (A: settings *phantom*; B draws its own lesions) with lesions only in
+    *sides*, and its display window."""
+    if family == "b":
+        exam_b = make_exam_b(seed, lesion_sides=sides)
+        return exam_b, exam_b.window
+    return make_exam(seed, replace(phantom, lesion_sides=sides)), PHANTOM_WINDOW
+
+
+def build_pool(seeds: Sequence[int], phantom_for: Callable[[int], PhantomConfig],
+               spec: PoolSpec = PoolSpec()) -> list[PoolImage]:
     """Every view of the phantom exams of *seeds* (settings per seed from *phantom_for*), at the working spacing."""
     pool = []
     for seed in seeds:
-        exam = make_exam(seed, phantom_for(seed))
+        sides = spec.sides(seed) if spec.sides else ("R", "L")
+        exam, window = family_exam(spec.family, seed, phantom_for(seed), sides)
         rng = np.random.default_rng(seed + 1)
-        pool += [pool_image(to_working(view), rng) for view in exam.views.values()]
+        pool += [pool_image(to_working(view), rng, window, spec.relative) for view in exam.views.values()]
     return pool
+
+
+class FamilySampler:
+    """Patches from one :class:`PatchSampler` per phantom family, each family drawing the same share of every
+    batch (the first family takes the odd patch of an odd batch)."""
+
+    def __init__(self, samplers: Sequence[PatchSampler]) -> None:
+        self.samplers = list(samplers)
+
+    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.samplers)
+        parts = [s.sample(batch // n + (1 if k < batch % n else 0)) for k, s in enumerate(self.samplers)]
+        parts = [p for p in parts if len(p[0])]
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
 class PatchSampler:

@@ -21,7 +21,8 @@ from sklearn.metrics import roc_auc_score
 from models.mammography.analysis import ExamAnalysis, Predict, ViewAnalysis, analyse_exam, analyse_view
 from models.mammography.density import birads_density, exam_density
 from models.mammography.detection import KINDS, MIN_LOGIT, Calibration, Platt, Region, decile_cut_points
-from training.mammography.phantom import PHANTOM_WINDOW, LesionTruth, PhantomConfig, make_exam, to_working
+from training.mammography.dataset import family_exam
+from training.mammography.phantom import LesionTruth, PhantomConfig, to_working
 
 LOGGER = logging.getLogger(__name__)
 
@@ -65,17 +66,19 @@ def hits(region: Region, truth: LesionTruth, spacing_mm: float) -> bool:
 
 
 def collect(seeds: Iterable[int], phantom_for: Callable[[int], PhantomConfig], predict: Predict,
-            calibration: Calibration | None = None) -> list[ExamRecord]:
+            calibration: Calibration | None = None, family: str = "a", relative: bool = False) -> list[ExamRecord]:
     """Analyse the phantom exams of *seeds* (rendered at their native spacing, resampled to the working
-    spacing by the pipeline's own code); keep compact records (and the exam analysis when calibrated)."""
+    spacing by the pipeline's own code); keep compact records (and the exam analysis when calibrated).
+    *family*: phantom family "a" (settings from *phantom_for*) or "b"; *relative*: the network's input is
+    breast-relative (:func:`models.mammography.analysis.analyse_view`)."""
     records = []
     for seed in seeds:
-        exam = make_exam(seed, phantom_for(seed))
+        exam, window = family_exam(family, seed, phantom_for(seed))
         analyses: dict[tuple[str, str], ViewAnalysis] = {}
         views = []
         for key, native in exam.views.items():
             pv = to_working(native)
-            a = analyse_view(pv.image, pv.laterality, pv.view, PHANTOM_WINDOW, predict)
+            a = analyse_view(pv.image, pv.laterality, pv.view, window, predict, relative)
             analyses[key] = a
             views.append(ViewRecord(pv.laterality, pv.view, pv.spacing_mm, a.percent_dense, native.percent_dense,
                                     a.candidates, pv.lesions, a.peak_logits))

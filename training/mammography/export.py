@@ -14,6 +14,7 @@ from typing import Any
 
 from models.mammography.density import CUT_POINTS_PERCENT, DESCRIPTIONS
 from models.mammography.detection import Calibration
+from models.mammography.inference import BREAST_RELATIVE, WINDOW
 from models.mammography.network import CHANNELS, INPUT_NAME, OUTPUT_NAME, TILE, export_head
 from models.mammography.preprocess import WORKING_SPACING_MM
 from training.framework import export as framework_export
@@ -60,6 +61,37 @@ def config_text(model: str, instance_count: int = 1) -> str:
     return framework_export.config_text(export_spec(model), instance_count)
 
 
+_INPUT_TEXT = {
+    WINDOW: "Network input: the image normalised by its display (VOI) window to [0, 1].",
+    BREAST_RELATIVE: "Network input (network_input: breast_relative): the image normalised by its display (VOI) "
+                     "window, then mapped linearly so that the breast's own air and fatty-tissue levels land at fixed "
+                     "values (models.mammography.preprocess.relative_to_breast); display LUT, vendor pixel scale "
+                     "and compressed thickness drop out.",
+}
+
+
+def _trained_on(config: TrainConfig) -> dict[str, Any]:
+    """What the card says the version learnt from (seed ranges per phantom family, no machine paths)."""
+    if config.family == "a" and not config.augment and config.from_version is None:
+        return {"phantom_exams": config.train_seeds, "lesion_rate": config.train_lesion_rate}  # as version 1 says
+    out: dict[str, Any] = {
+        "phantom_families": {family: {"train_seeds": config.seeds("train", family),
+                                      "validation_seeds": config.seeds("validation", family),
+                                      "calibration_seeds": config.seeds("calibration", family)}
+                             for family in config.families},
+        "family_a": "training.mammography.phantom (random-field tissue, dome masses, point calcifications)",
+        "family_b": "training.mammography.phantom_b (lumpy or power-law parenchyma, other shapes, compression, skin "
+                    "line, nipple, pectoral variants, vascular and benign calcifications, spiculated and obscured "
+                    "masses, vendor-like display scales)",
+        "share_of_patches": "equal per family" if config.family == "both" else f"family {config.family} only",
+        "lesion_rate": config.train_lesion_rate, "single_sided_share": config.single_sided_share,
+        "augmentation": {"sampler": "up-down flip p 0.5, gain +-5 %", **config.augment},
+    }
+    if config.from_version is not None:
+        out["fine_tuned_from"] = f"{config.name} version {config.from_version}"
+    return out
+
+
 def model_card(config: TrainConfig, calibration: Calibration, metrics: dict[str, Any],
                training: dict[str, Any]) -> dict[str, Any]:
     cuts = ", ".join(f"{c:g}" for c in CUT_POINTS_PERCENT)
@@ -68,10 +100,12 @@ def model_card(config: TrainConfig, calibration: Calibration, metrics: dict[str,
         "summary": "2D U-Net (MONAI) with three logit outputs (fibroglandular tissue, mass, calcification "
                    f"cluster) at {WORKING_SPACING_MM} mm, on 512-pixel tiles with Gaussian blending.",
         "intended_use": INTENDED_USE,
-        "trained_on": {"phantom_exams": config.train_seeds, "lesion_rate": config.train_lesion_rate, **training},
+        "trained_on": {**_trained_on(config), **training},
         "metrics": metrics,
         "operating_point": calibration.to_json(),
+        "network_input": config.network_input,
         "conventions": [
+            _INPUT_TEXT[config.network_input],
             f"BI-RADS 5th-edition density category from the percent dense area (pectoral muscle excluded), "
             f"cut points {cuts} % for a|b|c|d ({'; '.join(f'{k}: {v}' for k, v in DESCRIPTIONS.items())}); "
             "breast = mean of its views, exam = worst side.",
@@ -90,10 +124,17 @@ def model_card(config: TrainConfig, calibration: Calibration, metrics: dict[str,
 
 def publish(network: Any, repo_root: Path, config: TrainConfig, card: dict[str, Any], work_dir: Path,
             version: int | None = None) -> int:
-    """Export *network* and publish it as the next (or given) version of ``config.name``; returns the version."""
+    """Export *network* and publish it as the next (or given) version of ``config.name`` with its ``state_dict.pt``
+    (so a later run can fine-tune from it, :mod:`training.mammography.warmstart`); returns the version."""
+    import torch
+
     onnx_tmp = work_dir / "model.onnx.tmp"
+    state_tmp = work_dir / framework_export.STATE_DICT_NAME
     onnx_file(network, onnx_tmp, config.name)
+    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, state_tmp)
     try:
-        return publish_version(repo_root, config.name, onnx_tmp, config_text(config.name), card, version=version)
+        return publish_version(repo_root, config.name, onnx_tmp, config_text(config.name), card, version=version,
+                               extra_files={framework_export.STATE_DICT_NAME: state_tmp})
     finally:
         onnx_tmp.unlink(missing_ok=True)
+        state_tmp.unlink(missing_ok=True)

@@ -18,11 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from training.mammography.augment import PatchAugment
 from training.mammography.config import TrainConfig
-from training.mammography.dataset import PatchSampler, PoolImage, build_pool
+from training.mammography.dataset import FamilySampler, PatchSampler, PoolImage, PoolSpec, build_pool
 from training.mammography.phantom import PhantomConfig
 
 LOGGER = logging.getLogger(__name__)
+
+#: The project's model repository (where ``from_version`` is looked up unless told otherwise).
+REPOSITORY = Path(__file__).resolve().parents[2] / "triton_repo"
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -74,16 +78,18 @@ def _write_curves(history: dict[str, list[Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def cached_pool(seeds: range, phantom_for: Callable[[int], PhantomConfig], cache_dir: Path | None) -> list[PoolImage]:
-    """:func:`build_pool`, kept in *cache_dir* (a pickle named by the seeds and phantom settings) when given."""
+def cached_pool(seeds: range, phantom_for: Callable[[int], PhantomConfig], cache_dir: Path | None,
+                spec: PoolSpec = PoolSpec()) -> list[PoolImage]:
+    """:func:`build_pool`, kept in *cache_dir* (a pickle named by the seeds, phantom settings and *spec*) when given."""
     if cache_dir is None:
-        return build_pool(seeds, phantom_for)
-    key = hashlib.sha256(repr([asdict(phantom_for(s)) for s in seeds]).encode()).hexdigest()[:16]
+        return build_pool(seeds, phantom_for, spec)
+    names = [asdict(phantom_for(s)) if not spec.key(s) else (spec.key(s), asdict(phantom_for(s))) for s in seeds]
+    key = hashlib.sha256(repr(names).encode()).hexdigest()[:16]
     path = cache_dir / f"mammo-pool-{key}.pkl"
     if path.is_file():
         with open(path, "rb") as fh:
             return list(pickle.load(fh))
-    pool = build_pool(seeds, phantom_for)
+    pool = build_pool(seeds, phantom_for, spec)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
@@ -92,8 +98,40 @@ def cached_pool(seeds: range, phantom_for: Callable[[int], PhantomConfig], cache
     return pool
 
 
-def train(config: TrainConfig, run_dir: Path, progress: bool = True, cache_dir: Path | None = None) -> Path:
-    """Train from scratch into *run_dir*; returns the checkpoint path. *cache_dir*: where phantom pools are kept."""
+def _samplers(config: TrainConfig, cache_dir: Path | None) -> tuple[FamilySampler, list[PoolImage]]:
+    """The training sampler (one pool per family, equal shares) and the validation views of every family."""
+    def phantom_for(seed: int) -> PhantomConfig:
+        return config.phantom_for(seed, config.train_lesion_rate)
+
+    train_pools, val_pool = [], []
+    for family in config.families:
+        sides = config.lesion_sides if config.single_sided_share > 0 else None
+        train_pools.append(cached_pool(_seeds(config.seeds("train", family)), phantom_for, cache_dir,
+                                       PoolSpec(family, config.relative, sides)))
+        val_pool += cached_pool(_seeds(config.seeds("validation", family)), phantom_for, cache_dir,
+                                PoolSpec(family, config.relative))
+    samplers = [PatchSampler(pool, config.patch, config.seed + 7919 * k) for k, pool in enumerate(train_pools)]
+    LOGGER.info("phantom pools: %s training views (families %s), %d validation views",
+                "+".join(str(len(p)) for p in train_pools), "+".join(config.families), len(val_pool))
+    return FamilySampler(samplers), val_pool
+
+
+def _start_weights(model: Any, config: TrainConfig, repository: Path, sampler: FamilySampler, run_dir: Path) -> str:
+    """Load ``from_version`` of the model into *model* (fine-tuning); returns where the weights came from."""
+    from training.mammography.export import export_spec
+    from training.mammography.warmstart import load_version
+
+    samples = [sampler.sample(8)[0] for _ in range(8)]
+    source = load_version(model, repository / config.name / str(config.from_version), export_spec(config.name),
+                          run_dir / "probe.onnx", samples)
+    LOGGER.info("fine-tuning from %s version %s: %s", config.name, config.from_version, source)
+    return f"{config.name} version {config.from_version}"
+
+
+def train(config: TrainConfig, run_dir: Path, progress: bool = True, cache_dir: Path | None = None,
+          repository: Path = REPOSITORY) -> Path:
+    """Train into *run_dir* (from scratch, or from ``from_version`` in *repository*); returns the checkpoint path.
+    *cache_dir*: where phantom pools are kept."""
     import torch
     from tqdm import tqdm
 
@@ -104,17 +142,13 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True, cache_dir: 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
-    def phantom_for(seed: int) -> PhantomConfig:
-        return config.phantom_for(seed, config.train_lesion_rate)
-
-    pool = cached_pool(_seeds(config.train_seeds), phantom_for, cache_dir)
-    val_pool = cached_pool(_seeds(config.validation_seeds), phantom_for, cache_dir)
-    LOGGER.info("phantom pool: %d training views, %d validation views (%.0f s)", len(pool), len(val_pool),
-                time.perf_counter() - t0)
-    sampler = PatchSampler(pool, config.patch, config.seed)
+    sampler, val_pool = _samplers(config, cache_dir)
+    LOGGER.info("phantom pools ready (%.0f s)", time.perf_counter() - t0)
     val_x, val_y = (torch.from_numpy(a) for a in PatchSampler(val_pool, config.patch, config.seed + 1).sample(
         max(8, 4 * config.batch)))
+    augment = PatchAugment(config.augment, config.seed + 3) if config.augment else None
     model = build_network(config.network)
+    started_from = _start_weights(model, config, repository, sampler, run_dir) if config.from_version else None
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=config.steps,
                                                    pct_start=0.1)
@@ -124,7 +158,10 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True, cache_dir: 
     bar = tqdm(range(1, config.steps + 1), disable=not progress, desc="mammo train", unit="step")
     for step in bar:
         model.train()
-        x, y = (torch.from_numpy(a) for a in sampler.sample(config.batch))
+        xs, ys = sampler.sample(config.batch)
+        if augment is not None:
+            xs, ys = augment(xs, ys)
+        x, y = torch.from_numpy(xs), torch.from_numpy(ys)
         loss = loss_fn(model(x), y)
         optimiser.zero_grad()
         loss.backward()
@@ -147,7 +184,7 @@ def train(config: TrainConfig, run_dir: Path, progress: bool = True, cache_dir: 
                         [round(d, 3) for d in history["val_dice"][-1]])
     checkpoint = run_dir / CHECKPOINT
     torch.save({"state_dict": model.state_dict(), "network": asdict(config.network), "config": json.loads(
-        config.to_json())}, checkpoint)
+        config.to_json()), "started_from": started_from}, checkpoint)
     (run_dir / "history.json").write_text(json.dumps(history))
     _write_curves(history, run_dir / "curves.png")
     LOGGER.info("training done in %.0f s: %s", time.perf_counter() - t0, checkpoint)
