@@ -1,4 +1,6 @@
-"""HTTP API: configuration CRUD (401/404/409/422), live apply, persistence, listings."""
+"""HTTP API: configuration CRUD (401/404/409/422), live apply, persistence, listings.
+
+One service serves the module (``live_config``): what a test changed is put back through the API after it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from live_config import network_state, restore_network
 from peers import AiwsProcess, echoscu, free_port
 
 pytestmark = pytest.mark.network
@@ -26,11 +29,21 @@ min_free_mb = 1
 """
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AiwsProcess]:
+    proc = AiwsProcess(tmp_path_factory.mktemp("api_config"), CONFIG, env={"AIWS_WORKERS": "0"}).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
-def aiws(tmp_path: Path) -> Iterator[AiwsProcess]:
-    proc = AiwsProcess(tmp_path, CONFIG, env={"AIWS_WORKERS": "0"}).start()
-    yield proc
-    proc.stop()
+def aiws(shared: AiwsProcess) -> Iterator[AiwsProcess]:
+    """The module's service with the configuration file's AE, sources and destinations (put back after the test)."""
+    was = network_state(shared)
+    yield shared
+    restore_network(shared, was)
 
 
 def _call(aiws: AiwsProcess, method: str, path: str, token: str | None = "test-token", **kw: object) -> httpx.Response:

@@ -28,6 +28,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from aiws.api.auth import Role
 from factories import make_ct_series
+from live_config import network_state, restore_network, rules_version
 from peers import DCMTK_ENV, free_port, storescu, wait_for
 
 pytestmark = pytest.mark.network
@@ -72,39 +73,6 @@ class Service:
         return httpx.post(f"{self.proc.url}{path}", headers=self.console.headers(role), data=data, timeout=60,
                           **kw)  # type: ignore[arg-type]
 
-    def rules_version(self) -> int:
-        return int(self.proc.api("/api/routes")["version"])
-
-    def network(self) -> dict[str, Any]:
-        """What the tests change: the local AE, sources, destinations and routing rules (without version)."""
-        ae = self.proc.api("/api/config/ae")
-        return {"ae": {"ae_title": ae["ae_title"], "require_known_source": ae["require_known_source"]},
-                "sources": self.proc.api("/api/config/sources"),
-                "destinations": sorted(self.proc.api("/api/config/destinations"), key=lambda d: str(d["name"])),
-                "routes": self.proc.api("/api/routes")["routes"]}
-
-    def restore(self, was: dict[str, Any]) -> None:
-        """Put back *was* (from :meth:`network`): rules first (they may name a destination a test added)."""
-        api = self.proc.api
-        if api("/api/routes")["routes"] != was["routes"]:
-            api("/api/routes", "PUT", json={"version": self.rules_version(), "routes": was["routes"]})
-        now = {d["name"]: d for d in api("/api/config/destinations")}
-        for name in now.keys() - {d["name"] for d in was["destinations"]}:
-            api(f"/api/config/destinations/{name}", "DELETE")
-        for dest in was["destinations"]:
-            if dest["name"] not in now:
-                api("/api/config/destinations", "POST", json=dest)
-            elif now[dest["name"]] != dest:
-                api(f"/api/config/destinations/{dest['name']}", "PUT", json=dest)
-        if api("/api/config/sources") != was["sources"]:
-            for title in {s["ae_title"] for s in api("/api/config/sources")}:
-                api(f"/api/config/sources/{title}", "DELETE")
-            for source in was["sources"]:
-                api("/api/config/sources", "POST", json=source)
-        api("/api/config/ae", "PUT", json=was["ae"])
-        if self.network() != was:
-            raise RuntimeError(f"configuration not restored: {self.network()} != {was}")
-
 
 @pytest.fixture(scope="module")
 def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
@@ -118,9 +86,9 @@ def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service
 @pytest.fixture
 def service(shared_service: Service) -> Iterator[Service]:
     """The module's service as its configuration file set it up; what the test changed is put back after it."""
-    was = shared_service.network()
+    was = network_state(shared_service.proc)
     yield shared_service
-    shared_service.restore(was)
+    restore_network(shared_service.proc, was)
 
 
 @pytest.fixture
@@ -221,7 +189,7 @@ def _rules_form(page: str) -> dict[str, str]:
 
 
 def test_rules_edited_refused_next_to_the_field_then_saved_and_tested(service: Service, tmp_path: Path) -> None:
-    version = service.rules_version()  # 1 in a new service; counts on across the module's tests
+    version = rules_version(service.proc)  # 1 in a new service; counts on across the module's tests
     form = _rules_form(service.get("/console/rules").text)
     assert (form["version"], form["count"], form["pipeline-0"]) == (str(version), "2", "echo_summary")
     assert form["match-0"] == "Modality = '^CT$'\nSliceThickness = [0, 3]"
@@ -235,7 +203,7 @@ def test_rules_edited_refused_next_to_the_field_then_saved_and_tested(service: S
 
     thick = {**form, "match-0": "Modality = '^CT$'\nSliceThickness = [0, 6]"}
     assert service.post("/console/rules", thick).status_code == 303
-    assert service.rules_version() == version + 1
+    assert rules_version(service.proc) == version + 1
     stale = service.post("/console/rules", {**form, "match-0": "Modality = 'CT'"})
     assert stale.status_code == 409 and f"version {version + 1}" in _by_id(stale.text, "rules-error")
 
@@ -283,7 +251,7 @@ def test_browser_adds_a_destination_and_echoes_it(service: Service, echo_peer: i
 def test_browser_edits_a_route_and_tests_it_on_a_file(service: Service, tmp_path: Path, browser: Any,
                                                       login: Callable[..., None],
                                                       screenshot: Callable[[Any, str], Path]) -> None:
-    version = service.rules_version()
+    version = rules_version(service.proc)
     login(browser, service.console, Role.ADMIN)
     browser.get(f"{service.proc.url}/console/rules")
     conditions = _wait(browser, "match-0")
