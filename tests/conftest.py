@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import Orthanc
+from pg import PgServer, why_not_available
 
 
 @pytest.fixture
@@ -25,3 +26,17 @@ def orthanc_factory(tmp_path: Path) -> Iterator[object]:
     yield start
     for o in started:
         o.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL cluster for the session (``pg.py``; initdb and a start cost seconds): each test takes a
+    database of its own with ``new_database()``. Skipped, saying why, where PostgreSQL cannot run."""
+    reason = why_not_available()
+    if reason:
+        pytest.skip(reason)
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -24,7 +24,7 @@ from aiws.errors import Conflict
 from aiws.ledger import Ledger
 from aiws.netconfig import NetworkStore
 from pacs_bridge.settings import SenderSettings
-from pg import PgServer, why_not_available
+from pg import PgServer
 
 PASSWORD = "console-pass-1234"
 
@@ -271,33 +271,26 @@ def test_cli_adds_an_account_and_issues_a_token(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_the_same_functions_on_a_postgresql_ledger(tmp_path: Path) -> None:
+def test_the_same_functions_on_a_postgresql_ledger(tmp_path: Path, pg_server: PgServer) -> None:
     """Accounts, tokens, sessions and failed logins through the portable SQL on a real PostgreSQL."""
-    reason = why_not_available()
-    if reason:
-        pytest.skip(reason)
-    server = PgServer().start()
-    try:
-        ledger = Ledger(tmp_path / "aiws.db", server.new_database())
-        accounts.create_account(ledger, "alice", Role.RADIOLOGIST, PASSWORD)
-        account = accounts.verify_password(ledger, "alice", PASSWORD)
-        assert account is not None and account.role is Role.RADIOLOGIST
-        assert accounts.verify_password(ledger, "alice", "wrong-password-xx") is None
-        token = accounts.issue_token(ledger, "alice", label="pg")
-        assert accounts.principal_of_token(ledger, token) == Principal("alice", Role.RADIOLOGIST, "token")
-        session = accounts.open_session(ledger, account, 60, "127.0.0.1")
-        found = accounts.session_principal(ledger, session.session_id)
-        assert found is not None and found[1] == session.csrf
-        for _ in range(5):
-            accounts.record_login_failure(ledger, "alice", "10.0.0.1", 300)
-        assert 0 < accounts.login_blocked_for(ledger, "alice", "10.0.0.2", 5, 300) <= 300
-        assert accounts.login_blocked_for(ledger, "bob", "10.0.0.2", 5, 300) == 0
-        accounts.revoke_token(ledger, accounts.list_tokens(ledger, "alice")[0].token_id, "test")
-        assert accounts.principal_of_token(ledger, token) is None
-        accounts.set_role(ledger, "alice", Role.CLINICIAN, "test")
-        assert accounts.close_session(ledger, session.session_id) == "alice"
-        assert [a.role for a in accounts.list_accounts(ledger)] == [Role.CLINICIAN]
-        assert ledger.verify_audit().ok
-        ledger.close()
-    finally:
-        server.stop()
+    ledger = Ledger(tmp_path / "aiws.db", pg_server.new_database())
+    accounts.create_account(ledger, "alice", Role.RADIOLOGIST, PASSWORD)
+    account = accounts.verify_password(ledger, "alice", PASSWORD)
+    assert account is not None and account.role is Role.RADIOLOGIST
+    assert accounts.verify_password(ledger, "alice", "wrong-password-xx") is None
+    token = accounts.issue_token(ledger, "alice", label="pg")
+    assert accounts.principal_of_token(ledger, token) == Principal("alice", Role.RADIOLOGIST, "token")
+    session = accounts.open_session(ledger, account, 60, "127.0.0.1")
+    found = accounts.session_principal(ledger, session.session_id)
+    assert found is not None and found[1] == session.csrf
+    for _ in range(5):
+        accounts.record_login_failure(ledger, "alice", "10.0.0.1", 300)
+    assert 0 < accounts.login_blocked_for(ledger, "alice", "10.0.0.2", 5, 300) <= 300
+    assert accounts.login_blocked_for(ledger, "bob", "10.0.0.2", 5, 300) == 0
+    accounts.revoke_token(ledger, accounts.list_tokens(ledger, "alice")[0].token_id, "test")
+    assert accounts.principal_of_token(ledger, token) is None
+    accounts.set_role(ledger, "alice", Role.CLINICIAN, "test")
+    assert accounts.close_session(ledger, session.session_id) == "alice"
+    assert [a.role for a in accounts.list_accounts(ledger)] == [Role.CLINICIAN]
+    assert ledger.verify_audit().ok
+    ledger.close()

@@ -28,20 +28,6 @@ from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
 T0 = 1_000_000.0
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[Any]:
-    from pg import PgServer, why_not_available
-
-    reason = why_not_available()
-    if reason:
-        pytest.skip(reason)
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
     """The ledger on SQLite, and on PostgreSQL (the same SQL, translated by aiws.ledger.pg)."""

@@ -23,21 +23,9 @@ from aiws.ledger import InstanceRow, Ledger, NewJob, NewResult, QuarantineItem
 from aiws.ledger.pg import head_revision
 from aiws.ledger.pg_sql import Catalog, translate
 from aiws.ledger.schema import SCHEMA_VERSION, SchemaTooNew
-from pg import PgServer, why_not_available
+from pg import PgServer
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    reason = why_not_available()
-    if reason:
-        pytest.skip(reason)
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass

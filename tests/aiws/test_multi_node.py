@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from pydicom.uid import generate_uid
 from aiws.ledger import Ledger
 from factories import make_ct_series
 from peers import DCMTK_ENV, AiwsProcess, free_port, have_tool, storescu, wait_for
-from pg import PgServer, why_not_available
+from pg import PgServer
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -56,15 +55,11 @@ N_STUDIES = 6
 
 
 @pytest.fixture(scope="module")
-def pg_server() -> Iterator[PgServer]:
-    reason = why_not_available() or (None if have_tool("storescu") and have_tool("storescp") else "no dcmtk")
-    if reason:
-        pytest.skip(reason)
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def pg_server(pg_server: PgServer) -> PgServer:
+    """The session's PostgreSQL cluster (tests/conftest.py), where dcmtk is there too."""
+    if not (have_tool("storescu") and have_tool("storescp")):
+        pytest.skip("no dcmtk")
+    return pg_server
 
 
 def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
