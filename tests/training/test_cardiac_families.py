@@ -20,7 +20,7 @@ from models.cardiac_mri.function import cardiac_function
 from models.cardiac_mri.segment import basal_myocardium_rule, clean_labels
 from training.cardiac_mri.augment import Augment
 from training.cardiac_mri.commands import export_run
-from training.cardiac_mri.cross_family import card_rows, summarise
+from training.cardiac_mri.cross_family import better_than, card_rows, summarise
 from training.cardiac_mri.phantom import LV_MYO, LV_POOL, masks_from_labels
 from training.cardiac_mri.phantom_b import draw_b, make_cine_b, render_b, write_cine_b
 from training.cardiac_mri.train import TrainConfig, sample_batch
@@ -122,6 +122,23 @@ def test_cross_family_summary_and_card_rows() -> None:
             {"trained_on": "A+B", "family": "B", "version": None, "cases": cases, "bars": b}]
     card = render_card({"model": "cardiac_cine_segmenter", "version": 2, "cross_family": card_rows(rows)})
     assert "| A (version 1) | B | 2 | 0.5 (not met, bar 0.95)" in card and "| A+B | B | 2 |" in card
+
+
+def _rows(ef_a: list[float], ef_b: list[float]) -> list[dict[str, object]]:
+    out = []
+    for family, efs in (("A", ef_a), ("B", ef_b)):
+        cases = [_case(family, 100.0, 40.0, 60.0, ef) for ef in efs]
+        out.append({"family": family, "cases": cases, "measured": summarise(cases)})
+    return out
+
+
+def test_better_than_on_b_and_not_worse_on_a_beyond_noise() -> None:
+    v1 = _rows([60.5, 59.0, 61.0, 60.0], [70.0, 52.0, 64.0, 60.5])
+    assert better_than(v1, _rows([60.5, 59.0, 61.0, 60.4], [61.0, 58.0, 62.5, 60.5])) == (True, [])
+    worse_on_a, reasons = better_than(v1, _rows([60.5, 64.0, 61.0, 60.0], [61.0, 58.0, 62.5, 60.5]))
+    assert not worse_on_a and any("family A" in r for r in reasons)  # one cine out of the EF bar, MAE + 1 point
+    same_on_b, reasons = better_than(v1, _rows([60.5, 59.0, 61.0, 60.0], [69.5, 52.5, 64.0, 60.5]))
+    assert not same_on_b and reasons[0].startswith("family B EF MAE")  # 0.25 points better: within the noise
 
 
 def test_export_run_puts_the_cross_family_table_in_the_card(tmp_path: Path) -> None:
