@@ -68,10 +68,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Certificate, Certific
     return ca, issue(ca, folder, "aiws-https")
 
 
-@pytest.fixture
-def aiws(tmp_path: Path, pki: tuple[Certificate, Certificate]) -> Iterator[HttpsAiws]:
+@pytest.fixture(scope="module")
+def aiws(tmp_path_factory: pytest.TempPathFactory, pki: tuple[Certificate, Certificate]) -> Iterator[HttpsAiws]:
+    """One service for the module's three tests (each only reads, or signs in as alice)."""
     ca, server = pki
-    proc = HttpsAiws(tmp_path, CONFIG % {"cert": server.cert, "key": server.key}, env={"AIWS_WORKERS": "0"},
+    proc = HttpsAiws(tmp_path_factory.mktemp("https"), CONFIG % {"cert": server.cert, "key": server.key}, env={"AIWS_WORKERS": "0"},
                      ca=ca.cert)
     ledger = Ledger(proc.data_dir / "aiws.db")
     accounts.create_account(ledger, "alice", Role.RADIOLOGIST, PASSWORD)

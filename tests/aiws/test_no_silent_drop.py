@@ -64,16 +64,26 @@ def _study(aiws: AiwsProcess, uid: str) -> dict[str, object] | None:
     return r.json() if r.status_code == 200 else None
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[AiwsProcess]:
-    work = tmp_path / "aiws"
-    work.mkdir()
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AiwsProcess]:
+    """One service for the module's two tests on it: each stores studies of its own (new UIDs) and counts what
+    it caused (refusals) from where it started."""
+    work = tmp_path_factory.mktemp("aiws")
     aiws = AiwsProcess(work, CONFIG, env={"AIWS_WORKERS": "0", "AIWS_QUIET_SECONDS": "3600"}).start()
     yield aiws
     aiws.stop()
 
 
+def _conflicts(aiws: AiwsProcess) -> float:
+    """``aiws_instances_refused_total{kind="conflict"}`` (0 before the first)."""
+    text = httpx.get(f"{aiws.url}/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('aiws_instances_refused_total{kind="conflict"}'))
+
+
 def test_same_sop_instance_under_another_study_is_refused_with_a_reason(tmp_path: Path, service: AiwsProcess) -> None:
+    refused_before = [a for a in service.api("/api/audit") if a["action"] == "instance refused"]
+    conflicts_before = _conflicts(service)
     files = make_ct_series(tmp_path / "x", n_slices=2)
     out = storescu("127.0.0.1", service.dicom_port, "AIWS", "STORESCU", files)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -87,9 +97,9 @@ def test_same_sop_instance_under_another_study_is_refused_with_a_reason(tmp_path
     spool = service.data_dir / "spool" / "instances"
     assert not (spool / other.StudyInstanceUID / other.SeriesInstanceUID / f"{other.SOPInstanceUID}.dcm").exists()
     refused = [a for a in service.api("/api/audit") if a["action"] == "instance refused"]
-    assert len(refused) == 1
+    assert len(refused) == len(refused_before) + 1
     assert (refused[0]["detail"]["kind"], refused[0]["detail"]["study_uid"]) == ("conflict", other.StudyInstanceUID)
-    assert 'aiws_instances_refused_total{kind="conflict"} 1' in httpx.get(f"{service.url}/metrics").text
+    assert _conflicts(service) == conflicts_before + 1
     # the same instance in its own study again is the idempotent duplicate it always was
     assert _store(service.dicom_port, first) == StoreStatus.SUCCESS
     assert _study(service, first.StudyInstanceUID)["n_instances"] == 2  # type: ignore[index]
