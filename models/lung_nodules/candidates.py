@@ -14,7 +14,8 @@ it is juxtapleural. Pure numpy/scipy; the DICOM pipeline only wires it.
 Conventions (model card): the outline is the probability 0.5 iso-surface refined by the HU
 boundary (half way between the nodule's median HU and the surrounding lung), and, where the model
 version sets ``grow_open_mm``, a solid nodule's outline may reach past the network's probability into
-its HU body less the vessels thinner than that radius (:func:`_grown_body`); the solid
+its HU body less the vessels thinner than that radius and, on the pleura, less the chest wall
+(:func:`~models.lung_nodules.grow.grown_body`); the solid
 component is HU >= -300 inside the outline, less the dense parts that continue outside it (vessels
 crossing the edge of ground glass; :func:`solid_component`); type: ground-glass when the solid component's mean
 diameter is < 1.5 mm, solid when it is >= 80 % of the nodule's, part-solid otherwise.
@@ -32,6 +33,7 @@ from scipy import ndimage
 from models.lung_nodules.axes import ZERO, Axes2D, axes_of
 from models.lung_nodules.blobs import DotMap, dot_filter
 from models.lung_nodules.geometry import Grid, resample
+from models.lung_nodules.grow import grown_body
 from models.lung_nodules.lungrads import NoduleType
 from models.lung_nodules.measures import mean_diameter_mm
 from models.lung_nodules.rescore import Rescorer, candidate_features
@@ -63,7 +65,7 @@ class CandidateSettings:
     min_mean_hu: float | None = None  # outlines whose mean HU is lower hold air (airway lumen, bulla): not nodules
     blob_candidates: int = 0  # strongest dot-filter blobs (blobs.py) added as candidates where no network candidate is
     grow_open_mm: float = 0.0  # > 0: a solid outline may grow to the HU body around it that survives an opening
-    # (a ball of this radius removes vessels thinner than it) and stays inside the lung: see _grown_body
+    # (a ball of this radius removes vessels thinner than it) and stays inside the lung: see grow.grown_body
     split_min_ml: float = 1.0  # a component at least this big with several cores >= split_level is split: see
     split_level: float = 0.9  # split_components (a nodule on a fissure or band the network also fires on)
     split_core_voxels: int = 20
@@ -295,40 +297,6 @@ def _hu_outline(hu: np.ndarray, core: np.ndarray) -> np.ndarray:
     return ((hu - background) / (inside - background)).astype(np.float32)
 
 
-def _ball(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
-    """A ball of *radius_mm* on a grid of *spacing* (mm), as a structuring element."""
-    half = [int(radius_mm // s) for s in spacing]
-    grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
-    return sum((g * s) ** 2 for g, s in zip(grids, spacing, strict=True)) <= radius_mm ** 2 + 1e-9
-
-
-def _grown_body(full: np.ndarray, core: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, float],
-                radius_mm: float) -> np.ndarray:
-    """Where a solid nodule's outline may grow beyond the network's core: the parts of the HU outline *full*
-    that survive an opening by a ball of *radius_mm* (vessels thinner than the ball do not) and overlap *core*.
-
-    The network's probability can cover a nodule on a vessel only in part, its core then measures too small.
-    Nothing is grown when that body comes within *radius_mm* of tissue outside the *lung* mask (the opening
-    does not see finer than that): a nodule on the chest wall, the mediastinum or a hilar vessel, whose HU
-    body does not end at the nodule; nor when it reaches the edge of the crop: a vessel thicker than the
-    ball (or a vessel junction) continues beyond it.
-    """
-    ball = _ball(radius_mm, spacing)
-    opened = ndimage.binary_opening(full, structure=ball)
-    labels, n = ndimage.label(opened, structure=FULL)
-    if n == 0:
-        return opened
-    body = np.isin(labels, np.unique(labels[core & opened]).tolist())
-    if (ndimage.binary_dilation(body, structure=ball) & ~lung).any() or _on_border(body):
-        return np.zeros_like(body)
-    return body
-
-
-def _on_border(mask: np.ndarray) -> bool:
-    """Whether *mask* reaches a face of its array (a crop: what it outlines continues beyond)."""
-    return any(mask.take(i, axis=a).any() for a in range(mask.ndim) for i in (0, -1))
-
-
 def _largest_slice(mask: np.ndarray) -> int:
     areas = mask.sum(axis=(1, 2))
     return int(np.argmax(areas))
@@ -357,7 +325,7 @@ def _measure(hu: np.ndarray, prob: np.ndarray, lung: np.ndarray | None, crop: Gr
         if lung is not None:
             allowed &= lung | core
             if settings.grow_open_mm > 0 and float(np.median(hu[core])) >= settings.solid_hu:
-                allowed |= _grown_body(outline >= 0.5, core, lung, crop.spacing, settings.grow_open_mm)
+                allowed |= grown_body(outline >= 0.5, core, lung, crop.spacing, settings.grow_open_mm)
         field_ = np.where(allowed, np.maximum(outline, 0.0), 0.0).astype(np.float32)
     mask = (field_ >= 0.5) & allowed
     if not mask.any():

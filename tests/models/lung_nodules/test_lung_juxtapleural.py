@@ -1,12 +1,16 @@
 """Juxtapleural flag of `locate`: chest wall next to the nodule, with a lung mask whose edge lies past the pleura;
 and the Lung-RADS v2022 benign features of a juxtapleural nodule (smooth margin; lentiform, oval or triangular
-shape, not round): each measured, an uncertain one reported as uncertain."""
+shape, not round): each measured, an uncertain one reported as uncertain; and a nodule on the pleura measured
+up to the pleura (the chest wall cut off by a rolling ball, grow.py), neither short of it nor into the wall."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models.lung_nodules.lungrads import JuxtapleuralFeatures, PleuralShape
+from models.lung_nodules.candidates import CandidateSettings, find_nodules
+from models.lung_nodules.geometry import Grid, resample
+from models.lung_nodules.grow import ball_opening, chest_wall_beside
+from models.lung_nodules.lungrads import JuxtapleuralFeatures, LungRads, NoduleForRads, PleuralShape, nodule_category
 from models.lung_nodules.shape import chest_wall, juxtapleural_features, locate
 
 SPACING = (1.0, 0.7, 0.7)
@@ -98,3 +102,82 @@ def test_a_spiculated_outline_is_not_smooth_and_a_tiny_one_is_uncertain() -> Non
     tiny = np.zeros((3, 3, 3), dtype=bool)
     tiny[1, 1, :] = True
     assert juxtapleural_features(tiny, SPACING) == JuxtapleuralFeatures(None, PleuralShape.UNCERTAIN)
+
+
+# --- measuring a nodule on the pleura (grow.py): up to the pleura, not short of it, not into the wall ---------
+
+WALL_X = 5.0  # the chest wall (40 HU) fills x >= 5 mm
+
+
+def _on_wall(diameter_mm: float, spacing: tuple[float, float, float], lung_edge_mm: float
+             ) -> tuple[np.ndarray, Grid, np.ndarray, Grid, np.ndarray]:
+    """A round solid nodule of *diameter_mm* 0.3 mm from a flat chest wall; the network's probability only on a
+    3.6 mm ball at its centre (it fades towards the wall); the lung mask's edge *lung_edge_mm* past the pleura
+    (negative: inside the nodule, as a coarse closed mask can lie)."""
+    shape = tuple(int(round(40.0 / s)) for s in spacing)
+    grid = Grid.axial(shape, spacing, (-25.0, -20.0, 0.0))  # type: ignore[arg-type]
+    mm = grid.to_mm(np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1))
+    x, y, z = mm[..., 0], mm[..., 1], mm[..., 2] - 20.0
+    cx = WALL_X - diameter_mm / 2 - 0.3
+    hu = np.where(x >= WALL_X, 40.0, -860.0).astype(np.float32)
+    hu[(x - cx) ** 2 + y ** 2 + z ** 2 <= (diameter_mm / 2) ** 2] = 30.0
+    hu += np.random.default_rng(3).normal(0, 10.0, shape).astype(np.float32)
+    net = grid.resampled((1.0, 1.0, 1.0))
+    core = ((x - cx) ** 2 + y ** 2 + z ** 2 <= 1.8 ** 2).astype(np.float32)
+    prob = np.clip(resample(core, grid, net), 0, 1)
+    lung = resample((x < WALL_X + lung_edge_mm).astype(np.float32), grid, net) >= 0.5
+    return hu, grid, prob, net, lung
+
+
+GROW = CandidateSettings(grow_open_mm=2.5)  # as lung_nodules version 6 ships it
+
+
+@pytest.mark.parametrize("diameter_mm", [5.0, 6.5, 9.0])
+@pytest.mark.parametrize("spacing", [(1.0, 0.7, 0.7), (2.0, 1.0, 1.0)])
+@pytest.mark.parametrize("lung_edge_mm", [-1.5, 0.0, 1.5])
+def test_a_round_nodule_on_the_pleura_measures_its_diameter(diameter_mm: float, spacing: tuple[float, float, float],
+                                                             lung_edge_mm: float) -> None:
+    """Before the wall was cut off at the pleura, these measured 4.0-4.7 mm whatever their size (the network's core:
+    a body near tissue outside the lung mask did not grow)."""
+    hu, grid, prob, net, lung = _on_wall(diameter_mm, spacing, lung_edge_mm)
+    (nodule,) = find_nodules(prob, net, hu, grid, lung, GROW)
+    assert nodule.mean_diameter_mm == pytest.approx(diameter_mm, abs=0.7)
+    assert nodule.long_axis_mm <= diameter_mm + 1.0
+    x = grid.to_mm(np.argwhere(nodule.mask) + [s.start for s in nodule.box])[:, 0]
+    assert x.max() < WALL_X  # no voxel of the chest wall in the outline
+
+
+def test_a_round_juxtapleural_nodule_keeps_its_size_category() -> None:
+    """Issue 28: a round 6.5 mm nodule on the pleura is category 3; measured from the network's core (4.x mm) it
+    read as 2."""
+    hu, grid, prob, net, lung = _on_wall(6.5, (1.0, 0.7, 0.7), -1.5)
+    (nodule,) = find_nodules(prob, net, hu, grid, lung, GROW)
+    assert nodule.location.juxtapleural
+    assert nodule.location.features is not None and nodule.location.features.shape is not PleuralShape.LENTIFORM
+    rads = nodule_category(NoduleForRads(nodule.nodule_type, nodule.mean_diameter_mm, juxtapleural=True,
+                                         features=nodule.location.features))
+    assert rads is LungRads.CAT_3
+
+
+def test_the_wall_ball_is_the_smallest_that_does_not_fit_the_nodule() -> None:
+    spacing = (1.0, 1.0, 1.0)
+    z, y, x = np.ogrid[:40, :40, :40]
+    for radius, ball_mm in ((2.5, 3.0), (4.5, 5.0)):
+        tissue = (x >= 30) | ((z - 20) ** 2 + (y - 20) ** 2 + (x - 29.5 + radius) ** 2 <= radius ** 2)
+        core = (z - 20) ** 2 + (y - 20) ** 2 + (x - 29.5 + radius) ** 2 <= 1.0
+        found = chest_wall_beside(tissue, core, spacing)
+        assert found is not None and found[1] == ball_mm
+        wall, _ = found
+        assert wall[:, :, 30:].all()  # the wall to its face (it continues past the crop)
+        assert not (wall & core).any() and not wall[:, :, :28].any()
+    big = (x >= 30) | ((z - 20) ** 2 + (y - 20) ** 2 + (x - 18) ** 2 <= 12.0 ** 2)
+    assert chest_wall_beside(big, np.zeros_like(big) | ((z == 20) & (y == 20) & (x == 18)), spacing) is None
+
+
+def test_the_ball_opening_keeps_what_a_ball_fits_in() -> None:
+    rod = np.zeros((30, 30, 30), dtype=bool)
+    rod[13:16, 13:16, :] = True  # 3 mm thick
+    assert not ball_opening(rod, 2.0, (1.0, 1.0, 1.0)).any()
+    slab = np.zeros((30, 30, 30), dtype=bool)
+    slab[:, :, 20:] = True
+    assert (ball_opening(slab, 4.0, (1.0, 1.0, 1.0)) == slab).all()  # a wall cut by the array's face stays whole
