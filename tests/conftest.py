@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import Orthanc
+from peers import Orthanc, free_port
 from pg import PgServer, why_not_available
 
 
@@ -26,6 +26,28 @@ def orthanc_factory(tmp_path: Path) -> Iterator[object]:
     yield start
     for o in started:
         o.stop()
+
+
+@pytest.fixture
+def storage_sink() -> Iterator[tuple[int, list[str]]]:
+    """A storage SCP (pynetdicom, AE title SINK, every storage SOP class) on a free port that accepts every instance
+    and keeps its SOP Instance UID: ``(port, received)``; shut down after the test."""
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+    received: list[str] = []
+
+    def handle_store(event: evt.Event) -> int:
+        received.append(str(event.dataset.SOPInstanceUID))
+        return 0x0000
+
+    ae = AE(ae_title="SINK")
+    ae.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
+    try:
+        yield port, received
+    finally:
+        server.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
-from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 from aiws.api.routes.console_ops import quantile
 from aiws.errors import NotFound
@@ -23,7 +22,7 @@ from aiws.ledger import InstanceRow, Ledger, NewJob, NewResult, StudyLabels
 from aiws.ledger.actions import ActionRefused
 from aiws.ledger.stats import DURATION_BUCKETS, Histogram
 from factories import make_ct_series
-from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
+from peers import AiwsProcess, have_tool, storescu, wait_for
 
 T0 = 1_000_000.0
 
@@ -405,22 +404,9 @@ retry_seconds = 0
 
 
 @pytest.fixture
-def sink() -> Iterator[tuple[int, list[str]]]:
-    """A storage SCP (pynetdicom) that keeps the SOP Instance UIDs it received."""
-    received: list[str] = []
-
-    def handle_store(event: evt.Event) -> int:
-        received.append(str(event.dataset.SOPInstanceUID))
-        return 0x0000
-
-    ae = AE(ae_title="SINK")
-    ae.supported_contexts = AllStoragePresentationContexts
-    port = free_port()
-    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
-    try:
-        yield port, received
-    finally:
-        server.shutdown()
+def sink(storage_sink: tuple[int, list[str]]) -> tuple[int, list[str]]:
+    """The destination "pacs": tests/conftest.py's storage SCP, keeping the SOP Instance UIDs it received."""
+    return storage_sink
 
 
 @pytest.fixture

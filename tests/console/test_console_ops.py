@@ -16,10 +16,9 @@ import pytest
 from console_helpers import Console, start_console
 from pydicom import dcmread
 from pydicom.uid import generate_uid
-from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 from factories import make_ct_series
-from peers import AiwsProcess, free_port, have_tool, storescu, wait_for
+from peers import AiwsProcess, have_tool, storescu, wait_for
 
 pytestmark = [pytest.mark.network,
               pytest.mark.skipif(not have_tool("storescu"), reason="dcmtk storescu missing")]
@@ -72,27 +71,14 @@ class OpsService:
 
 
 @pytest.fixture
-def ops(tmp_path: Path) -> Iterator[OpsService]:
-    received: list[str] = []
-
-    def handle_store(event: evt.Event) -> int:
-        received.append(str(event.dataset.SOPInstanceUID))
-        return 0x0000
-
-    ae = AE(ae_title="SINK")
-    ae.supported_contexts = AllStoragePresentationContexts
-    port = free_port()
-    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
-    assert server is not None
+def ops(tmp_path: Path, storage_sink: tuple[int, list[str]]) -> Iterator[OpsService]:
+    port, received = storage_sink
     (tmp_path / "svc").mkdir()
+    console = start_console(tmp_path / "svc", CONFIG.replace("SINK_PORT", str(port)), env={"AIWS_WORKERS": "1"})
     try:
-        console = start_console(tmp_path / "svc", CONFIG.replace("SINK_PORT", str(port)), env={"AIWS_WORKERS": "1"})
-        try:
-            yield OpsService(console, received)
-        finally:
-            console.stop()
+        yield OpsService(console, received)
     finally:
-        server.shutdown()
+        console.stop()
 
 
 def _failed_study(ops: OpsService, tmp_path: Path) -> tuple[str, int, Path]:
