@@ -178,7 +178,8 @@ def test_results_name_the_active_version_without_a_restart(tmp_path: Path) -> No
 
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "triton_repo" / MODEL_NAME, repo / MODEL_NAME)
-    shutil.copytree(repo / MODEL_NAME / "1", repo / MODEL_NAME / "2")  # same network, a second version
+    newest = max(int(p.name) for p in (repo / MODEL_NAME).iterdir() if p.name.isdigit())
+    shutil.copytree(repo / MODEL_NAME / "1", repo / MODEL_NAME / str(newest + 1))  # version 1's network, the newest
     files = tuple(write_series(make_phantom(10001), tmp_path / "in"))
     study_uid = str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     pipeline = CoronaryCalciumPipeline(make_runtime(RuntimeSettings(model_repository=repo, device="cpu")))
@@ -189,7 +190,7 @@ def test_results_name_the_active_version_without_a_restart(tmp_path: Path) -> No
         sr = dcmread(next(f.path for f in result.files if f.kind == "sr"))
         return {str(sr.SeriesDescription), str(sr.SoftwareVersions)}
 
-    assert all(f"{MODEL_NAME} v2" in text for text in versions_named(tmp_path / "latest"))
+    assert all(f"{MODEL_NAME} v{newest + 1}" in text for text in versions_named(tmp_path / "latest"))
     set_active_version(ModelRepository(repo), MODEL_NAME, 1)
     assert all(f"{MODEL_NAME} v1" in text for text in versions_named(tmp_path / "promoted"))
 
