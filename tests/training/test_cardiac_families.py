@@ -148,13 +148,20 @@ def test_export_run_puts_the_cross_family_table_in_the_card(tmp_path: Path) -> N
     candidate.mkdir(parents=True)
     shutil.copy(repo / "cardiac_cine_segmenter" / "config.pbtxt", candidate / "config.pbtxt")
     shutil.copytree(repo / "cardiac_cine_segmenter" / "1", candidate / "1")
+    card_file = candidate / "1" / "model_card.json"
+    card = json.loads(card_file.read_text())
+    card["provenance"]["training_config"]["families"] = ["A", "B"]  # as a run of configs/families.json has
+    card_file.write_text(json.dumps(card))
     cases = [_case("A", 101.0, 40.5, 60.0, 60.5)]
-    row = {"trained_on": "A+B", "family": "A", "version": None, "cases": cases,
+    row = {"trained_on": "A+B", "family": "A", "version": None, "cases": cases, "measured": summarise(cases),
            "bars": bars("cardiac_mri", summarise(cases))}
     (run / "evaluation.json").write_text(json.dumps({"task": "cardiac_mri", "rows": [row],
                                                      "cross_family": card_rows([row])}))
-    assert export_run(run, repo) == ("cardiac_cine_segmenter", 2)
-    card = json.loads((repo / "cardiac_cine_segmenter" / "2" / "model_card.json").read_text())
+    version = 1 + max(int(p.name) for p in (repo / "cardiac_cine_segmenter").iterdir() if p.name.isdigit())
+    assert export_run(run, repo) == ("cardiac_cine_segmenter", version)
+    card = json.loads((repo / "cardiac_cine_segmenter" / str(version) / "model_card.json").read_text())
     assert card["cross_family"][0]["train_family"] == "A+B" and "cases" not in card["metrics"]["evaluation"]["rows"][0]
-    markdown = (repo / "cardiac_cine_segmenter" / "2" / "model_card.md").read_text()
+    markdown = (repo / "cardiac_cine_segmenter" / str(version) / "model_card.md").read_text()
     assert "## Train family -> evaluation family" in markdown and "| A+B | A | 1 | 1.0 (met, bar 0.95)" in markdown
+    assert card["metrics"]["evaluation"]["measured"]["A+B -> A"]["ef_mean_abs_error_points"] == 0.5
+    assert "family B" in " ".join(card["limitations"])  # trained on A+B (the run's config): the two-family text

@@ -8,7 +8,7 @@ from pathlib import Path
 from models.cardiac_mri.network import MODEL_NAME
 from training.candidate import CANDIDATE_DIR, bar_lines, evaluate_candidate, has_candidate
 from training.cardiac_mri.evaluate import EVAL_SEED_START, evaluate
-from training.cardiac_mri.export import SIGNATURE
+from training.cardiac_mri.export import SIGNATURE, candidate_card
 from training.cardiac_mri.train import TrainConfig, train
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.json"
@@ -73,7 +73,10 @@ def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:
         if "cross_family" in evaluation:
             card["cross_family"] = evaluation.pop("cross_family")
             evaluation["rows"] = [{k: v for k, v in row.items() if k != "cases"} for row in evaluation["rows"]]
+            evaluation["measured"] = {f"{r['train_family']} -> {r['evaluation_family']}": row["measured"]
+                                      for r, row in zip(card["cross_family"], evaluation["rows"], strict=True)}
         card.setdefault("metrics", {})["evaluation"] = evaluation
+    card["limitations"] = candidate_card(card["provenance"]["training_config"], "", {})["limitations"]
     card["provenance"]["run"] = run_dir.name
     card["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     config = candidates.config_path(MODEL_NAME).read_text(encoding="utf-8")

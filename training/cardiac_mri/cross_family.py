@@ -80,9 +80,23 @@ def _case(job: tuple[str, int, Sequence[Model]]) -> list[dict[str, Any]]:
         out.append({"family": family, "seed": seed, "edv_truth": truth.lv.edv_ml, "edv": ours.lv.edv_ml,
                     "esv_truth": truth.lv.esv_ml, "esv": ours.lv.esv_ml, "ef_truth": truth.lv.ef_pct,
                     "ef": ours.lv.ef_pct, "phases_agree": (truth.lv.ed_phase, truth.lv.es_phase) == (
-                        ours.lv.ed_phase, ours.lv.es_phase),
+                        ours.lv.ed_phase, ours.lv.es_phase), "mass_truth": truth.lv_mass_g, "mass": ours.lv_mass_g,
+                    **_rv(truth, ours),
                     **{f"dice_{k}": _dice(labels == v, truth_labels == v) for k, v in LABELS.items()}})
     return out
+
+
+def _rv(truth: Any, ours: Any) -> dict[str, float]:
+    """RV EDV and ESV of truth and ours (0 where no RV was found)."""
+    return {f"rv_{k}{suffix}": getattr(f.rv, f"{k}_ml") if f.rv else 0.0
+            for f, suffix in ((truth, "_truth"), (ours, "")) for k in ("edv", "esv")}
+
+
+def _mean_abs_pct(cases: Sequence[Mapping[str, Any]], key: str) -> float | None:
+    """Mean absolute error (%) of *key* against ``key_truth`` over the cases that have it (None: none has)."""
+    errors = [abs(float(c[key]) / float(c[f"{key}_truth"]) - 1) * 100 for c in cases
+              if key in c and float(c.get(f"{key}_truth", 0.0)) > 0]
+    return float(np.mean(errors)) if errors else None
 
 
 def summarise(cases: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -97,6 +111,10 @@ def summarise(cases: Sequence[Mapping[str, Any]]) -> dict[str, float]:
            "esv_mean_abs_error_pct": float(esv.mean()),
            "edv_esv_within_10pct": float(np.mean((edv <= 10) & (esv <= 10))),
            "ed_es_phase_agreement": float(np.mean([bool(c["phases_agree"]) for c in cases]))}
+    for key in ("mass", "rv_edv", "rv_esv"):  # also reported by the pipeline, not under the issue's bars
+        value = _mean_abs_pct(cases, key)
+        if value is not None:
+            out[f"{key}_mean_abs_error_pct"] = value
     for n in LABELS:  # NaN where neither truth nor prediction has the label
         d = a[f"dice_{n}"][np.isfinite(a[f"dice_{n}"])]
         out[f"dice_{n}"] = float(d.mean()) if d.size else float("nan")

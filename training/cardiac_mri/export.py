@@ -29,6 +29,19 @@ LIMITATIONS = [
     "congenital anatomy; the LV outflow tract is not modelled.",
     "The RV is measured on the short-axis stack (no atrial-ventricular valve plane tracking).",
 ]
+#: The limitations of a version trained on both phantom families (issue 28).
+LIMITATIONS_FAMILIES = [
+    "Trained and evaluated on synthetic phantoms only: family A (ellipsoidal LV, crescent RV, two papillary "
+    "muscles, smooth bias field) and family B (bullet-shaped LV, trabeculation, two or three papillary muscles, "
+    "coil bias fields, 6-16 slices with 0-5 mm gaps, partial base or apex coverage, breathing shifts between "
+    "slices); performance on patient cines is unknown until validated on local data.",
+    "At end-systole, a basal slice that has become atrium is still labelled LV in some family-B cines (3 of 16 "
+    "unseen cines: ESV 18-39 % high, EF 5-20 points low): check the basal slices at end-systole.",
+    "The RV pool is drawn narrower at the septum than family A's convention (family B leaves a 2 mm RV-side septal "
+    "wall outside the pool): on unseen family-A cines RV volumes are about 10 % low (version 1: 4 %).",
+    "No through-plane partial volume at the base, no flow or banding artefacts, no congenital anatomy; the LV "
+    "outflow tract is not modelled; the RV is measured on the short-axis stack (no valve plane tracking).",
+]
 CONVENTIONS = [
     "Volume = sum of areas x (slice thickness + gap).",
     "Papillary muscles and trabeculations counted in the blood pool, not in the mass.",
@@ -83,6 +96,6 @@ def candidate_card(config_json: dict[str, Any], config_hash: str, validation: di
                        **({"initial_weights": config_json["init_version"]} if config_json.get("init_version") else {})},
         "metrics": {"validation": validation},
         "conventions": CONVENTIONS,
-        "limitations": LIMITATIONS,
+        "limitations": LIMITATIONS if list(config_json.get("families", ["A"])) == ["A"] else LIMITATIONS_FAMILIES,
         "provenance": {"training_config_sha256": config_hash, "training_config": config_json},
     }
