@@ -21,6 +21,7 @@ starting point):
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -202,9 +203,23 @@ RUNNERS: dict[str, Callable[[Path, int | None, str, Sequence[int]], dict[str, An
     "lung_nodules": _lung, "mammography": _mammo, "cardiac_mri": _cardiac}
 
 
+def trained_families(repo: Path, model: str, version: int) -> str:
+    """The phantom families a version was trained on, from its model card (``trained_on.families`` or
+    ``trained_on.phantom_families``; ``a`` when the card names none, as the versions trained on family A alone do),
+    e.g. ``a+b``."""
+    card = repo / model / str(version) / "model_card.json"
+    trained = json.loads(card.read_text(encoding="utf-8")).get("trained_on", {}) if card.is_file() else {}
+    listed = (trained.get("families") or list(trained.get("phantom_families") or [])) if isinstance(trained, dict) \
+        else None  # cardiac cards list them, mammography cards keep one entry per family
+    if isinstance(listed, str):
+        return listed.lower()
+    return "+".join(str(f).lower() for f in listed) if listed else "a"
+
+
 def evaluate_families(task: str, repo: Path, version: int | None, choice: str, count: int,
-                      seed_start: int = EVAL_SEED_START, train_family: str = "a") -> list[dict[str, Any]]:
-    """One row per evaluation family: ``{task, train_family, family, version, seeds, measured, bars, seconds}``.
+                      seed_start: int = EVAL_SEED_START, train_family: str | None = None) -> list[dict[str, Any]]:
+    """One row per evaluation family: ``{task, train_family, family, version, seeds, measured, bars, seconds}``;
+    *train_family* None: the families the version's model card names (:func:`trained_families`).
 
     Raises:
         FamilyError: a task without two phantom families, or an unknown family.
@@ -216,7 +231,8 @@ def evaluate_families(task: str, repo: Path, version: int | None, choice: str, c
         seeds = list(range(seed_start, seed_start + count))
         t0 = time.perf_counter()
         result = RUNNERS[task](repo, version, family, seeds)
-        row = {"task": task, "train_family": train_family, "family": family, "seeds": seeds, **result,
+        trained = train_family or trained_families(repo, MODELS[task], int(result["version"]))
+        row = {"task": task, "train_family": trained, "family": family, "seeds": seeds, **result,
                "bars": bars(task, result["measured"]), "seconds": round(time.perf_counter() - t0, 1)}
         LOGGER.info("%s family %s: %s", task, family, row["measured"])
         rows.append(row)
