@@ -16,7 +16,7 @@ from models.runtime.promote import active_version
 from models.runtime.repository import ModelRepository
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # after the project: bench/plugins.py must not shadow the plugins package
 
 from _e2e import changed_models, pinned_repository  # noqa: E402
 
