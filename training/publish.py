@@ -161,7 +161,7 @@ def render_card(card: Mapping[str, Any]) -> str:
     lines = [f"# Model card: {card['model']} version {card.get('version', '?')}", ""]
     for key, title in (("summary", "Summary"), ("intended_use", "Intended use"), ("trained_on", "Trained on"),
                        ("metrics", "Metrics"), ("cross_family", "Train family -> evaluation family"),
-                       ("operating_point", "Operating point"),
+                       ("evaluation_added", "Evaluation added"), ("operating_point", "Operating point"),
                        ("rescore", "Second stage (false-positive reduction)"), ("conventions", "Conventions"),
                        ("limitations", "Limitations"), ("plots", "Plots"), ("provenance", "Provenance")):
         if key not in card:
@@ -171,6 +171,9 @@ def render_card(card: Mapping[str, Any]) -> str:
             continue
         if key == "cross_family":
             lines += [f"## {title}", "", *cross_family_lines(card[key])]
+            continue
+        if key == "evaluation_added":  # a later evaluation of the same published network: its date and what it found
+            lines += [f"## {title} {card[key].get('date', '')}".rstrip(), "", str(card[key].get("note", "")), ""]
             continue
         lines += [f"## {title}", ""]
         value = card[key]

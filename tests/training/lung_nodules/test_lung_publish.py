@@ -65,3 +65,18 @@ def test_markdown_card_tables_the_bars_and_leaves_long_lists_to_the_json() -> No
     assert "| lung_rads_exam_agreement | 0.8 | 0.9 | no |" in text
     assert '"scans": "30 items, listed in model_card.json"' in text and "lung_29" not in text
     assert '"sensitivity": 0.95' in text
+
+
+def test_every_shipped_card_markdown_is_its_json_rendered() -> None:
+    """A card edited after publishing (a later evaluation, ``evaluation_added``) stays one document: the Markdown
+    a viewer reads is exactly what its JSON renders to, with no machine paths in either."""
+    root = Path(__file__).resolve().parents[3] / "triton_repo"
+    cards = sorted(root.glob("*/*/model_card.json"))
+    assert len(cards) >= 10
+    for card_json in cards:
+        card = json.loads(card_json.read_text(encoding="utf-8"))
+        markdown = card_json.with_suffix(".md").read_text(encoding="utf-8")
+        assert render_card(card).rstrip() == markdown.rstrip(), card_json.parent.relative_to(root)
+        assert "/work/" not in markdown and "/home/" not in markdown and "/tmp/" not in markdown
+    added = json.loads((root / "lung_nodules" / "6" / "model_card.json").read_text(encoding="utf-8"))
+    assert "## Evaluation added " + added["evaluation_added"]["date"] in render_card(added)
