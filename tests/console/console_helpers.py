@@ -141,6 +141,22 @@ def login(browser: Any, console: Console, role: Role | str, password: str | None
     WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#who, #login-error")))
 
 
+def click_to_next_page(browser: Any, element: Any) -> None:
+    """Click *element* and wait until the browser has left the page it was on (a form post or a link).
+
+    While the next document commits, Chromium can answer a call on the old page's element with "Node with
+    given id does not belong to the document" (a plain WebDriverException) instead of a stale-element error:
+    that is the navigation happening, so the wait polls again rather than failing."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(ec.staleness_of(page))
+
+
 def screenshot(browser: Any, name: str) -> Path:
     """Save the window as ``tests/artifacts/console/<name>.png`` (kept by CI); returns the path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from console_helpers import Console, start_console
+from console_helpers import Console, click_to_next_page, start_console
 
 from aiws.ledger import Ledger
 from models.runtime import ModelRepository
@@ -128,9 +128,7 @@ def test_promote_and_roll_back_in_the_browser_then_find_it_in_the_audit(  # type
         return str(browser.find_element(By.ID, "active-lung_nodules").text)
 
     def click(element_id: str) -> None:
-        page = browser.find_element(By.TAG_NAME, "html")
-        browser.find_element(By.ID, element_id).click()
-        WebDriverWait(browser, 30).until(ec.staleness_of(page))
+        click_to_next_page(browser, browser.find_element(By.ID, element_id))
 
     login(browser, service.console, "ml-engineer")
     browser.get(f"{service.base_url}/console/models")

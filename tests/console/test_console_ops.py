@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_helpers import Console, start_console
+from console_helpers import Console, click_to_next_page, start_console
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
@@ -106,17 +106,6 @@ def _failed_study(ops: OpsService, tmp_path: Path) -> tuple[str, int, Path]:
     return study, job_id, blocker
 
 
-def _click_to_next_page(browser: Any, element: Any) -> None:
-    """Click *element* and wait until the browser has left the page it was on (a form post or a link)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(browser, 30).until(ec.staleness_of(page))
-
-
 def _text(browser: Any, css: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -138,20 +127,20 @@ def test_failed_job_retried_from_the_study_page_found_by_accession(
     browser.get(f"{ops.console.base_url}/console/")
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr.study-row")) == 2
     browser.find_element(By.ID, "filter-q").send_keys(ACCESSION.lower())
-    _click_to_next_page(browser, browser.find_element(By.ID, "filter-apply"))
+    click_to_next_page(browser, browser.find_element(By.ID, "filter-apply"))
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.study-row")
     assert [r.find_element(By.CSS_SELECTOR, "td.accession").text for r in rows] == [ACCESSION]
     assert _text(browser, "#study-count") == "1 study; page 1 of 1"
     screenshot(browser, "ops-dashboard-filter-by-accession")
 
-    _click_to_next_page(browser, rows[0].find_element(By.CSS_SELECTOR, "a.study-link"))
+    click_to_next_page(browser, rows[0].find_element(By.CSS_SELECTOR, "a.study-link"))
     assert _text(browser, "#study-uid") == study
     assert _text(browser, f"#job-{job_id}-state") == "failed"
     assert "NotADirectoryError" in _text(browser, f"#job-{job_id}")
     screenshot(browser, "ops-study-failed-job")
 
     blocker.unlink()  # the disk is repaired; the operator retries
-    _click_to_next_page(browser, browser.find_element(By.ID, f"retry-{job_id}"))
+    click_to_next_page(browser, browser.find_element(By.ID, f"retry-{job_id}"))
     assert _text(browser, "#flash") == f"Job {job_id} queued again (pending)."
     assert _text(browser, f"#job-{job_id}-state") in ("pending", "running", "done")
     screenshot(browser, "ops-study-job-retried")
