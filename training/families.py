@@ -284,7 +284,8 @@ def table_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
                      f"{row['family']} ({len(row['seeds'])} phantoms, seeds {row['seeds'][0]}..{row['seeds'][-1]}, "
                      f"{row['seconds']} s)")
         for name, b in row["bars"].items():
-            lines.append(f"  {'MET ' if b['met'] else 'FAIL'} {name}: {b['value']} (bar {b['bar']})")
+            rule = "< " if BARS.get(row["task"], {}).get(name, (0.0, ""))[1] == "below" else ""
+            lines.append(f"  {'MET ' if b['met'] else 'FAIL'} {name}: {b['value']} (bar {rule}{b['bar']})")
         extra = {k: v for k, v in row["measured"].items() if k not in row["bars"]}
         if extra:
             lines.append("  also: " + ", ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}"
