@@ -132,3 +132,24 @@ def test_dataset_writer_default_family_a_unchanged(tmp_path: Path) -> None:
     case = read_case(tmp_path, "lung_00007")
     direct = generate_phantom(7, PhantomConfig(z_extent_mm=20.0, max_matrix=96, nodules=(1, 1)))
     assert np.array_equal(case.image, direct.hu) and case.meta["nodules"] == json.loads(direct.truth_json())["nodules"]
+
+
+def test_dataset_writer_appends_the_other_family(tmp_path: Path) -> None:
+    """A training set of both families (issue 28): --append keeps family A's cases, lists both and records each
+    family's seeds; appending a family already there is refused before anything is written."""
+    from training.lung_nodules.dataset import dataset_families, dataset_seeds
+
+    common = ["--out", str(tmp_path), "--slab-mm", "20", "--max-matrix", "96", "--nodules", "1:1"]
+    assert dataset_main([*common, "--seeds", "7,8"]) == 0
+    assert dataset_main([*common, "--seeds", "8", "--family", "b", "--append"]) == 0
+    doc = json.loads((tmp_path / "dataset.json").read_text())
+    assert [t["image"] for t in doc["training"]] == ["./imagesTr/lung_00007.nii.gz", "./imagesTr/lung_00008.nii.gz",
+                                                     "./imagesTr/lungb_00008.nii.gz"]
+    assert doc["numTraining"] == 3 and "family" not in doc["phantom"]
+    assert dataset_families(tmp_path) == {"a": [7, 8], "b": [8]} and dataset_seeds(tmp_path) == [7, 8]
+    assert doc["phantom"]["families"]["a"]["config"]["max_matrix"] == 96
+    assert read_case(tmp_path, "lungb_00008").meta["family"] == "b"
+    with pytest.raises(SystemExit):
+        dataset_main([*common, "--seeds", "9", "--append"])
+    assert not (tmp_path / "imagesTr" / "lung_00009.nii.gz").exists()
+    assert dataset_families(tmp_path) == {"a": [7, 8], "b": [8]}

@@ -37,7 +37,7 @@ class TrainSettings:
     val_cases: int = 4
     threads: int = 2
     log_every: int = 25
-    init_checkpoint: str = ""  # fine-tune: start from the weights of an earlier run's checkpoint (.pt); "" = scratch
+    init_checkpoint: str = ""  # fine-tune: an earlier run's checkpoint (.pt) or a published model.onnx; "" = scratch
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Phantom datasets in the MSD layout: the input of ``aiws train lung_nodules --data DIR``.
 
 ``python -m training.lung_nodules.dataset --out DIR --seeds 0:40 [--slab-mm 120] [--workers 2]
-[--round-juxtapleural 0.5] [--family a|b]`` writes
+[--round-juxtapleural 0.5] [--family a|b] [--append]`` writes
 ``imagesTr/lung_<seed>.nii.gz`` (HU), ``labelsTr/`` (1 = nodule), ``nodulesTr/`` (ground-truth
 JSON) and ``dataset.json`` (with the seeds and the phantom configuration). Each phantom depends on its
-seed only, so ``--workers`` processes write the same files as one.
+seed only, so ``--workers`` processes write the same files as one. ``--append`` adds the phantoms to the
+cases already in DIR (a training set of both families, issue 28): ``dataset.json`` then lists every case and
+``phantom.families`` the seeds and configuration of each family.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from training.lung_nodules.phantom import PhantomConfig, generate_phantom
 from training.lung_nodules.phantom_b import PhantomConfigB, generate_phantom_b
@@ -38,21 +41,41 @@ def _write_phantom(root: Path, config: PhantomConfig | PhantomConfigB, seed: int
 
 
 def write_phantom_dataset(root: Path, seeds: Sequence[int], config: PhantomConfig | PhantomConfigB,
-                          workers: int = 1) -> list[str]:
+                          workers: int = 1, append: bool = False) -> list[str]:
     """Generate one phantom per seed into *root* (MSD layout), in *workers* processes; returns the case names.
-    A :class:`PhantomConfigB` writes family B (issue 28; ``family: b`` in dataset.json)."""
+    A :class:`PhantomConfigB` writes family B (issue 28; ``family: b`` in dataset.json). With *append*, the
+    cases already listed in *root* stay and ``phantom.families`` records each family's seeds and configuration.
+
+    Raises:
+        ValueError: *append* with phantoms of a family already in *root* (a seed would be listed twice).
+    """
+    family = "b" if isinstance(config, PhantomConfigB) else "a"
+    before: dict[str, Any] = read_dataset_json(root) if append and (root / "dataset.json").exists() else {}
+    families = dict(before.get("phantom", {}).get("families", {})) if before else {}
+    if before and not families:  # a one-family dataset written without --append
+        old = before.get("phantom", {})
+        families[str(old.get("family", "a"))] = {"seeds": old.get("seeds", []), "config": old.get("config", {})}
+    if family in families:
+        raise ValueError(f"{root}: already has family {family} phantoms; append the other family")
     write = partial(_write_phantom, root, config)
     if workers > 1 and len(seeds) > 1:
         with ProcessPoolExecutor(min(workers, len(seeds))) as pool:
             names = list(pool.map(write, seeds))
     else:
         names = [write(seed) for seed in seeds]
-    write_dataset_json(root, names, "AIWS chest CT phantoms with lung nodules (synthetic)",
+    listed = [Path(item["image"]).name.removesuffix(".nii.gz") for item in before.get("training", [])]
+    write_dataset_json(root, listed + names, "AIWS chest CT phantoms with lung nodules (synthetic)",
                        {"0": "background", "1": "nodule"})
     doc = read_dataset_json(root)
-    doc["phantom"] = {"seeds": list(seeds), "config": json.loads(json.dumps(config.__dict__, default=list))}
-    if isinstance(config, PhantomConfigB):
-        doc["phantom"]["family"] = "b"
+    record = {"seeds": list(seeds), "config": json.loads(json.dumps(config.__dict__, default=list))}
+    if before:
+        families[family] = record
+        doc["phantom"] = {"seeds": sorted({int(s) for f in families.values() for s in f["seeds"]}),
+                          "families": dict(sorted(families.items()))}
+    else:
+        doc["phantom"] = record
+        if family == "b":
+            doc["phantom"]["family"] = "b"
     (root / "dataset.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return names
 
@@ -60,6 +83,14 @@ def write_phantom_dataset(root: Path, seeds: Sequence[int], config: PhantomConfi
 def dataset_seeds(root: Path) -> list[int]:
     """Phantom seeds of a dataset written by :func:`write_phantom_dataset` (empty for other datasets)."""
     return [int(s) for s in read_dataset_json(root).get("phantom", {}).get("seeds", [])]
+
+
+def dataset_families(root: Path) -> dict[str, list[int]]:
+    """Phantom family -> seeds of a dataset written by :func:`write_phantom_dataset` (``{}`` for other datasets)."""
+    phantom = read_dataset_json(root).get("phantom", {})
+    if "families" in phantom:
+        return {str(k): [int(s) for s in v["seeds"]] for k, v in phantom["families"].items()}
+    return {str(phantom.get("family", "a")): [int(s) for s in phantom["seeds"]]} if "seeds" in phantom else {}
 
 
 def _seeds(text: str) -> list[int]:
@@ -80,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="fraction of juxtapleural nodules drawn round (default 0: the seeds' phantoms as shipped)")
     parser.add_argument("--family", choices=("a", "b"), default="a",
                         help="phantom family (a: the original generator, unchanged; b: the independent one)")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the cases already in --out (the other family: a training set of both)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers {args.workers}: must be >= 1")
@@ -94,7 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     diameter_mm=(dmin, dmax))
     except ValueError as exc:
         parser.error(str(exc))
-    names = write_phantom_dataset(args.out, _seeds(args.seeds), config, args.workers)
+    try:
+        names = write_phantom_dataset(args.out, _seeds(args.seeds), config, args.workers, args.append)
+    except ValueError as exc:
+        parser.error(str(exc))
     LOGGER.info("wrote %d phantoms to %s", len(names), args.out)
     return 0
 

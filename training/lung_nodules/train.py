@@ -118,6 +118,31 @@ def _val_score(summary: dict[str, Any]) -> float:
     return float(sens + (summary["dice_net_grid"] or 0.0))
 
 
+def load_initial_weights(network: Any, path: Path) -> None:
+    """Fine-tuning: load *path* into *network*: a run's checkpoint (``.pt``) or a published version's
+    ``model.onnx`` (``triton_repo/lung_nodules/<N>/model.onnx``: versions up to 6 were published without a
+    checkpoint). The exporter wraps the network as ``net`` and keeps every parameter's name, and instance norm
+    has no parameters or statistics, so the ONNX initializers are exactly the state dict (``strict``).
+
+    Raises:
+        RuntimeError: the file's tensors do not fit the configured network (other channels or strides).
+    """
+    import torch
+
+    if path.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        arrays = {i.name.removeprefix("net."): numpy_helper.to_array(i)
+                  for i in onnx.load(str(path)).graph.initializer}
+        network.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, strict=True)
+        LOGGER.info("weights from %s (%d tensors)", path, len(arrays))
+        return
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    network.load_state_dict(state["state_dict"])
+    LOGGER.info("weights from %s (step %s)", path, state.get("step"))
+
+
 def train(config: TrainConfig, data_dir: Path, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Train, validate, checkpoint and export the best network into ``run_dir``; returns the run summary."""
     import torch
@@ -139,9 +164,7 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, progress: bool = T
                                config.train.positives_per_nodule)
         network = build_network(config.network)
         if config.train.init_checkpoint:
-            state = torch.load(config.train.init_checkpoint, map_location="cpu", weights_only=False)
-            network.load_state_dict(state["state_dict"])
-            LOGGER.info("weights from %s (step %s)", config.train.init_checkpoint, state.get("step"))
+            load_initial_weights(network, Path(config.train.init_checkpoint))
         optimiser = torch.optim.AdamW(network.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, include_background=False)
         history: list[dict[str, Any]] = []

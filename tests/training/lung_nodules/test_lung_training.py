@@ -102,3 +102,26 @@ def test_export_twice_and_hot_reload(run: dict[str, Path], capsys: pytest.Captur
     text = (repo / "lung_nodules" / "2" / "model_card.md").read_text()
     for heading in ("Intended use", "Trained on", "Metrics", "Limitations", "Provenance"):
         assert f"## {heading}" in text
+
+
+def test_fine_tune_starts_from_a_published_onnx(run: dict[str, Path], tmp_path: Path) -> None:
+    """init_checkpoint may name a published version's model.onnx (versions up to 6 have no checkpoint): its
+    initializers load as the network's exact weights; a network of other channels is refused."""
+    import torch
+
+    from models.lung_nodules.network import NetworkConfig, build_network
+    from training.lung_nodules.train import load_initial_weights
+
+    if not (run["run"] / "evaluation.json").exists():
+        assert main(["evaluate", str(run["run"]), "--data", str(run["root"] / "eval")]) == 0
+    assert main(["export", str(run["run"]), "--repository", str(tmp_path)]) == 0
+    trained = torch.load(run["run"] / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
+    network = build_network(NetworkConfig(channels=(4, 8, 16), strides=(2, 2)))
+    load_initial_weights(network, tmp_path / "lung_nodules" / "1" / "model.onnx")
+    loaded = network.state_dict()
+    assert set(loaded) == set(trained["state_dict"])
+    for name, value in trained["state_dict"].items():
+        torch.testing.assert_close(loaded[name], value, rtol=0, atol=0)
+    with pytest.raises(RuntimeError):
+        load_initial_weights(build_network(NetworkConfig(channels=(8, 16, 32), strides=(2, 2))),
+                             tmp_path / "lung_nodules" / "1" / "model.onnx")
