@@ -26,7 +26,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,95 @@ def card_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows as the model card keeps them (``card['cross_family']``)."""
     return [{"train_family": r["train_family"], "evaluation_family": r["family"], "phantoms": len(r["seeds"]),
              "bars": r["bars"]} for r in rows]
+
+
+# --- shipping a candidate over the shipped version -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Measure:
+    """One figure the shipping rule compares (:func:`ship_verdict`): which way is better and how large a change is
+    noise. *one_case*: the noise is at least one evaluation case's worth (1 / cases of that family), for rates over
+    the cases (EF within 3 points, density agreement)."""
+
+    name: str
+    higher_is_better: bool = True
+    noise: float = 0.0
+    one_case: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """:func:`ship_verdict`'s answer: *better* and *worse* list, per family, the measures that moved beyond noise
+    (``"name 0.42 -> 0.81"``); *missing* the families the candidate was not evaluated on beside the baseline."""
+
+    ship: bool
+    better: dict[str, list[str]]
+    worse: dict[str, list[str]]
+    missing: list[str]
+
+    def reasons(self) -> list[str]:
+        """One line per family and a last line with the verdict, as the evaluators print them."""
+        lines = [f"family {f}: not evaluated beside the baseline" for f in self.missing]
+        for family in sorted(set(self.better) | set(self.worse)):
+            parts = [f"better: {'; '.join(self.better[family])}" if self.better.get(family) else "",
+                     f"worse beyond noise: {'; '.join(self.worse[family])}" if self.worse.get(family) else ""]
+            lines.append(f"family {family}: " + (", ".join(p for p in parts if p) or "no change beyond noise"))
+        return lines
+
+
+def ship_verdict(baseline: Mapping[str, Mapping[str, Any]], candidate: Mapping[str, Mapping[str, Any]],
+                 measures: Sequence[Measure], cases: Mapping[str, int],
+                 better_on: Sequence[str] | None = None) -> Verdict:
+    """The one shipping rule of every retrained task (issue 28), for a candidate that does not meet every bar:
+    ship when it is better than the shipped version beyond noise on some family (of *better_on*: every family when
+    None) and worse beyond noise on none. *baseline* and *candidate* map family -> measure -> value; a NaN or a
+    missing value is "no change" (a family without a lesion has no sensitivity). A family of the baseline the
+    candidate was not evaluated on refuses it.
+
+    Why not "more bars met": a bar is a threshold, and a candidate can cross one by a single case while it loses
+    more elsewhere; and why noise: on 8 to 50 phantoms one case moves a rate by 2 to 12 points either way."""
+    better: dict[str, list[str]] = {}
+    worse: dict[str, list[str]] = {}
+    missing = sorted(f for f in baseline if f not in candidate)
+    for family in sorted(f for f in candidate if f in baseline):
+        for m in measures:
+            old, new = _number(baseline[family].get(m.name)), _number(candidate[family].get(m.name))
+            if not (np.isfinite(old) and np.isfinite(new)):
+                continue
+            noise = max(m.noise, 1.0 / max(1, cases.get(family, 1)) if m.one_case else 0.0) + 1e-9
+            gain = (new - old) if m.higher_is_better else (old - new)
+            text = f"{m.name} {old:.4g} -> {new:.4g}"
+            if gain > noise:
+                better.setdefault(family, []).append(text)
+            elif gain < -noise:
+                worse.setdefault(family, []).append(text)
+    eligible = [f for f in better if better_on is None or f in better_on]
+    return Verdict(bool(eligible) and not worse and not missing, better, worse, missing)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+#: What each task's shipping rule compares (:func:`ship_verdict`): the issue's bars and the figures beside them.
+SHIP_MEASURES: dict[str, tuple[Measure, ...]] = {
+    "lung_nodules": (Measure("sensitivity_5mm_at_1fp", noise=0.05), Measure("fp_per_scan", False, 0.25),
+                     Measure("lung_rads_exam_agreement", one_case=True), Measure("diameter_mae_mm", False, 0.1)),
+    "mammography": (Measure("density_agreement", one_case=True), Measure("density_within_one_grade", one_case=True),
+                    Measure("mass_sensitivity", one_case=True), Measure("mass_fp_per_image", False, 0.1),
+                    Measure("marks_in_lesion_free_breasts", False)),
+    "cardiac_mri": (Measure("ef_mean_abs_error_points", False, 0.5), Measure("ef_within_3_points", one_case=True),
+                    Measure("edv_esv_within_10pct", one_case=True)),
+    "coronary_ct": tuple(Measure(name, noise=0.02) for name in (
+        "vessel_agatston_within_10pct", "lowest_vessel_recall", "cac_drs_agreement", "no_confounder_counted")),
+}
+
+
+def row_values(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Rows of :func:`evaluate_families` (``family``, ``measured``, ``seeds``) as :func:`ship_verdict`'s values
+    and case counts."""
+    return ({str(r["family"]): dict(r["measured"]) for r in rows},
+            {str(r["family"]): len(r["seeds"]) for r in rows})

@@ -24,6 +24,7 @@ import numpy as np
 from models.cardiac_mri.function import cardiac_function
 from training.cardiac_mri.evaluate import EVAL_SEED_START, segment_cine
 from training.cardiac_mri.phantom import masks_from_labels
+from training.families import SHIP_MEASURES, ship_verdict
 
 FAMILIES = ("A", "B")
 LABELS = {"lv": 1, "myo": 2, "rv": 3}
@@ -152,33 +153,24 @@ def card_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
              "evaluation_family": r["family"], "phantoms": len(r["cases"]), "bars": r["bars"]} for r in rows]
 
 
-#: Noise of a family's EF MAE: better on B is this much lower; not worse on A is at most this much higher (with at
-#: most one cine fewer within each bar).
-EF_MAE_NOISE_POINTS = 0.5
+#: Noise of a family's EF MAE (points): the shared shipping rule's (:data:`training.families.SHIP_MEASURES`).
+EF_MAE_NOISE_POINTS = next(m.noise for m in SHIP_MEASURES["cardiac_mri"] if m.name == "ef_mean_abs_error_points")
 
 
 def better_than(baseline: Sequence[Mapping[str, Any]], ours: Sequence[Mapping[str, Any]]) -> tuple[bool, list[str]]:
-    """Whether *ours* (rows of one model per family) is better than *baseline* on family B and not worse on A beyond
-    noise: on B an EF MAE lower by more than :data:`EF_MAE_NOISE_POINTS` with no fewer cines within the EF and the
-    EDV/ESV bars; on A an EF MAE at most :data:`EF_MAE_NOISE_POINTS` higher and at most one cine fewer within each
-    bar. Returns (verdict, reasons)."""
-    base = {r["family"]: r["measured"] for r in baseline}
-    mine = {r["family"]: r["measured"] for r in ours}
-    n = {r["family"]: len(r["cases"]) for r in ours}
-    within = ("ef_within_3_points", "edv_esv_within_10pct")
-    reasons = []
-    b, o = base["B"], mine["B"]
-    if not o["ef_mean_abs_error_points"] < b["ef_mean_abs_error_points"] - EF_MAE_NOISE_POINTS:
-        reasons.append(f"family B EF MAE {o['ef_mean_abs_error_points']} not below {b['ef_mean_abs_error_points']} - "
-                       f"{EF_MAE_NOISE_POINTS}")
-    reasons += [f"family B {k} {o[k]} below {b[k]}" for k in within if o[k] < b[k]]
-    b, o = base["A"], mine["A"]
-    if o["ef_mean_abs_error_points"] > b["ef_mean_abs_error_points"] + EF_MAE_NOISE_POINTS:
-        reasons.append(f"family A EF MAE {o['ef_mean_abs_error_points']} above {b['ef_mean_abs_error_points']} + "
-                       f"{EF_MAE_NOISE_POINTS}")
-    reasons += [f"family A {k} {o[k]} more than one cine below {b[k]}" for k in within
-                if o[k] < b[k] - 1.0 / n["A"] - 1e-9]
-    return not reasons, reasons
+    """Whether *ours* (rows of one model per family) may replace *baseline*: the shared rule
+    (:func:`training.families.ship_verdict`) with the cardiac measures: better beyond noise on family B (the EF MAE
+    lower by more than :data:`EF_MAE_NOISE_POINTS`, or more cines within the EF or the EDV/ESV bar by more than
+    one cine) and worse beyond noise on neither family. Returns (verdict, reasons: empty when it may)."""
+    def values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {str(r["family"]): dict(r["measured"]) for r in rows}
+
+    cases = {str(r["family"]): len(r["cases"]) for r in ours}
+    verdict = ship_verdict(values(baseline), values(ours), SHIP_MEASURES["cardiac_mri"], cases, better_on=("B",))
+    if verdict.ship:
+        return True, []
+    reasons = [] if verdict.better.get("B") else ["family B: not better beyond noise (EF MAE, cines within the bars)"]
+    return False, reasons + [line for line in verdict.reasons() if "worse" in line or "not evaluated" in line]
 
 
 def table_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:

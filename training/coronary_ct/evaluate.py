@@ -25,6 +25,7 @@ from models.coronary_ct.labelling import Predict, label_lesions, skeletal_struct
 from models.coronary_ct.patches import lesion_patches
 from training.coronary_ct.dataset import family_phantom, phantom_lesions
 from training.coronary_ct.phantom import CalciumPhantom, Truth
+from training.families import SHIP_MEASURES, ship_verdict
 
 LOGGER = logging.getLogger(__name__)
 
@@ -368,8 +369,9 @@ def table_lines(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-#: How much worse than the baseline a headline fraction may be on a family (one case in 50) and still count as held.
-IMPROVEMENT_TOLERANCE = 0.02
+#: How much worse than the baseline a headline fraction may be on a family (one case in 50) and still count as held:
+#: the noise of the shared shipping rule's coronary measures (:data:`training.families.SHIP_MEASURES`).
+IMPROVEMENT_TOLERANCE = SHIP_MEASURES["coronary_ct"][0].noise
 
 
 def headline(report: Mapping[str, Any]) -> dict[str, float]:
@@ -382,18 +384,12 @@ def headline(report: Mapping[str, Any]) -> dict[str, float]:
 
 
 def improves_on(ours: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Mapping[str, Any]]) -> bool:
-    """Whether a candidate is worth shipping over the baseline when the cross-family bars are not all met: on every
-    family no headline fraction (:func:`headline`) is more than :data:`IMPROVEMENT_TOLERANCE` below the baseline's,
-    and on at least one family one of them is better by more than that."""
-    better = False
-    for family, report in ours.items():
-        if family not in baseline:
-            return False
-        mine, theirs = headline(report), headline(baseline[family])
-        if any(mine[k] < theirs[k] - IMPROVEMENT_TOLERANCE for k in mine):
-            return False
-        better |= any(mine[k] > theirs[k] + IMPROVEMENT_TOLERANCE for k in mine)
-    return better
+    """Whether a candidate is worth shipping over the baseline when the cross-family bars are not all met: the shared
+    rule (:func:`training.families.ship_verdict`) on the headline fractions (:func:`headline`): on every family none
+    is more than :data:`IMPROVEMENT_TOLERANCE` below the baseline's, and on at least one family one of them is
+    better by more than that."""
+    return ship_verdict({f: headline(r) for f, r in baseline.items()}, {f: headline(r) for f, r in ours.items()},
+                        SHIP_MEASURES["coronary_ct"], {}).ship
 
 
 def main(argv: Sequence[str] | None = None) -> int:

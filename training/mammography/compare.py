@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.families import card_rows, evaluate_families, table_lines
+from training.families import SHIP_MEASURES, card_rows, evaluate_families, row_values, ship_verdict, table_lines
 from training.mammography.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,43 +38,21 @@ def compare(run_dir: Path, repo: Path, baseline: int, exams: int, seed_a: int, s
 
 
 def verdict(rows: list[dict[str, Any]]) -> tuple[bool, list[str]]:
-    """Whether the candidate may replace the baseline, and why: better on family B (more of the issue's bars met,
-    or as many with fewer false-positive mass marks per image and no lower mass sensitivity) and not worse on
-    family A beyond one exam's worth of noise (each rate within 1/exams of the baseline's, mass false positives
-    per image within 0.1, lesion-free marks not more). NaN (no lesion) counts as equal."""
-    def row(role: str, family: str) -> dict[str, Any]:
-        return next(r for r in rows if r["role"] == role and r["family"] == family)
-
-    def value(r: dict[str, Any], name: str) -> float:
-        v = r["measured"].get(name)
-        return float("nan") if v is None else float(v)
-
-    def met(r: dict[str, Any]) -> int:
-        return sum(b["met"] for b in r["bars"].values())
-
-    reasons: list[str] = []
-    base_b, cand_b = row("baseline", "b"), row("candidate", "b")
-    fewer_fp = value(cand_b, "mass_fp_per_image") < value(base_b, "mass_fp_per_image")
-    sens_ok = not value(cand_b, "mass_sensitivity") < value(base_b, "mass_sensitivity")
-    better_b = met(cand_b) > met(base_b) or (met(cand_b) == met(base_b) and fewer_fp and sens_ok)
-    reasons.append(f"family B: bars met {met(base_b)} -> {met(cand_b)}, mass FP/image "
-                   f"{value(base_b, 'mass_fp_per_image'):.2f} -> {value(cand_b, 'mass_fp_per_image'):.2f}: "
-                   f"{'better' if better_b else 'not better'}")
-    base_a, cand_a = row("baseline", "a"), row("candidate", "a")
-    noise = 1.0 / max(1, len(cand_a["seeds"]))
-    worse_a = []
-    for name in ("density_agreement", "density_within_one_grade", "mass_sensitivity"):
-        if value(cand_a, name) < value(base_a, name) - noise - 1e-9:
-            worse_a.append(f"{name} {value(base_a, name):.3f} -> {value(cand_a, name):.3f}")
-    if value(cand_a, "mass_fp_per_image") > value(base_a, "mass_fp_per_image") + 0.1 + 1e-9:
-        worse_a.append(f"mass_fp_per_image {value(base_a, 'mass_fp_per_image'):.3f} -> "
-                       f"{value(cand_a, 'mass_fp_per_image'):.3f}")
-    if value(cand_a, "marks_in_lesion_free_breasts") > value(base_a, "marks_in_lesion_free_breasts"):
-        worse_a.append("marks_in_lesion_free_breasts "
-                       f"{value(base_a, 'marks_in_lesion_free_breasts'):.0f} -> "
-                       f"{value(cand_a, 'marks_in_lesion_free_breasts'):.0f}")
-    reasons.append("family A: " + ("worse beyond noise: " + "; ".join(worse_a) if worse_a else "not worse beyond noise"))
-    return better_b and not worse_a, reasons
+    """Whether the candidate may replace the baseline, and why: the shared rule (:func:`training.families.ship_verdict`)
+    with the mammography measures: better beyond noise on family B (a rate by more than one exam, mass false
+    positives per image by more than 0.1, fewer marks in lesion-free breasts) and worse beyond noise on neither
+    family. NaN (no lesion) counts as equal. Reasons: family B's line (better or not better), then family A's."""
+    baseline, _ = row_values([r for r in rows if r["role"] == "baseline"])
+    candidate, cases = row_values([r for r in rows if r["role"] == "candidate"])
+    result = ship_verdict(baseline, candidate, SHIP_MEASURES["mammography"], cases, better_on=("b",))
+    reasons = []
+    for family in ("b", "a"):
+        better, worse = result.better.get(family, []), result.worse.get(family, [])
+        head = f"family {family.upper()}: " + ("better" if better else "not better" if family == "b" else "held")
+        reasons.append(head + "".join(f"; {t}" for t in better)
+                       + (f"; worse beyond noise: {'; '.join(worse)}" if worse else ""))
+    reasons += [f"family {f.upper()}: not evaluated beside the baseline" for f in result.missing]
+    return result.ship, reasons
 
 
 def main(argv: list[str] | None = None) -> int:
