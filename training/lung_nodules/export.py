@@ -310,10 +310,12 @@ def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:
     return model, published
 
 
-def load_weights_from_onnx(module: Any, path: Path) -> None:
-    """Copy the ONNX initializers of *path* into *module*'s parameters and buffers (same names).
+def load_weights_from_onnx(module: Any, path: Path, prefix: str = "") -> None:
+    """Copy the ONNX initializers of *path* into *module*'s parameters and buffers (same names, less *prefix*:
+    ``"net."`` loads the exported head's network into a bare one).
 
-    Used by the benchmark to run the shipped weights in torch eager.
+    Used by the benchmark to run the shipped weights in torch eager, and by fine-tuning from a published version
+    (:func:`training.lung_nodules.train.load_initial_weights`).
 
     Raises:
         ValueError: a parameter of *module* has no initializer of the same name and shape.
@@ -322,7 +324,7 @@ def load_weights_from_onnx(module: Any, path: Path) -> None:
     import torch
     from onnx import numpy_helper
 
-    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    weights = {i.name.removeprefix(prefix): numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
     state = module.state_dict()
     missing = [k for k, v in state.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
     if missing:

@@ -24,8 +24,8 @@ from models.lung_nodules.preprocess import InputSpec
 from training.curves import plot_learning_curves
 from training.lung_nodules.config import TrainConfig
 from training.lung_nodules.data import PatchSampler, Sample, prepare
-from training.lung_nodules.dataset import dataset_seeds
-from training.lung_nodules.export import candidate_card, write_candidate
+from training.lung_nodules.dataset import dataset_families, dataset_seeds
+from training.lung_nodules.export import candidate_card, load_weights_from_onnx, write_candidate
 from training.lung_nodules.metrics import ScanResult, choose_threshold, detection_record, dice, froc, summarize
 from training.msd import Case, case_names, read_case
 
@@ -122,21 +122,16 @@ def load_initial_weights(network: Any, path: Path) -> None:
     """Fine-tuning: load *path* into *network*: a run's checkpoint (``.pt``) or a published version's
     ``model.onnx`` (``triton_repo/lung_nodules/<N>/model.onnx``: versions up to 6 were published without a
     checkpoint). The exporter wraps the network as ``net`` and keeps every parameter's name, and instance norm
-    has no parameters or statistics, so the ONNX initializers are exactly the state dict (``strict``).
+    has no parameters or statistics, so the ONNX initializers are exactly the state dict.
 
     Raises:
-        RuntimeError: the file's tensors do not fit the configured network (other channels or strides).
+        ValueError: the ONNX file's tensors do not fit the configured network (other channels or strides).
     """
     import torch
 
     if path.suffix == ".onnx":
-        import onnx
-        from onnx import numpy_helper
-
-        arrays = {i.name.removeprefix("net."): numpy_helper.to_array(i)
-                  for i in onnx.load(str(path)).graph.initializer}
-        network.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, strict=True)
-        LOGGER.info("weights from %s (%d tensors)", path, len(arrays))
+        load_weights_from_onnx(network, path, prefix="net.")
+        LOGGER.info("weights from %s", path)
         return
     state = torch.load(path, map_location="cpu", weights_only=False)
     network.load_state_dict(state["state_dict"])
@@ -232,6 +227,7 @@ def _finish(network: Any, config: TrainConfig, run_dir: Path, data_dir: Path, va
         if scans else config.postprocess.min_score
     trained_on = {"dataset": data_dir.name, "cases": [s.name for s in train_samples],
                   "validation_cases": [v.case.name for v in val], "phantom_seeds": dataset_seeds(data_dir),
+                  "families": dataset_families(data_dir),  # family -> seeds (issue 28; the card's train family)
                   "iterations": config.train.iterations, "best_step": best[1], "seconds": round(seconds, 1)}
     card = candidate_card(config, trained_on, summary, threshold)
     onnx_path = write_candidate(run_dir, network, config, card)

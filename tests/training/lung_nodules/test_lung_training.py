@@ -99,6 +99,7 @@ def test_export_twice_and_hot_reload(run: dict[str, Path], capsys: pytest.Captur
     card = json.loads((repo / "lung_nodules" / "2" / "model_card.json").read_text())
     assert card["version"] == 2 and len(card["provenance"]["training_config_sha256"]) == 64
     assert card["metrics"]["evaluation"]["seeds"] == [501]
+    assert card["trained_on"]["families"] == {"a": [1, 2, 3]}  # the train family of the cross-family table
     text = (repo / "lung_nodules" / "2" / "model_card.md").read_text()
     for heading in ("Intended use", "Trained on", "Metrics", "Limitations", "Provenance"):
         assert f"## {heading}" in text
@@ -122,6 +123,6 @@ def test_fine_tune_starts_from_a_published_onnx(run: dict[str, Path], tmp_path: 
     assert set(loaded) == set(trained["state_dict"])
     for name, value in trained["state_dict"].items():
         torch.testing.assert_close(loaded[name], value, rtol=0, atol=0)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="no initializer"):
         load_initial_weights(build_network(NetworkConfig(channels=(8, 16, 32), strides=(2, 2))),
                              tmp_path / "lung_nodules" / "1" / "model.onnx")
