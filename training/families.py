@@ -199,10 +199,11 @@ def _cardiac(repo: Path, version: int | None, family: str, seeds: Sequence[int])
             rows.append((truth.lv.edv_ml, ours.lv.edv_ml, truth.lv.esv_ml, ours.lv.esv_ml, truth.lv.ef_pct,
                          ours.lv.ef_pct))
     a = np.array(rows)
-    measured = {"ef_within_3_points": float(np.mean(np.abs(a[:, 5] - a[:, 4]) <= 3.0)),
-                "ef_max_abs_error_points": float(np.abs(a[:, 5] - a[:, 4]).max()),
-                "edv_max_abs_error_pct": float(np.abs(a[:, 1] / a[:, 0] - 1).max() * 100),
-                "esv_max_abs_error_pct": float(np.abs(a[:, 3] / a[:, 2] - 1).max() * 100)}
+    ef, edv, esv = np.abs(a[:, 5] - a[:, 4]), np.abs(a[:, 1] / a[:, 0] - 1) * 100, np.abs(a[:, 3] / a[:, 2] - 1) * 100
+    measured = {"ef_within_3_points": float(np.mean(ef <= 3.0)), "ef_max_abs_error_points": float(ef.max()),
+                "edv_max_abs_error_pct": float(edv.max()), "esv_max_abs_error_pct": float(esv.max()),
+                "ef_mean_abs_error_points": float(ef.mean()),
+                "edv_esv_within_10pct": float(np.mean((edv <= 10) & (esv <= 10)))}
     return {"version": version, "measured": measured,
             "cases": [dict(zip(("edv_truth", "edv", "esv_truth", "esv", "ef_truth", "ef"),
                                (round(float(v), 1) for v in row), strict=True)) for row in rows]}
@@ -233,6 +234,8 @@ def _coronary(repo: Path, version: int | None, family: str, seeds: Sequence[int]
                 **{f"{v.lower()}_lesion_recall": recall[v]["fraction"] for v in ("LM", "LAD", "LCx", "RCA")},
                 "cac_drs_agreement": cac["fraction"],
                 "confounder_counted_phantoms": conf["fraction"],
+                "lowest_vessel_recall": min(float(recall[v]["fraction"]) for v in ("LM", "LAD", "LCx", "RCA")),
+                "no_confounder_counted": 1.0 - float(conf["fraction"]),  # the shipping rule's (SHIP_MEASURES)
                 "vessel_cases": within["vessel_cases"], "total_agatston_within_bar": metrics.agatston_within_bar_fraction}
     return {"version": version, "measured": measured}
 
@@ -341,12 +344,16 @@ def ship_verdict(baseline: Mapping[str, Mapping[str, Any]], candidate: Mapping[s
                  better_on: Sequence[str] | None = None) -> Verdict:
     """The one shipping rule of every retrained task (issue 28), for a candidate that does not meet every bar:
     ship when it is better than the shipped version beyond noise on some family (of *better_on*: every family when
-    None) and worse beyond noise on none. *baseline* and *candidate* map family -> measure -> value; a NaN or a
-    missing value is "no change" (a family without a lesion has no sensitivity). A family of the baseline the
-    candidate was not evaluated on refuses it.
+    None) and worse beyond noise on none. *baseline* and *candidate* map family -> measure -> value; NaN or None
+    is "no change" (a family without a lesion has no sensitivity), an absent measure a ValueError. A family of the
+    baseline the candidate was not evaluated on refuses it.
 
     Why not "more bars met": a bar is a threshold, and a candidate can cross one by a single case while it loses
     more elsewhere; and why noise: on 8 to 50 phantoms one case moves a rate by 2 to 12 points either way."""
+    for family, values in (*baseline.items(), *candidate.items()):
+        absent = [m.name for m in measures if m.name not in values]
+        if absent:  # None or NaN is "no change"; a measure the evaluation does not report is a programming error
+            raise ValueError(f"family {family}: no {', '.join(absent)} among the measured values")
     better: dict[str, list[str]] = {}
     worse: dict[str, list[str]] = {}
     missing = sorted(f for f in baseline if f not in candidate)
@@ -392,3 +399,66 @@ def row_values(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dict[str, A
     and case counts."""
     return ({str(r["family"]): dict(r["measured"]) for r in rows},
             {str(r["family"]): len(r["seeds"]) for r in rows})
+
+
+# --- a run's candidate beside a published version ---------------------------------------------------------------
+
+def compare_run(task: str, run_dir: Path, repo: Path, baseline: int, count: int,
+                seed_start: int = EVAL_SEED_START) -> tuple[list[dict[str, Any]], Verdict]:
+    """The run's candidate (``RUN/export``) and published version *baseline* of *repo* on the same unseen phantoms
+    of both families: rows (``role`` baseline or candidate, family a then b) and the shipping verdict
+    (:func:`ship_verdict` with the task's :data:`SHIP_MEASURES`)."""
+    rows = []
+    for role, where, version in (("baseline", repo, baseline), ("candidate", run_dir / "export", None)):
+        for row in evaluate_families(task, where, version, "both", count, seed_start):
+            rows.append({**row, "role": role})
+    base, _ = row_values([r for r in rows if r["role"] == "baseline"])
+    cand, cases = row_values([r for r in rows if r["role"] == "candidate"])
+    return rows, ship_verdict(base, cand, SHIP_MEASURES[task], cases)
+
+
+def comparison_card_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`compare_run`'s rows as the model card keeps them: the baseline's rows name their version
+    (``a (version 6)``), the candidate's its train families."""
+    out = card_rows(rows)
+    for card_row, row in zip(out, rows, strict=True):
+        if row.get("role") == "baseline":
+            card_row["train_family"] = f"{row['train_family']} (version {row['version']})"
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.families RUN --task lung_nodules --baseline-version 6 [--phantoms 8] [--require-better]``:
+    :func:`compare_run`; prints both tables and the verdict, writes ``RUN/cross_family.json`` (the card's rows, both
+    versions; ``aiws export RUN`` puts them in the card) and ``RUN/comparison.json``. Exits 0 when the candidate
+    meets every bar on both families or may replace the baseline; with ``--require-better`` 3 otherwise."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m training.families")
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--baseline-version", type=int, required=True)
+    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1] / "triton_repo")
+    parser.add_argument("--phantoms", type=int, default=8, help="phantoms per family")
+    parser.add_argument("--seed-start", type=int, default=EVAL_SEED_START)
+    parser.add_argument("--require-better", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rows, verdict = compare_run(args.task, args.run, args.repo, args.baseline_version, args.phantoms, args.seed_start)
+    for role in ("baseline", "candidate"):
+        sys.stdout.write(f"--- {role}\n" + "\n".join(table_lines([r for r in rows if r["role"] == role])) + "\n")
+    meets = all(b["met"] for r in rows if r["role"] == "candidate" for b in r["bars"].values())
+    (args.run / "comparison.json").write_text(json.dumps({"rows": rows, "meets_every_bar": meets,
+                                                           "verdict": {"ship": verdict.ship,
+                                                                       "reasons": verdict.reasons()}},
+                                                          indent=2, default=str), encoding="utf-8")
+    (args.run / "cross_family.json").write_text(json.dumps(comparison_card_rows(rows), indent=2), encoding="utf-8")
+    ok = meets or verdict.ship
+    sys.stdout.write("\n".join(["verdict: " + ("ship the candidate" if ok else "keep the baseline"),
+                                *verdict.reasons()]) + "\n")
+    return 0 if ok or not args.require_better else 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

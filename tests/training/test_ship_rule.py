@@ -3,11 +3,16 @@ does not meet every bar replaces the shipped version when it is better beyond no
 beyond noise on none; each task's evaluator uses it with its own measures."""
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 from training.families import SHIP_MEASURES, Measure, ship_verdict
 
 MEASURES = (Measure("agreement", one_case=True), Measure("fp_per_scan", higher_is_better=False, noise=0.25))
 BASE = {"a": {"agreement": 0.9, "fp_per_scan": 0.5}, "b": {"agreement": 0.5, "fp_per_scan": 2.75}}
 CASES = {"a": 10, "b": 10}
+REPO = Path(__file__).resolve().parents[2] / "triton_repo"
 
 
 def test_better_on_one_family_and_held_on_the_other_ships() -> None:
@@ -45,3 +50,35 @@ def test_every_task_has_its_measures() -> None:
     assert set(SHIP_MEASURES) == {"lung_nodules", "mammography", "cardiac_mri", "coronary_ct"}
     lung = {m.name: m for m in SHIP_MEASURES["lung_nodules"]}
     assert not lung["fp_per_scan"].higher_is_better and not lung["diameter_mae_mm"].higher_is_better
+
+
+def test_a_runs_candidate_beside_a_published_version(tmp_path: Path) -> None:
+    """python -m training.families RUN --task T --baseline-version N: both versions on the same phantoms of both
+    families, the verdict, and the card's rows with the baseline's version named (aiws export RUN takes them)."""
+    from training.families import main
+
+    run = tmp_path / "run"
+    (run / "export" / "cardiac_cine_segmenter").mkdir(parents=True)
+    shutil.copy(REPO / "cardiac_cine_segmenter" / "config.pbtxt", run / "export" / "cardiac_cine_segmenter")
+    shutil.copytree(REPO / "cardiac_cine_segmenter" / "2", run / "export" / "cardiac_cine_segmenter" / "1")
+    assert main([str(run), "--task", "cardiac_mri", "--baseline-version", "1", "--phantoms", "1",
+                 "--repo", str(REPO)]) == 0
+    rows = json.loads((run / "cross_family.json").read_text())
+    assert [(r["train_family"], r["evaluation_family"]) for r in rows] == [
+        ("a (version 1)", "a"), ("a (version 1)", "b"), ("a+b", "a"), ("a+b", "b")]
+    comparison = json.loads((run / "comparison.json").read_text())
+    assert [r["role"] for r in comparison["rows"]] == ["baseline", "baseline", "candidate", "candidate"]
+    assert comparison["verdict"]["ship"] is True  # version 1 is 24.5 EF points off on family-B seed 10000
+    assert comparison["verdict"]["reasons"][-1].startswith("family b: better: ef_mean_abs_error_points 24.")
+    shutil.rmtree(run / "export" / "cardiac_cine_segmenter" / "1")
+    shutil.copytree(REPO / "cardiac_cine_segmenter" / "1", run / "export" / "cardiac_cine_segmenter" / "1")
+    assert main([str(run), "--task", "cardiac_mri", "--baseline-version", "2", "--phantoms", "1", "--repo", str(REPO),
+                 "--require-better"]) == 3  # version 1 as a candidate over version 2: worse on family B
+    assert json.loads((run / "comparison.json").read_text())["verdict"]["ship"] is False
+
+
+def test_a_measure_the_evaluation_does_not_report_is_an_error() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="family b: no fp_per_scan"):
+        ship_verdict(BASE, {**BASE, "b": {"agreement": 0.7}}, MEASURES, CASES)

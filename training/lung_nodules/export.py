@@ -250,10 +250,14 @@ def _with_evaluation(card_path: Path, run_dir: Path) -> dict[str, Any]:
 
 
 def _evaluated(card: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """*card* with the run's ``evaluation.json`` (if any) as ``metrics.evaluation``."""
+    """*card* with the run's ``evaluation.json`` (if any) as ``metrics.evaluation`` and its ``cross_family.json``
+    (``python -m training.families RUN``: the train family -> evaluation family rows, issue 28) as ``cross_family``."""
     evaluation = run_dir / "evaluation.json"
     if evaluation.is_file():
         card.setdefault("metrics", {})["evaluation"] = json.loads(evaluation.read_text(encoding="utf-8"))
+    cross = run_dir / "cross_family.json"
+    if cross.is_file():
+        card["cross_family"] = json.loads(cross.read_text(encoding="utf-8"))
     return card
 
 
