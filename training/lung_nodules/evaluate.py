@@ -22,10 +22,10 @@ import numpy as np
 from models.lung_nodules.inference import candidate_settings, detect_nodules
 from models.runtime.ort import OnnxRuntime
 from models.runtime.repository import ModelRepository
-from training.lung_nodules.dataset import dataset_seeds
+from training.lung_nodules.dataset import dataset_families, dataset_seeds
 from training.lung_nodules.export import CANDIDATE_DIR, run_model
 from training.lung_nodules.metrics import ScanResult, detection_record, dice, froc, summarize
-from training.msd import case_names, read_case, read_dataset_json
+from training.msd import case_names, read_case
 
 LOGGER = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def evaluate_run(run_dir: Path, data_dir: Path, threads: int = 0) -> dict[str, A
         scans.append(scan)
         seconds.append(s)
         LOGGER.info("evaluated %s: %d truth, %d candidates, %.1f s", name, len(scan.truth), len(scan.found), s)
-    family = str(read_dataset_json(data_dir).get("phantom", {}).get("family", "a"))  # issue 28: phantom family
+    family = "+".join(dataset_families(data_dir)) or "a"  # issue 28: the phantom families evaluated on
     result = {"data": data_dir.name, "family": family, "seeds": seeds, "model": model,
               "operating_point": summarize(scans, threshold),
               "froc": froc(scans)["points"], "seconds_per_scan": round(float(np.mean(seconds)), 1),
