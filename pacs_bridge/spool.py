@@ -158,8 +158,8 @@ class Spool:
         free = shutil.disk_usage(self.root).free
         if free - incoming_bytes < self.min_free_bytes:
             raise SpoolFull(
-                f"spool {self.root}: {free // 2**20} MiB free, watermark is "
-                f"{self.min_free_bytes // 2**20} MiB; instance refused"
+                f"below the disk watermark ({free // 2**20} MiB free, watermark {self.min_free_bytes // 2**20} MiB): "
+                f"instance refused; spool {self.root}"  # the reason first: a DIMSE Error Comment keeps 64 characters
             )
 
     def store(self, info: InstanceInfo, encoded_file: bytes) -> SpooledFile:

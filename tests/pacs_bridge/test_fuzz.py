@@ -9,11 +9,13 @@ import random
 import select
 import socket
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -144,6 +146,20 @@ def _mutant(rng: random.Random, base: Base, path: Path) -> tuple[str, str]:
     return str(ds.SOPInstanceUID), base.transfer_syntax
 
 
+def _pause_reactor(assoc: Any) -> None:
+    """Work around a race in the pynetdicom requestor (not in the service; pydicom/pynetdicom#875): send_c_store
+    pauses the association's reactor thread and waits for its ``_is_paused`` flag, but the reactor sets that flag
+    before it checks the pause, so a reactor iteration already under way can take the C-STORE response off the
+    queue ("Received unexpected C-STORE service message") and the request then waits out the DIMSE timeout. Seen
+    once in a full run on 2 loaded cores. Paused here first, with time for such an iteration to end, the reactor is
+    blocked when send_c_store pauses it again."""
+    assoc._reactor_checkpoint.clear()
+    deadline = time.monotonic() + 5
+    while not assoc._is_paused and time.monotonic() < deadline:
+        time.sleep(0.0001)
+    time.sleep(0.02)
+
+
 def _send_batch(port: int, bases: list[Base], files: list[Path]) -> list[int | None]:
     """One association; the C-STORE status of each file (None: no response)."""
     ae = AE(ae_title="FUZZ")
@@ -155,6 +171,7 @@ def _send_batch(port: int, bases: list[Base], files: list[Path]) -> list[int | N
     _config.STORE_SEND_CHUNKED_DATASET = True
     try:
         for path in files:
+            _pause_reactor(assoc)
             rsp = assoc.send_c_store(path)
             statuses.append(int(rsp.Status) if rsp is not None and "Status" in rsp else None)
     finally:
