@@ -95,6 +95,27 @@ CONVENTIONS = [
 ]
 
 
+#: what a network trained on both phantom families (issue 28) says instead of the first two limitations
+LIMITATIONS_BOTH_FAMILIES = [
+    "Trained and evaluated on synthetic phantoms only, of two independently built families: A (ellipsoid nodules, "
+    "tube vessels and airways) and B (other body, lung and heart shapes, fissures, vessel trees tapering to the "
+    "pleura, atelectasis bands, pleural plaques; soft and sharp kernels, 0.6-3 mm slices, kVp 100-140); "
+    "performance on patient CT is unknown until validated on local data.",
+    "Lobulated, spiculated, irregular, juxtavascular, juxtapleural and perifissural nodules were in training "
+    "(family B), calcified and cavitary ones were not; calcification and spiculation are not assessed (no "
+    "benign-calcification or fat category 1/2 rules). 4X only for the feature the pipeline measures: a category 3 "
+    "or 4 ground-glass nodule whose volume doubles within a year against the prior (spiculation and lymph nodes are "
+    "not looked at); the S modifier is not assessed.",
+]
+
+
+def limitations(families: Any) -> list[str]:
+    """The card's limitations for a network trained on *families* (``trained_on.families``: family -> seeds)."""
+    if isinstance(families, dict) and {"a", "b"} <= set(families):
+        return LIMITATIONS_BOTH_FAMILIES + LIMITATIONS[2:]
+    return list(LIMITATIONS)
+
+
 def candidate_card(config: TrainConfig, trained_on: dict[str, Any], validation: dict[str, Any],
                    threshold: float) -> dict[str, Any]:
     """The model card of a freshly trained network (evaluation figures are added by ``aiws evaluate``)."""
@@ -105,7 +126,7 @@ def candidate_card(config: TrainConfig, trained_on: dict[str, Any], validation: 
         "intended_use": INTENDED_USE, "trained_on": trained_on, "metrics": {"validation": validation},
         "operating_point": {"score_threshold": round(threshold, 4),
                             "chosen_for_max_fp_per_scan": config.export.max_fp_per_scan},
-        "conventions": CONVENTIONS, "limitations": LIMITATIONS,
+        "conventions": CONVENTIONS, "limitations": limitations(trained_on.get("families")),
         "provenance": {"training_config_sha256": config.config_hash(), "training_config": config.to_dict()},
         "postprocess": post,
     }

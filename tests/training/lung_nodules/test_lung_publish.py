@@ -80,3 +80,12 @@ def test_every_shipped_card_markdown_is_its_json_rendered() -> None:
         assert "/work/" not in markdown and "/home/" not in markdown and "/tmp/" not in markdown
     added = json.loads((root / "lung_nodules" / "6" / "model_card.json").read_text(encoding="utf-8"))
     assert "## Evaluation added " + added["evaluation_added"]["date"] in render_card(added)
+
+
+def test_a_network_trained_on_both_families_says_so_in_its_limitations() -> None:
+    from training.lung_nodules.export import LIMITATIONS, LIMITATIONS_BOTH_FAMILIES, limitations
+
+    assert limitations({"a": [0, 1]}) == LIMITATIONS and limitations(None) == LIMITATIONS
+    both = limitations({"a": [0, 1], "b": [0, 1]})
+    assert both[:2] == LIMITATIONS_BOTH_FAMILIES and both[2:] == LIMITATIONS[2:]
+    assert "perifissural nodules were in training" in both[1] and "No perifissural" in LIMITATIONS[1]
