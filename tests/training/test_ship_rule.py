@@ -50,6 +50,23 @@ def test_every_task_has_its_measures() -> None:
     assert set(SHIP_MEASURES) == {"lung_nodules", "mammography", "cardiac_mri", "coronary_ct"}
     lung = {m.name: m for m in SHIP_MEASURES["lung_nodules"]}
     assert not lung["fp_per_scan"].higher_is_better and not lung["diameter_mae_mm"].higher_is_better
+    assert lung["sensitivity_5mm"].higher_is_better  # at the version's operating point, not only at 1 FP/scan
+
+
+def test_a_lung_candidate_that_buys_false_positives_with_sensitivity_at_its_operating_point_is_refused() -> None:
+    """The first lung run on both families (2026-12-07, operating point for 0.25 FP/scan on the tuning phantoms):
+    fewer false positives on both families, but 7 of 28 family-A nodules missed at its operating point, against
+    2 for version 6 (sensitivity at 1 FP/scan 0.93 -> 0.89 is within noise; at the operating point it is not)."""
+    v6 = {"a": {"sensitivity_5mm_at_1fp": 0.9286, "sensitivity_5mm": 0.9286, "fp_per_scan": 0.5,
+                "lung_rads_exam_agreement": 0.875, "diameter_mae_mm": 0.692},
+          "b": {"sensitivity_5mm_at_1fp": 0.8421, "sensitivity_5mm": 0.8421, "fp_per_scan": 2.75,
+                "lung_rads_exam_agreement": 0.5, "diameter_mae_mm": 0.506}}
+    run = {"a": {**v6["a"], "sensitivity_5mm_at_1fp": 0.8929, "sensitivity_5mm": 0.75, "fp_per_scan": 0.0,
+                 "diameter_mae_mm": 0.571},
+           "b": {**v6["b"], "fp_per_scan": 0.75, "lung_rads_exam_agreement": 0.875, "diameter_mae_mm": 0.582}}
+    v = ship_verdict(v6, run, SHIP_MEASURES["lung_nodules"], {"a": 8, "b": 8})
+    assert not v.ship and v.worse == {"a": ["sensitivity_5mm 0.9286 -> 0.75"]}
+    assert v.better["b"] == ["fp_per_scan 2.75 -> 0.75", "lung_rads_exam_agreement 0.5 -> 0.875"]
 
 
 def test_a_runs_candidate_beside_a_published_version(tmp_path: Path) -> None:
