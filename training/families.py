@@ -330,7 +330,7 @@ class Verdict:
     missing: list[str]
 
     def reasons(self) -> list[str]:
-        """One line per family and a last line with the verdict, as the evaluators print them."""
+        """One line per family that moved (and per family not evaluated), as the evaluators print them."""
         lines = [f"family {f}: not evaluated beside the baseline" for f in self.missing]
         for family in sorted(set(self.better) | set(self.worse)):
             parts = [f"better: {'; '.join(self.better[family])}" if self.better.get(family) else "",
