@@ -83,13 +83,21 @@ min_free_mb = 1
 
 
 @pytest.mark.network
+def _cmdline(pid: str) -> str:
+    """A child's command line, or "" when it exited between pgrep and the read (CI saw that race)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
 def test_dead_worker_is_replaced(tmp_path: Path) -> None:
     aiws = AiwsProcess(tmp_path, CONFIG).start()
     try:
         def workers() -> list[str]:
             assert aiws.proc is not None
             out = subprocess.run(["pgrep", "-P", str(aiws.proc.pid)], capture_output=True, text=True).stdout
-            return [p for p in out.split() if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
+            return [p for p in out.split() if "spawn_main" in _cmdline(p)]
 
         first = wait_for(workers, timeout=30, what="a worker process")
         os.kill(int(first[0]), signal.SIGKILL)
