@@ -49,15 +49,15 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# ruff and mypy first (seconds; mypy about 40 s from a cold cache on 2 cores), then the whole suite: about 22 min
-# on 2 cores. TEST_WORKERS=2 runs it in two pytest-xdist processes, a test file per worker at a time (13-14 min
-# here), but it is not the default: two of two such runs had failures the serial run never shows (peers on ports
-# that free_port found free and the other worker took first, timeouts on loaded cores).
-TEST_WORKERS ?= 1
+# ruff and mypy first (seconds; mypy about 40 s from a cold cache on 2 cores), then the whole suite in two pytest-xdist
+# workers, a test file per worker at a time, the files with the longest tests first (tests/conftest.py LONG_FIRST):
+# about 15 min on 2 cores (one process: about 25 min; TEST_WORKERS=1). Test peers take their ports from a slice of
+# their own per worker, below the kernel's ephemeral range (scripts/orthanc_local.free_port).
+TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+	$(BIN)/python -m pytest -q $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 bench: setup
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

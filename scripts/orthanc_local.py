@@ -27,11 +27,37 @@ import httpx
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
 
+#: :func:`free_port` hands out ports from here to 32767, below Linux's ephemeral range (32768-60999).
+PORT_BASE = 20_000
+#: Ports of one pytest-xdist worker's slice (``PYTEST_XDIST_WORKER`` gw0 .. gw3; more workers share slices).
+PORT_SLICE = 3_000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free now and that this process has not handed out before.
+
+    Not the port the OS picks on a bind to port 0: that one comes from the ephemeral range, where an outgoing
+    connection (storescu's own end, an HTTP client) may take it between this call and the listener's bind, and
+    where two test processes running side by side draw from the same pool. So the port comes from below that
+    range, from a slice of its own per pytest-xdist worker, starting at an offset from the process id (a
+    subprocess that calls this too starts elsewhere), and is checked free by binding it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) % 4 if worker[2:].isdigit() else 0
+    first = PORT_BASE + index * PORT_SLICE
+    start = (os.getpid() * 37) % PORT_SLICE
+    for step in range(PORT_SLICE):
+        port = first + (start + step) % PORT_SLICE
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {first}-{first + PORT_SLICE - 1}")
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:

@@ -12,6 +12,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import Orthanc, free_port
 from pg import PgServer, why_not_available
 
+#: Test files with the longest tests, run first. With two pytest-xdist workers (``make test``) a file runs on one
+#: worker, and a long file left to the end (the lung Orthanc round trips, 2 min) ran alone while the other idled.
+LONG_FIRST = ("models/lung_nodules/test_lung_orthanc.py", "models/runtime/test_runtime_triton.py",
+              "training/test_phantom_families_mammo_cardiac.py", "aiws/test_demo.py", "aiws/test_stop.py",
+              "pacs_bridge/test_fuzz.py", "models/cardiac_mri/test_cardiac_orthanc.py",
+              "training/test_phantom_families_eval.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0].removeprefix("tests/"), len(rank)))
+
 
 @pytest.fixture
 def orthanc_factory(tmp_path: Path) -> Iterator[object]:

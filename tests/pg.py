@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from peers import free_port
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 SUPERUSER = "aiws"
@@ -40,12 +41,6 @@ def why_not_available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgServer:
     """One PostgreSQL cluster in a temporary folder; :meth:`stop` removes it."""
 
@@ -56,7 +51,7 @@ class PgServer:
         self._bin = bin_dir
         self.root = Path(tempfile.mkdtemp(prefix="aiws-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._durable = durable
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:

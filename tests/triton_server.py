@@ -53,7 +53,10 @@ class TritonServer:
     def start(self, wait_models: tuple[str, ...] = (), timeout: float = 120.0) -> TritonServer:
         self.grpc_port = self.grpc_port or free_port()
         self.http_port = self.http_port or free_port()
-        options = ServerOptions(self.workdir, self.grpc_port, self.http_port, self.repository, poll_seconds=1)
+        # tritonserver waits up to --exit-timeout-secs (30 by default) on SIGTERM for clients still connected;
+        # a test's server has nothing to finish, so 5 s (it cost 30 s per teardown)
+        options = ServerOptions(self.workdir, self.grpc_port, self.http_port, self.repository, poll_seconds=1,
+                                extra=["--exit-timeout-secs=5"])
         self.proc = start_server(options)
         self.starts += 1
         wait_for(self._ready, timeout=timeout, interval=0.5, what=f"tritonserver on {self.http_url} (log "

@@ -23,6 +23,7 @@ from aiws.ledger import Ledger
 from aiws.ledger.audit import row_hash
 from aiws.ledger.schema import SCHEMA_VERSION
 from aiws.netconfig import NetworkStore
+from peers import free_port
 
 AIWS = str(Path(sys.executable).parent / "aiws")
 FRAME = re.compile(rb"^<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) (\[[^\]]*\]|-) \xef\xbb\xbf(.*)$", re.DOTALL)
@@ -288,10 +289,7 @@ class _TcpCollector:
 
 def test_export_over_tcp_resumes_after_the_collector_was_down(tmp_path: Path) -> None:
     ledger = _exported_ledger(tmp_path)
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there yet
+    port = free_port()  # nothing listens there yet
     exporter = AuditExporter(ledger, f"tcp://127.0.0.1:{port}", "AIWS")
     assert exporter.export_pending() == 0
     assert ledger.meta_value("audit_exported_id") is None

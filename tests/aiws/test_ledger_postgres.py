@@ -23,6 +23,7 @@ from aiws.ledger import InstanceRow, Ledger, NewJob, NewResult, QuarantineItem
 from aiws.ledger.pg import head_revision
 from aiws.ledger.pg_sql import Catalog, translate
 from aiws.ledger.schema import SCHEMA_VERSION, SchemaTooNew
+from peers import free_port
 from pg import PgServer
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -371,14 +372,6 @@ def test_a_process_that_lost_its_claim_records_nothing(pg_server: PgServer, tmp_
     second.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_aiws_audit_verify_on_postgresql_and_an_unreachable_one(pg_server: PgServer, tmp_path: Path) -> None:
     aiws = str(Path(sys.executable).parent / "aiws")
     cfg = tmp_path / "aiws.toml"
@@ -391,7 +384,7 @@ def test_aiws_audit_verify_on_postgresql_and_an_unreachable_one(pg_server: PgSer
                          timeout=120, env={**os.environ, "AIWS_LEDGER_URL": url})
     assert run.returncode == 0, run.stderr
     assert "audit trail intact: 1 rows" in run.stdout
-    down = f"postgresql://aiws:s3cret@127.0.0.1:{_free_port()}/aiws"
+    down = f"postgresql://aiws:s3cret@127.0.0.1:{free_port()}/aiws"
     run = subprocess.run([aiws, "audit", "verify", "--config", str(cfg)], capture_output=True, text=True,
                          timeout=120, env={**os.environ, "AIWS_LEDGER_URL": down})
     assert run.returncode == 1
