@@ -18,9 +18,10 @@ import pytest
 from models.cardiac_mri.cine_io import load_stack
 from models.cardiac_mri.function import cardiac_function
 from models.cardiac_mri.segment import basal_myocardium_rule, clean_labels
-from training.cardiac_mri.augment import Augment
+from training.cardiac_mri.augment import Augment, basal_slices, sample_b
 from training.cardiac_mri.commands import export_run
 from training.cardiac_mri.cross_family import better_than, card_rows, summarise
+from training.cardiac_mri.export import LIMITATIONS, LIMITATIONS_BASAL, LIMITATIONS_FAMILIES, candidate_card
 from training.cardiac_mri.phantom import LV_MYO, LV_POOL, masks_from_labels
 from training.cardiac_mri.phantom_b import draw_b, make_cine_b, render_b, write_cine_b
 from training.cardiac_mri.train import TrainConfig, sample_batch
@@ -77,6 +78,35 @@ def test_sample_batch_draws_both_families_with_augmentation() -> None:
     i = int(np.argmax(with_lv))
     assert xb[i][yb[i] == LV_POOL].mean() > xb[i][yb[i] == LV_MYO].mean()  # bright pool, dark wall: aligned
     assert TrainConfig().families == ("A",) and not TrainConfig().augment  # version 1's loop by default
+
+
+@pytest.mark.parametrize("seed", [10009, 10002])
+def test_basal_slices_are_the_atrial_ones_and_the_first_ventricular_ones(seed: int) -> None:
+    """The slices version 2 read as LV (family B, seeds 10009 and 10002): above the base at end-systole, they
+    show an atrium (blood in a thin wall) and their truth is background; the sampler draws them on request."""
+    p = draw_b(seed)
+    es = int(round(p.heart.t_es * p.n_phases)) % p.n_phases
+    near = basal_slices(p, es)
+    atrial = [k for k in range(p.n_slices) if p.slice_mm(k) < p.base_mm(es)]
+    assert atrial and set(atrial) < set(near) and near == list(range(len(near)))  # then the first ventricular ones
+    for k in atrial:
+        _, labels = render_b(p, es, k)
+        assert not (labels == LV_POOL).any() and not (labels == LV_MYO).any()
+    _, below = render_b(p, es, near[-1])
+    assert (below == LV_POOL).any()
+    rng = np.random.default_rng(0)
+    drawn = [sample_b(seed, 96, rng, basal_fraction=1.0)[1] for _ in range(6)]
+    assert sum(not (y == LV_POOL).any() for y in drawn) >= 1  # atrial crops: no LV label at all
+    assert TrainConfig.from_file(ROOT / "training/cardiac_mri/configs/v3.json").basal_fraction == 0.5
+
+
+def test_a_card_names_basal_sampling_and_its_own_limitations() -> None:
+    base = {"train_seeds": [0, 4000], "val_seeds": [5000, 5008], "families": ["A", "B"], "augment": True}
+    two, basal = candidate_card(base, "", {}), candidate_card({**base, "basal_fraction": 0.5}, "", {})
+    assert "basal_sampling" not in two["trained_on"] and two["limitations"] == LIMITATIONS_FAMILIES
+    assert basal["trained_on"]["basal_sampling"].startswith("50% of family-B samples")
+    assert basal["limitations"] == LIMITATIONS_BASAL and "10200-10231" in LIMITATIONS_BASAL[1]
+    assert candidate_card({**base, "families": ["A"]}, "", {})["limitations"] == LIMITATIONS
 
 
 def test_unknown_family_is_refused() -> None:

@@ -76,7 +76,8 @@ def export_run(run_dir: Path, repo_root: Path) -> tuple[str, int]:
             evaluation["measured"] = {f"{r['train_family']} -> {r['evaluation_family']}": row["measured"]
                                       for r, row in zip(card["cross_family"], evaluation["rows"], strict=True)}
         card.setdefault("metrics", {})["evaluation"] = evaluation
-    card["limitations"] = candidate_card(card["provenance"]["training_config"], "", {})["limitations"]
+    fresh = candidate_card(card["provenance"]["training_config"], "", {})
+    card["limitations"], card["trained_on"] = fresh["limitations"], fresh["trained_on"]
     card["provenance"]["run"] = run_dir.name
     card["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     config = candidates.config_path(MODEL_NAME).read_text(encoding="utf-8")

@@ -166,6 +166,14 @@ class CineBParams:
     def geometry(self) -> DiscGeometry:
         return DiscGeometry((self.pixel_mm, self.pixel_mm), self.thickness_mm, self.gap_mm)
 
+    def slice_mm(self, k: int) -> float:
+        """Level of slice *k* (mm from the diastolic base toward the apex)."""
+        return self.first_slice_mm + k * (self.thickness_mm + self.gap_mm)
+
+    def base_mm(self, phase: int) -> float:
+        """Level of the LV base at *phase*: it descends toward the apex in systole; slices above it are atrial."""
+        return self.heart.base_descent * _squeeze(phase / self.n_phases, self.heart.t_es)
+
     def heart_centre_px(self, k: int) -> tuple[float, float]:
         """(row, column) of the LV axis on slice *k* (its breathing shift included)."""
         return (self.rows / 2 + (self.centre_mm[1] + self.shifts_mm[k, 1]) / self.pixel_mm,
@@ -216,8 +224,7 @@ def render_b(p: CineBParams, phase: int, k: int) -> tuple[np.ndarray, np.ndarray
     y0 = (i - rows / 2) * p.pixel_mm - p.centre_mm[1] - p.shifts_mm[k, 1]
     c, s = math.cos(p.angle), math.sin(p.angle)
     x, y = c * x0 + s * y0, -s * x0 + c * y0
-    step = p.thickness_mm + p.gap_mm
-    img, lab = _slice(p.heart, p.first_slice_mm + k * step, _squeeze(phase / p.n_phases, p.heart.t_es), x, y, p.tones)
+    img, lab = _slice(p.heart, p.slice_mm(k), _squeeze(phase / p.n_phases, p.heart.t_es), x, y, p.tones)
     nrng = np.random.default_rng([p.seed, phase, k, 0xCB])
     sigma = p.noise * p.tones["blood"]
     real = ndimage.gaussian_filter(img, 0.6) * p.bias + nrng.normal(0, sigma, img.shape)

@@ -55,6 +55,7 @@ class TrainConfig(JsonConfig):
     init_version: str = ""  # or from a published version folder of the same widths (e.g. triton_repo/<model>/1)
     families: tuple[str, ...] = ("A",)  # phantom families drawn (A: phantom.py, B: phantom_b.py)
     augment: bool = False  # MONAI augmentation (training/cardiac_mri/augment.py)
+    basal_fraction: float = 0.0  # of family-B samples, drawn within a slice step of the LV base (augment.basal_slices)
 
     def __post_init__(self) -> None:
         if not self.families or set(self.families) - set(FAMILIES):
@@ -101,7 +102,7 @@ def sample_batch(cfg: TrainConfig, rng: np.random.Generator, augment: Augment | 
         if family == "A":
             x, y = _sample_a(cfg, rng)
         else:
-            x, y = sample_b(int(rng.integers(*cfg.train_seeds)), cfg.crop, rng)
+            x, y = sample_b(int(rng.integers(*cfg.train_seeds)), cfg.crop, rng, cfg.basal_fraction)
         if augment is not None:
             xa, ya = augment(x[None], y[None])
             x, y = xa[0], ya[0]
