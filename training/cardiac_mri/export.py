@@ -97,8 +97,13 @@ def _generators(families: list[str]) -> dict[str, Any]:
 
 def limitations(config_json: dict[str, Any]) -> list[str]:
     """The card's limitations for a run of this training configuration (its families, basal sampling)."""
-    if list(config_json.get("families", ["A"])) == ["A"]:
+    families = list(config_json.get("families", ["A"]))
+    if families == ["A"]:
         return LIMITATIONS
+    if families == ["B"]:  # the other direction of the cross-family table (configs/b_only.json); not shipped
+        return ["Trained on synthetic phantoms of family B only (bullet-shaped LV, trabeculation, coil bias fields, "
+                "gaps, partial coverage, breathing shifts); family A and patient cines are other worlds: see the "
+                "card's train family -> evaluation family table.", LIMITATIONS_FAMILIES[3]]
     return LIMITATIONS_BASAL if config_json.get("basal_fraction") else LIMITATIONS_FAMILIES
 
 
