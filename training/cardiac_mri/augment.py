@@ -42,9 +42,10 @@ def sample_b(seed: int, crop: int, rng: np.random.Generator, basal_fraction: flo
     """(image (crop, crop) float32 normalised per image, labels (crop, crop) uint8) of a family-B slice; with
     probability *basal_fraction* one of :func:`basal_slices` (where the cine has one)."""
     p = draw_b(seed)
+    k = int(rng.integers(p.n_slices))  # drawn first, as before basal sampling: configs without it draw the same
     phase = _phase_b(p.n_phases, p.heart.t_es, rng)
     near_base = basal_slices(p, phase) if basal_fraction > 0 and rng.random() < basal_fraction else []
-    k = int(rng.choice(near_base)) if near_base else int(rng.integers(p.n_slices))
+    k = int(rng.choice(near_base)) if near_base else k
     image, labels = render_b(p, phase, k)
     image = normalise(image[None])[0]
     h, w = image.shape

@@ -55,7 +55,7 @@ class TrainConfig(JsonConfig):
     init_version: str = ""  # or from a published version folder of the same widths (e.g. triton_repo/<model>/1)
     families: tuple[str, ...] = ("A",)  # phantom families drawn (A: phantom.py, B: phantom_b.py)
     augment: bool = False  # MONAI augmentation (training/cardiac_mri/augment.py)
-    basal_fraction: float = 0.0  # of family-B samples, drawn within a slice step of the LV base (augment.basal_slices)
+    basal_fraction: float = 0.0  # of family-B samples, drawn above the LV base or a step below it (augment.basal_slices)
 
     def __post_init__(self) -> None:
         if not self.families or set(self.families) - set(FAMILIES):
