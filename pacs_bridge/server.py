@@ -66,6 +66,24 @@ def _readable(sock: socket.socket, timeout_s: float) -> bool:
     return bool(poller.poll(max(timeout_s, 0.0) * 1000.0))
 
 
+def _ended_by_peer(sock: socket.socket) -> bool:
+    """True when a readable plain socket has reached its end (or was reset) without a byte.
+
+    Handed to pynetdicom, such a connection would hold its address's slot for the whole ACSE timeout
+    (the acceptor waits for an A-ASSOCIATE-RQ that cannot come): a peer that connects and closes again,
+    a port probe, a load balancer's health check, would lock its own address out for that long. A TLS
+    socket is left to pynetdicom (``SSLSocket.recv`` takes no flags; its close ends the handshake first).
+    """
+    if isinstance(sock, ssl.SSLSocket):
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, TimeoutError):
+        return False
+    except OSError:  # reset by the peer
+        return True
+
+
 class VettingAssociationServer(ThreadedAssociationServer):
     """A ``ThreadedAssociationServer`` that limits and vets connections before they associate.
 
@@ -155,6 +173,10 @@ class VettingAssociationServer(ThreadedAssociationServer):
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not _readable(sock, remaining):
             self._warn(ip, "closed", f"no association request within {timeout:.0f} s")
+            _close(sock)
+            return None
+        if _ended_by_peer(sock):
+            LOGGER.debug("connection from %s closed by the peer before its association request", ip)
             _close(sock)
             return None
         return sock

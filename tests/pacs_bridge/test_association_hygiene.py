@@ -156,13 +156,21 @@ def test_idle_and_half_open_connections_are_closed_after_the_request_timeout(
         assert _closed_by_server(idle, 30) and _closed_by_server(half, 30)
         # their slots are free again (the half-open one once pynetdicom's thread has ended): three more
         # from the same address are accepted and held open. A second between tries: each try's own connections
-        # hold their slots until the server has seen them closed, and back-to-back tries on loaded cores (two
-        # pytest workers) kept finding the last try's slots still taken
+        # hold their slots until the server has seen them closed (before the closed-by-peer check, for the
+        # whole ACSE timeout, and tries a second apart kept each other locked out for a minute in CI)
         wait_for(lambda: _three_held(aiws.dicom_port), timeout=60, interval=1.0, what="three idle connections held")
     finally:
         _close_all([idle, half])
     assert echoscu("127.0.0.1", aiws.dicom_port, "AIWS", "ECHOSCU").returncode == 0
     assert "connection from 127.0.0.2 closed: no association request within 3 s" in aiws.log()
+
+
+def test_a_connection_closed_before_its_request_frees_its_slot_at_once(tmp_path: Path, started: list) -> None:
+    # request and ACSE timeouts of 300 s: only the peer's close can free these slots within the test
+    aiws = _start(tmp_path, started, _config(request_timeout=300))
+    for _ in range(3):  # a probe, a health check, a peer that gave up: connect and close, three times over
+        _close_all([_idle(aiws.dicom_port) for _ in range(3)])
+        wait_for(lambda: _three_held(aiws.dicom_port), timeout=30, interval=0.5, what="three idle connections held")
 
 
 def test_associations_from_one_address_count_against_its_limit(tmp_path: Path, started: list) -> None:
