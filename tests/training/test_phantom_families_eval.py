@@ -19,6 +19,7 @@ from training.families import (
     FamilyError,
     bars,
     card_rows,
+    eval_seed_start,
     evaluate_families,
     table_lines,
     trained_families,
@@ -62,6 +63,19 @@ def test_aiws_evaluate_family_both_writes_the_rows(tmp_path: Path) -> None:
     # coronary v2 misses family B's bars on these phantoms (LCx and RCA recall): --strict says so with exit 3
     assert main(["evaluate", "--task", "coronary_ct", "--family", "b", "--phantoms", "4", "--strict",
                  "--repository", str(REPO)]) == 3
+
+
+def test_mammography_family_a_is_evaluated_on_exams_no_shipped_version_saw() -> None:
+    # version 1 trained on family-A seeds 10000-10079: the cross-family rows once measured it on those
+    card = json.loads((REPO / "mammo_detector" / "1" / "model_card.json").read_text(encoding="utf-8"))
+    config = json.loads(card["provenance"]["training_config"])
+    used = [range(*config[key]) for key in ("train_seeds", "validation_seeds", "calibration_seeds")]
+    evaluated = range(eval_seed_start("mammography", "a"), eval_seed_start("mammography", "a") + 50)
+    assert used[0].start == 10000 and not any(set(evaluated) & set(r) for r in used)
+    assert eval_seed_start("mammography", "b") == 60000 and eval_seed_start("lung_nodules", "a") == 10000
+    rows = card["cross_family"]
+    assert [r["evaluation_family"] for r in rows] == ["a", "b"] and all(r["phantoms"] >= 16 for r in rows)
+    assert "seeds 30000-30015" in card["evaluation_added"]["note"]
 
 
 def test_a_task_without_phantom_families_and_the_strict_below_bar() -> None:
