@@ -22,8 +22,9 @@ window, vendor scale and compressed thickness drop out). The margin was chosen o
 phantoms (seeds 20000-20007: bias +0.5 points, 88 % category agreement per view); the intensity rule
 catches what a network trained on one texture misses on another (issue 28: c read as b; on family B the
 network's channel read c and d breasts as a), and errs towards more fibroglandular tissue, the safer
-error. Its limit: a breast with no fat at all more than 15 mm inside the skin gives no fat level, and is
-read less dense than it is.
+error. An extremely dense breast, with no fat more than 15 mm inside the skin, takes its fat level from the
+subcutaneous shell (:func:`models.mammography.preprocess.breast_levels`); read against its glandular interior
+instead, every family-B breast above 75 % dense had come out low, d as a.
 
 (Volumetric tools use other cut points, e.g. 4.5 / 7.5 / 15.5 % of breast *volume*; they do not
 apply to an area measure.) A breast's percent dense area is the mean over its CC and MLO views;
