@@ -25,6 +25,7 @@ from models.coronary_ct.labelling import Predict, label_lesions, skeletal_struct
 from models.coronary_ct.patches import lesion_patches
 from training.coronary_ct.dataset import family_phantom, phantom_lesions
 from training.coronary_ct.phantom import CalciumPhantom, Truth
+from training.coronary_ct.phantom_b import coronary_anatomy_b
 from training.families import SHIP_MEASURES, ship_verdict
 
 LOGGER = logging.getLogger(__name__)
@@ -255,15 +256,20 @@ class StageRow:
     other_vessel: int
 
 
+def _centres_mm(phantom: CalciumPhantom, lesions: Sequence[Lesion]) -> np.ndarray:
+    """(n, 3) patient coordinates (x, y, z mm) of the lesions' centroids."""
+    ps, inc, o = phantom.pixel_spacing_mm, phantom.increment_mm, phantom.origin_mm
+    return np.array([(o[0] + les.centroid_rc[1] * ps, o[1] + les.centroid_rc[0] * ps, o[2] + les.slice_index * inc)
+                     for les in lesions]).reshape(-1, 3)
+
+
 def stage_rows(phantom: CalciumPhantom, predict: Predict) -> tuple[list[StageRow], int, int]:
     """Per-stage accounting of one phantom through the pipeline's code path (:func:`label_lesions`): per vessel
     a :class:`StageRow`; and the confounder (valve, annulus, aortic wall, cartilage) and bone 2D lesions
     labelled coronary."""
     lesions, truth = phantom_lesions(phantom)
     labels = label_lesions(phantom.hu, phantom.geometry, lesions, predict)
-    ps, inc, o = phantom.pixel_spacing_mm, phantom.increment_mm, phantom.origin_mm
-    centres = np.array([(o[0] + les.centroid_rc[1] * ps, o[1] + les.centroid_rc[0] * ps, o[2] + les.slice_index * inc)
-                        for les in lesions]).reshape(-1, 3)
+    centres = _centres_mm(phantom, lesions)
     rows = []
     for vessel in VESSEL_ORDER[1:]:
         calcs = [c for c in phantom.calcifications if c.kind == vessel.value]
@@ -294,6 +300,35 @@ def stage_table(family: str, seeds: Iterable[int], predict: Predict) -> str:
     lines += [f"          {v:<6} {t[0]:>6} {t[1]:>12} {t[2]:>11} {t[3]:>6} {t[4]:>13} {t[5]:>13}" for v, t in totals.items()]
     lines.append(f"          confounder (valve/root/annulus/aortic/cartilage) lesions counted as coronary: {extra}; "
                  f"bone: {bone}")
+    return "\n".join(lines)
+
+
+def branch_counts(seeds: Iterable[int], predict: Predict) -> dict[tuple[str, str], dict[str, int]]:
+    """Where family B's coronary 2D lesions go, per branch of the tree (:func:`coronary_anatomy_b`: LM, LAD, ramus,
+    LCx, RCA, PDA) and dominance: ``{(branch, "left" | "right"): {label: count}}``, the label the pipeline's code
+    path (:func:`label_lesions`) gives, ``right`` when it is the truth's vessel."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for seed in seeds:
+        phantom, anatomy = family_phantom("B", seed), coronary_anatomy_b(seed)
+        lesions, truth = phantom_lesions(phantom)
+        labels = label_lesions(phantom.hu, phantom.geometry, lesions, predict)
+        for centre, t, label in zip(_centres_mm(phantom, lesions), truth, labels):
+            if t.vessel not in CORONARIES:
+                continue
+            row = counts.setdefault((anatomy.branch_of(centre)[0], anatomy.variant.dominance), {})
+            key = "right" if label is t.vessel else label.value
+            row[key] = row.get(key, 0) + 1
+    return counts
+
+
+def branch_table(seeds: Iterable[int], predict: Predict) -> str:
+    """:func:`branch_counts` as text, one line per branch and dominance (for the analysis of issue 28)."""
+    counts = branch_counts(seeds, predict)
+    order = ("LM", "LAD", "ramus", "LCx", "RCA", "PDA")
+    lines = ["family B: branch  dominance  lesions  right  labelled otherwise"]
+    for (branch, dominance), row in sorted(counts.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        other = ", ".join(f"{k} {v}" for k, v in sorted(row.items()) if k != "right") or "-"
+        lines.append(f"          {branch:<6} {dominance:<9} {sum(row.values()):>8} {row.get('right', 0):>6}  {other}")
     return "\n".join(lines)
 
 

@@ -231,8 +231,25 @@ def _bones(hu: np.ndarray, labels: np.ndarray, X: np.ndarray, Y: np.ndarray, Z: 
     labels[bone] = int(Truth.BONE)
 
 
-def make_phantom_b(seed: int, rows: int = 240) -> CalciumPhantom:
-    """A reproducible family-B phantom (2.5 or 3 mm slices, 120 kVp-like HU, correlated noise)."""
+@dataclass(frozen=True)
+class CoronaryAnatomyB:
+    """The coronary anatomy of one family-B phantom: its variant and the centre line of each branch (mm), named
+    ``LM``, ``LAD``, ``ramus``, ``LCx``, ``RCA`` and ``PDA`` (the posterior descending branch, from the circumflex
+    in a left-dominant heart and scored LCx there, else from the right coronary artery)."""
+
+    variant: Variant
+    branches: dict[str, np.ndarray]
+
+    def branch_of(self, point_mm: np.ndarray) -> tuple[str, float]:
+        """The branch whose centre line passes nearest *point_mm*, and how near (mm)."""
+        best = min(((name, float(np.linalg.norm(line - point_mm, axis=1).min()))
+                    for name, line in self.branches.items()), key=lambda item: item[1])
+        return best
+
+
+def _draw(seed: int) -> tuple[np.random.Generator, Variant, _Frame, np.ndarray, float, tuple[float, float], float,
+                                dict[str, list[np.ndarray]]]:
+    """The random draws of :func:`make_phantom_b` up to its coronary tree, in their order."""
     rng = np.random.default_rng([seed, 2])
     variant = variant_for(seed)
     f = _frame(rng)
@@ -241,6 +258,25 @@ def make_phantom_b(seed: int, rows: int = 240) -> CalciumPhantom:
     spine = (float(rng.uniform(-6, 6)), float(f.base[1] + rng.uniform(75, 90)))
     sternum_y = float(f.base[1] - rng.uniform(60, 72))
     tree = _tree(f, root, root_r, variant, rng)
+    return rng, variant, f, root, root_r, spine, sternum_y, tree
+
+
+def coronary_anatomy_b(seed: int) -> CoronaryAnatomyB:
+    """The branches of :func:`make_phantom_b`'s phantom *seed* (:func:`_tree` keeps the ramus after the LAD and the
+    posterior descending branch last in its vessel)."""
+    _, variant, _, _, _, _, _, tree = _draw(seed)
+    branches = {"LAD": tree["LAD"][0], "LCx": tree["LCx"][0], "RCA": tree["RCA"][0]}
+    if tree["LM"]:
+        branches["LM"] = tree["LM"][0]
+    if variant.ramus:
+        branches["ramus"] = tree["LAD"][1]
+    branches["PDA"] = tree["LCx" if variant.dominance == "left" else "RCA"][-1]
+    return CoronaryAnatomyB(variant, branches)
+
+
+def make_phantom_b(seed: int, rows: int = 240) -> CalciumPhantom:
+    """A reproducible family-B phantom (2.5 or 3 mm slices, 120 kVp-like HU, correlated noise)."""
+    rng, variant, f, root, root_r, spine, sternum_y, tree = _draw(seed)
     calcs = _calcium(rng, f, tree, root, root_r, spine, sternum_y)
     ps, inc = float(rng.uniform(0.72, 0.88)), float(rng.choice([2.5, 3.0]))
     zs = np.concatenate([np.concatenate(s) for s in tree.values() if s])[:, 2]

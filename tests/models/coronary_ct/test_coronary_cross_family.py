@@ -10,16 +10,19 @@ import torch
 
 from models.coronary_ct.calcium import CORONARIES
 from models.coronary_ct.patches import PATCH_SHAPE
+from training.coronary_ct.dataset import phantom_lesions
 from training.coronary_ct.evaluate import (
     CoronaryMetrics,
     PhantomResult,
+    branch_counts,
+    branch_table,
     onnx_predict,
     stage_rows,
     stage_table,
     vessel_agatston_within_bar,
     wilson,
 )
-from training.coronary_ct.phantom_b import make_phantom_b
+from training.coronary_ct.phantom_b import coronary_anatomy_b, make_phantom_b
 from training.coronary_ct.train import augmentation
 
 REPO = Path(__file__).resolve().parents[3] / "triton_repo"
@@ -91,3 +94,26 @@ def test_family_b_stages_every_calcification_is_a_candidate(shipped) -> None:  #
 def test_stage_table_prints_one_line_per_vessel(shipped) -> None:  # type: ignore[no-untyped-def]
     text = stage_table("B", [3], shipped)
     assert text.count("\n") == 5 and "LCx" in text and "confounder" in text
+
+
+@pytest.mark.parametrize("seed", [10000, 10001, 10005, 10012])
+def test_family_b_branches_carry_their_vessels_calcium(seed: int) -> None:
+    """Every coronary calcification of a family-B phantom lies on a branch of its vessel (the ramus on the LAD's
+    side, the posterior descending branch on the dominant vessel's), so the branch of a lesion says where it is."""
+    phantom, anatomy = make_phantom_b(seed), coronary_anatomy_b(seed)
+    dominant = "LCx" if anatomy.variant.dominance == "left" else "RCA"
+    vessel_of = {"LM": "LM", "LAD": "LAD", "ramus": "LAD", "LCx": "LCx", "RCA": "RCA", "PDA": dominant}
+    assert ("LM" in anatomy.branches) == (anatomy.variant.left_main_mm > 0)
+    assert ("ramus" in anatomy.branches) == anatomy.variant.ramus
+    for c in (c for c in phantom.calcifications if c.kind in ("LM", "LAD", "LCx", "RCA")):
+        branch, mm = anatomy.branch_of(np.asarray(c.centre_mm))
+        assert mm < 1.0 and vessel_of[branch] == c.kind, (c.kind, branch, mm)
+
+
+def test_branch_table_accounts_for_every_coronary_lesion(shipped) -> None:  # type: ignore[no-untyped-def]
+    counts = branch_counts([10000, 10001], shipped)
+    coronary = sum(1 for s in (10000, 10001) for t in phantom_lesions(make_phantom_b(s))[1] if t.vessel in CORONARIES)
+    assert sum(sum(row.values()) for row in counts.values()) == coronary
+    assert {("PDA", "left"), ("PDA", "right")} <= set(counts)  # 10001 is left-dominant, 10000 right
+    text = branch_table([10001], shipped)
+    assert "PDA    left" in text and "right" in text.splitlines()[0]
