@@ -65,6 +65,17 @@ def test_aiws_evaluate_family_both_writes_the_rows(tmp_path: Path) -> None:
                  "--repository", str(REPO)]) == 3
 
 
+@pytest.mark.parametrize("task", ["cardiac_mri", "mammography", "lung_nodules", "coronary_ct"])
+def test_the_latest_shipped_card_has_its_train_to_evaluation_family_table(task: str) -> None:
+    folder = REPO / MODELS[task]
+    latest = max(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+    card = json.loads((folder / str(latest) / "model_card.json").read_text(encoding="utf-8"))
+    assert {str(r["evaluation_family"]).lower() for r in card["cross_family"]} == {"a", "b"}
+    assert all(len(r["bars"]) == len(BARS[task]) for r in card["cross_family"])  # coronary names them in words
+    markdown = (folder / str(latest) / "model_card.md").read_text(encoding="utf-8")
+    assert "## Train family -> evaluation family" in markdown
+
+
 def test_mammography_family_a_is_evaluated_on_exams_no_shipped_version_saw() -> None:
     # version 1 trained on family-A seeds 10000-10079: the cross-family rows once measured it on those
     card = json.loads((REPO / "mammo_detector" / "1" / "model_card.json").read_text(encoding="utf-8"))
