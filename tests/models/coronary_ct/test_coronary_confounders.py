@@ -84,6 +84,19 @@ def test_lm_lesion_touching_root_calcium_is_not_outvoted() -> None:
     assert labels == [Vessel.NONE, Vessel.LM]
 
 
+def test_the_unsure_end_slice_of_annulus_calcium_goes_with_its_plaque() -> None:
+    """The thin end slice of a mitral-annulus calcification whose own patch leans coronary (p 0.77-0.84 on family B)
+    while its large slice is surely not coronary is not counted; a sure one (p 0.96-1.00: a left main lesion touching
+    the root) still is."""
+    annulus = _lesion(4, slice(10, 18), slice(10, 18))  # 16 mm², not coronary
+    sliver = _lesion(5, slice(17, 19), slice(17, 19))  # 1 mm², touches its corner
+    unsure = np.log(0.8 / 0.05)  # softmax against four zero logits: p 0.80
+    logits = np.vstack([_logits(Vessel.NONE), _logits(Vessel.RCA, confidence=unsure)])
+    assert vote_by_plaque([annulus, sliver], logits, (8, 30, 30)) == [Vessel.NONE, Vessel.NONE]
+    sure = np.vstack([_logits(Vessel.NONE), _logits(Vessel.RCA, confidence=np.log(0.96 / 0.01))])  # p 0.96
+    assert vote_by_plaque([annulus, sliver], sure, (8, 30, 30)) == [Vessel.NONE, Vessel.RCA]
+
+
 def test_plaque_vote_still_corrects_an_ambiguous_slice() -> None:
     """Pooling keeps its job: a slice whose own patch says LCx inside an LAD plaque takes the plaque's vessel,
     and a slice called not coronary inside a coronary plaque is counted with it."""
