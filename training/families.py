@@ -58,6 +58,8 @@ EVAL_SEED_STARTS: dict[str, dict[str, int]] = {"mammography": {"a": 30_000, "b":
 def eval_seed_start(task: str, family: str) -> int:
     """The first unseen evaluation seed of *task*'s phantom *family* (:data:`EVAL_SEED_STARTS`)."""
     return EVAL_SEED_STARTS.get(task, {}).get(family, EVAL_SEED_START)
+
+
 #: The quality bars of issue 28 (name -> (bar, "min" | "max" | "below"): at least, at most, strictly below).
 BARS: dict[str, dict[str, tuple[float, str]]] = {
     "lung_nodules": {"sensitivity_5mm_at_1fp": (0.90, "min"), "lung_rads_exam_agreement": (0.90, "min"),

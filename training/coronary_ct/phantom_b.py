@@ -242,9 +242,8 @@ class CoronaryAnatomyB:
 
     def branch_of(self, point_mm: np.ndarray) -> tuple[str, float]:
         """The branch whose centre line passes nearest *point_mm*, and how near (mm)."""
-        best = min(((name, float(np.linalg.norm(line - point_mm, axis=1).min()))
+        return min(((name, float(np.linalg.norm(line - point_mm, axis=1).min()))
                     for name, line in self.branches.items()), key=lambda item: item[1])
-        return best
 
 
 def _draw(seed: int) -> tuple[np.random.Generator, Variant, _Frame, np.ndarray, float, tuple[float, float], float,
