@@ -170,9 +170,13 @@ class CineBParams:
         """Level of slice *k* (mm from the diastolic base toward the apex)."""
         return self.first_slice_mm + k * (self.thickness_mm + self.gap_mm)
 
+    def contraction(self, phase: int) -> float:
+        """How far into systole *phase* is (0 at end-diastole, 1 at end-systole)."""
+        return _squeeze(phase / self.n_phases, self.heart.t_es)
+
     def base_mm(self, phase: int) -> float:
         """Level of the LV base at *phase*: it descends toward the apex in systole; slices above it are atrial."""
-        return self.heart.base_descent * _squeeze(phase / self.n_phases, self.heart.t_es)
+        return self.heart.base_descent * self.contraction(phase)
 
     def heart_centre_px(self, k: int) -> tuple[float, float]:
         """(row, column) of the LV axis on slice *k* (its breathing shift included)."""
@@ -224,7 +228,7 @@ def render_b(p: CineBParams, phase: int, k: int) -> tuple[np.ndarray, np.ndarray
     y0 = (i - rows / 2) * p.pixel_mm - p.centre_mm[1] - p.shifts_mm[k, 1]
     c, s = math.cos(p.angle), math.sin(p.angle)
     x, y = c * x0 + s * y0, -s * x0 + c * y0
-    img, lab = _slice(p.heart, p.slice_mm(k), _squeeze(phase / p.n_phases, p.heart.t_es), x, y, p.tones)
+    img, lab = _slice(p.heart, p.slice_mm(k), p.contraction(phase), x, y, p.tones)
     nrng = np.random.default_rng([p.seed, phase, k, 0xCB])
     sigma = p.noise * p.tones["blood"]
     real = ndimage.gaussian_filter(img, 0.6) * p.bias + nrng.normal(0, sigma, img.shape)
@@ -240,13 +244,12 @@ def make_cine_b(seed: int) -> CineB:
     for k in range(p.n_slices):
         for ph in range(p.n_phases):
             images[ph, k], labels[ph, k] = render_b(p, ph, k)
-    step = p.thickness_mm + p.gap_mm
     info = {"family": "b", "sex": p.sex, "slices": p.n_slices, "phases": p.n_phases, "thickness_mm": p.thickness_mm,
             "gap_mm": p.gap_mm, "first_slice_mm": round(p.first_slice_mm, 2), "pixel_mm": round(p.pixel_mm, 3),
             "breathing_shift_mm_sd": round(float(p.shifts_mm.std()), 2),
             "bias_range": [round(float(p.bias.min()), 3), round(float(p.bias.max()), 3)],
             "base_covered": p.first_slice_mm <= 0.0,
-            "apex_covered": p.first_slice_mm + (p.n_slices - 1) * step >= p.heart.length}
+            "apex_covered": p.slice_mm(p.n_slices - 1) >= p.heart.length}
     return CineB(seed, images, labels, p.geometry, p.heart_rate_bpm, p.height_cm, p.weight_kg, info)
 
 

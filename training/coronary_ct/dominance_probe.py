@@ -29,7 +29,7 @@ import numpy as np
 from models.coronary_ct.calcium import Vessel
 from models.coronary_ct.patches import lesion_patches
 from training.coronary_ct.dataset import family_phantom, phantom_lesions
-from training.coronary_ct.evaluate import _centres_mm
+from training.coronary_ct.evaluate import centres_mm
 from training.coronary_ct.phantom_b import coronary_anatomy_b
 
 LOGGER = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Lesions:
 def _of_seed(seed: int) -> tuple[np.ndarray, np.ndarray]:
     phantom, anatomy = family_phantom("B", seed), coronary_anatomy_b(seed)
     lesions, truth = phantom_lesions(phantom)
-    keep = [i for i, (centre, t) in enumerate(zip(_centres_mm(phantom, lesions), truth))
+    keep = [i for i, (centre, t) in enumerate(zip(centres_mm(phantom, lesions), truth))
             if t.vessel.index in PAIR and anatomy.branch_of(centre)[0] == "PDA"]
     patches = lesion_patches(phantom.hu, phantom.geometry, [lesions[i] for i in keep]) if keep else \
         np.zeros((0, 3, 7, 24, 24), np.float32)

@@ -256,7 +256,7 @@ class StageRow:
     other_vessel: int
 
 
-def _centres_mm(phantom: CalciumPhantom, lesions: Sequence[Lesion]) -> np.ndarray:
+def centres_mm(phantom: CalciumPhantom, lesions: Sequence[Lesion]) -> np.ndarray:
     """(n, 3) patient coordinates (x, y, z mm) of the lesions' centroids."""
     ps, inc, o = phantom.pixel_spacing_mm, phantom.increment_mm, phantom.origin_mm
     return np.array([(o[0] + les.centroid_rc[1] * ps, o[1] + les.centroid_rc[0] * ps, o[2] + les.slice_index * inc)
@@ -269,7 +269,7 @@ def stage_rows(phantom: CalciumPhantom, predict: Predict) -> tuple[list[StageRow
     labelled coronary."""
     lesions, truth = phantom_lesions(phantom)
     labels = label_lesions(phantom.hu, phantom.geometry, lesions, predict)
-    centres = _centres_mm(phantom, lesions)
+    centres = centres_mm(phantom, lesions)
     rows = []
     for vessel in VESSEL_ORDER[1:]:
         calcs = [c for c in phantom.calcifications if c.kind == vessel.value]
@@ -312,7 +312,7 @@ def branch_counts(seeds: Iterable[int], predict: Predict) -> dict[tuple[str, str
         phantom, anatomy = family_phantom("B", seed), coronary_anatomy_b(seed)
         lesions, truth = phantom_lesions(phantom)
         labels = label_lesions(phantom.hu, phantom.geometry, lesions, predict)
-        for centre, t, label in zip(_centres_mm(phantom, lesions), truth, labels):
+        for centre, t, label in zip(centres_mm(phantom, lesions), truth, labels):
             if t.vessel not in CORONARIES:
                 continue
             row = counts.setdefault((anatomy.branch_of(centre)[0], anatomy.variant.dominance), {})

@@ -17,7 +17,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.families import SHIP_MEASURES, card_rows, evaluate_families, row_values, ship_verdict, table_lines
+from training.families import (
+    SHIP_MEASURES,
+    card_rows,
+    eval_seed_start,
+    evaluate_families,
+    row_values,
+    ship_verdict,
+    table_lines,
+)
 from training.mammography.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=ROOT / "triton_repo")
     parser.add_argument("--baseline-version", type=int, default=1)
     parser.add_argument("--exams", type=int, default=10, help="exams per family")
-    parser.add_argument("--seed-a", type=int, default=30_000)
-    parser.add_argument("--seed-b", type=int, default=60_000)
+    parser.add_argument("--seed-a", type=int, default=eval_seed_start("mammography", "a"))
+    parser.add_argument("--seed-b", type=int, default=eval_seed_start("mammography", "b"))
     parser.add_argument("--require-better", action="store_true",
                         help="exit 3 unless the candidate may replace the baseline (verdict)")
     args = parser.parse_args(argv)
