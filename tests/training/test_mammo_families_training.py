@@ -151,3 +151,15 @@ def test_verdict_better_on_b_and_not_worse_on_a() -> None:
     ok, reasons = verdict([_row("baseline", "a"), base_b, _row("candidate", "a"),
                            _row("candidate", "b", density_agreement=0.4, mass_fp_per_image=5.0)])
     assert not ok and "not better" in reasons[0]
+
+
+def test_one_more_false_mark_in_a_lesion_free_breast_is_noise_and_two_are_worse() -> None:
+    base_b = _row("baseline", "b", mass_fp_per_image=5.0, marks_in_lesion_free_breasts=300)
+    better_b = _row("candidate", "b", mass_fp_per_image=0.4, marks_in_lesion_free_breasts=25)
+    ok, _ = verdict([_row("baseline", "a", marks_in_lesion_free_breasts=9), base_b,
+                     _row("candidate", "a", marks_in_lesion_free_breasts=10), better_b])
+    assert ok
+    ok, reasons = verdict([_row("baseline", "a", marks_in_lesion_free_breasts=9), base_b,
+                           _row("candidate", "a", marks_in_lesion_free_breasts=11), better_b])
+    assert not ok and "marks_in_lesion_free_breasts 9 -> 11" in reasons[1]
+
