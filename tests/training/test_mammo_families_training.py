@@ -30,7 +30,8 @@ def test_a_version_1_configuration_keeps_its_hash_and_v2_names_both_families(tmp
     written.write_text(card["provenance"]["training_config"])
     assert load_config(written).hash == card["provenance"]["training_config_sha256"]
     v2 = load_config(CONFIGS / "v2.json")
-    assert v2.families == ("a", "b") and v2.relative and v2.from_version == 1
+    assert v2.families == ("a", "b") and v2.from_version == 1
+    assert not v2.relative  # version 1's window input: family A starts where version 1 was
     assert v2.network == load_config(written).network  # fine-tuning needs version 1's architecture
     spans = [v2.seeds(stage, f) for stage in ("train", "validation", "calibration", "evaluation") for f in "ab"]
     assert all(a[1] <= b[0] or b[1] <= a[0] for i, a in enumerate(spans) for b in spans[i + 1:])  # disjoint
@@ -163,3 +164,14 @@ def test_one_more_false_mark_in_a_lesion_free_breast_is_noise_and_two_are_worse(
                            _row("candidate", "a", marks_in_lesion_free_breasts=11), better_b])
     assert not ok and "marks_in_lesion_free_breasts 9 -> 11" in reasons[1]
 
+
+def test_a_network_trained_on_both_families_says_so_in_its_limitations() -> None:
+    from training.mammography.export import FAMILY_TEXT, LIMITATIONS, limitations
+
+    assert limitations(TrainConfig()) == LIMITATIONS  # version 1's card
+    both = limitations(load_config(CONFIGS / "v2.json"))
+    assert "two independently built families" in both[0] and FAMILY_TEXT["a"] in both[0] and FAMILY_TEXT["b"] in both[0]
+    assert both[1:len(LIMITATIONS)] == LIMITATIONS[1:]
+    assert "not a family the network has never seen" in " ".join(both)
+    b_only = limitations(load_config(CONFIGS / "b_only.json"))
+    assert FAMILY_TEXT["b"] in b_only[0] and FAMILY_TEXT["a"] not in b_only[0] and len(b_only) == len(LIMITATIONS)

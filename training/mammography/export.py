@@ -40,6 +40,35 @@ LIMITATIONS = [
     "not a screening population.",
 ]
 
+#: the phantom families, as the cards describe them
+FAMILY_TEXT = {
+    "a": "A (random-field glandular tissue, dome-shaped round/lobulated and spiculated masses, point calcifications)",
+    "b": "B (lumpy or power-law parenchyma, other breast shapes, compression and pectoral muscles, skin line and "
+         "nipple, vascular and benign calcifications, spiculated and obscured masses, vendor-like display scales)",
+}
+
+#: what a network trained on both phantom families (issue 28) adds to its limitations
+LIMITATIONS_BOTH_FAMILIES = [
+    "Both families were in training, so the card's train family -> evaluation family table shows unseen exams of "
+    "each family, not a family the network has never seen (version 1, trained on family A alone, found half the "
+    "family-B masses at 5.4 false positives per image).",
+    "Marks in breasts without a lesion are false positives at the operating point, mostly on glandular tissue; a "
+    "mark must be checked against the image before it is reported.",
+]
+
+
+def limitations(config: TrainConfig) -> list[str]:
+    """The card's limitations for a network trained on *config*'s phantom families (version 1's wording for
+    family A alone)."""
+    if config.families == ("a",):
+        return list(LIMITATIONS)
+    names = " and ".join(FAMILY_TEXT[f] for f in config.families)
+    first = (f"Trained, calibrated and evaluated on synthetic phantoms only, of "
+             f"{'two independently built families' if len(config.families) > 1 else 'one family'}: {names}; "
+             "performance on patient images is unknown until validated on local data.")
+    extra = LIMITATIONS_BOTH_FAMILIES if len(config.families) > 1 else []
+    return [first, *LIMITATIONS[1:], *extra]
+
 
 def export_spec(model: str) -> ExportSpec:
     """The shipped detector's tensors (``mammogram`` [1, 1, TILE, TILE] -> ``logits`` [3, 1, TILE, TILE], logits of
@@ -117,7 +146,7 @@ def model_card(config: TrainConfig, calibration: Calibration, metrics: dict[str,
             f"axis differ by <= {calibration.link_tolerance_mm:g} mm.",
             "Canonical orientation: chest wall at column 0, MLO axilla top left (models/mammography/orientation.py).",
         ],
-        "limitations": LIMITATIONS,
+        "limitations": limitations(config),
         "provenance": {"training_config_sha256": config.hash, "training_config": config.to_json()},
     }
 
