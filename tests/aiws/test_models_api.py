@@ -91,7 +91,7 @@ def test_list_per_pipeline_with_versions_cards_and_active(service: Service) -> N
     assert versions[6]["summary"].startswith("3D U-Net (MONAI) nodule segmentation")
     assert versions[6]["has_card"] and not versions[7]["has_card"]
     assert models["lung_nodule_classifier"]["pipeline"] == "lung_nodules"
-    assert models["mammo_detector"]["active"] == 1
+    assert models["mammo_detector"]["active"] == 2  # version 2: trained on both phantom families
 
 
 def test_pipeline_models_are_the_ones_the_pipelines_run() -> None:
