@@ -148,8 +148,8 @@ train-cardiac: setup
 
 # mammo_detector on both phantom families (issue 28; training/mammography/configs/v2.json): fine-tuned from version 1
 # on families A and B (each half of every batch; half the exams with lesions on one side only; MONAI augmentation;
-# version 1's window input) -> calibrated on both -> beside version 1 on 32 unseen exams of each family -> the next
-# version in triton_repo/, only if better on family B and not worse on A beyond noise (about 23 min on 2 cores:
+# version 1's window input) -> calibrated on both -> beside the latest version on 32 unseen exams of each family -> the
+# next version in triton_repo/, only if better on family B and not worse on A beyond noise (about 23 min on 2 cores:
 # phantom pools 2, fine-tuning 13, calibration and evaluation 3, comparison 5). Made version 2 (2026-12-08).
 train-mammography: setup
 	run=mammo-shipped-$$(date +%Y%m%d-%H%M%S); \

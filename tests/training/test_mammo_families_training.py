@@ -175,3 +175,26 @@ def test_a_network_trained_on_both_families_says_so_in_its_limitations() -> None
     assert "not a family the network has never seen" in " ".join(both)
     b_only = limitations(load_config(CONFIGS / "b_only.json"))
     assert FAMILY_TEXT["b"] in b_only[0] and FAMILY_TEXT["a"] not in b_only[0] and len(b_only) == len(LIMITATIONS)
+
+
+def test_the_comparison_is_beside_the_latest_published_version_with_its_own_train_families(tmp_path: Path) -> None:
+    """``python -m training.mammography.compare RUN`` (as ``make train-mammography`` runs it) compares the candidate
+    with the version the service runs (version 2, trained on a+b), not with version 1: here the candidate is a copy
+    of version 2, so the verdict keeps the baseline."""
+    import shutil
+
+    from training.mammography.compare import main
+
+    repo = ROOT / "triton_repo"
+    run = tmp_path / "run"
+    version = run / "export" / "mammo_detector" / "1"
+    version.mkdir(parents=True)
+    shutil.copy(repo / "mammo_detector" / "config.pbtxt", version.parent / "config.pbtxt")
+    for name in ("model.onnx", "model_card.json"):
+        shutil.copy(repo / "mammo_detector" / "2" / name, version / name)
+    shutil.copy(CONFIGS / "v2.json", run / "config.json")
+    assert main([str(run), "--exams", "1", "--require-better"]) == 3  # no better than itself
+    rows = json.loads((run / "comparison.json").read_text())
+    baseline = [r for r in rows if r["role"] == "baseline"]
+    assert [(r["version"], r["train_family"], r["family"]) for r in baseline] == [(2, "a+b", "a"), (2, "a+b", "b")]
+    assert [r["measured"] for r in baseline] == [r["measured"] for r in rows if r["role"] == "candidate"]

@@ -1,9 +1,9 @@
 """A candidate beside a published version on unseen seeds of both phantom families (issue 28).
 
-``python -m training.mammography.compare RUN [--baseline-version 1] [--exams 10] [--seed-a 30000] [--seed-b 60000]``
+``python -m training.mammography.compare RUN [--baseline-version N] [--exams 10] [--seed-a 30000] [--seed-b 60000]``
 runs :func:`training.families.evaluate_families` (the service's own analysis through ONNX Runtime, each version
 with its own network input and calibration) on the run's candidate (``RUN/export``) and on the baseline version
-of the project's model repository, on the same exams, prints both tables and the verdict (:func:`verdict`;
+of the project's model repository (default: the latest, which the service runs), on the same exams, prints both tables and the verdict (:func:`verdict`;
 ``--require-better`` exits 3 when the candidate may not replace the baseline), and writes ``RUN/cross_family.json``
 (the candidate's rows as the model card keeps them, train family -> evaluation family) and
 ``RUN/comparison.json`` (every row of both). The default seeds are the evaluation seeds of
@@ -32,11 +32,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def compare(run_dir: Path, repo: Path, baseline: int, exams: int, seed_a: int, seed_b: int) -> list[dict[str, Any]]:
-    """Rows of the baseline (train family a) and of the candidate (its config's families), family a then b."""
+    """Rows of the baseline (version *baseline*, 0: the latest published; its train families from its card) and of
+    the candidate (its config's families), family a then b."""
     config = load_config(run_dir / "config.json")
     trained = "+".join(config.families)
     rows = []
-    for label, where, version, train_family in (("baseline", repo, baseline, "a"),
+    for label, where, version, train_family in (("baseline", repo, baseline or None, None),
                                                ("candidate", run_dir / "export", None, trained)):
         for family, start in (("a", seed_a), ("b", seed_b)):
             row = evaluate_families("mammography", where, version, family, exams, seed_start=start,
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.mammography.compare")
     parser.add_argument("run", type=Path)
     parser.add_argument("--repo", type=Path, default=ROOT / "triton_repo")
-    parser.add_argument("--baseline-version", type=int, default=1)
+    parser.add_argument("--baseline-version", type=int, default=0,
+                        help="the published version to replace (default 0: the latest, the one the service runs)")
     parser.add_argument("--exams", type=int, default=10, help="exams per family")
     parser.add_argument("--seed-a", type=int, default=eval_seed_start("mammography", "a"))
     parser.add_argument("--seed-b", type=int, default=eval_seed_start("mammography", "b"))
