@@ -51,7 +51,7 @@ lint: setup
 
 # ruff and mypy first (seconds; mypy about 40 s from a cold cache on 2 cores), then the whole suite in two pytest-xdist
 # workers, a test file per worker at a time, the files with the longest tests first (tests/conftest.py LONG_FIRST):
-# about 13 min on 2 cores (one process: about 25 min; TEST_WORKERS=1). Test peers take their ports from a slice of
+# about 14 min on 2 cores (one process: about 25 min; TEST_WORKERS=1). Test peers take their ports from a slice of
 # their own per worker, below the kernel's ephemeral range (scripts/orthanc_local.free_port).
 TEST_WORKERS ?= 2
 test: setup
