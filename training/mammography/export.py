@@ -108,10 +108,8 @@ def _trained_on(config: TrainConfig) -> dict[str, Any]:
                                       "validation_seeds": config.seeds("validation", family),
                                       "calibration_seeds": config.seeds("calibration", family)}
                              for family in config.families},
-        "family_a": "training.mammography.phantom (random-field tissue, dome masses, point calcifications)",
-        "family_b": "training.mammography.phantom_b (lumpy or power-law parenchyma, other shapes, compression, skin "
-                    "line, nipple, pectoral variants, vascular and benign calcifications, spiculated and obscured "
-                    "masses, vendor-like display scales)",
+        "family_a": f"training.mammography.phantom: {FAMILY_TEXT['a']}",
+        "family_b": f"training.mammography.phantom_b: {FAMILY_TEXT['b']}",
         "share_of_patches": "equal per family" if config.family == "both" else f"family {config.family} only",
         "lesion_rate": config.train_lesion_rate, "single_sided_share": config.single_sided_share,
         "augmentation": {"sampler": "up-down flip p 0.5, gain +-5 %", **config.augment},
